@@ -1,0 +1,300 @@
+package ntp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// ServedState is what the server says about its own clock. The upstream
+// engine publishes a new value whenever its estimate changes; the responder
+// reads it per request.
+type ServedState struct {
+	Leap           Leap
+	Stratum        uint8 // 1..15 when synchronised; 16 when not
+	RefID          uint32
+	RootDelay      time.Duration
+	RootDispersion time.Duration
+	RefTime        time.Time
+	Precision      int8
+	// Served time = system time + Offset + Freq·(system time − Base): the
+	// gateway's software clock corrects the system clock without touching it.
+	Offset time.Duration
+	Freq   float64
+	Base   time.Time
+}
+
+// Unsynchronised is the state served before any time source is usable: leap 3
+// and stratum 16 tell every client not to trust the time (RFC 5905 §7.3).
+func Unsynchronised(precision int8) *ServedState {
+	return &ServedState{Leap: LeapUnsync, Stratum: 16, Precision: precision}
+}
+
+// Serve maps a system-clock reading to served time.
+func (s *ServedState) Serve(sys time.Time) time.Time {
+	t := sys.Add(s.Offset)
+	if s.Freq != 0 && !s.Base.IsZero() {
+		t = t.Add(time.Duration(float64(sys.Sub(s.Base)) * s.Freq))
+	}
+	return t
+}
+
+// Admission is the access decision for one request, made before any
+// cryptography so that floods are shed cheaply.
+type Admission struct {
+	Action Action // ActionReply, ActionDrop or ActionKoD
+	Kiss   KissCode
+	Reason Reason
+	Leak   bool
+}
+
+// Gate decides whether a client gets time: access policy and rate limiting.
+// auth is what the request claims; a false claim fails verification later.
+type Gate interface {
+	Admit(client netip.Addr, now time.Time, auth AuthKind) Admission
+}
+
+// MACKey computes and checks the MAC of a symmetric key (RFC 8573).
+type MACKey interface {
+	Size() int
+	Sum(dst, msg []byte) []byte
+	Verify(msg, mac []byte) bool
+}
+
+// KeyLookup finds a symmetric key by ID.
+type KeyLookup func(id uint32) (MACKey, bool)
+
+// NTSState carries what the NTS handler learned from a request to the reply.
+// It lives on the caller's stack so the hot path does not allocate.
+type NTSState struct {
+	UID       []byte // Unique Identifier value, aliasing the request
+	Cookies   int    // cookies the reply must carry: 1 + placeholders (RFC 8915 §5.7)
+	CookieLen int
+	AEAD      uint16
+	KeyLen    int
+	C2S, S2C  [64]byte
+}
+
+// NTSHandler authenticates NTS requests and seals replies (RFC 8915 §5).
+type NTSHandler interface {
+	// Open checks the NTS fields of req; fields is its extension-field
+	// region (Packet.Fields), starting at HeaderLen. It fills st.UID whenever
+	// the Unique Identifier is well formed, even on failure, so that a NAK
+	// can echo it. ReasonBadCookie asks for an NTS NAK; other failures drop.
+	Open(st *NTSState, req, fields []byte) Reason
+	// Seal appends the NTS fields of the reply to reply (which holds the
+	// finished header) without making it longer than limit.
+	Seal(st *NTSState, reply []byte, limit int) ([]byte, bool)
+}
+
+// Responder answers client requests. Its fields are set once; to change
+// configuration build a new Responder and swap it in atomically.
+type Responder struct {
+	// State returns the current served state. Required.
+	State func() *ServedState
+	// Now reads the system clock for the transmit timestamp; nil = time.Now.
+	Now func() time.Time
+	// Gate decides access; nil serves everyone.
+	Gate Gate
+	// Keys finds symmetric keys; nil = keyed requests are dropped.
+	Keys KeyLookup
+	// NTS handles NTS requests; nil = NTS requests are dropped.
+	NTS NTSHandler
+}
+
+// Respond answers one request received from client at rx (system clock),
+// writing the reply into dst. The reply is never longer than req, nor than
+// cap(dst): a reply that would not fit is not sent, so the gateway cannot
+// amplify. Respond does no I/O, starts no goroutines and does not log.
+func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time) ([]byte, Verdict) {
+	limit := min(len(req), cap(dst))
+	p, v := screen(req, client)
+	if v.Reason != ReasonOK {
+		return nil, v
+	}
+	v.Auth = claimedAuth(&p)
+	adm := Admission{Action: ActionReply}
+	if r.Gate != nil {
+		adm = r.Gate.Admit(client.Addr().Unmap(), rx, v.Auth)
+	}
+	v.Leak = adm.Leak
+	if adm.Action == ActionDrop {
+		v.Reason = adm.Reason
+		return nil, v
+	}
+	switch v.Auth {
+	case AuthNTS:
+		return r.respondNTS(dst[:0], limit, req, &p, rx, adm, v)
+	case AuthKey:
+		return r.respondKeyed(dst[:0], limit, req, &p, rx, adm, v)
+	}
+	if len(p.MAC) > 0 {
+		// A bare crypto-NAK trailer in a request is meaningless.
+		v.Reason = ReasonFraming
+		return nil, v
+	}
+	reply := r.header(dst[:0], &p.Header, rx, adm)
+	return finish(reply, limit, adm, v)
+}
+
+// screen applies the checks that need no state: everything that is not a
+// well-formed client request is dropped before any further work.
+func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
+	v := Verdict{Action: ActionDrop}
+	if len(req) < HeaderLen {
+		v.Reason = ReasonShort
+		return Packet{}, v
+	}
+	if client.Port() == 0 {
+		// Port 0 cannot be a real client; answering it aims at nothing good.
+		v.Reason = ReasonSourcePort
+		return Packet{}, v
+	}
+	if vn := (req[0] >> 3) & 7; vn == 0 || vn > versionNTPv4 {
+		v.Reason = ReasonVersion
+		return Packet{}, v
+	}
+	if Mode(req[0]&7) != ModeClient {
+		v.Reason = ReasonMode
+		return Packet{}, v
+	}
+	p, err := Parse(req)
+	if err != nil {
+		v.Reason = ReasonFraming
+		return Packet{}, v
+	}
+	return p, v
+}
+
+// claimedAuth classifies a request by its shape: any NTS field makes it an
+// NTS request (which then must be entirely valid), a MAC trailer with a
+// digest makes it keyed.
+func claimedAuth(p *Packet) AuthKind {
+	it := p.ExtFields()
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		switch f.Type {
+		case EFUniqueIdentifier, EFCookie, EFCookiePlaceholder, EFAuthenticator:
+			return AuthNTS
+		}
+	}
+	if len(p.MAC) > cryptoNAKLen {
+		return AuthKey
+	}
+	return AuthNone
+}
+
+// header writes the reply header into dst: a kiss if the admission says so,
+// otherwise the served time with the transmit timestamp read last.
+func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission) []byte {
+	if adm.Action == ActionKoD {
+		h := KissHeader(req, adm.Kiss)
+		return h.Append(dst)
+	}
+	st := r.State()
+	h := Header{
+		Leap:           st.Leap,
+		Version:        req.Version,
+		Mode:           ModeServer,
+		Stratum:        st.Stratum,
+		Poll:           clampPoll(req.Poll),
+		Precision:      st.Precision,
+		RootDelay:      Time32From(st.RootDelay),
+		RootDispersion: Time32From(st.RootDispersion),
+		RefID:          st.RefID,
+		Origin:         req.Transmit,
+		Receive:        Time64From(st.Serve(rx)),
+	}
+	if !st.RefTime.IsZero() {
+		h.RefTime = Time64From(st.RefTime)
+	}
+	dst = h.Append(dst)
+	PutTransmit(dst[len(dst)-HeaderLen:], Time64From(st.Serve(r.now())))
+	return dst
+}
+
+func (r *Responder) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func finish(reply []byte, limit int, adm Admission, v Verdict) ([]byte, Verdict) {
+	if len(reply) > limit {
+		v.Reason = ReasonNoRoom
+		return nil, v
+	}
+	v.Action = adm.Action
+	v.Kiss = adm.Kiss
+	v.Reason = ReasonOK
+	if adm.Action == ActionKoD {
+		v.Reason = adm.Reason
+	}
+	return reply, v
+}
+
+// respondKeyed verifies an RFC 8573 MAC over the raw received bytes and
+// answers with a MAC under the same key. Unknown keys and bad MACs are
+// dropped silently, as chrony does: a crypto-NAK would be unauthenticated
+// and tells an attacker only that it failed.
+func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+	id, _ := p.KeyID()
+	var key MACKey
+	ok := false
+	if r.Keys != nil {
+		key, ok = r.Keys(id)
+	}
+	if !ok {
+		v.Reason = ReasonUnknownKey
+		return nil, v
+	}
+	signed := req[:len(req)-len(p.MAC)]
+	if len(p.Digest()) != key.Size() || !key.Verify(signed, p.Digest()) {
+		v.Reason = ReasonBadMAC
+		return nil, v
+	}
+	reply := r.header(dst, &p.Header, rx, adm)
+	if len(reply)+keyIDLen+key.Size() > limit {
+		v.Reason = ReasonNoRoom
+		return nil, v
+	}
+	reply = append(reply, p.MAC[:keyIDLen]...)
+	reply = key.Sum(reply, reply[:len(reply)-keyIDLen])
+	return finish(reply, limit, adm, v)
+}
+
+// respondNTS authenticates an NTS request and seals the reply (RFC 8915 §5.7).
+// A cookie that does not open earns an NTS NAK echoing the Unique Identifier
+// and nothing else; any other failure earns nothing.
+func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+	if r.NTS == nil {
+		v.Reason = ReasonNTSDisabled
+		return nil, v
+	}
+	var st NTSState
+	switch reason := r.NTS.Open(&st, req, p.Fields); reason {
+	case ReasonOK:
+	case ReasonBadCookie:
+		if st.UID == nil {
+			v.Reason = ReasonBadNTS
+			return nil, v
+		}
+		h := KissHeader(&p.Header, KissNTSN)
+		reply := h.Append(dst)
+		reply = AppendExtField(reply, EFUniqueIdentifier, st.UID)
+		reply, v = finish(reply, limit, Admission{Action: ActionNTSNAK, Kiss: KissNTSN}, v)
+		if reply != nil {
+			v.Reason = ReasonBadCookie
+		}
+		return reply, v
+	default:
+		v.Reason = reason
+		return nil, v
+	}
+	reply := r.header(dst, &p.Header, rx, adm)
+	reply, ok := r.NTS.Seal(&st, reply, limit)
+	if !ok {
+		v.Reason = ReasonNoRoom
+		return nil, v
+	}
+	return finish(reply, limit, adm, v)
+}
