@@ -7,15 +7,15 @@ import "errors"
 // (20) and the 24-byte truncated digests some ntpd builds send. A 4-byte
 // trailer holding only a key ID of 0 is the crypto-NAK of RFC 5905 §7.4.
 const (
-	keyIDLen        = 4
-	cryptoNAKLen    = keyIDLen
-	minMACLen       = keyIDLen + 16
-	maxV4MACLen     = keyIDLen + 24
-	maxV3MACLen     = keyIDLen + 64 // chrony uses NTPv3 for digests longer than 160 bits
-	maxExtFields    = 32            // more than NTS ever needs (UID, cookie, 7 placeholders, authenticator); bounds parsing work
-	MaxPacketLen    = 1024          // nothing legitimate is larger; bigger datagrams are not parsed at all
-	versionNTPv3    = 3
-	versionNTPv4    = 4
+	keyIDLen     = 4
+	cryptoNAKLen = keyIDLen
+	minMACLen    = keyIDLen + 16
+	maxV4MACLen  = keyIDLen + 24
+	maxV3MACLen  = keyIDLen + 64 // chrony uses NTPv3 for digests longer than 160 bits
+	maxExtFields = 32            // more than NTS ever needs (UID, cookie, 7 placeholders, authenticator); bounds parsing work
+	MaxPacketLen = 1024          // nothing legitimate is larger; bigger datagrams are not parsed at all
+	versionNTPv3 = 3
+	versionNTPv4 = 4
 )
 
 // Packet is a parsed view of a datagram: the header, the raw extension-field
