@@ -1,0 +1,132 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFull(t *testing.T) {
+	text := `# a comment
+! chrony comment
+port 11123
+ntsport 14460
+bindaddress 127.0.0.1
+bindaddress ::1
+local stratum 7
+keyfile /etc/timegate/keys   # trailing comment
+ntsservercert /etc/timegate/cert.pem
+ntsserverkey /etc/timegate/key.pem
+ntstrustedcerts /etc/ca1.pem
+ntstrustedcerts /etc/ca2.pem
+ntsdumpdir /var/lib/timegate
+ntsrotate 3600
+ratelimit interval 1 burst 16 leak 3 kod prefix6 56
+ntsratelimit interval 5 burst 4
+clientloglimit 1048576
+server nts.example.net nts iburst minpoll 4 maxpoll 8 ntsport 4461
+server 192.0.2.10 key 7 prefer port 11124
+pool pool.example.org iburst
+minsources 2
+maxdistance 1.5
+authselectmode mix
+holdover 600
+restrict default kod nomodify notrap nopeer noquery
+restrict 192.0.2.0 mask 255.255.255.0 nomodify notrap
+`
+	c, err := Parse("t.conf", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 11123 || c.NTSPort != 14460 || len(c.BindAddresses) != 2 || c.BindAddresses[1] != netip.MustParseAddr("::1") {
+		t.Errorf("ports/bind: %+v", c)
+	}
+	if c.Local == nil || c.Local.Stratum != 7 || c.KeyFile != "/etc/timegate/keys" || len(c.NTSTrustedCerts) != 2 {
+		t.Errorf("local/keyfile/certs: %+v", c)
+	}
+	if c.NTSRotate != time.Hour || c.ClientLogLimit != 1<<20 || c.MinSources != 2 || c.MaxDistance != 1500*time.Millisecond {
+		t.Errorf("rotate/limits: %+v", c)
+	}
+	want := RateLimit{Enabled: true, Interval: 1, Burst: 16, Leak: 3, KoD: true, Prefix4: 32, Prefix6: 56}
+	if c.RateLimit != want {
+		t.Errorf("ratelimit = %+v, want %+v", c.RateLimit, want)
+	}
+	if len(c.Sources) != 3 {
+		t.Fatalf("sources: %+v", c.Sources)
+	}
+	s := c.Sources[0]
+	if !s.NTS || !s.IBurst || s.MinPoll != 4 || s.MaxPoll != 8 || s.NTSPort != 4461 || s.Pos.Line != 18 {
+		t.Errorf("nts source: %+v", s)
+	}
+	if s := c.Sources[1]; s.KeyID != 7 || !s.Prefer || s.Port != 11124 || s.NTS {
+		t.Errorf("keyed source: %+v", s)
+	}
+	if !c.Sources[2].Pool || c.AuthSelectMode != "mix" || c.Holdover != 10*time.Minute {
+		t.Errorf("pool/authselectmode/holdover: %+v", c)
+	}
+	if len(c.Restrict) != 2 || c.Restrict[1].Pos.Line != 26 || strings.Join(c.Restrict[1].Args, " ") != "192.0.2.0 mask 255.255.255.0 nomodify notrap" {
+		t.Errorf("restrict: %+v", c.Restrict)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != DefaultPort || c.NTSPort != DefaultNTSPort || c.AuthSelectMode != "require" || c.MinSources != 3 || c.Local != nil {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
+	text := "port 70000\nfrobnicate yes\nratelimit burst 0\nlocal stratum 16\nport 1\nserver\nserver h minpoll 9 maxpoll 3\nserver h nts key 3\nntsservercert /x\nmaxdistance -1\n"
+	_, err := Parse("bad.conf", []byte(text))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, ErrConfig) {
+		t.Errorf("not ErrConfig: %v", err)
+	}
+	for _, want := range []string{
+		`bad.conf:1: port: port must be an integer 0..65535, got "70000"`,
+		"bad.conf:2: frobnicate: unknown directive",
+		`bad.conf:3: ratelimit burst: value must be an integer 1..255, got "0"`,
+		`bad.conf:4: local: stratum must be an integer 1..15, got "16"`,
+		"bad.conf:5: port: already set at line 1",
+		"bad.conf:6: server: needs a host name or address",
+		"bad.conf:7: server: h: minpoll 9 above maxpoll 3",
+		"bad.conf:8: server: h: nts and key are exclusive",
+		"bad.conf: ntsservercert and ntsserverkey must be given together",
+		"bad.conf:10: maxdistance: must be a number of seconds",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("port 123\nserver a nts iburst\nrestrict default kod\n"))
+	f.Add([]byte("ratelimit interval -19 burst 255 leak 4 kod\nlocal stratum 3 orphan\n"))
+	f.Add([]byte("#x\n!y\n;z\nbindaddress ::1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz", data)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error not wrapping ErrConfig: %v", err)
+			}
+			return
+		}
+		if c.Port < 0 || c.Port > 65535 || c.MinSources < 1 || len(c.Sources) > maxSources {
+			t.Fatalf("accepted out-of-range config: %+v", c)
+		}
+		for _, s := range c.Sources {
+			if s.MinPoll > s.MaxPoll || (s.NTS && s.KeyID != 0) {
+				t.Fatalf("accepted bad source %+v", s)
+			}
+		}
+	})
+}

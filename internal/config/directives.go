@@ -1,0 +1,249 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+)
+
+type handler struct {
+	fn func(p *parser, name string, args []string)
+	// single directives may appear once; a second one is an error rather
+	// than a silent override, so an operator never edits a dead line.
+	single bool
+}
+
+// lookupDirective is a switch rather than a package-level map so that the
+// table cannot be mutated.
+func lookupDirective(name string) (handler, bool) {
+	switch name {
+	case "port":
+		return handler{portDirective, true}, true
+	case "ntsport":
+		return handler{portDirective, true}, true
+	case "bindaddress":
+		return handler{bindAddress, false}, true
+	case "local":
+		return handler{local, true}, true
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver":
+		return handler{pathDirective, true}, true
+	case "ntstrustedcerts":
+		return handler{trustedCerts, false}, true
+	case "ntsrotate":
+		return handler{ntsRotate, true}, true
+	case "ratelimit", "ntsratelimit":
+		return handler{rateLimit, true}, true
+	case "clientloglimit":
+		return handler{clientLogLimit, true}, true
+	case "server", "pool":
+		return handler{source, false}, true
+	case "minsources":
+		return handler{minSources, true}, true
+	case "maxdistance":
+		return handler{maxDistance, true}, true
+	case "authselectmode":
+		return handler{authSelectMode, true}, true
+	case "holdover":
+		return handler{holdover, true}, true
+	case "restrict":
+		return handler{restrict, false}, true
+	}
+	return handler{}, false
+}
+
+func portDirective(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	v, ok := p.intArg(name, "port", args[0], 0, 65535)
+	if !ok {
+		return
+	}
+	if name == "port" {
+		p.cfg.Port = v
+	} else {
+		p.cfg.NTSPort = v
+	}
+}
+
+func bindAddress(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	if a, ok := p.addr(name, args[0]); ok {
+		p.cfg.BindAddresses = append(p.cfg.BindAddresses, a)
+	}
+}
+
+// local [stratum N] [orphan] — chrony's syntax; the default stratum is 10.
+func local(p *parser, name string, args []string) {
+	l := &Local{Stratum: 10}
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "stratum":
+			if i+1 >= len(args) {
+				p.fail(name, "stratum needs a value")
+				return
+			}
+			i++
+			v, ok := p.intArg(name, "stratum", args[i], 1, 15)
+			if !ok {
+				return
+			}
+			l.Stratum = v
+		case "orphan":
+			l.Orphan = true
+		default:
+			p.fail(name, "unknown option %q (want stratum N or orphan)", args[i])
+			return
+		}
+	}
+	p.cfg.Local = l
+}
+
+func pathDirective(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	v := args[0]
+	switch name {
+	case "keyfile":
+		p.cfg.KeyFile = v
+	case "ntsservercert":
+		p.cfg.NTSServerCert = v
+	case "ntsserverkey":
+		p.cfg.NTSServerKey = v
+	case "ntsdumpdir":
+		p.cfg.NTSDumpDir = v
+	case "ntsntpserver":
+		p.cfg.NTSNTPServer = v
+	}
+}
+
+func trustedCerts(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	p.cfg.NTSTrustedCerts = append(p.cfg.NTSTrustedCerts, args[0])
+}
+
+// ntsrotate SECONDS — chrony's directive; 0 disables scheduled rotation.
+func ntsRotate(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	if d, ok := p.secondsArg(name, args[0], 0, 365*86400); ok {
+		if d != 0 && d.Seconds() < 60 {
+			p.fail(name, "must be 0 (off) or at least 60 seconds, got %s", args[0])
+			return
+		}
+		p.cfg.NTSRotate = d
+	}
+}
+
+// ratelimit [interval I] [burst B] [leak L] [kod] [prefix4 N] [prefix6 N] [off]
+func rateLimit(p *parser, name string, args []string) {
+	rl := &p.cfg.RateLimit
+	if name == "ntsratelimit" {
+		rl = &p.cfg.NTSRateLimit
+	}
+	rl.Enabled = true
+	for i := 0; i < len(args); i++ {
+		key := args[i]
+		switch key {
+		case "kod":
+			rl.KoD = true
+			continue
+		case "off":
+			rl.Enabled = false
+			continue
+		}
+		if i+1 >= len(args) {
+			p.fail(name, "%s needs a value", key)
+			return
+		}
+		i++
+		var ok bool
+		switch key {
+		case "interval":
+			// chrony: -19..12 (2^-19 s .. 4096 s between requests).
+			rl.Interval, ok = p.intArg(name+" interval", "value", args[i], -19, 12)
+		case "burst":
+			rl.Burst, ok = p.intArg(name+" burst", "value", args[i], 1, 255)
+		case "leak":
+			rl.Leak, ok = p.intArg(name+" leak", "value", args[i], 0, 4)
+		case "prefix4":
+			rl.Prefix4, ok = p.intArg(name+" prefix4", "value", args[i], 8, 32)
+		case "prefix6":
+			rl.Prefix6, ok = p.intArg(name+" prefix6", "value", args[i], 16, 128)
+		default:
+			p.fail(name, "unknown option %q", key)
+			return
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+func clientLogLimit(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	v, err := strconv.ParseInt(args[0], 10, 64)
+	// Bounded so that a typo cannot reserve gigabytes at start-up.
+	if err != nil || v < 4096 || v > 1<<30 {
+		p.fail(name, "must be a byte count 4096..1073741824, got %q", args[0])
+		return
+	}
+	p.cfg.ClientLogLimit = v
+}
+
+func minSources(p *parser, name string, args []string) {
+	if p.exactly(name, args, 1) {
+		if v, ok := p.intArg(name, "value", args[0], 1, maxSources); ok {
+			p.cfg.MinSources = v
+		}
+	}
+}
+
+func maxDistance(p *parser, name string, args []string) {
+	if p.exactly(name, args, 1) {
+		if d, ok := p.secondsArg(name, args[0], 0.001, 100); ok {
+			p.cfg.MaxDistance = d
+		}
+	}
+}
+
+func holdover(p *parser, name string, args []string) {
+	if p.exactly(name, args, 1) {
+		if d, ok := p.secondsArg(name, args[0], 0, 30*86400); ok {
+			p.cfg.Holdover = d
+		}
+	}
+}
+
+// authselectmode require|prefer|mix|ignore — chrony's modes; timegate
+// defaults to require: an unauthenticated upstream is never selected.
+func authSelectMode(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	switch m := strings.ToLower(args[0]); m {
+	case "require", "prefer", "mix", "ignore":
+		p.cfg.AuthSelectMode = m
+	default:
+		p.fail(name, "must be require, prefer, mix or ignore, got %q", args[0])
+	}
+}
+
+func restrict(p *parser, name string, args []string) {
+	if len(args) == 0 {
+		p.fail(name, "needs an address or default")
+		return
+	}
+	if len(p.cfg.Restrict) >= maxRestricts {
+		p.fail(name, "more than %d restrict lines", maxRestricts)
+		return
+	}
+	p.cfg.Restrict = append(p.cfg.Restrict, Restrict{Pos: p.pos, Args: append([]string(nil), args...)})
+}

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on what a configuration may hold. They keep a hostile or broken
+// file (a generated one gone wrong) from making the daemon allocate without
+// bound before it has even started.
+const (
+	maxFileSize  = 1 << 20 // 1 MiB of configuration is far beyond any real one
+	maxLineLen   = 4096
+	maxSources   = 64 // more upstreams add nothing to selection but load
+	maxRestricts = 10000
+)
+
+// ErrConfig marks every configuration error.
+var ErrConfig = errors.New("config")
+
+// Load reads and parses the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses configuration text; name is used in error messages. It
+// returns every error found, joined, each as `file:line: directive: problem`.
+func Parse(name string, data []byte) (*Config, error) {
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrConfig, name, maxFileSize)
+	}
+	p := &parser{cfg: Defaults(), name: name}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 1024), maxLineLen)
+	line := 0
+	for sc.Scan() {
+		line++
+		p.pos = Position{name, line}
+		p.line(sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		p.errs = append(p.errs, fmt.Errorf("%w: %s:%d: %v", ErrConfig, name, line+1, err))
+	}
+	p.finish()
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return p.cfg, nil
+}
+
+type parser struct {
+	cfg  *Config
+	name string
+	pos  Position
+	errs []error
+	seen map[string]Position
+}
+
+// fail records an error for the current line.
+func (p *parser) fail(directive, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%w: %s: %s: %s", ErrConfig, p.pos, directive, fmt.Sprintf(format, args...)))
+}
+
+func (p *parser) line(text string) {
+	if i := strings.IndexByte(text, '#'); i >= 0 {
+		text = text[:i]
+	}
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return
+	}
+	// chrony also treats lines starting with !, ; or % as comments.
+	if strings.ContainsRune("!;%", rune(words[0][0])) {
+		return
+	}
+	name, args := strings.ToLower(words[0]), words[1:]
+	h, ok := lookupDirective(name)
+	if !ok {
+		p.fail(name, "unknown directive")
+		return
+	}
+	if h.single {
+		if prev, dup := p.seen[name]; dup {
+			p.fail(name, "already set at line %d", prev.Line)
+			return
+		}
+		if p.seen == nil {
+			p.seen = map[string]Position{}
+		}
+		p.seen[name] = p.pos
+		p.cfg.Positions[name] = p.pos
+	}
+	h.fn(p, name, args)
+}
+
+func (p *parser) finish() {
+	c := p.cfg
+	if c.Port == 0 && c.NTSPort == 0 {
+		p.errs = append(p.errs, fmt.Errorf("%w: %s: port and ntsport are both 0: nothing would be served", ErrConfig, p.name))
+	}
+	if (c.NTSServerCert == "") != (c.NTSServerKey == "") {
+		p.errs = append(p.errs, fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
+	}
+}
+
+// intArg parses one integer argument within [lo, hi].
+func (p *parser) intArg(directive, what, s string, lo, hi int) (int, bool) {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		p.fail(directive, "%s must be an integer %d..%d, got %q", what, lo, hi, s)
+		return 0, false
+	}
+	return v, true
+}
+
+// secondsArg parses a non-negative number of seconds (fractions allowed).
+func (p *parser) secondsArg(directive, s string, lo, hi float64) (time.Duration, bool) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < lo || v > hi {
+		p.fail(directive, "must be a number of seconds %g..%g, got %q", lo, hi, s)
+		return 0, false
+	}
+	return time.Duration(v * float64(time.Second)), true
+}
+
+// exactly checks the argument count.
+func (p *parser) exactly(directive string, args []string, n int) bool {
+	if len(args) != n {
+		p.fail(directive, "takes %d argument(s), got %d", n, len(args))
+		return false
+	}
+	return true
+}
+
+func (p *parser) addr(directive, s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		p.fail(directive, "not an IP address: %q", s)
+		return netip.Addr{}, false
+	}
+	return a, true
+}
