@@ -1,0 +1,26 @@
+// Package siv implements AES-CMAC (RFC 4493) and AES-SIV-CMAC (RFC 5297),
+// the mandatory NTS AEAD (AEAD_AES_SIV_CMAC_256, id 15, RFC 8915 §5.1) and the
+// MAC of RFC 8573 symmetric-key NTP authentication.
+//
+// It is our own small implementation on crypto/aes because no available Go
+// module was fit: the usual one crashes on unaligned buffers and drops empty
+// associated data from the S2V vector, which changes the tag.
+//
+// SIV output layout (RFC 5297 §2.6):
+//
+//	+----------------------+---------------------------------+
+//	| V: synthetic IV (16) | C: CTR(K2, V, P), len(P) octets |
+//	+----------------------+---------------------------------+
+//
+// V = S2V(K1, AD1, ..., ADn, P) authenticates every component and the
+// plaintext; V is both the tag and the CTR starting counter. The RFC 5116
+// interface used by NTS (RFC 8915 §5.6) maps onto the vector as
+// (A, N, P): the associated data A is always the first component, even when
+// empty, and the nonce N is the last component before the plaintext
+// (RFC 5297 §3). Wycheproof's aead_aes_siv_cmac_test.json, run by the tests,
+// fixes that treatment of an empty A: dropping it changes every tag.
+//
+// Every Seal, Open and Sum is free of heap allocations when dst has room:
+// Seal and Sum use the output region itself as scratch, Open and Verify take
+// one 16-byte block from a per-key sync.Pool.
+package siv
