@@ -1,0 +1,90 @@
+package udpserve
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"timegate/ntp"
+)
+
+func TestServeLoopback(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &ntp.ServedState{Stratum: 4, RefID: 0x01020304}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	stats := &Stats{}
+	srv := &Server{Conn: conn, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t), Workers: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+
+	c, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nonce := ntp.Time64(0xfeedfacecafebeef)
+	t1 := time.Now()
+	if _, err := c.Write(ntp.ClientRequest(nil, 4, 3, nonce)); err != nil {
+		t.Fatal(err)
+	}
+	// Hostile datagrams first get nothing: a mode 6 query and an oversized one.
+	bad := ntp.ClientRequest(nil, 4, 3, nonce)
+	bad[0] = 4<<3 | 6
+	c.Write(bad)
+	big := make([]byte, 2000)
+	copy(big, ntp.ClientRequest(nil, 4, 3, nonce))
+	c.Write(big)
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ntp.CheckReply(buf[:n], 4, nonce, t1, time.Now())
+	if err != nil || s.Header.Stratum != 4 {
+		t.Fatalf("reply: %v %+v", err, s)
+	}
+	if s.Offset.Abs() > 10*time.Millisecond {
+		t.Errorf("loopback offset %v", s.Offset)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(buf); err == nil {
+		t.Fatalf("got an unexpected second reply of %d bytes", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for stats.Dropped[ntp.ReasonMode].Load() != 1 || stats.Dropped[ntp.ReasonFraming].Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("drop counters: mode %d framing %d", stats.Dropped[ntp.ReasonMode].Load(), stats.Dropped[ntp.ReasonFraming].Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if stats.Replied.Load() != 1 {
+		t.Errorf("replied = %d", stats.Replied.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKernelTimeParsing(t *testing.T) {
+	if oobSize == 0 {
+		t.Skip("no kernel timestamps on this platform")
+	}
+	if _, ok := kernelTime(nil); ok {
+		t.Error("empty control buffer parsed")
+	}
+	if _, ok := kernelTime(make([]byte, 20)); ok {
+		t.Error("zero-length cmsg parsed")
+	}
+}
