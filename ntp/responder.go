@@ -25,9 +25,14 @@ type ServedState struct {
 
 // Unsynchronised is the state served before any time source is usable: leap 3
 // and stratum 16 tell every client not to trust the time (RFC 5905 §7.3).
+// The reference ID reads "INIT" as ntpd's does before first synchronisation,
+// so `ntpq`/`chronyc ntpdata`/`gatectl query` show why at a glance.
 func Unsynchronised(precision int8) *ServedState {
-	return &ServedState{Leap: LeapUnsync, Stratum: 16, Precision: precision}
+	return &ServedState{Leap: LeapUnsync, Stratum: 16, RefID: RefIDInit, Precision: precision}
 }
+
+// RefIDInit is the ASCII reference ID "INIT".
+const RefIDInit = 'I'<<24 | 'N'<<16 | 'I'<<8 | 'T'
 
 // Serve maps a system-clock reading to served time.
 func (s *ServedState) Serve(sys time.Time) time.Time {

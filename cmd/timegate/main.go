@@ -1,0 +1,90 @@
+// Command timegate is the NTS-enabled time gateway daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"timegate/internal/config"
+	"timegate/internal/gateway"
+	"timegate/internal/logging"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("timegate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	confPath := fs.String("config", "", "configuration `file` (default: the embedded defaults)")
+	check := fs.String("check-config", "", "validate configuration `file` and exit")
+	stateDir := fs.String("state", "", "state `directory` (default: "+config.DefaultStateDir()+")")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of console text")
+	printDefaults := fs.Bool("print-defaults", false, "print the embedded default configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *printDefaults:
+		os.Stdout.Write(config.EmbeddedText())
+		return 0
+	case *check != "":
+		if _, err := config.Load(*check); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "%s: OK\n", *check)
+		return 0
+	}
+	log, err := logging.New(*logLevel, *logJSON, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer log.Sync()
+	cfg, err := loadConfig(*confPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *stateDir == "" {
+		*stateDir = config.DefaultStateDir()
+	}
+	g, err := gateway.New(cfg, gateway.Options{ConfigPath: *confPath, StateDir: *stateDir, Log: log})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := g.Reload(); err != nil {
+				log.Error("reload rejected; still serving the previous configuration", zap.Error(err))
+			}
+		}
+	}()
+	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Embedded()
+	}
+	return config.Load(path)
+}
