@@ -1,0 +1,209 @@
+package nts
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"io"
+	"time"
+)
+
+// Key ring limits.
+const (
+	// DefaultKeep is how many sealing keys (current and older) a rotation
+	// keeps: with daily rotation, cookies up to a week old still open, so a
+	// client that slept for days needs no new NTS-KE (RFC 8915 §6).
+	DefaultKeep = 7
+	// MaxKeep bounds the ring, and so the file a ring is read from and the
+	// keys tried per cookie.
+	MaxKeep = 32
+
+	masterKeyLen = 32 // AES-SIV-CMAC-256: two AES-128 keys (RFC 5297 §2.2)
+	idAttempts   = 8  // random 32-bit ids that collide 8 times mean a broken rand
+)
+
+// KeyRing holds the server's cookie master keys. It is immutable, so the edge
+// swaps whole rings through an atomic.Pointer and readers need no lock.
+//
+// The ring keeps one key ahead: the "next" key opens cookies but never seals.
+// It is generated and persisted one rotation before it is used, so a gateway
+// that shares the ring file and reloads late still opens the cookies of one
+// that rotated early. Rotated promotes next to current and makes a fresh next.
+type KeyRing struct {
+	rotated time.Time
+	keys    []masterKey // [0] next, [1] current (seals), [2:] older, newest first
+}
+
+type masterKey struct {
+	id      uint32 // random, not a counter: gateways sharing a file agree on it
+	created time.Time
+	key     [masterKeyLen]byte
+	aead    cookieAEAD
+}
+
+// NewKeyRing makes a ring with a fresh current key and a fresh next key.
+func NewKeyRing(now time.Time, rand io.Reader) (*KeyRing, error) {
+	r := &KeyRing{rotated: unixTime(now)}
+	for range 2 {
+		k, err := r.newKey(now, rand)
+		if err != nil {
+			return nil, err
+		}
+		r.keys = append(r.keys, k)
+	}
+	return r, nil
+}
+
+// Rotated returns a new ring in which the next key seals, a fresh key is
+// next, and at most keep sealing keys (current and older) remain; keep 0
+// means DefaultKeep. The receiver is unchanged.
+func (r *KeyRing) Rotated(now time.Time, rand io.Reader, keep int) (*KeyRing, error) {
+	if keep == 0 {
+		keep = DefaultKeep
+	}
+	if keep < 1 || keep > MaxKeep {
+		return nil, ErrKeyRing
+	}
+	k, err := r.newKey(now, rand) // unlike every id of r, kept or not
+	if err != nil {
+		return nil, err
+	}
+	n := min(len(r.keys), keep)
+	nr := &KeyRing{rotated: unixTime(now), keys: make([]masterKey, 0, 1+n)}
+	nr.keys = append(nr.keys, k)
+	nr.keys = append(nr.keys, r.keys[:n]...) // the old next becomes current
+	return nr, nil
+}
+
+// newKey draws a key whose id no key of r already has.
+func (r *KeyRing) newKey(now time.Time, rand io.Reader) (masterKey, error) {
+	var buf [4 + masterKeyLen]byte
+	for range idAttempts {
+		if _, err := io.ReadFull(rand, buf[:]); err != nil {
+			return masterKey{}, err
+		}
+		id := binary.BigEndian.Uint32(buf[:])
+		if r.find(id) != nil {
+			continue
+		}
+		return makeKey(id, unixTime(now), buf[4:])
+	}
+	return masterKey{}, ErrKeyRing
+}
+
+func makeKey(id uint32, created time.Time, key []byte) (masterKey, error) {
+	k := masterKey{id: id, created: created}
+	copy(k.key[:], key)
+	a, err := newCookieAEAD(k.key[:])
+	if err != nil {
+		return masterKey{}, err
+	}
+	k.aead = a
+	return k, nil
+}
+
+func (r *KeyRing) current() *masterKey { return &r.keys[1] }
+
+// find returns the key with id, or nil. A linear scan: the ring holds at most
+// MaxKeep+1 keys and usually 8, fewer than a map lookup costs.
+func (r *KeyRing) find(id uint32) *masterKey {
+	for i := range r.keys {
+		if r.keys[i].id == id {
+			return &r.keys[i]
+		}
+	}
+	return nil
+}
+
+// RotatedAt is when the current key started sealing.
+func (r *KeyRing) RotatedAt() time.Time { return r.rotated }
+
+// CurrentID is the id of the key that seals new cookies.
+func (r *KeyRing) CurrentID() uint32 { return r.keys[1].id }
+
+// NextID is the id of the key that will seal after the next rotation.
+func (r *KeyRing) NextID() uint32 { return r.keys[0].id }
+
+// IDs lists the ids of every key that opens cookies: next, current, older.
+func (r *KeyRing) IDs() []uint32 {
+	ids := make([]uint32, len(r.keys))
+	for i := range r.keys {
+		ids[i] = r.keys[i].id
+	}
+	return ids
+}
+
+// unixTime drops what the file format does not keep (sub-seconds, the
+// monotonic reading, the zone), so a ring equals itself after a round trip.
+func unixTime(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
+
+// Ring file format, version 1. Integers are big-endian, times are Unix
+// seconds (signed). Key 0 is next, key 1 current, then older keys, newest
+// first. The SHA-256 trailer catches a torn or corrupted file, which would
+// otherwise silently make every outstanding cookie fail.
+//
+//	+--------+---------+-------+----------+--------------+
+//	| "TGKR" | version | count | reserved | rotated-at   |   16-byte header
+//	| 4      | 1       | 1     | 2 (zero) | 8            |
+//	+--------+---------+-------+----------+--------------+
+//	| id 4   | created 8  | key 32   |   count times, 44 bytes each
+//	+--------+------------+----------+
+//	| SHA-256 of everything above, 32 |
+//	+---------------------------------+
+const (
+	ringMagic     = "TGKR"
+	ringVersion   = 1
+	ringHeaderLen = 16
+	ringEntryLen  = 4 + 8 + masterKeyLen
+	ringSumLen    = sha256.Size
+)
+
+// MarshalBinary encodes the ring in the versioned file format above.
+func (r *KeyRing) MarshalBinary() ([]byte, error) {
+	b := make([]byte, ringHeaderLen, ringHeaderLen+len(r.keys)*ringEntryLen+ringSumLen)
+	copy(b, ringMagic)
+	b[4], b[5] = ringVersion, byte(len(r.keys))
+	binary.BigEndian.PutUint64(b[8:], uint64(r.rotated.Unix()))
+	for i := range r.keys {
+		k := &r.keys[i]
+		b = binary.BigEndian.AppendUint32(b, k.id)
+		b = binary.BigEndian.AppendUint64(b, uint64(k.created.Unix()))
+		b = append(b, k.key[:]...)
+	}
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...), nil
+}
+
+// UnmarshalKeyRing decodes a ring written by MarshalBinary. It checks
+// everything it can: magic, version, key count, exact length, checksum,
+// reserved bytes and unique key ids. Deciding whether the ring is due for
+// rotation is the caller's business (it knows the schedule).
+func UnmarshalKeyRing(data []byte) (*KeyRing, error) {
+	if len(data) < ringHeaderLen+ringSumLen || string(data[:4]) != ringMagic ||
+		data[4] != ringVersion || data[6] != 0 || data[7] != 0 {
+		return nil, ErrKeyRing
+	}
+	count := int(data[5])
+	if count < 2 || count > 1+MaxKeep || len(data) != ringHeaderLen+count*ringEntryLen+ringSumLen {
+		return nil, ErrKeyRing
+	}
+	body, sum := data[:len(data)-ringSumLen], data[len(data)-ringSumLen:]
+	want := sha256.Sum256(body)
+	if subtle.ConstantTimeCompare(want[:], sum) != 1 {
+		return nil, ErrKeyRing
+	}
+	r := &KeyRing{rotated: time.Unix(int64(binary.BigEndian.Uint64(data[8:])), 0).UTC()}
+	for e := body[ringHeaderLen:]; len(e) > 0; e = e[ringEntryLen:] {
+		id := binary.BigEndian.Uint32(e)
+		if r.find(id) != nil {
+			return nil, ErrKeyRing
+		}
+		created := time.Unix(int64(binary.BigEndian.Uint64(e[4:])), 0).UTC()
+		k, err := makeKey(id, created, e[12:ringEntryLen])
+		if err != nil {
+			return nil, err
+		}
+		r.keys = append(r.keys, k)
+	}
+	return r, nil
+}
