@@ -1,0 +1,5 @@
+//go:build !race
+
+package symkey
+
+const raceEnabled = false
