@@ -301,3 +301,32 @@ func TestZeroAllocs(t *testing.T) {
 		t.Errorf("Open allocates %v times", n)
 	}
 }
+
+// One AEAD and one CMAC are shared by many goroutines (the NTS cookie key,
+// an RFC 8573 key): every result must be right under -race.
+func TestConcurrentUse(t *testing.T) {
+	a := newAEAD(t, bytes.Repeat([]byte{3}, 32))
+	c, _ := NewCMAC(bytes.Repeat([]byte{4}, 16))
+	nonce, ad := make([]byte, 16), []byte("ad")
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := range 200 {
+				p := bytes.Repeat([]byte{byte(g)}, i%40)
+				ct := a.Seal(nil, nonce, p, ad)
+				pt, oerr := a.Open(nil, nonce, ct, ad)
+				tag := c.Sum(nil, p)
+				if oerr != nil || !bytes.Equal(pt, p) || !c.Verify(p, tag) {
+					err = fmt.Errorf("goroutine %d, round %d: %x, %v", g, i, pt, oerr)
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -20,7 +20,8 @@
 // (RFC 5297 §3). Wycheproof's aead_aes_siv_cmac_test.json, run by the tests,
 // fixes that treatment of an empty A: dropping it changes every tag.
 //
-// Every Seal, Open and Sum is free of heap allocations when dst has room:
-// Seal and Sum use the output region itself as scratch, Open and Verify take
-// one 16-byte block from a per-key sync.Pool.
+// Seal and Sum never allocate when dst has room: they use the output region
+// itself as scratch, because any stack buffer handed to cipher.Block escapes.
+// Open and Verify have no output to borrow and take one 16-byte block from a
+// per-key sync.Pool, so they allocate only on a key's first call.
 package siv
