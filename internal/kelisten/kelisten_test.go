@@ -1,0 +1,334 @@
+package kelisten
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"timegate/nts"
+)
+
+type fixture struct {
+	l    *Listener
+	addr string
+	ring *nts.KeyRing
+	pool *x509.CertPool
+}
+
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ke.test"},
+		DNSNames: []string{"ke.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// start runs a Listener on a loopback port; edit may change its Config.
+func start(t *testing.T, network string, edit func(*Config)) *fixture {
+	t.Helper()
+	cert, pool := testCert(t)
+	ring, err := nts.NewKeyRing(time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		TLS:    nts.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
+		Server: &nts.ServerConfig{Ring: func() *nts.KeyRing { return ring }, Timeout: 500 * time.Millisecond},
+		Log:    zaptest.NewLogger(t),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(t.Context(), network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &fixture{l: l, addr: ln.Addr().String(), ring: ring, pool: pool}
+}
+
+// exchange runs a full NTS-KE from local address src.
+func (f *fixture) exchange(t *testing.T, src string, timeout time.Duration) (*nts.KEResult, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	return nts.Exchange(ctx, d, f.addr, &tls.Config{RootCAs: f.pool, ServerName: "ke.test"}, nil)
+}
+
+func TestServeFullKE(t *testing.T) {
+	f := start(t, "127.0.0.1:0", nil)
+	res, err := f.exchange(t, "127.0.0.1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cookies) != nts.MaxCookies {
+		t.Fatalf("%d cookies", len(res.Cookies))
+	}
+	for _, ck := range res.Cookies {
+		c, err := f.ring.OpenCookie(ck)
+		if err != nil || string(c.C2S[:]) != string(res.C2S) {
+			t.Fatalf("cookie does not open to the client's keys: %v", err)
+		}
+	}
+	waitFor(t, func() bool { return f.l.Stats().Served == 1 && f.l.Stats().Active == 0 })
+}
+
+func TestDualStack(t *testing.T) {
+	if _, err := os.Stat("/proc/net/if_inet6"); err != nil {
+		t.Skip("no IPv6")
+	}
+	f := start(t, ":0", nil)
+	_, port, _ := net.SplitHostPort(f.addr)
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		f.addr = net.JoinHostPort(host, port)
+		if _, err := f.exchange(t, host, 5*time.Second); err != nil {
+			t.Fatalf("over %s: %v", host, err)
+		}
+	}
+}
+
+// A flood of idle connections from one source takes at most its share of
+// slots; a client from another address completes NTS-KE in time.
+func TestIdleFloodDoesNotStarveOthers(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.Server.Timeout = 2 * time.Second })
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 300 {
+		// A refused connection may already be reset when Dial returns.
+		if c, err := net.Dial("tcp", f.addr); err == nil {
+			conns = append(conns, c)
+		}
+	}
+	waitFor(t, func() bool { return f.l.Stats().Accepted == 300 })
+	s := f.l.Stats()
+	if s.Active != DefaultMaxConnsPerSource || s.RefusedSourceCap != 300-DefaultMaxConnsPerSource {
+		t.Fatalf("active %d, refused by source cap %d", s.Active, s.RefusedSourceCap)
+	}
+	start := time.Now()
+	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err != nil {
+		t.Fatalf("good client: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("good client took %v", d)
+	}
+}
+
+func TestTotalCapAndDeadlineFreeSlots(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = time.Second })
+	var conns []net.Conn
+	for i := range 4 { // four idle clients from four addresses fill the listener
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}}
+		c, err := d.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	waitFor(t, func() bool { return f.l.Stats().Active == 4 })
+	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err == nil {
+		t.Fatal("client served beyond MaxConns")
+	}
+	if s := f.l.Stats(); s.RefusedTotalCap != 1 {
+		t.Fatalf("refused by total cap: %d", s.RefusedTotalCap)
+	}
+	// The idle sessions hit their deadline and free their slots.
+	waitFor(t, func() bool { return f.l.Stats().Timeouts == 4 && f.l.Stats().Active == 0 })
+	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err != nil {
+		t.Fatalf("after the idle ones timed out: %v", err)
+	}
+}
+
+func TestAllowHook(t *testing.T) {
+	var mu sync.Mutex
+	var seen []netip.Addr
+	f := start(t, "127.0.0.1:0", func(c *Config) {
+		c.Allow = func(a netip.Addr, _ time.Time) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, a)
+			return a != netip.MustParseAddr("127.0.0.3")
+		}
+	})
+	if _, err := f.exchange(t, "127.0.0.3", 2*time.Second); err == nil {
+		t.Fatal("rate-limited client served")
+	}
+	if _, err := f.exchange(t, "127.0.0.4", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s := f.l.Stats()
+	if s.RefusedRate != 1 || len(seen) != 2 || seen[0] != netip.MustParseAddr("127.0.0.3") {
+		t.Fatalf("refused by rate %d, Allow saw %v", s.RefusedRate, seen)
+	}
+}
+
+func TestCountsFailures(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.Server.Timeout = 5 * time.Second })
+	base := &tls.Config{RootCAs: f.pool, ServerName: "ke.test"}
+	noALPN := base.Clone()
+	if c, err := tls.Dial("tcp", f.addr, noALPN); err == nil {
+		c.Read(make([]byte, 1)) // returns when the server closes
+		c.Close()
+	}
+	old := base.Clone()
+	old.MaxVersion, old.NextProtos = tls.VersionTLS12, []string{nts.ALPN}
+	if c, err := tls.Dial("tcp", f.addr, old); err == nil {
+		c.Close()
+		t.Error("TLS 1.2 accepted")
+	}
+	good := base.Clone()
+	good.NextProtos = []string{nts.ALPN}
+	if c, err := tls.Dial("tcp", f.addr, good); err == nil {
+		c.Write([]byte{0x80, 1, 0, 2, 0, 0, 0xc0, 0x01, 0, 0, 0x80, 4, 0, 2, 0, 15, 0x80, 0, 0, 0})
+		c.Read(make([]byte, 64))
+		c.Close()
+	}
+	waitFor(t, func() bool {
+		s := f.l.Stats()
+		return s.BadALPN == 1 && s.Handshake == 1 && s.Errors[nts.CodeUnrecognizedCritical] == 1
+	})
+}
+
+func TestAcceptErrorsBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ln := &flakyListener{fails: 6, closed: make(chan struct{})}
+		cert, _ := testCert(t)
+		l, err := New(Config{
+			TLS:    nts.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
+			Server: &nts.ServerConfig{Ring: func() *nts.KeyRing { return nil }},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- l.Serve(ctx, ln) }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if s := l.Stats(); s.AcceptErrors != 6 {
+			t.Errorf("accept errors %d", s.AcceptErrors)
+		}
+		// Exponential back-off between failed accepts, from 5 ms.
+		want := []time.Duration{5, 10, 20, 40, 80, 160}
+		for i := 1; i < len(ln.calls); i++ {
+			if got := ln.calls[i].Sub(ln.calls[i-1]); got != want[i-1]*time.Millisecond {
+				t.Errorf("accept %d came %v after the previous, want %vms", i, got, want[i-1])
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve after shutdown: %v", err)
+		}
+	})
+}
+
+// flakyListener fails Accept with EMFILE a few times, then blocks until Close.
+type flakyListener struct {
+	calls  []time.Time
+	fails  int
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	f.calls = append(f.calls, time.Now())
+	if f.fails > 0 {
+		f.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	<-f.closed
+	return nil, net.ErrClosed
+}
+
+func (f *flakyListener) Close() error   { f.once.Do(func() { close(f.closed) }); return nil }
+func (f *flakyListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+func TestSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::",
+		"2001:db8:1:2::ffff":   "2001:db8:1:2::",
+	} {
+		if got := sourceKey(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	ring := func() *nts.KeyRing { return nil }
+	weak := &tls.Config{MinVersion: tls.VersionTLS12}
+	for name, cfg := range map[string]Config{
+		"no TLS":       {Server: &nts.ServerConfig{Ring: ring}},
+		"no server":    {TLS: nts.ServerTLSConfig(nil)},
+		"no ring":      {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{}},
+		"TLS 1.2":      {TLS: weak, Server: &nts.ServerConfig{Ring: ring}},
+		"bad server":   {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring, Options: nts.NegotiateOptions{NTPServer: "a b"}}},
+		"negative cap": {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring}, MaxConns: -1},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New(Config{TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
