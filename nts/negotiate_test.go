@@ -40,6 +40,22 @@ func TestNegotiateGrants(t *testing.T) {
 	if resp[len(resp)-1].Type != RecEndOfMessage {
 		t.Error("response does not end with End of Message")
 	}
+	checkGrantedCookies(t, resp, ring, fakeKey(wantCtx[0], 32), fakeKey(wantCtx[1], 32))
+	// The response must itself be a valid response for a client.
+	msg := mustMessage(t, resp...)
+	recs, err := ParseResponse(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponse(recs, []uint16{15}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkGrantedCookies: MaxCookies cookies, each opening to c2s and s2c, and
+// no Server or Port record (default options).
+func checkGrantedCookies(t *testing.T, resp []Record, ring *KeyRing, c2s, s2c []byte) {
+	t.Helper()
 	cookies := 0
 	for _, r := range resp {
 		switch r.Type {
@@ -51,22 +67,13 @@ func TestNegotiateGrants(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.AEAD != 15 || !bytes.Equal(c.C2S[:], fakeKey(wantCtx[0], 32)) || !bytes.Equal(c.S2C[:], fakeKey(wantCtx[1], 32)) {
+			if c.AEAD != 15 || !bytes.Equal(c.C2S[:], c2s) || !bytes.Equal(c.S2C[:], s2c) {
 				t.Error("cookie does not hold the exported keys")
 			}
 		}
 	}
 	if cookies != MaxCookies {
 		t.Errorf("%d cookies, want %d", cookies, MaxCookies)
-	}
-	// The response must itself be a valid response for a client.
-	msg := mustMessage(t, resp...)
-	recs, err := ParseResponse(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readResponse(recs, []uint16{15}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -161,7 +161,6 @@ func TestIdleFloodDoesNotStarveOthers(t *testing.T) {
 
 func TestTotalCapAndDeadlineFreeSlots(t *testing.T) {
 	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = time.Second })
-	var conns []net.Conn
 	for i := range 4 { // four idle clients from four addresses fill the listener
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}}
 		c, err := d.Dial("tcp", f.addr)
@@ -169,7 +168,6 @@ func TestTotalCapAndDeadlineFreeSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		conns = append(conns, c)
 	}
 	waitFor(t, func() bool { return f.l.Stats().Active == 4 })
 	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err == nil {
