@@ -8,7 +8,7 @@ import (
 
 // benchPolicy builds ~1000 random rules of both families, as a large
 // enterprise allow/deny list, and source addresses near them.
-func benchPolicy(b *testing.B) ([]Rule, *Policy, []netip.Addr) {
+func benchPolicy(b testing.TB) ([]Rule, *Policy, []netip.Addr) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rules := make([]Rule, 1000)
 	for i := range rules {

@@ -47,9 +47,10 @@ import (
 	"net/netip"
 )
 
-// MaxRules bounds the size of a Policy: the match trie has at most one node
-// per prefix bit of each rule, so 16384 rules cost at most ~30 MB even if
-// every one were a distinct IPv6 /128.
+// MaxRules bounds the work and memory of New: while building, the trie has
+// one node per prefix bit of each rule, so 16384 rules cost at most ~30 MB
+// even if every one were a distinct IPv6 /128 (the built Policy keeps under
+// two nodes per rule).
 const MaxRules = 1 << 14
 
 // Action is what the server does with a request.
@@ -109,24 +110,24 @@ func New(rules []Rule) (*Policy, error) {
 	if len(rules) > MaxRules {
 		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyRules, len(rules), MaxRules)
 	}
-	p := &Policy{v4: newTrie(builtinDefault), v6: newTrie(builtinDefault), n: len(rules)}
+	v4, v6 := newBuilder(builtinDefault), newBuilder(builtinDefault)
 	for i, r := range rules {
 		pr := r.Prefix
 		switch {
 		case !pr.IsValid():
-			p.v4.insert(0, 0, 0, r.Flags, i)
-			p.v6.insert(0, 0, 0, r.Flags, i)
+			v4.insert(0, 0, 0, r.Flags, i)
+			v6.insert(0, 0, 0, r.Flags, i)
 		case pr.Addr().Is4In6() || pr.Addr().Zone() != "":
 			return nil, fmt.Errorf("%w: rule %d (%v): IPv4-mapped or zoned", ErrAddress, i, pr)
 		case pr.Addr().Is4():
 			hi, _ := split(pr.Masked().Addr())
-			p.v4.insert(hi, 0, pr.Bits(), r.Flags, i)
+			v4.insert(hi, 0, pr.Bits(), r.Flags, i)
 		default:
 			hi, lo := split(pr.Masked().Addr())
-			p.v6.insert(hi, lo, pr.Bits(), r.Flags, i)
+			v6.insert(hi, lo, pr.Bits(), r.Flags, i)
 		}
 	}
-	return p, nil
+	return &Policy{v4: v4.compress(), v6: v6.compress(), n: len(rules)}, nil
 }
 
 // Len returns the number of rules the policy was built from.

@@ -205,3 +205,12 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// TestCompressedTrieSize: the built policy keeps under two nodes per rule
+// per family (rule nodes plus branch nodes), whatever the prefix lengths.
+func TestCompressedTrieSize(t *testing.T) {
+	rules, p, _ := benchPolicy(t)
+	if n := len(p.v4.nodes) + len(p.v6.nodes); n > 2*len(rules)+2 {
+		t.Errorf("%d rules built %d nodes", len(rules), n)
+	}
+}
