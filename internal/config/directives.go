@@ -170,11 +170,11 @@ func rateLimit(p *parser, name string, args []string) {
 		case "burst":
 			rl.Burst, ok = p.intArg(name+" burst", "value", args[i], 1, 255)
 		case "leak":
-			rl.Leak, ok = p.intArg(name+" leak", "value", args[i], 0, 4)
+			rl.Leak, ok = p.intArg(name+" leak", "value", args[i], 1, 4)
 		case "prefix4":
-			rl.Prefix4, ok = p.intArg(name+" prefix4", "value", args[i], 8, 32)
+			rl.Prefix4, ok = p.intArg(name+" prefix4", "value", args[i], 16, 32)
 		case "prefix6":
-			rl.Prefix6, ok = p.intArg(name+" prefix6", "value", args[i], 16, 128)
+			rl.Prefix6, ok = p.intArg(name+" prefix6", "value", args[i], 32, 128)
 		default:
 			p.fail(name, "unknown option %q", key)
 			return

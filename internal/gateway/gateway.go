@@ -39,6 +39,7 @@ type Gateway struct {
 	cfg       atomic.Pointer[config.Config]
 	state     atomic.Pointer[ntp.ServedState]
 	responder atomic.Pointer[ntp.Responder]
+	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
 	stats     udpserve.Stats
 	precision int8
@@ -101,10 +102,30 @@ func (g *Gateway) initialState(cfg *config.Config) *ntp.ServedState {
 // local clock driver.
 const localRefID = 0x7f7f0101
 
+// buildResponder builds everything the NTP path decides with from cfg. All
+// problems are reported together; nothing is half-applied.
 func (g *Gateway) buildResponder(cfg *config.Config) (*ntp.Responder, error) {
+	gt, gateErr := buildGate(cfg)
+	keys, warnings, keyErr := loadKeys(cfg)
+	if err := errors.Join(gateErr, keyErr); err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		g.log.Warn("keyfile", zap.String("warning", w))
+	}
+	if prev := g.responder.Load(); prev != nil && gt.table != nil {
+		// Keep the rate table's history across a reload when its
+		// configuration is unchanged, so a reload is no amnesty for a flood.
+		if pg, ok := prev.Gate.(*gate); ok && pg.table != nil && pg.table.Config() == gt.table.Config() {
+			gt.table = pg.table
+		}
+	}
+	g.gate.Store(gt)
 	return &ntp.Responder{
 		State: g.state.Load,
 		Now:   g.opts.Now,
+		Gate:  gt,
+		Keys:  keyLookup(keys),
 	}, nil
 }
 

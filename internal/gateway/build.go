@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"timegate/internal/config"
+	"timegate/internal/secfile"
+	"timegate/ntp"
+	"timegate/policy"
+	"timegate/ratelimit"
+	"timegate/symkey"
+)
+
+// buildPolicy parses the restrict lines, each error naming its line.
+func buildPolicy(cfg *config.Config) (*policy.Policy, bool, error) {
+	var errs []error
+	rules := make([]policy.Rule, 0, len(cfg.Restrict))
+	anyKoD := false
+	for _, r := range cfg.Restrict {
+		rule, err := policy.ParseRestrict(r.Args)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s: restrict: %v", config.ErrConfig, r.Pos, err))
+			continue
+		}
+		anyKoD = anyKoD || rule.Flags&policy.FlagKoD != 0
+		rules = append(rules, rule)
+	}
+	if len(errs) > 0 {
+		return nil, false, errors.Join(errs...)
+	}
+	p, err := policy.New(rules)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: restrict: %v", config.ErrConfig, err)
+	}
+	return p, anyKoD, nil
+}
+
+// rateConfig maps a ratelimit directive onto the table's configuration.
+func rateConfig(rl config.RateLimit, clientLogLimit int64, kod bool) ratelimit.Config {
+	return ratelimit.Config{
+		Interval: rl.Interval,
+		Burst:    rl.Burst,
+		Leak:     rl.Leak,
+		KoD:      rl.KoD || kod,
+		Size:     ratelimit.EntriesForBytes(clientLogLimit),
+		PrefixV4: rl.Prefix4,
+		PrefixV6: rl.Prefix6,
+	}
+}
+
+// buildGate builds the admission gate for the NTP service.
+func buildGate(cfg *config.Config) (*gate, error) {
+	pol, anyKoD, err := buildPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{policy: pol}
+	if cfg.RateLimit.Enabled {
+		rc := rateConfig(cfg.RateLimit, cfg.ClientLogLimit, anyKoD)
+		if err := rc.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %s: ratelimit: %v", config.ErrConfig, cfg.Positions["ratelimit"], err)
+		}
+		if g.table, err = ratelimit.New(rc, rand.Reader); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// loadKeys reads the symmetric keys file, refusing one that others can read.
+func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
+	if cfg.KeyFile == "" {
+		return nil, nil, nil
+	}
+	data, err := secfile.ReadPrivate(cfg.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: keyfile: %v", config.ErrConfig, cfg.Positions["keyfile"], err)
+	}
+	return symkey.Parse(cfg.KeyFile, data)
+}
+
+// keyLookup adapts a key set to the responder's lookup.
+func keyLookup(set *symkey.Set) ntp.KeyLookup {
+	if set == nil || set.Len() == 0 {
+		return nil
+	}
+	return func(id uint32) (ntp.MACKey, bool) {
+		k, ok := set.Lookup(id)
+		if !ok {
+			return nil, false
+		}
+		return k, true
+	}
+}
