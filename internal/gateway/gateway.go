@@ -41,6 +41,7 @@ type Gateway struct {
 	responder atomic.Pointer[ntp.Responder]
 	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
+	nts       *ntsService // nil when NTS-KE is off (ntsport 0)
 	stats     udpserve.Stats
 	precision int8
 }
@@ -62,6 +63,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err := g.openUDP(cfg); err != nil {
 		g.closeAll()
 		return nil, err
+	}
+	if cfg.NTSPort != 0 {
+		if g.nts, err = g.openNTS(context.Background(), cfg); err != nil {
+			g.closeAll()
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -156,15 +163,26 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 
 // Run serves until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(g.udp)+4)
-	for _, c := range g.udp {
-		srv := &udpserve.Server{Conn: c, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp")}
+	errs := make(chan error, len(g.udp)+16)
+	// A component that fails stops the whole gateway: serving half of the
+	// configured service silently is worse than exiting for the supervisor.
+	spawn := func(f func() error) {
 		wg.Go(func() {
-			if err := srv.Serve(ctx); err != nil {
+			if err := f(); err != nil {
 				errs <- err
+				cancel()
 			}
 		})
+	}
+	for _, c := range g.udp {
+		srv := &udpserve.Server{Conn: c, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp")}
+		spawn(func() error { return srv.Serve(ctx) })
+	}
+	if g.nts != nil {
+		g.nts.run(ctx, spawn)
 	}
 	wg.Wait()
 	close(errs)
@@ -184,6 +202,9 @@ func (g *Gateway) State() *ntp.ServedState { return g.state.Load() }
 func (g *Gateway) closeAll() {
 	for _, c := range g.udp {
 		c.Close()
+	}
+	if g.nts != nil {
+		g.nts.close()
 	}
 }
 
@@ -231,6 +252,11 @@ func (g *Gateway) Reload() error {
 	old := g.cfg.Load()
 	if old.Port != cfg.Port || old.NTSPort != cfg.NTSPort || fmt.Sprint(old.BindAddresses) != fmt.Sprint(cfg.BindAddresses) {
 		g.log.Warn("port and bindaddress changes take effect only after a restart")
+	}
+	if g.nts != nil {
+		if err := g.nts.reloadCert(); err != nil {
+			return fmt.Errorf("gateway: certificate: %w", err)
+		}
 	}
 	g.cfg.Store(cfg)
 	g.responder.Store(resp)

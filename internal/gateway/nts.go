@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/certs"
+	"timegate/internal/config"
+	"timegate/internal/kelisten"
+	"timegate/internal/keystore"
+	"timegate/nts"
+	"timegate/ratelimit"
+)
+
+// ntsService is the NTS-KE front end: certificate, key ring and listener.
+type ntsService struct {
+	log      *zap.Logger
+	store    *certs.Store
+	rotator  *keystore.Rotator
+	listener *kelisten.Listener
+	sockets  []net.Listener
+}
+
+// certWatchInterval is how often certificate files are checked for change;
+// SIGHUP reloads at once.
+const certWatchInterval = 10 * time.Second
+
+func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService, error) {
+	s := &ntsService{log: g.log.Named("nts")}
+	store, err := g.certStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	info := store.Info()
+	s.log.Info("NTS-KE certificate", zap.Strings("names", info.SANs), zap.Time("not_after", info.NotAfter),
+		zap.Int("days_to_expiry", info.DaysToExpiry), zap.String("sha256", info.FingerprintString()))
+	dir := cfg.NTSDumpDir
+	if dir == "" {
+		dir = g.opts.StateDir
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
+	}
+	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Now: g.opts.Now, Log: s.log.Named("keys")}
+	if err := s.rotator.Load(); err != nil {
+		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
+	}
+	allow, err := keRateLimit(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.listener, err = kelisten.New(kelisten.Config{
+		TLS: nts.ServerTLSConfig(store.GetCertificate),
+		Server: &nts.ServerConfig{
+			Ring:    s.rotator.Ring,
+			Now:     g.opts.Now,
+			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port)},
+		},
+		Allow: allow,
+		Now:   g.opts.Now,
+		Log:   s.log.Named("ke"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, addr := range listenAddrs(cfg.BindAddresses, cfg.NTSPort) {
+		ln, err := kelisten.Listen(ctx, addr)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("gateway: NTS-KE port: %w", err)
+		}
+		s.sockets = append(s.sockets, ln)
+		s.log.Info("serving NTS-KE", zap.Stringer("addr", ln.Addr()))
+	}
+	return s, nil
+}
+
+// certStore loads the configured certificate, or on the embedded-default
+// path generates a self-signed one so that a first run works out of the box.
+func (g *Gateway) certStore(cfg *config.Config) (*certs.Store, error) {
+	certFile, keyFile := cfg.NTSServerCert, cfg.NTSServerKey
+	if certFile == "" {
+		hosts := certs.DefaultHosts()
+		if h, err := os.Hostname(); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+		if err := os.MkdirAll(g.opts.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("gateway: state directory: %w", err)
+		}
+		var generated bool
+		var err error
+		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: self-signed certificate: %w", err)
+		}
+		g.log.Warn("NO ntsservercert CONFIGURED: serving NTS-KE with a SELF-SIGNED certificate; "+
+			"clients must be told to trust it explicitly (chrony: ntstrustedcerts FILE; gatectl query -nts -ca FILE)",
+			zap.String("certificate", certFile), zap.Bool("generated_now", generated))
+	}
+	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: ntsservercert/ntsserverkey: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
+	}
+	return store, nil
+}
+
+// keRateLimit builds the per-source NTS-KE connection limiter
+// (`ntsratelimit`), or nil when it is off.
+func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, error) {
+	if !cfg.NTSRateLimit.Enabled {
+		return nil, nil
+	}
+	rc := rateConfig(cfg.NTSRateLimit, cfg.ClientLogLimit, false)
+	rc.KoD = false // NTS-KE has no kiss
+	t, err := ratelimit.New(rc, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
+	}
+	return func(a netip.Addr, now time.Time) bool {
+		v := t.Allow(a, now)
+		return v == ratelimit.Pass || v == ratelimit.Leak
+	}, nil
+}
+
+func listenAddrs(bind []netip.Addr, port int) []string {
+	if len(bind) == 0 {
+		return []string{net.JoinHostPort("", strconv.Itoa(port))}
+	}
+	out := make([]string, 0, len(bind))
+	for _, a := range bind {
+		out = append(out, net.JoinHostPort(a.String(), strconv.Itoa(port)))
+	}
+	return out
+}
+
+// run serves until ctx ends: the listeners, key rotation and certificate
+// watching.
+func (s *ntsService) run(ctx context.Context, spawn func(func() error)) {
+	for _, ln := range s.sockets {
+		spawn(func() error { return s.listener.Serve(ctx, ln) })
+	}
+	spawn(func() error { return s.rotator.Run(ctx) })
+	spawn(func() error {
+		s.store.Watch(ctx, certWatchInterval, s.certEvent)
+		return nil
+	})
+}
+
+func (s *ntsService) certEvent(e certs.Event) {
+	switch {
+	case e.Err != nil:
+		s.log.Error("new certificate refused; still serving the previous one", zap.Error(e.Err))
+	case e.Changed:
+		s.log.Info("certificate reloaded", zap.Strings("names", e.Info.SANs),
+			zap.Int("days_to_expiry", e.Info.DaysToExpiry), zap.String("sha256", e.Info.FingerprintString()))
+	}
+}
+
+// reloadCert re-reads the certificate files now (SIGHUP).
+func (s *ntsService) reloadCert() error {
+	changed, err := s.store.Reload()
+	if err == nil {
+		s.certEvent(certs.Event{Changed: changed, Info: s.store.Info()})
+	}
+	return err
+}
+
+func (s *ntsService) close() {
+	for _, ln := range s.sockets {
+		ln.Close()
+	}
+}
