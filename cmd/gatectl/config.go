@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"timegate/internal/config"
+	"timegate/internal/gateway"
 )
 
 func runConfig(args []string, stdout, stderr io.Writer) int {
@@ -12,7 +12,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: gatectl config check FILE\n")
 		return exitUsage
 	}
-	if _, err := config.Load(args[1]); err != nil {
+	if err := gateway.Check(args[1]); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
 	}

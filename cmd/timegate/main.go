@@ -37,7 +37,7 @@ func run(args []string, stderr io.Writer) int {
 		os.Stdout.Write(config.EmbeddedText())
 		return 0
 	case *check != "":
-		if _, err := config.Load(*check); err != nil {
+		if err := gateway.Check(*check); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}

@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"timegate/certs"
+	"timegate/internal/config"
+)
+
+// Check validates everything a configuration refers to without opening a
+// socket or writing a file: directives, restrict rules, rate-limit
+// parameters, the keys file and the NTS certificate pair. It is what
+// `timegate -check-config` and `gatectl config check` run, and the same code
+// a start or reload runs, so a file that passes the check also loads.
+func Check(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	return CheckConfig(cfg)
+}
+
+// CheckConfig is Check for an already parsed configuration.
+func CheckConfig(cfg *config.Config) error {
+	_, gateErr := buildGate(cfg)
+	_, _, keyErr := loadKeys(cfg)
+	_, keErr := keRateLimit(cfg)
+	var certErr error
+	if cfg.NTSServerCert != "" {
+		if _, err := certs.LoadFiles(cfg.NTSServerCert, cfg.NTSServerKey, time.Now()); err != nil {
+			certErr = fmt.Errorf("%w: %s: ntsservercert: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
+		}
+	}
+	return errors.Join(gateErr, keyErr, keErr, certErr)
+}

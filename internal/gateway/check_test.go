@@ -1,0 +1,33 @@
+package gateway
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckSampleConfig(t *testing.T) {
+	if err := Check("../../timegate.conf.example"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckReportsEverythingWithPositions(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	os.WriteFile(keys, []byte("1 AES128 HEX:00112233445566778899aabbccddeeff\n"), 0o644)
+	conf := filepath.Join(dir, "t.conf")
+	text := "port 1123\nkeyfile " + keys + "\nrestrict 192.0.2.0 mask 255.0.255.0\nrestrict default frobnicate\n" +
+		"ntsservercert " + filepath.Join(dir, "missing.pem") + "\nntsserverkey " + filepath.Join(dir, "missing.key") + "\n"
+	os.WriteFile(conf, []byte(text), 0o644)
+	err := Check(conf)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"t.conf:2: keyfile", "t.conf:3: restrict", "t.conf:4: restrict", "frobnicate", "t.conf:5: ntsservercert"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
