@@ -17,8 +17,11 @@ func startLocalTimegate(t *testing.T, stratum int, extra ...string) (*harness.Pr
 	t.Helper()
 	bins := build.Binaries(t)
 	port := harness.FreeUDPPort(t)
-	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nbindaddress ::1\nlocal stratum %d\n"+
-		"ratelimit interval -6 burst 32 leak 2\n%s\n", port, stratum, strings.Join(extra, "\n"))
+	rest := strings.Join(extra, "\n")
+	if !strings.Contains(rest, "ratelimit") {
+		rest += "\nratelimit interval -6 burst 32 leak 2"
+	}
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nbindaddress ::1\nlocal stratum %d\n%s\n", port, stratum, rest)
 	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}})
 	return p, port
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"timegate/policy"
 )
 
 // Position is where a directive was read.
@@ -92,10 +94,11 @@ type Source struct {
 	NTSPort int
 }
 
-// Restrict is one `restrict` line, kept as words for package policy.
+// Restrict is one `restrict` line, parsed by package policy.
 type Restrict struct {
 	Pos  Position
 	Args []string
+	Rule policy.Rule
 }
 
 // Default values. Unprivileged ports let timegate run as any user on a fresh

@@ -3,6 +3,8 @@ package config
 import (
 	"strconv"
 	"strings"
+
+	"timegate/policy"
 )
 
 type handler struct {
@@ -245,5 +247,10 @@ func restrict(p *parser, name string, args []string) {
 		p.fail(name, "more than %d restrict lines", maxRestricts)
 		return
 	}
-	p.cfg.Restrict = append(p.cfg.Restrict, Restrict{Pos: p.pos, Args: append([]string(nil), args...)})
+	rule, err := policy.ParseRestrict(args)
+	if err != nil {
+		p.fail(name, "%v", err)
+		return
+	}
+	p.cfg.Restrict = append(p.cfg.Restrict, Restrict{Pos: p.pos, Args: append([]string(nil), args...), Rule: rule})
 }

@@ -36,6 +36,8 @@ func Load(path string) (*Config, error) {
 
 // Parse parses configuration text; name is used in error messages. It
 // returns every error found, joined, each as `file:line: directive: problem`.
+// On error the returned Config holds what did parse, so a checker can go on
+// to report problems with the files it names; it must not be served.
 func Parse(name string, data []byte) (*Config, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrConfig, name, maxFileSize)
@@ -54,7 +56,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	p.finish()
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return p.cfg, errors.Join(p.errs...)
 	}
 	return p.cfg, nil
 }

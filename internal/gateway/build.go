@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 
 	"timegate/internal/config"
@@ -13,22 +12,13 @@ import (
 	"timegate/symkey"
 )
 
-// buildPolicy parses the restrict lines, each error naming its line.
+// buildPolicy builds the access policy from the parsed restrict lines.
 func buildPolicy(cfg *config.Config) (*policy.Policy, bool, error) {
-	var errs []error
 	rules := make([]policy.Rule, 0, len(cfg.Restrict))
 	anyKoD := false
 	for _, r := range cfg.Restrict {
-		rule, err := policy.ParseRestrict(r.Args)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s: restrict: %v", config.ErrConfig, r.Pos, err))
-			continue
-		}
-		anyKoD = anyKoD || rule.Flags&policy.FlagKoD != 0
-		rules = append(rules, rule)
-	}
-	if len(errs) > 0 {
-		return nil, false, errors.Join(errs...)
+		anyKoD = anyKoD || r.Rule.Flags&policy.FlagKoD != 0
+		rules = append(rules, r.Rule)
 	}
 	p, err := policy.New(rules)
 	if err != nil {

@@ -16,10 +16,12 @@ import (
 // a start or reload runs, so a file that passes the check also loads.
 func Check(path string) error {
 	cfg, err := config.Load(path)
-	if err != nil {
+	if cfg == nil {
 		return err
 	}
-	return CheckConfig(cfg)
+	// Report problems with the files the configuration names even when
+	// some lines did not parse: an operator fixes everything in one pass.
+	return errors.Join(err, CheckConfig(cfg))
 }
 
 // CheckConfig is Check for an already parsed configuration.
