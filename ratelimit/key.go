@@ -6,10 +6,10 @@ import (
 )
 
 // entryKey is a source address masked to its aggregation prefix, in the
-// 16-byte IPv6 form; IPv4 sources are stored IPv4-mapped (::ffff:a.b.c.d), so
+// 128-bit IPv6 form as two big-endian halves; IPv4 sources are stored IPv4-mapped (::ffff:a.b.c.d), so
 // an IPv4 key can never equal an IPv6 one (IPv6 sources that are themselves
 // IPv4-mapped are unmapped first and become IPv4 keys).
-type entryKey [16]byte
+type entryKey struct{ hi, lo uint64 }
 
 // masks holds the two 64-bit halves of each IPv4 and IPv6 prefix mask, so
 // that masking a source costs two ANDs.
@@ -47,7 +47,5 @@ func (m *masks) key(addr netip.Addr) (entryKey, bool) {
 	} else {
 		hi, lo = hi&m.v6h, lo&m.v6l
 	}
-	binary.BigEndian.PutUint64(k[:8], hi)
-	binary.BigEndian.PutUint64(k[8:], lo)
-	return k, true
+	return entryKey{hi, lo}, true
 }

@@ -168,7 +168,7 @@ func (t *Table) Allow(addr netip.Addr, now time.Time) Verdict {
 		t.shards[0].dropped.Add(1)
 		return Drop
 	}
-	h := maphash.Bytes(t.seed, k[:])
+	h := maphash.Comparable(t.seed, k)
 	s := &t.shards[h>>t.shardShift]
 	b := &s.buckets[h&t.bucketMask]
 	ns := now.UnixNano()
@@ -189,6 +189,7 @@ func (t *Table) slot(s *shard, b *bucket, k entryKey, now time.Time) int {
 	for i := range ways {
 		if b.seen[i] == 0 {
 			s.used.Add(1)
+			b.lims[i].SetBurstAt(now, t.cfg.Burst) // a zero Limiter has burst 0
 			t.claim(b, i, k, now)
 			return i
 		}
@@ -206,13 +207,12 @@ func (t *Table) slot(s *shard, b *bucket, k entryKey, now time.Time) int {
 
 // claim resets slot i for a new source, reusing its limiter in place: the
 // limiter's clock is set fill earlier than now, so at now it holds a full
-// bucket whatever the previous owner left in it.
+// bucket whatever the previous owner left in it (SetLimitAt keeps the old
+// tokens, never negative, and the refill up to now tops them to Burst).
 func (t *Table) claim(b *bucket, i int, k entryKey, now time.Time) {
 	b.keys[i] = k
 	b.kiss[i] = math.MinInt64
-	start := now.Add(-t.fill)
-	b.lims[i].SetBurstAt(start, t.cfg.Burst)
-	b.lims[i].SetLimitAt(start, t.limit)
+	b.lims[i].SetLimitAt(now.Add(-t.fill), t.limit)
 }
 
 func (t *Table) decide(s *shard, b *bucket, i int, ns int64, now time.Time) Verdict {
