@@ -65,21 +65,31 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := g.Reload(); err != nil {
-				log.Error("reload rejected; still serving the previous configuration", zap.Error(err))
-			}
-		}
-	}()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	go handleSignals(g, sigs, log)
 	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped", zap.Error(err))
 		return 1
 	}
 	log.Info("stopped cleanly")
 	return 0
+}
+
+// handleSignals: SIGHUP reloads configuration, keys and certificate;
+// SIGUSR1 rotates the NTS key ring now (kept keys still open old cookies).
+func handleSignals(g *gateway.Gateway, sigs <-chan os.Signal, log *zap.Logger) {
+	for sig := range sigs {
+		if sig == syscall.SIGUSR1 {
+			if err := g.RotateNTSKeys(); err != nil {
+				log.Error("NTS key rotation failed; the previous ring stays in use", zap.Error(err))
+			}
+			continue
+		}
+		if err := g.Reload(); err != nil {
+			log.Error("reload rejected; still serving the previous configuration", zap.Error(err))
+		}
+	}
 }
 
 func loadConfig(path string) (*config.Config, error) {

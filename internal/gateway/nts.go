@@ -179,3 +179,17 @@ func (s *ntsService) close() {
 		ln.Close()
 	}
 }
+
+// RotateNTSKeys rotates the NTS key ring now: the pre-generated next key
+// starts sealing, a new next key is made, and the ring is saved before it is
+// used. Cookies sealed under kept keys still open.
+func (g *Gateway) RotateNTSKeys() error {
+	if g.nts == nil {
+		return fmt.Errorf("gateway: NTS-KE is off (ntsport 0)")
+	}
+	if err := g.nts.rotator.Rotate(); err != nil {
+		return err
+	}
+	g.log.Info("NTS key ring rotated", zap.Uint32("sealing_key", g.nts.rotator.Ring().CurrentID()))
+	return nil
+}

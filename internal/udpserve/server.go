@@ -24,7 +24,9 @@ type Stats struct {
 	Received atomic.Uint64
 	Replied  atomic.Uint64
 	KoD      atomic.Uint64
-	NTSNAK   atomic.Uint64
+	// KoDByCode splits KoD by kiss code.
+	KoDRATE, KoDDENY, KoDRSTR atomic.Uint64
+	NTSNAK                    atomic.Uint64
 	Leaked   atomic.Uint64
 	// Dropped counts drops by reason, indexed by ntp.Reason.
 	Dropped [ntp.NumReasons]atomic.Uint64
@@ -126,6 +128,14 @@ func (s *Server) handle(req, out []byte, from netip.AddrPort, rx time.Time) {
 		st.Replied.Add(1)
 	case ntp.ActionKoD:
 		st.KoD.Add(1)
+		switch v.Kiss {
+		case ntp.KissRATE:
+			st.KoDRATE.Add(1)
+		case ntp.KissDENY:
+			st.KoDDENY.Add(1)
+		case ntp.KissRSTR:
+			st.KoDRSTR.Add(1)
+		}
 	case ntp.ActionNTSNAK:
 		st.NTSNAK.Add(1)
 	}
