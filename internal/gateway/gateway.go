@@ -18,6 +18,7 @@ import (
 	"timegate/internal/config"
 	"timegate/internal/udpserve"
 	"timegate/ntp"
+	"timegate/nts"
 )
 
 // Options are what the daemon's command line decides.
@@ -55,22 +56,31 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
-	resp, err := g.buildResponder(cfg)
-	if err != nil {
-		return nil, err
-	}
-	g.responder.Store(resp)
-	if err := g.openUDP(cfg); err != nil {
+	if err := g.open(cfg); err != nil {
 		g.closeAll()
 		return nil, err
 	}
+	return g, nil
+}
+
+// open binds the sockets and builds the NTP responder, which needs the NTS
+// key ring that opening NTS-KE loads.
+func (g *Gateway) open(cfg *config.Config) error {
+	if err := g.openUDP(cfg); err != nil {
+		return err
+	}
 	if cfg.NTSPort != 0 {
+		var err error
 		if g.nts, err = g.openNTS(context.Background(), cfg); err != nil {
-			g.closeAll()
-			return nil, err
+			return err
 		}
 	}
-	return g, nil
+	resp, err := g.buildResponder(cfg)
+	if err != nil {
+		return err
+	}
+	g.responder.Store(resp)
+	return nil
 }
 
 func (o Options) now() time.Time {
@@ -128,12 +138,16 @@ func (g *Gateway) buildResponder(cfg *config.Config) (*ntp.Responder, error) {
 		}
 	}
 	g.gate.Store(gt)
-	return &ntp.Responder{
+	r := &ntp.Responder{
 		State: g.state.Load,
 		Now:   g.opts.Now,
 		Gate:  gt,
 		Keys:  keyLookup(keys),
-	}, nil
+	}
+	if g.nts != nil {
+		r.NTS = &nts.Server{Ring: g.nts.rotator.Ring}
+	}
+	return r, nil
 }
 
 // openUDP binds one socket per configured address, or one dual-stack socket
