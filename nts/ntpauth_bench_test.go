@@ -1,0 +1,73 @@
+package nts
+
+import (
+	"testing"
+	"time"
+
+	"timegate/ntp"
+)
+
+// BenchmarkRespondNTS is the whole NTS server path through ntp.Responder:
+// parse, open the cookie, verify the request, write the header, seal 1 or
+// 8 new cookies and the reply. after-T3-ns/op is the time from reading the
+// clock for the transmit timestamp to Respond returning: work done there
+// delays the packet after its timestamp was taken.
+func BenchmarkRespondNTS(b *testing.B) {
+	for _, held := range []int{8, 1} {
+		b.Run(map[int]string{8: "cookies=1", 1: "cookies=8"}[held], func(b *testing.B) {
+			f := newNTSFixture(b)
+			var t3 time.Time
+			f.resp.Now = func() time.Time { t3 = time.Now(); return t3 }
+			_, req := f.request(b, held)
+			dst := make([]byte, 0, ntp.MaxPacketLen)
+			var after time.Duration
+			b.ReportAllocs()
+			b.SetBytes(int64(len(req)))
+			for b.Loop() {
+				reply, v := f.resp.Respond(dst, req, ntsClient, ntsRx)
+				after += time.Since(t3)
+				if v.Action != ntp.ActionReply || len(reply) != len(req) {
+					b.Fatalf("verdict %+v", v)
+				}
+			}
+			b.ReportMetric(float64(after.Nanoseconds())/float64(b.N), "after-T3-ns/op")
+		})
+	}
+}
+
+// BenchmarkRespondNTSNAK is the cost of a request whose cookie does not open.
+func BenchmarkRespondNTSNAK(b *testing.B) {
+	f := newNTSFixture(b)
+	_, req := f.request(b, 8)
+	for range 2 {
+		f.ring, _ = f.ring.Rotated(testEpoch, seeded(3), 1)
+	}
+	dst := make([]byte, 0, ntp.MaxPacketLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, v := f.resp.Respond(dst, req, ntsClient, ntsRx); v.Action != ntp.ActionNTSNAK {
+			b.Fatalf("verdict %+v", v)
+		}
+	}
+}
+
+// BenchmarkClientExchange is the client's share of one exchange: build a
+// request, then authenticate the reply and take its cookie.
+func BenchmarkClientExchange(b *testing.B) {
+	f := newNTSFixture(b)
+	s := f.session(b, MaxCookies)
+	_, req := f.request(b, MaxCookies)
+	reply, _ := f.respond(req)
+	uid := testUID()
+	rnd := seeded(5)
+	buf := make([]byte, 0, ntp.MaxPacketLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.BuildRequest(buf, ntsNonce, uid, rnd); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.ProcessReply(reply, uid); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
