@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"timegate/tests/harness"
+)
+
+// ntsTimegate runs timegate as an NTS server (local stratum) with a test
+// certificate; it returns the process, the NTP and NTS-KE ports and the
+// certificate path for clients to trust.
+func ntsTimegate(t *testing.T, stratum int) (*harness.Process, int, int, string) {
+	t.Helper()
+	bins := build.Binaries(t)
+	dir := t.TempDir()
+	cert, key := harness.WriteCert(t, dir)
+	ntpPort := harness.FreeUDPPort(t)
+	kePort := harness.FreeTCPPort(t)
+	conf := fmt.Sprintf("port %d\nntsport %d\nbindaddress 127.0.0.1\nlocal stratum %d\n"+
+		"ratelimit interval -6 burst 32 leak 2\nntsservercert %s\nntsserverkey %s\nntsdumpdir %s\n",
+		ntpPort, kePort, stratum, cert, key, dir)
+	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", dir}})
+	return p, ntpPort, kePort, cert
+}
+
+// waitAuthenticated waits until chrony has selected timegate over NTS and
+// returns its authdata row.
+func waitAuthenticated(t *testing.T, c *harness.Chrony) harness.AuthData {
+	t.Helper()
+	c.WaitSelected(t, "127.0.0.1", 30*time.Second)
+	var ad harness.AuthData
+	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+		a, ok := harness.FindAuthData(c.AuthData(t), "127.0.0.1")
+		ad = a
+		return ok && a.Mode == "NTS" && a.Cookies == 8, fmt.Sprintf("%+v", a)
+	})
+	return ad
+}
+
+// Issue 3: the real chronyd 4.3 as NTS client of timegate: AEAD 15, 8
+// cookies, authenticated and selected; then a restart and two key rotations
+// keep its old cookies valid, so chrony runs no new NTS-KE.
+func TestChronyNTSClient(t *testing.T) {
+	harness.RequireBinary(t, "chronyd")
+	p, ntpPort, kePort, cert := ntsTimegate(t, 4)
+	// 1 s polls: at 1/16 s chrony would spend all 8 cookies during the
+	// restart's downtime and redo NTS-KE whatever the server does.
+	c := harness.StartChrony(t, harness.ChronyOptions{
+		Servers:     []harness.ServerLine{{Port: ntpPort, NTS: true, NTSPort: kePort, Poll: &harness.PollRange{Min: 0, Max: 0}}},
+		TrustedCert: cert,
+	})
+	ad := waitAuthenticated(t, c)
+	if ad.Type != 15 || ad.KeyLen != 256 || ad.CookieLen != 104 || ad.KeyID != 1 || ad.NAK {
+		t.Fatalf("authdata %+v: want AEAD 15, 256-bit keys, 8 cookies of 104 bytes, one KE, no NAK", ad)
+	}
+	nd := c.NTPData(t, "127.0.0.1")
+	if nd["Authenticated"] != "Yes" || nd["Stratum"] != "4" {
+		t.Fatalf("ntpdata: %v", nd)
+	}
+
+	checkNoNewKE := func(phase string) {
+		t.Helper()
+		rx := ntpRx(t, c)
+		// Several 1 s polls must be answered and authenticated with the old cookies.
+		harness.WaitFor(t, 15*time.Second, func() (bool, string) {
+			return ntpRx(t, c) >= rx+3, fmt.Sprintf("valid rx %d, was %d", ntpRx(t, c), rx)
+		})
+		a, _ := harness.FindAuthData(c.AuthData(t), "127.0.0.1")
+		if a.KeyID != 1 || a.NAK || a.Mode != "NTS" {
+			t.Fatalf("%s: chrony ran a new NTS-KE or got NAKs: %+v", phase, a)
+		}
+		if nd := c.NTPData(t, "127.0.0.1"); nd["Authenticated"] != "Yes" {
+			t.Fatalf("%s: not authenticated: %v", phase, nd)
+		}
+		src, _ := harness.FindSource(c.Sources(t), "127.0.0.1")
+		if !src.Selected() {
+			t.Fatalf("%s: source not selected: %+v", phase, src)
+		}
+	}
+
+	p.Restart(t)
+	checkNoNewKE("after restart")
+	for i := range 2 {
+		from := p.LogSize()
+		if err := p.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		p.WaitLog(t, from, "NTS key ring rotated", 5*time.Second)
+		checkNoNewKE(fmt.Sprintf("after rotation %d", i+1))
+	}
+}
+
+// ntpRx is chrony's count of valid packets received from timegate.
+func ntpRx(t *testing.T, c *harness.Chrony) int {
+	t.Helper()
+	nd := c.NTPData(t, "127.0.0.1")
+	var n int
+	fmt.Sscan(nd["Total valid RX"], &n)
+	return n
+}
