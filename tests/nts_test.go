@@ -1,18 +1,29 @@
 package tests
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"timegate/nts"
 	"timegate/tests/harness"
 )
 
 // ntsTimegate runs timegate as an NTS server (local stratum) with a test
 // certificate; it returns the process, the NTP and NTS-KE ports and the
 // certificate path for clients to trust.
-func ntsTimegate(t *testing.T, stratum int) (*harness.Process, int, int, string) {
+func ntsTimegate(t *testing.T, stratum int, extra ...string) (*harness.Process, int, int, string) {
 	t.Helper()
 	bins := build.Binaries(t)
 	dir := t.TempDir()
@@ -20,8 +31,8 @@ func ntsTimegate(t *testing.T, stratum int) (*harness.Process, int, int, string)
 	ntpPort := harness.FreeUDPPort(t)
 	kePort := harness.FreeTCPPort(t)
 	conf := fmt.Sprintf("port %d\nntsport %d\nbindaddress 127.0.0.1\nlocal stratum %d\n"+
-		"ratelimit interval -6 burst 32 leak 2\nntsservercert %s\nntsserverkey %s\nntsdumpdir %s\n",
-		ntpPort, kePort, stratum, cert, key, dir)
+		"ratelimit interval -6 burst 32 leak 2\nntsservercert %s\nntsserverkey %s\nntsdumpdir %s\n%s\n",
+		ntpPort, kePort, stratum, cert, key, dir, strings.Join(extra, "\n"))
 	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", dir}})
 	return p, ntpPort, kePort, cert
 }
@@ -100,4 +111,103 @@ func ntpRx(t *testing.T, c *harness.Chrony) int {
 	var n int
 	fmt.Sscan(nd["Total valid RX"], &n)
 	return n
+}
+
+// Issue 3 negatives against the daemon: TLS 1.2, no ALPN and a wrong ALPN
+// get no NTS-KE answer.
+func TestNTSKERefusesBadTLS(t *testing.T) {
+	_, _, kePort, cert := ntsTimegate(t, 4)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(kePort))
+	pool := harness.CertPool(t, cert)
+	cases := []struct {
+		name string
+		conf *tls.Config
+	}{
+		{"TLS 1.2", &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12, NextProtos: []string{"ntske/1"}}},
+		{"no ALPN", &tls.Config{RootCAs: pool, ServerName: "localhost"}},
+		{"wrong ALPN", &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}}},
+	}
+	req := []byte{0x80, 1, 0, 2, 0, 0, 0x80, 4, 0, 2, 0, 15, 0x80, 0, 0, 0} // NextProtocol NTPv4, AEAD 15, EOM
+	for _, c := range cases {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, c.conf)
+		if err != nil {
+			continue // refused in the handshake: what we want
+		}
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		conn.Write(req)
+		n, err := conn.Read(make([]byte, 1024))
+		conn.Close()
+		if err == nil && n > 0 {
+			t.Errorf("%s: server answered %d bytes of NTS-KE", c.name, n)
+		}
+	}
+	// The same request with proper TLS 1.3 and ALPN is answered.
+	res, err := nts.Exchange(context.Background(), nil, addr, &tls.Config{RootCAs: pool, ServerName: "localhost"}, []uint16{15})
+	if err != nil || len(res.Cookies) != 8 {
+		t.Fatalf("good KE: %v", err)
+	}
+}
+
+// Issue 3: replacing the certificate (files rewritten, then SIGHUP) under a
+// loop of NTS-KE handshakes loses none of them.
+func TestCertificateReloadUnderKELoop(t *testing.T) {
+	// Handshakes back to back from one address: the per-source KE limit
+	// would otherwise (rightly) refuse most of them.
+	p, _, kePort, cert := ntsTimegate(t, 4, "ntsratelimit off")
+	dir := filepath.Dir(cert)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(kePort))
+	// Trust both the old and every new certificate: the client checks
+	// each handshake fully.
+	pool := x509.NewCertPool()
+	addPEM := func() {
+		b, err := os.ReadFile(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(b)
+	}
+	addPEM()
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				conf := &tls.Config{RootCAs: pool.Clone(), ServerName: "localhost"}
+				mu.Unlock()
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				_, err := nts.Exchange(ctx, nil, addr, conf, []uint16{15})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					t.Logf("KE failed: %v", err)
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	for range 4 {
+		mu.Lock()
+		harness.WriteCert(t, dir) // same file names: a new pair in place
+		addPEM()
+		mu.Unlock()
+		from := p.LogSize()
+		p.Signal(syscall.SIGHUP)
+		p.WaitLog(t, from, "configuration reloaded", 5*time.Second)
+		time.Sleep(300 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d handshakes during 4 certificate swaps, %d failed", ok.Load(), failed.Load())
+	if failed.Load() != 0 || ok.Load() < 20 {
+		t.Fatalf("%d failed, %d succeeded", failed.Load(), ok.Load())
+	}
 }
