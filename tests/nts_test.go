@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -209,5 +210,43 @@ func TestCertificateReloadUnderKELoop(t *testing.T) {
 	t.Logf("%d handshakes during 4 certificate swaps, %d failed", ok.Load(), failed.Load())
 	if failed.Load() != 0 || ok.Load() < 20 {
 		t.Fatalf("%d failed, %d succeeded", failed.Load(), ok.Load())
+	}
+}
+
+// Issue 3: gatectl query -nts is a full NTS client of the daemon.
+func TestGatectlQueryNTS(t *testing.T) {
+	bins := build.Binaries(t)
+	_, ntpPort, kePort, cert := ntsTimegate(t, 3)
+	out, stderr, err := harness.RunGatectl(t, bins.Gatectl, "query", "-nts", "-json", "-ca", cert,
+		net.JoinHostPort("localhost", strconv.Itoa(kePort)))
+	if err != nil {
+		t.Fatalf("gatectl query -nts: %v\n%s", err, stderr)
+	}
+	var r struct {
+		NTS        bool    `json:"nts"`
+		AEAD       int     `json:"aead"`
+		KECookies  int     `json:"ke_cookies"`
+		CookieLen  int     `json:"cookie_len"`
+		NewCookies int     `json:"new_cookies"`
+		NTPServer  string  `json:"ntp_server"`
+		Stratum    int     `json:"stratum"`
+		Offset     float64 `json:"offset_s"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !r.NTS || r.AEAD != 15 || r.KECookies != 8 || r.CookieLen != 104 || r.NewCookies != 1 || r.Stratum != 3 {
+		t.Errorf("gatectl -nts result: %+v", r)
+	}
+	if !strings.HasSuffix(r.NTPServer, ":"+strconv.Itoa(ntpPort)) {
+		t.Errorf("NTP server %q, want the negotiated port %d", r.NTPServer, ntpPort)
+	}
+	if r.Offset > 0.01 || r.Offset < -0.01 {
+		t.Errorf("offset %v", r.Offset)
+	}
+	// Without trusting the certificate the query must fail, never fall back.
+	if _, _, err := harness.RunGatectl(t, bins.Gatectl, "query", "-nts", "-timeout", "2s",
+		net.JoinHostPort("localhost", strconv.Itoa(kePort))); err == nil {
+		t.Error("query -nts succeeded without trusting the self-signed certificate")
 	}
 }
