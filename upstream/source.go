@@ -371,3 +371,7 @@ func (s *Source) Stats() SourceStats { return s.stats }
 
 // FilterStats returns the clock filter output; ok is false before the first sample.
 func (s *Source) FilterStats() (st Stats, ok bool) { return s.filter.Stats() }
+
+// Awaiting reports whether a request is outstanding: the edge keeps the request's socket
+// open while it is, and closes it once the answer came.
+func (s *Source) Awaiting() bool { return s.req.active }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"timegate/internal/config"
+	"timegate/internal/engine"
 	"timegate/internal/udpserve"
 	"timegate/ntp"
 	"timegate/nts"
@@ -42,7 +43,8 @@ type Gateway struct {
 	responder atomic.Pointer[ntp.Responder]
 	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
-	nts       *ntsService // nil when NTS-KE is off (ntsport 0)
+	nts       *ntsService    // nil when NTS-KE is off (ntsport 0)
+	upstream  *engine.Engine // nil without server/pool lines
 	stats     udpserve.Stats
 	precision int8
 }
@@ -56,6 +58,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
+	up, err := g.newUpstream(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.upstream = up
 	if err := g.open(cfg); err != nil {
 		g.closeAll()
 		return nil, err
@@ -197,6 +204,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
+	}
+	if g.upstream != nil {
+		spawn(func() error { return g.upstream.Run(ctx) })
 	}
 	wg.Wait()
 	close(errs)

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/internal/config"
+	"timegate/ntp"
+	"timegate/nts"
+	"timegate/upstream"
+)
+
+// assoc is one association: a server line, or one address of a pool.
+type assoc struct {
+	spec config.Source
+	id   uint64
+	auth upstream.Auth // nil for NTS (it comes from NTS-KE) and before resolution
+	src  *upstream.Source
+	addr netip.AddrPort // where NTP requests go; zero until resolved or keyed
+
+	timer        *time.Timer
+	gen          uint64 // timer generation: a stale expiry is ignored
+	reqID        uint64 // the request whose answers are still wanted
+	resolveFails int
+}
+
+func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }
+
+func (a *assoc) String() string {
+	if a.addr.IsValid() && a.addr.Addr().String() != a.spec.Host {
+		return a.spec.Host + " (" + a.addr.String() + ")"
+	}
+	if a.addr.IsValid() {
+		return a.addr.String()
+	}
+	return a.spec.Host
+}
+
+func (a *assoc) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.gen++
+	}
+}
+
+// sourceConfig is the state machine's configuration for this association.
+func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
+	cfg := upstream.SourceConfig{
+		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
+		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
+		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand,
+	}
+	if a.addr.IsValid() {
+		cfg.RefID = upstream.RefIDForAddr(a.addr.Addr())
+	}
+	return cfg
+}
+
+func precisionDur(p int8) time.Duration {
+	p = min(max(p, -30), 0)
+	return time.Second >> uint(-p)
+}
+
+// start begins an association: NTS sources go straight to NTS-KE (the KE server names
+// the NTP server); the others first resolve their host.
+func (r *runner) start(a *assoc) {
+	if a.spec.NTS {
+		a.src = upstream.NewSource(r.sourceConfig(a))
+		r.apply(a, a.src.HandleTimer(r.clock.Local(r.now())))
+		return
+	}
+	if ip, err := netip.ParseAddr(a.spec.Host); err == nil {
+		r.resolved(resolvedEvent{a: a, addrs: []netip.Addr{ip}})
+		return
+	}
+	r.resolve(a, 0)
+}
+
+// resolve looks the host up after wait, in the background.
+func (r *runner) resolve(a *assoc, wait time.Duration) {
+	host := a.spec.Host
+	r.goTrack(func() {
+		select {
+		case <-time.After(wait):
+		case <-r.ctx.Done():
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, resolveTimeout)
+		defer cancel()
+		addrs, err := r.resolver().LookupNetIP(ctx, "ip", host)
+		r.post(resolvedEvent{a: a, addrs: addrs, err: err})
+	})
+}
+
+// resolved starts polling the address(es) of a name; a pool name yields up to poolSize
+// associations. A failed lookup is retried with a doubling wait.
+func (r *runner) resolved(ev resolvedEvent) {
+	a := ev.a
+	if ev.err != nil || len(ev.addrs) == 0 {
+		a.resolveFails++
+		wait := min(resolveRetryMin<<min(a.resolveFails-1, 10), resolveRetryMax)
+		r.log.Warn("cannot resolve source", zap.String("source", a.spec.Host), zap.Error(ev.err), zap.Duration("retry_in", wait))
+		r.resolve(a, wait)
+		return
+	}
+	addrs := ev.addrs
+	if !a.spec.Pool {
+		addrs = addrs[:1]
+	}
+	for i, ip := range addrs[:min(len(addrs), poolSize)] {
+		b := a
+		if i > 0 {
+			b = &assoc{spec: a.spec, auth: a.auth, id: uint64(len(r.assocs) + 1)}
+			r.assocs = append(r.assocs, b)
+		}
+		b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))
+		b.src = upstream.NewSource(r.sourceConfig(b))
+		r.log.Info("polling source", zap.String("source", b.String()), zap.Bool("authenticated", b.authenticated()))
+		r.apply(b, b.src.HandleTimer(r.clock.Local(r.now())))
+	}
+}
+
+// request sends one packet from a fresh socket connected to the source — a new random
+// source port per request (RFC 9109 §3), and the kernel drops datagrams from any other
+// address — and hands every datagram received to the loop until the loop says the
+// request is answered, or the timeout passes. The send time is read just before the
+// write, the receive time just after the read.
+func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration) {
+	addr := a.addr.String()
+	r.goTrack(func() {
+		conn, err := r.dialer().DialContext(r.ctx, "udp", addr)
+		if err != nil {
+			r.log.Debug("request socket", zap.String("source", addr), zap.Error(err))
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(timeout))
+		sent := r.now()
+		if _, err := conn.Write(pkt); err != nil {
+			return
+		}
+		buf := make([]byte, ntp.MaxPacketLen+1)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			rx := r.now()
+			if n > ntp.MaxPacketLen {
+				continue
+			}
+			done := make(chan bool, 1)
+			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, done: done}) {
+				return
+			}
+			select {
+			case fin := <-done:
+				if fin {
+					return
+				}
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// rekey runs NTS-KE with the source's KE server in the background and resolves the NTP
+// server it names (RFC 8915 §4.1.7: the KE server's own address when it names none).
+func (r *runner) rekey(a *assoc) {
+	addr := net.JoinHostPort(a.spec.Host, strconv.Itoa(a.spec.NTSPort))
+	conf := r.tls.Clone()
+	ke := r.keFunc()
+	r.goTrack(func() {
+		ctx, cancel := context.WithTimeout(r.ctx, keTimeout)
+		defer cancel()
+		res, err := ke(ctx, addr, conf)
+		var ntpAddr netip.AddrPort
+		if err == nil {
+			ntpAddr, err = r.lookupNTP(ctx, res)
+		}
+		r.post(keEvent{a: a, res: res, addr: ntpAddr, err: err})
+	})
+}
+
+func (r *runner) lookupNTP(ctx context.Context, res *nts.KEResult) (netip.AddrPort, error) {
+	ip, err := netip.ParseAddr(res.NTPServer)
+	if err != nil {
+		ips, lerr := r.resolver().LookupNetIP(ctx, "ip", res.NTPServer)
+		if lerr != nil {
+			return netip.AddrPort{}, lerr
+		}
+		if len(ips) == 0 {
+			return netip.AddrPort{}, &net.DNSError{Err: "no address", Name: res.NTPServer}
+		}
+		ip = ips[0]
+	}
+	return netip.AddrPortFrom(ip.Unmap(), res.NTPPort), nil
+}
+
+// keyed hands the outcome of NTS-KE to the source.
+func (r *runner) keyed(ev keEvent, local time.Time) {
+	a := ev.a
+	var auth upstream.Auth
+	err := ev.err
+	if err == nil {
+		var s *nts.ClientSession
+		if s, err = nts.NewClientSession(ev.res); err == nil {
+			auth = upstream.NTSAuth{Session: s}
+		}
+	}
+	if err != nil {
+		r.log.Warn("NTS-KE failed", zap.String("source", a.spec.Host), zap.Error(err))
+		r.apply(a, a.src.HandleRekey(local, nil, 0, err))
+		return
+	}
+	a.addr = ev.addr
+	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
+		zap.Int("cookies", len(ev.res.Cookies)))
+	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))
+}

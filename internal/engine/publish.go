@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"math"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/ntp"
+	"timegate/upstream"
+)
+
+const (
+	// lawProbe is how far ahead law looks to find the slew still pending: longer than any
+	// slew can last (a panic-threshold 1000 s correction at 500 ppm takes 2·10⁶ s).
+	lawProbe = 1e7 * time.Second
+	// maxRepublish is the longest a published state goes without a refresh, so that a
+	// holdover limit passing is served within it even when no source speaks.
+	maxRepublish = time.Minute
+)
+
+// law returns the served clock as ntp.ServedState expresses it — served time = sys +
+// offset + freq·(sys − base) — exact from sys until `until`, when the slew in progress
+// ends and the rate changes. The soft clock's law (upstream.Snapshot) is piecewise linear:
+// it runs at its frequency plus or minus the slew rate until the pending correction is in,
+// then at its frequency alone. The pending part is read off the far future, where the
+// slew has certainly ended.
+func law(c *upstream.SoftClock, sys time.Time) (offset time.Duration, freq float64, until time.Time) {
+	st := c.Status(sys)
+	far := c.Status(sys.Add(lawProbe)).Offset
+	pending := (far - st.Offset).Seconds() - st.Frequency*lawProbe.Seconds()
+	freq, until = st.Frequency, sys.Add(maxRepublish)
+	// A residue of a few nanoseconds is rounding, not a slew.
+	if math.Abs(pending) > 1e-8 {
+		rate := upstream.DefaultMaxSlew
+		freq += math.Copysign(rate, pending)
+		if end := time.Duration(math.Abs(pending) / rate * 1e9); end < maxRepublish {
+			until = sys.Add(end)
+		}
+	}
+	return st.Offset, freq, until
+}
+
+// served builds the state the NTP server publishes at sys: the soft clock's when it is
+// synchronised, else the fallback (`local stratum N`) or unsynchronised — on the soft
+// clock's law either way, so that served time never jumps when synchronisation comes or
+// goes.
+func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, time.Time) {
+	off, freq, until := law(r.clock, sys)
+	var s ntp.ServedState
+	switch {
+	case st.Synchronised:
+		s = ntp.ServedState{
+			Leap: ntp.Leap(st.Leap), Stratum: st.Stratum, RefID: st.RefID,
+			RootDelay: st.RootDelay, RootDispersion: st.RootDispersion, RefTime: st.RefTime,
+		}
+		if limit := r.holdoverLimit(); limit > st.Age {
+			until = minTime(until, sys.Add(limit-st.Age))
+		}
+	case r.opts.Fallback != nil:
+		s = *r.opts.Fallback
+		s.RefTime = sys.Add(off)
+	default:
+		s = *ntp.Unsynchronised(r.opts.Precision)
+	}
+	s.Precision = r.opts.Precision
+	s.Offset, s.Freq, s.Base = off, freq, sys
+	return &s, until
+}
+
+func (r *runner) holdoverLimit() time.Duration {
+	if r.opts.Holdover > 0 {
+		return r.opts.Holdover
+	}
+	return upstream.DefaultHoldoverLimit
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// publish hands the served state to the gateway, logs a selection change, and schedules
+// the next refresh for when the published law stops being exact.
+func (r *runner) publish(sys time.Time) {
+	st := r.clock.Status(sys)
+	s, until := r.served(sys, &st)
+	r.opts.Publish(s)
+	r.logChange(&st)
+	if r.law != nil {
+		r.law.Stop()
+	}
+	r.lawGen++
+	gen := r.lawGen
+	r.law = time.AfterFunc(max(until.Sub(sys), time.Millisecond), func() { r.post(republish{gen: gen}) })
+}
+
+// shown is what the operator was last told about the selection.
+type shown struct {
+	synced, holdover bool
+	peer             uint64
+	reason           upstream.ReasonKind
+	valid            bool
+}
+
+// logChange writes one Info line whenever the system peer, the synchronisation or the
+// reason for not being synchronised changes: until `gatectl status` exists, this is how an
+// operator follows the selection.
+func (r *runner) logChange(st *upstream.Status) {
+	now := shown{synced: st.Synchronised, holdover: st.Holdover, reason: st.Reason.Kind, valid: true}
+	if st.Synchronised && !st.Holdover {
+		now.peer = r.res.Estimate.PeerID
+	}
+	if now == r.shown {
+		return
+	}
+	r.shown = now
+	switch {
+	case st.Synchronised && st.Holdover:
+		r.log.Info("holding over: no usable estimate", zap.String("why", st.Reason.String()),
+			zap.Duration("since_last_estimate", st.Age), zap.Duration("root_dispersion", st.RootDispersion))
+	case st.Synchronised:
+		r.log.Info("synchronised", r.selectionFields(st)...)
+	case r.opts.Fallback != nil:
+		r.log.Info("unsynchronised: serving the local clock", zap.String("why", st.Reason.String()),
+			zap.Uint8("stratum", r.opts.Fallback.Stratum))
+	default:
+		r.log.Info("unsynchronised (leap 3, stratum 16)", zap.String("why", st.Reason.String()))
+	}
+}
+
+// selectionFields describe a successful selection: the system peer and who agreed.
+func (r *runner) selectionFields(st *upstream.Status) []zap.Field {
+	names := func(idx []int) []string {
+		out := make([]string, 0, len(idx))
+		for _, i := range idx {
+			out = append(out, r.candName(i))
+		}
+		return out
+	}
+	return []zap.Field{
+		zap.String("system_peer", r.candName(r.res.Estimate.Peer)),
+		zap.Uint8("stratum", st.Stratum),
+		zap.Duration("offset", r.res.Estimate.Offset),
+		zap.Duration("correction", st.Offset),
+		zap.Duration("root_distance", st.RootDelay/2+st.RootDispersion),
+		zap.Strings("truechimers", names(r.res.Truechimers)),
+		zap.Strings("falsetickers", names(r.res.Falsetickers)),
+	}
+}
+
+// candName names the i-th candidate of the latest round.
+func (r *runner) candName(i int) string {
+	if i < 0 || i >= len(r.cands) {
+		return "?"
+	}
+	return r.cands[i].String()
+}

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/nts"
+	"timegate/upstream"
+)
+
+// Events posted to the loop by timers, socket readers, name lookups and NTS-KE sessions.
+type (
+	timerFired struct {
+		a   *assoc
+		gen uint64
+	}
+	replyEvent struct {
+		a        *assoc
+		req      uint64
+		pkt      []byte
+		sent, rx time.Time // system clock
+		done     chan<- bool
+	}
+	keEvent struct {
+		a    *assoc
+		res  *nts.KEResult
+		addr netip.AddrPort
+		err  error
+	}
+	resolvedEvent struct {
+		a     *assoc
+		addrs []netip.Addr
+		err   error
+	}
+	republish struct{ gen uint64 }
+)
+
+// runner is the state of one Run: everything here is touched only by the loop goroutine,
+// except events, ctx and wg.
+type runner struct {
+	*Engine
+	ctx    context.Context
+	events chan any
+	wg     sync.WaitGroup
+	reqSeq uint64
+	res    upstream.Result // the latest mitigation round
+	cands  []*assoc        // whose candidates res indexes
+	lawGen uint64
+	law    *time.Timer
+}
+
+// Run polls the sources and publishes the served state until ctx ends. It returns nil
+// then: no upstream failure stops the gateway, which serves holdover, then
+// unsynchronised or local time.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64)}
+	defer r.wg.Wait()
+	defer cancel()
+	r.publish(e.now())
+	for _, a := range e.assocs {
+		r.start(a)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			r.stopTimers()
+			return nil
+		case ev := <-r.events:
+			r.handle(ev)
+		}
+	}
+}
+
+// post hands an event to the loop unless the run is over.
+func (r *runner) post(ev any) bool {
+	select {
+	case r.events <- ev:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// goTrack runs f in a goroutine that Run waits for.
+func (r *runner) goTrack(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+func (r *runner) handle(ev any) {
+	sys := r.now()
+	local := r.clock.Local(sys)
+	switch ev := ev.(type) {
+	case timerFired:
+		if ev.gen != ev.a.gen || ev.a.src == nil {
+			return
+		}
+		r.apply(ev.a, ev.a.src.HandleTimer(local))
+	case replyEvent:
+		if ev.a.reqID != ev.req || ev.a.src == nil {
+			ev.done <- true // superseded by a newer request: close its socket
+			return
+		}
+		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
+		ev.done <- !ev.a.src.Awaiting()
+		r.apply(ev.a, acts)
+	case keEvent:
+		r.keyed(ev, local)
+	case resolvedEvent:
+		r.resolved(ev)
+	case republish:
+		if ev.gen == r.lawGen {
+			r.publish(sys)
+		}
+		return
+	}
+	r.round(r.now())
+}
+
+// apply carries out a source's actions.
+func (r *runner) apply(a *assoc, acts []upstream.Action) {
+	for _, act := range acts {
+		switch act := act.(type) {
+		case upstream.Send:
+			r.reqSeq++
+			a.reqID = r.reqSeq
+			r.request(a, a.reqID, act.Packet, act.Timeout)
+		case upstream.WakeAfter:
+			r.wake(a, act.D)
+		case upstream.Rekey:
+			r.rekey(a)
+		case upstream.Demobilize:
+			a.stopTimer()
+			r.log.Warn("source stopped", zap.String("source", a.String()), zap.String("why", act.Reason))
+		}
+	}
+}
+
+// wake (re)arms the association's one timer.
+func (r *runner) wake(a *assoc, d time.Duration) {
+	a.stopTimer()
+	a.gen++
+	gen := a.gen
+	a.timer = time.AfterFunc(d, func() { r.post(timerFired{a: a, gen: gen}) })
+}
+
+func (r *runner) stopTimers() {
+	for _, a := range r.assocs {
+		a.stopTimer()
+	}
+	if r.law != nil {
+		r.law.Stop()
+	}
+}
+
+// round is one selection round over every association's candidate (RFC 5905 §11.2),
+// fed to the soft clock, whose state is then published.
+func (r *runner) round(sys time.Time) {
+	local := r.clock.Local(sys)
+	var cands []upstream.Candidate
+	var authed []bool
+	r.cands = r.cands[:0]
+	for _, a := range r.assocs {
+		if a.src == nil {
+			continue
+		}
+		if c, ok := a.src.Candidate(); ok {
+			cands = append(cands, c)
+			authed = append(authed, a.src.Authenticated())
+			r.cands = append(r.cands, a)
+		}
+	}
+	freq := r.clock.Status(sys).Frequency
+	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
+	if !r.res.OK() {
+		r.clock.Lose(r.res.Reason)
+	} else {
+		r.sel.SystemPeer = r.res.Estimate.PeerID
+		if err := r.clock.Update(sys, r.res.Estimate); err != nil {
+			r.log.Warn("estimate refused", zap.Error(err))
+		}
+	}
+	r.publish(sys)
+}

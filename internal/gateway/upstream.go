@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"runtime/debug"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/internal/config"
+	"timegate/internal/engine"
+	"timegate/ntp"
+)
+
+// newUpstream builds the upstream engine for the configured sources, or nil when there
+// are none. It must run after the initial state is stored: with `local stratum N` that
+// state is what the engine falls back to while unsynchronised, as chrony serves its
+// local reference only when it has no better source.
+func (g *Gateway) newUpstream(cfg *config.Config) (*engine.Engine, error) {
+	if len(cfg.Sources) == 0 {
+		return nil, nil
+	}
+	keys, _, err := loadKeys(cfg) // its warnings were logged with the responder's
+	if err != nil {
+		return nil, err
+	}
+	var fallback *ntp.ServedState
+	if cfg.Local != nil {
+		s := *g.state.Load()
+		fallback = &s
+	}
+	e, warnings, err := engine.New(engine.Options{
+		Sources:        cfg.Sources,
+		MinSources:     cfg.MinSources,
+		MaxDistance:    cfg.MaxDistance,
+		AuthSelectMode: cfg.AuthSelectMode,
+		Holdover:       cfg.Holdover,
+		Keys:           keys,
+		TrustedCerts:   cfg.NTSTrustedCerts,
+		Precision:      g.precision,
+		Fallback:       fallback,
+		BuildDate:      buildDate(),
+		Publish:        g.state.Store,
+		Log:            g.log.Named("upstream"),
+		Now:            g.opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		g.log.Warn("upstream source", zap.String("warning", w))
+	}
+	return e, nil
+}
+
+// buildDate is the commit time the binary was built from, when the toolchain recorded
+// it: no source is believed about a time before it (a replayed or forged old time).
+func buildDate() time.Time {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return time.Time{}
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.time" {
+			t, err := time.Parse(time.RFC3339, s.Value)
+			if err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
