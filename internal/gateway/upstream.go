@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"runtime/debug"
 	"time"
 
@@ -44,7 +45,7 @@ func (g *Gateway) newUpstream(cfg *config.Config) (*engine.Engine, error) {
 		Now:            g.opts.Now,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
 	for _, w := range warnings {
 		g.log.Warn("upstream source", zap.String("warning", w))
