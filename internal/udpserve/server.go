@@ -27,7 +27,7 @@ type Stats struct {
 	// KoDByCode splits KoD by kiss code.
 	KoDRATE, KoDDENY, KoDRSTR atomic.Uint64
 	NTSNAK                    atomic.Uint64
-	Leaked   atomic.Uint64
+	Leaked                    atomic.Uint64
 	// Dropped counts drops by reason, indexed by ntp.Reason.
 	Dropped [ntp.NumReasons]atomic.Uint64
 	// Auth counts answered requests by authentication kind.
