@@ -67,7 +67,8 @@ func TestQueryUnsynchronisedAndKiss(t *testing.T) {
 	if code := run([]string{"query", "-port", strconv.Itoa(port), "127.0.0.1"}, &out, &errb); code != exitUnsound {
 		t.Fatalf("exit %d, want %d: %s%s", code, exitUnsound, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "unsynchronised") || !strings.Contains(out.String(), "INIT") {
+	if !strings.Contains(out.String(), "unsynchronised") || !strings.Contains(out.String(), "INIT") ||
+		!strings.Contains(out.String(), "timegate says: not yet synchronised") {
 		t.Errorf("output does not say unsynchronised: %s", out.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"timegate/ntp"
+	"timegate/upstream"
 )
 
 // queryResult is what gatectl query prints; the JSON names are a stable
@@ -114,6 +115,9 @@ func describe(addr string, s *ntp.Sample, err error) (*queryResult, error) {
 		return r, nil
 	case errors.Is(err, ntp.ErrBadStratum), errors.Is(err, ntp.ErrUnsynced):
 		r.Problem = "server is unsynchronised (leap 3 or stratum 16): its time must not be trusted"
+		if why, ok := upstream.ExplainRefID(h.RefID); ok && h.Stratum >= 16 {
+			r.Problem += "; timegate says: " + why
+		}
 	case err != nil:
 		return nil, err
 	default:

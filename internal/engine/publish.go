@@ -62,6 +62,8 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 		s.RefTime = sys.Add(off)
 	default:
 		s = *ntp.Unsynchronised(r.opts.Precision)
+		// The reason rides in the stratum-16 reference ID, so clients see why.
+		s.RefID = st.Reason.Kind.RefID()
 	}
 	s.Precision = r.opts.Precision
 	s.Offset, s.Freq, s.Base = off, freq, sys

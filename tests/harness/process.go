@@ -26,10 +26,6 @@ const (
 	pollInterval = 50 * time.Millisecond
 )
 
-// errGiveUp wraps a readiness failure that waiting will not cure (a port the
-// daemon could not bind, a fatal error in its log).
-var errGiveUp = errors.New("harness: not going to become ready")
-
 // Process is a daemon started by the harness: chronyd or timegate. It runs in its
 // own process group (so helpers it forks can be found and never outlive it), with
 // stdout and stderr appended to LogPath, and gets SIGTERM if the test process
