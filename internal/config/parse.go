@@ -101,8 +101,10 @@ func (p *parser) line(text string) {
 			p.seen = map[string]Position{}
 		}
 		p.seen[name] = p.pos
-		p.cfg.Positions[name] = p.pos
 	}
+	// For repeatable directives this is the last line, good enough to point
+	// an operator at the directive; per-item errors name the item too.
+	p.cfg.Positions[name] = p.pos
 	h.fn(p, name, args)
 }
 

@@ -29,4 +29,13 @@ func TestEmbeddedDefaultsParse(t *testing.T) {
 	if c.Port != DefaultPort || c.NTSPort != DefaultNTSPort || !c.RateLimit.Enabled {
 		t.Errorf("embedded defaults: %+v", c)
 	}
+	// Issue 2: the defaults name public NTS servers and trust only NTS.
+	if len(c.Sources) < 3 || c.AuthSelectMode != "require" {
+		t.Fatalf("embedded defaults name %d sources, authselectmode %q", len(c.Sources), c.AuthSelectMode)
+	}
+	for _, s := range c.Sources {
+		if !s.NTS {
+			t.Errorf("embedded source %s is not NTS", s.Host)
+		}
+	}
 }

@@ -1,8 +1,9 @@
 package config
 
-// server HOST [nts] [key ID] [iburst] [burst] [prefer] [minpoll N] [maxpoll N]
+// server HOST [nts] [key ID] [iburst] [prefer] [minpoll N] [maxpoll N]
 //
-//	[port P] [ntsport P] [noselect] — chrony's syntax, the options timegate uses.
+//	[port P] [ntsport P] — chrony's syntax, the options timegate uses; other
+//	chrony options (burst, noselect, ...) are errors, not silently ignored.
 func source(p *parser, name string, args []string) {
 	if len(args) == 0 {
 		p.fail(name, "needs a host name or address")

@@ -32,3 +32,10 @@ func trustConfig(files []string) (*tls.Config, error) {
 	conf.RootCAs = pool
 	return conf, nil
 }
+
+// CheckTrust reports whether the ntstrustedcerts files load, for
+// `gatectl config check` and `timegate -check-config`.
+func CheckTrust(files []string) error {
+	_, err := trustConfig(files)
+	return err
+}

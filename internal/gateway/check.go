@@ -7,6 +7,7 @@ import (
 
 	"timegate/certs"
 	"timegate/internal/config"
+	"timegate/internal/engine"
 )
 
 // Check validates everything a configuration refers to without opening a
@@ -35,5 +36,9 @@ func CheckConfig(cfg *config.Config) error {
 			certErr = fmt.Errorf("%w: %s: ntsservercert: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 		}
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr)
+	var trustErr error
+	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
+		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
+	}
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr)
 }

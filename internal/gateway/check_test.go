@@ -19,13 +19,14 @@ func TestCheckReportsEverythingWithPositions(t *testing.T) {
 	os.WriteFile(keys, []byte("1 AES128 HEX:00112233445566778899aabbccddeeff\n"), 0o644)
 	conf := filepath.Join(dir, "t.conf")
 	text := "port 1123\nkeyfile " + keys + "\nrestrict 192.0.2.0 mask 255.0.255.0\nrestrict default frobnicate\n" +
-		"ntsservercert " + filepath.Join(dir, "missing.pem") + "\nntsserverkey " + filepath.Join(dir, "missing.key") + "\n"
+		"ntsservercert " + filepath.Join(dir, "missing.pem") + "\nntsserverkey " + filepath.Join(dir, "missing.key") + "\n" +
+		"ntstrustedcerts " + filepath.Join(dir, "noca.pem") + "\n"
 	os.WriteFile(conf, []byte(text), 0o644)
 	err := Check(conf)
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"t.conf:2: keyfile", "t.conf:3: restrict", "t.conf:4: restrict", "frobnicate", "t.conf:5: ntsservercert"} {
+	for _, want := range []string{"t.conf:2: keyfile", "t.conf:3: restrict", "t.conf:4: restrict", "frobnicate", "t.conf:5: ntsservercert", "t.conf:7: ", "noca.pem"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
