@@ -52,6 +52,9 @@ type Config struct {
 	MaxDistance    time.Duration // chrony `maxdistance`
 	AuthSelectMode string        // chrony `authselectmode`
 	Holdover       time.Duration // timegate `holdover`: serve without sources this long
+	// ClockControl makes timegate discipline the system clock through
+	// adjtimex (timegate `clockcontrol on`); off by default.
+	ClockControl bool
 
 	Restrict []Restrict // ntpd `restrict`, parsed by package policy
 

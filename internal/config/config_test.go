@@ -71,6 +71,19 @@ restrict 192.0.2.0 mask 255.255.255.0 nomodify notrap
 	}
 }
 
+func TestClockControl(t *testing.T) {
+	c, err := Parse("c", []byte("clockcontrol on\n"))
+	if err != nil || !c.ClockControl {
+		t.Fatalf("clockcontrol on: %v %+v", err, c)
+	}
+	if c, _ := Parse("c", nil); c.ClockControl {
+		t.Error("the system clock must be left alone by default")
+	}
+	if _, err := Parse("c", []byte("clockcontrol maybe\n")); err == nil || !strings.Contains(err.Error(), "c:1: clockcontrol") {
+		t.Errorf("bad value: %v", err)
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse("empty", nil)
 	if err != nil {

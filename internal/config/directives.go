@@ -48,6 +48,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{holdover, true}, true
 	case "restrict":
 		return handler{restrict, false}, true
+	case "clockcontrol":
+		return handler{clockControl, true}, true
 	}
 	return handler{}, false
 }
@@ -253,4 +255,20 @@ func restrict(p *parser, name string, args []string) {
 		return
 	}
 	p.cfg.Restrict = append(p.cfg.Restrict, Restrict{Pos: p.pos, Args: append([]string(nil), args...), Rule: rule})
+}
+
+// clockcontrol on|off — timegate's own: off (the default) never touches the
+// system clock; on disciplines it through adjtimex (needs CAP_SYS_TIME).
+func clockControl(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	switch strings.ToLower(args[0]) {
+	case "on":
+		p.cfg.ClockControl = true
+	case "off":
+		p.cfg.ClockControl = false
+	default:
+		p.fail(name, "must be on or off, got %q", args[0])
+	}
 }

@@ -63,6 +63,9 @@ type Options struct {
 	Fallback *ntp.ServedState
 	// BuildDate: the sources are never believed about a time before it.
 	BuildDate time.Time
+	// Discipliner, when set (`clockcontrol on`), makes the system clock
+	// follow the served clock; nil never touches it.
+	Discipliner upstream.Discipliner
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	Log     *zap.Logger
@@ -121,7 +124,7 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.tls, err = trustConfig(opts.TrustedCerts); err != nil {
 		return nil, nil, err
 	}
-	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate})
+	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	var warnings []string
 	for _, spec := range opts.Sources {

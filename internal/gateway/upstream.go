@@ -9,7 +9,9 @@ import (
 
 	"timegate/internal/config"
 	"timegate/internal/engine"
+	"timegate/internal/sysclock"
 	"timegate/ntp"
+	"timegate/upstream"
 )
 
 // newUpstream builds the upstream engine for the configured sources, or nil when there
@@ -23,6 +25,15 @@ func (g *Gateway) newUpstream(cfg *config.Config) (*engine.Engine, error) {
 	keys, _, err := loadKeys(cfg) // its warnings were logged with the responder's
 	if err != nil {
 		return nil, err
+	}
+	var disc upstream.Discipliner
+	if cfg.ClockControl {
+		clock, err := sysclock.New()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: clockcontrol: %v", config.ErrConfig, cfg.Positions["clockcontrol"], err)
+		}
+		g.log.Warn("clockcontrol on: timegate will step and slew the SYSTEM clock")
+		disc = clock
 	}
 	var fallback *ntp.ServedState
 	if cfg.Local != nil {
@@ -40,6 +51,7 @@ func (g *Gateway) newUpstream(cfg *config.Config) (*engine.Engine, error) {
 		Precision:      g.precision,
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
+		Discipliner:    disc,
 		Publish:        g.state.Store,
 		Log:            g.log.Named("upstream"),
 		Now:            g.opts.Now,
