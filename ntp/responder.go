@@ -69,7 +69,8 @@ type MACKey interface {
 type KeyLookup func(id uint32) (MACKey, bool)
 
 // NTSState carries what the NTS handler learned from a request to the reply.
-// It lives on the caller's stack so the hot path does not allocate.
+// It travels by value, out of Open and into Seal: a pointer handed to an
+// interface method escapes to the heap, which cost an allocation per request.
 type NTSState struct {
 	UID       []byte // Unique Identifier value, aliasing the request
 	Cookies   int    // cookies the reply must carry: 1 + placeholders (RFC 8915 §5.7)
@@ -82,13 +83,50 @@ type NTSState struct {
 // NTSHandler authenticates NTS requests and seals replies (RFC 8915 §5).
 type NTSHandler interface {
 	// Open checks the NTS fields of req; fields is its extension-field
-	// region (Packet.Fields), starting at HeaderLen. It fills st.UID whenever
-	// the Unique Identifier is well formed, even on failure, so that a NAK
-	// can echo it. ReasonBadCookie asks for an NTS NAK; other failures drop.
-	Open(st *NTSState, req, fields []byte) Reason
-	// Seal appends the NTS fields of the reply to reply (which holds the
-	// finished header) without making it longer than limit.
-	Seal(st *NTSState, reply []byte, limit int) ([]byte, bool)
+	// region (Packet.Fields), starting at HeaderLen. The state it returns
+	// holds the UID whenever the Unique Identifier is well formed, even on
+	// failure, so that a NAK can echo it. ReasonBadCookie asks for an NTS
+	// NAK; other failures drop.
+	Open(req, fields []byte) (NTSState, Reason)
+	// Seal appends the NTS fields of the reply to reply, which holds the
+	// header with every field but the transmit timestamp, without making it
+	// longer than limit. Seal must call tx.Stamp on that header once, after
+	// all its work that the timestamp does not enter (key schedules, new
+	// cookies, nonces) and before the Authenticator that covers the header
+	// is computed: whatever runs after the clock is read delays the reply
+	// past its own transmit timestamp, an offset error every client sees.
+	Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]byte, bool)
+}
+
+// Stamper writes a reply's transmit timestamp (T3, RFC 5905 §7.3). Respond
+// hands one to NTSHandler.Seal, so that the clock is read as late as the
+// authentication allows rather than before it.
+//
+// The delay that remains after the reading (the final AEAD pass, then the
+// send system call) is not added to T3 as an estimate: classic ntpd once
+// kept such an "authdelay" (the least of the last two measured delays), but
+// an estimate is wrong by its own jitter on every packet, and keeping it
+// would need state shared between requests, which Respond does not have.
+// We keep that delay small instead and leave exact transmit times to what
+// can measure them (kernel or hardware transmit timestamps, interleaved
+// mode), as chrony does.
+type Stamper struct {
+	state *ServedState // nil for a kiss, whose transmit timestamp stays zero
+	now   func() time.Time
+}
+
+// Stamp reads the clock and writes the served time into the transmit
+// timestamp of header, which starts at the reply's first octet. For a kiss,
+// and for the zero Stamper, it writes nothing.
+func (s Stamper) Stamp(header []byte) {
+	if s.state == nil {
+		return
+	}
+	sys := s.now
+	if sys == nil {
+		sys = time.Now
+	}
+	PutTransmit(header, Time64From(s.state.Serve(sys())))
 }
 
 // Responder answers client requests. Its fields are set once; to change
@@ -137,7 +175,8 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 		v.Reason = ReasonFraming
 		return nil, v
 	}
-	reply := r.header(dst[:0], &p.Header, rx, adm)
+	reply, tx := r.header(dst[:0], &p.Header, rx, adm)
+	tx.Stamp(reply[len(reply)-HeaderLen:])
 	return finish(reply, limit, adm, v)
 }
 
@@ -187,12 +226,14 @@ func claimedAuth(p *Packet) AuthKind {
 	return AuthNone
 }
 
-// header writes the reply header into dst: a kiss if the admission says so,
-// otherwise the served time with the transmit timestamp read last.
-func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission) []byte {
+// header appends the reply header to dst: a kiss if the admission says so,
+// otherwise the served time. The transmit timestamp is left to the
+// returned Stamper, which the caller applies once nothing but the work that
+// depends on it remains.
+func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission) ([]byte, Stamper) {
 	if adm.Action == ActionKoD {
 		h := KissHeader(req, adm.Kiss)
-		return h.Append(dst)
+		return h.Append(dst), Stamper{}
 	}
 	st := r.State()
 	h := Header{
@@ -211,16 +252,7 @@ func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission)
 	if !st.RefTime.IsZero() {
 		h.RefTime = Time64From(st.RefTime)
 	}
-	dst = h.Append(dst)
-	PutTransmit(dst[len(dst)-HeaderLen:], Time64From(st.Serve(r.now())))
-	return dst
-}
-
-func (r *Responder) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
+	return h.Append(dst), Stamper{state: st, now: r.Now}
 }
 
 func finish(reply []byte, limit int, adm Admission, v Verdict) ([]byte, Verdict) {
@@ -257,7 +289,8 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 		v.Reason = ReasonBadMAC
 		return nil, v
 	}
-	reply := r.header(dst, &p.Header, rx, adm)
+	reply, tx := r.header(dst, &p.Header, rx, adm)
+	tx.Stamp(reply[len(reply)-HeaderLen:])
 	if len(reply)+keyIDLen+key.Size() > limit {
 		v.Reason = ReasonNoRoom
 		return nil, v
@@ -269,14 +302,16 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 
 // respondNTS authenticates an NTS request and seals the reply (RFC 8915 §5.7).
 // A cookie that does not open earns an NTS NAK echoing the Unique Identifier
-// and nothing else; any other failure earns nothing.
+// and nothing else; any other failure earns nothing. The handler's Seal
+// stamps the transmit timestamp itself, between sealing the new cookies and
+// the Authenticator over the header (see NTSHandler).
 func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
 	if r.NTS == nil {
 		v.Reason = ReasonNTSDisabled
 		return nil, v
 	}
-	var st NTSState
-	switch reason := r.NTS.Open(&st, req, p.Fields); reason {
+	st, reason := r.NTS.Open(req, p.Fields)
+	switch reason {
 	case ReasonOK:
 	case ReasonBadCookie:
 		if st.UID == nil {
@@ -295,8 +330,8 @@ func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, rx 
 		v.Reason = reason
 		return nil, v
 	}
-	reply := r.header(dst, &p.Header, rx, adm)
-	reply, ok := r.NTS.Seal(&st, reply, limit)
+	reply, tx := r.header(dst, &p.Header, rx, adm)
+	reply, ok := r.NTS.Seal(st, reply, limit, tx)
 	if !ok {
 		v.Reason = ReasonNoRoom
 		return nil, v

@@ -256,3 +256,68 @@ func BenchmarkRespond(b *testing.B) {
 		}
 	}
 }
+
+// stampProbe is an NTSHandler that records what the responder hands to
+// Seal and what Stamper.Stamp does with it.
+type stampProbe struct {
+	nowCalls                *int
+	before, after           Time64 // transmit timestamp around tx.Stamp
+	callsBefore, callsAfter int
+	sealed                  bool
+}
+
+func (p *stampProbe) Open(req, fields []byte) (NTSState, Reason) {
+	pk := Packet{Fields: fields}
+	it := pk.ExtFields()
+	f, _ := it.Next()
+	return NTSState{UID: f.Value, Cookies: 1}, ReasonOK
+}
+
+func (p *stampProbe) Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]byte, bool) {
+	hdr := reply[len(reply)-HeaderLen:]
+	h, _ := DecodeHeader(hdr)
+	p.before, p.callsBefore = h.Transmit, *p.nowCalls
+	tx.Stamp(hdr)
+	h, _ = DecodeHeader(hdr)
+	p.after, p.callsAfter = h.Transmit, *p.nowCalls
+	p.sealed = true
+	return AppendExtField(reply, EFUniqueIdentifier, st.UID), true
+}
+
+// TestRespondNTSStampsInSeal: an NTS reply's transmit timestamp is not
+// read before the handler's Seal asks for it, so that the handler can do
+// all work that does not depend on it first; the clock is read exactly
+// once, at Stamp. A kiss gets no transmit timestamp and no clock reading.
+func TestRespondNTSStampsInSeal(t *testing.T) {
+	calls := 0
+	r := testResponder()
+	r.Now = func() time.Time { calls++; return testTx }
+	probe := &stampProbe{nowCalls: &calls}
+	r.NTS = probe
+	req := AppendExtField(clientRequest(4), EFUniqueIdentifier, bytes.Repeat([]byte{7}, 32))
+	reply, v := r.Respond(make([]byte, 0, 1024), req, testClient, testRx)
+	if v.Action != ActionReply || v.Auth != AuthNTS || !probe.sealed || len(reply) != len(req) {
+		t.Fatalf("verdict %+v, sealed %v, reply %d octets", v, probe.sealed, len(reply))
+	}
+	want := Time64From(testTx.Add(250 * time.Microsecond))
+	if probe.before != 0 || probe.callsBefore != 0 {
+		t.Errorf("Seal got a header with transmit %#x after %d clock readings; want none yet", probe.before, probe.callsBefore)
+	}
+	if probe.after != want || probe.callsAfter != 1 || calls != 1 {
+		t.Errorf("after Stamp: transmit %#x (want %#x), %d readings during Seal, %d in all; want 1", probe.after, want, probe.callsAfter, calls)
+	}
+	if h, _ := DecodeHeader(reply); h.Transmit != want {
+		t.Errorf("reply transmit %#x, want %#x", h.Transmit, want)
+	}
+
+	calls = 0
+	*probe = stampProbe{nowCalls: &calls}
+	r.Gate = gateFunc(func(netip.Addr, time.Time, AuthKind) Admission {
+		return Admission{Action: ActionKoD, Kiss: KissRATE, Reason: ReasonRateLimited}
+	})
+	reply, v = r.Respond(make([]byte, 0, 1024), req, testClient, testRx)
+	h, _ := DecodeHeader(reply)
+	if v.Action != ActionKoD || !probe.sealed || probe.after != 0 || h.Transmit != 0 || calls != 0 {
+		t.Errorf("kiss: verdict %+v, transmit %#x, %d clock readings; want a zero timestamp and none", v, h.Transmit, calls)
+	}
+}

@@ -3,6 +3,7 @@ package nts
 import (
 	"crypto/rand"
 	"io"
+	"sync"
 
 	"timegate/ntp"
 	"timegate/siv"
@@ -18,6 +19,12 @@ type Server struct {
 	Ring func() *KeyRing
 	// Rand supplies reply and cookie nonces; nil means crypto/rand.
 	Rand io.Reader
+
+	// ciphers recycles the per-request AES-SIV state (siv.Cipher: C2S to
+	// verify a request, S2C to seal its reply), so that a request allocates
+	// nothing but the AES key schedules that crypto/aes insists on
+	// allocating. A Server must not be copied after first use.
+	ciphers sync.Pool
 }
 
 var _ ntp.NTSHandler = (*Server)(nil)
@@ -39,35 +46,27 @@ type ntsRequest struct {
 // request; only a well-formed request whose cookie does not open earns
 // ReasonBadCookie and so an NTS NAK, which tells a client whose cookies
 // outlived our keys to run NTS-KE again.
-func (s *Server) Open(st *ntp.NTSState, req, fields []byte) ntp.Reason {
+func (s *Server) Open(req, fields []byte) (ntp.NTSState, ntp.Reason) {
+	var st ntp.NTSState
 	q, ok := scanRequest(req, fields)
 	st.UID = q.uid
 	if !ok {
-		return ntp.ReasonBadNTS
+		return st, ntp.ReasonBadNTS
 	}
 	ring := s.ring()
 	if ring == nil {
-		return ntp.ReasonNTSDisabled
+		return st, ntp.ReasonNTSDisabled
 	}
 	c, err := ring.OpenCookie(q.cookie)
 	if err != nil {
-		return ntp.ReasonBadCookie
+		return st, ntp.ReasonBadCookie
 	}
 	if c.AEAD != AEADAESSIVCMAC256 {
-		return ntp.ReasonBadNTS
+		return st, ntp.ReasonBadNTS
 	}
-	c2s, err := siv.New(c.C2S[:])
-	if err != nil {
-		return ntp.ReasonBadNTS
-	}
-	var buf [ntp.MaxPacketLen]byte
-	pt, err := c2s.Open(buf[:0], q.nonce, q.ciphertext, req[:q.authStart])
-	if err != nil {
-		return ntp.ReasonBadNTS
-	}
-	encrypted, ok := encryptedPlaceholders(pt, len(q.cookie))
+	encrypted, ok := s.verify(&c, req, &q)
 	if !ok || q.placeholders+encrypted > maxPlaceholders {
-		return ntp.ReasonBadNTS
+		return st, ntp.ReasonBadNTS
 	}
 	st.Cookies = 1 + q.placeholders + encrypted
 	st.CookieLen = len(q.cookie)
@@ -75,7 +74,25 @@ func (s *Server) Open(st *ntp.NTSState, req, fields []byte) ntp.Reason {
 	st.KeyLen = KeyLen
 	copy(st.C2S[:], c.C2S[:])
 	copy(st.S2C[:], c.S2C[:])
-	return ntp.ReasonOK
+	return st, ntp.ReasonOK
+}
+
+// verify checks the request's Authenticator with C2S and counts the Cookie
+// Placeholders among its encrypted fields. A request without encrypted
+// fields, the usual one, costs C2S's first AES key only (siv.Cipher expands
+// the CTR key when there is something to decrypt).
+func (s *Server) verify(c *Cookie, req []byte, q *ntsRequest) (int, bool) {
+	c2s := s.cipher()
+	defer s.release(c2s)
+	if c2s.SetKey(c.C2S[:]) != nil {
+		return 0, false
+	}
+	var buf [ntp.MaxPacketLen]byte
+	pt, err := c2s.Open(buf[:0], q.nonce, q.ciphertext, req[:q.authStart])
+	if err != nil {
+		return 0, false
+	}
+	return encryptedPlaceholders(pt, len(q.cookie))
 }
 
 // scanRequest checks the shape of an NTS request, strictly as chrony does
@@ -149,22 +166,31 @@ func encryptedPlaceholders(pt []byte, cookieLen int) (int, bool) {
 	return n, !w.bad
 }
 
-// Seal appends the NTS fields of a reply (RFC 8915 §5.7) after the finished
-// header: the Unique Identifier echoed, then an Authenticator sealed with
-// S2C over everything before it, whose ciphertext holds st.Cookies new
-// cookies as New Cookie fields. If they do not all fit within limit it sends
-// fewer (a client asks for more next time), and none at all is a failure:
-// a reply without a cookie would leave the client one cookie poorer per
-// exchange. The Authenticator is padded so the reply is exactly limit
-// octets (rounded down to a multiple of 4): with the usual limit, the
-// request's length, the two directions then take the same time on the wire,
-// as chrony does it.
-func (s *Server) Seal(st *ntp.NTSState, reply []byte, limit int) ([]byte, bool) {
+// Seal appends the NTS fields of a reply (RFC 8915 §5.7) after the header:
+// the Unique Identifier echoed, then an Authenticator sealed with S2C over
+// everything before it, whose ciphertext holds st.Cookies new cookies as
+// New Cookie fields. If they do not all fit within limit it sends fewer (a
+// client asks for more next time), and none at all is a failure: a reply
+// without a cookie would leave the client one cookie poorer per exchange.
+// The Authenticator is padded so the reply is exactly limit octets (rounded
+// down to a multiple of 4): with the usual limit, the request's length, the
+// two directions then take the same time on the wire, as chrony does it.
+//
+// The order of the work is the point: the header's transmit timestamp is
+// covered by the Authenticator, so tx.Stamp must come before the final AES-
+// SIV pass, and whatever follows it delays the reply past its timestamp.
+// Everything that does not depend on the header therefore comes first: the
+// S2C key schedules, the nonces, the new cookies (each its own AES-SIV under
+// the cookie key), written in plaintext right where their ciphertext will
+// be, and the part of S2V the header does not enter (siv.Cipher.PrepareSeal).
+// After the stamp remain the CMAC of the header and UID field and the CTR
+// pass over the cookies (siv.Cipher.FinishSeal), in place.
+func (s *Server) Seal(st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
 	ring := s.ring()
 	if ring == nil || st.AEAD != AEADAESSIVCMAC256 || st.KeyLen != KeyLen || len(reply) < ntp.HeaderLen {
 		return nil, false
 	}
-	adStart := len(reply) - ntp.HeaderLen
+	hdr := len(reply) - ntp.HeaderLen
 	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, st.UID)
 	room := limit - len(reply)
 	n := min(st.Cookies, MaxCookies)
@@ -174,8 +200,9 @@ func (s *Server) Seal(st *ntp.NTSState, reply []byte, limit int) ([]byte, bool) 
 	if n == 0 {
 		return nil, false
 	}
-	s2c, err := siv.New(st.S2C[:st.KeyLen])
-	if err != nil {
+	s2c := s.cipher()
+	defer s.release(s2c)
+	if s2c.SetKey(st.S2C[:st.KeyLen]) != nil {
 		return nil, false
 	}
 	r := s.rand()
@@ -183,6 +210,7 @@ func (s *Server) Seal(st *ntp.NTSState, reply []byte, limit int) ([]byte, bool) 
 	if err != nil {
 		return nil, false
 	}
+	reply = w.reserveTag(reply)
 	c := Cookie{AEAD: st.AEAD}
 	copy(c.C2S[:], st.C2S[:KeyLen])
 	copy(c.S2C[:], st.S2C[:KeyLen])
@@ -192,7 +220,26 @@ func (s *Server) Seal(st *ntp.NTSState, reply []byte, limit int) ([]byte, bool) 
 			return nil, false
 		}
 	}
-	return w.finish(reply, s2c, adStart, room), true
+	reply, out, nonce := w.close(reply, room)
+	s2c.PrepareSeal(out, nonce)
+	tx.Stamp(reply[hdr : hdr+ntp.HeaderLen])
+	s2c.FinishSeal(out, reply[hdr:w.start])
+	return reply, true
+}
+
+// cipher takes a siv.Cipher from the server's pool.
+func (s *Server) cipher() *siv.Cipher {
+	if c, ok := s.ciphers.Get().(*siv.Cipher); ok {
+		return c
+	}
+	return new(siv.Cipher)
+}
+
+// release wipes c (keys, subkeys, keystream) before recycling it, so no key
+// of one client lingers in memory that serves the next.
+func (s *Server) release(c *siv.Cipher) {
+	c.Reset()
+	s.ciphers.Put(c)
 }
 
 func (s *Server) ring() *KeyRing {

@@ -192,14 +192,12 @@ func TestNTSOpenCountsPlaceholders(t *testing.T) {
 		"7 placeholders and 1 encrypted": {fields: std(7), plaintext: std(1)[2]},
 	} {
 		req := f.raw(r)
-		var st ntp.NTSState
-		if got := f.resp.NTS.Open(&st, req, req[ntp.HeaderLen:]); got != ntp.ReasonBadNTS {
+		if _, got := f.resp.NTS.Open(req, req[ntp.HeaderLen:]); got != ntp.ReasonBadNTS {
 			t.Errorf("%s: %v", name, got)
 		}
 	}
 	req := f.raw(rawRequest{fields: std(6), plaintext: std(1)[2]})
-	var st ntp.NTSState
-	if got := f.resp.NTS.Open(&st, req, req[ntp.HeaderLen:]); got != ntp.ReasonOK || st.Cookies != MaxCookies {
+	if st, got := f.resp.NTS.Open(req, req[ntp.HeaderLen:]); got != ntp.ReasonOK || st.Cookies != MaxCookies {
 		t.Errorf("6+1 placeholders: %v, %d cookies", got, st.Cookies)
 	}
 }

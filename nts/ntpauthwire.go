@@ -103,10 +103,13 @@ func allZero(b []byte) bool {
 // authWriter builds an Authenticator field in place: begin writes the field
 // header, the lengths (filled in later) and a fresh nonce; the caller then
 // appends the plaintext extension fields right where the ciphertext goes;
-// finish encrypts them in place and pads the field.
+// finish encrypts them in place and pads the field. The server instead
+// reserves V's slot first and uses close, which lays out the field and
+// leaves the seal to a siv.Cipher, split around the transmit timestamp.
 type authWriter struct {
-	start   int // offset of the field header in the buffer
-	ptStart int // offset of the plaintext (and then of the ciphertext)
+	start   int  // offset of the field header in the buffer
+	ptStart int  // offset of the plaintext (and then of the ciphertext)
+	tagged  bool // a V slot was reserved at ptStart (reserveTag)
 }
 
 // beginAuth appends the start of an Authenticator field to b.
@@ -143,6 +146,35 @@ func (w authWriter) finish(b []byte, a *siv.AEAD, adStart, minLen int) []byte {
 	binary.BigEndian.PutUint16(b[w.start+2:], uint16(fieldLen))
 	binary.BigEndian.PutUint16(b[w.start+6:], uint16(ctLen))
 	return b
+}
+
+// reserveTag appends the 16-octet slot where the seal will put V, so that
+// the plaintext appended next sits exactly where its ciphertext C goes:
+// V ‖ C then needs no move (siv.Cipher.PrepareSeal). Only for a Seal that
+// uses close, not finish.
+func (w *authWriter) reserveTag(b []byte) []byte {
+	b = append(b, make([]byte, siv.TagSize)...)
+	w.tagged = true
+	return b
+}
+
+// close completes the Authenticator around the V slot and the plaintext
+// appended since reserveTag, everything but the seal itself: it writes the
+// lengths and pads the field with zeros to at least minLen octets (rounded
+// down to a multiple of 4), as finish does. It returns out, the V slot and
+// plaintext to seal in place, and the nonce; the associated data is the
+// packet from its header up to w.start. The caller bounds minLen and the
+// plaintext so the field fits its 16-bit length.
+func (w authWriter) close(b []byte, minLen int) (_, out, nonce []byte) {
+	if !w.tagged {
+		panic("nts: close without reserveTag")
+	}
+	ctLen := len(b) - w.ptStart // V slot ‖ plaintext
+	fieldLen := max(efHeaderLen+authLengthsLen+authNonceLen+pad4(ctLen), minLen&^3)
+	b = append(b, make([]byte, w.start+fieldLen-len(b))...)
+	binary.BigEndian.PutUint16(b[w.start+2:], uint16(fieldLen))
+	binary.BigEndian.PutUint16(b[w.start+6:], uint16(ctLen))
+	return b, b[w.ptStart : w.ptStart+ctLen], b[w.ptStart-authNonceLen : w.ptStart]
 }
 
 // appendFieldHeader appends an RFC 7822 field header announcing a value of

@@ -39,10 +39,19 @@ var (
 )
 
 // AEAD is AES-SIV-CMAC (RFC 5297) with the cipher.AEAD method set. It is
-// safe for concurrent use.
+// safe for concurrent use, and meant for keys that live long (the NTS
+// cookie key, a client's session keys); a key that serves one request is
+// cheaper as a Cipher.
 type AEAD struct {
-	mac CMAC         // S2V key K1
-	ctr cipher.Block // CTR key K2
+	sivKey
+	scratch scratchPool // for Open, which has no V slot to compute in
+}
+
+// sivKey is the keyed part of AES-SIV-CMAC without any memory to compute
+// in: every method takes its scratch from the caller (see cmacKey).
+type sivKey struct {
+	mac cmacKey      // S2V key K1
+	ctr cipher.Block // CTR key K2; a Cipher expands it only when needed
 	// d0 caches CMAC(K1, <zero>), the first step of every S2V (RFC 5297 §2.4;
 	// §5 allows caching invariant parts).
 	d0 block128
@@ -54,10 +63,8 @@ var _ cipher.AEAD = (*AEAD)(nil)
 // AEAD_AES_SIV_CMAC_256 (NTS AEAD id 15), 48 and 64 bytes are the -384 and
 // -512 variants (RFC 5297 §6.1–§6.3).
 func New(key []byte) (*AEAD, error) {
-	switch len(key) {
-	case 32, 48, 64:
-	default:
-		return nil, fmt.Errorf("%w: AES-SIV-CMAC key must be 32, 48 or 64 bytes, got %d", ErrKeySize, len(key))
+	if err := checkKeySize(key); err != nil {
+		return nil, err
 	}
 	half := len(key) / 2
 	k1, err := aes.NewCipher(key[:half])
@@ -68,12 +75,29 @@ func New(key []byte) (*AEAD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("siv: %w", err)
 	}
-	a := &AEAD{ctr: k2}
-	a.mac.init(k1)
-	var zero, d0 [BlockSize]byte
-	a.mac.sum(d0[:], zero[:])
-	a.d0 = loadBlock(d0[:])
+	a := new(AEAD)
+	x := a.scratch.get()
+	a.init(k1, x[:BlockSize])
+	a.scratch.put(x)
+	a.ctr = k2
 	return a, nil
+}
+
+func checkKeySize(key []byte) error {
+	switch len(key) {
+	case 32, 48, 64:
+		return nil
+	}
+	return fmt.Errorf("%w: AES-SIV-CMAC key must be 32, 48 or 64 bytes, got %d", ErrKeySize, len(key))
+}
+
+// init keys S2V with k1 and computes d0, using x (16 bytes) as scratch.
+func (k *sivKey) init(k1 cipher.Block, x []byte) {
+	k.mac.init(k1, x)
+	var zero [BlockSize]byte
+	k.mac.sum(x, zero[:])
+	k.d0 = loadBlock(x)
+	clear(x)
 }
 
 // NonceSize returns the recommended nonce length, 16 bytes; any length of at
@@ -106,7 +130,9 @@ func (a *AEAD) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		return nil, ErrNonceSize
 	}
 	comps := [2][]byte{additionalData, nonce}
-	return a.open(dst, ciphertext, comps[:])
+	x := a.scratch.get()
+	defer a.scratch.put(x)
+	return a.open(dst, ciphertext, comps[:], x[:])
 }
 
 // SealComponents is SIV-ENCRYPT of RFC 5297 §2.6 with an explicit
@@ -127,15 +153,58 @@ func (a *AEAD) OpenComponents(dst, ciphertext []byte, components ...[]byte) ([]b
 	if len(components) > MaxComponents {
 		return nil, ErrComponents
 	}
-	return a.open(dst, ciphertext, components)
+	x := a.scratch.get()
+	defer a.scratch.put(x)
+	return a.open(dst, ciphertext, components, x[:])
 }
 
 // seal writes V ‖ C without any scratch memory of its own: the plaintext is
 // first moved to its final place after V's slot, so that the slot can hold
 // the CMAC state during S2V and a keystream block during CTR.
-func (a *AEAD) seal(dst, plaintext []byte, comps [][]byte) []byte {
+func (k *sivKey) seal(dst, plaintext []byte, comps [][]byte) []byte {
 	ret, out := sliceForAppend(dst, TagSize+len(plaintext))
-	if inexactOverlap(out, plaintext) {
+	checkOverlap(out, plaintext, comps)
+	body := out[TagSize:]
+	copy(body, plaintext) // memmove: correct for the in-place case too
+	slot := out[:TagSize]
+	k.s2v(slot, comps, body)
+	v := loadBlock(slot)
+	k.encryptInPlace(slot, v, body)
+	v.store(slot)
+	return ret
+}
+
+// encryptInPlace is xorKeyStream over body in place for a caller without
+// scratch memory (AEAD.Seal): body itself holds each batch of counter
+// blocks while they are encrypted, its plaintext waiting in a stack copy
+// (which never reaches cipher.Block, so it stays on the stack), and slot
+// (16 bytes) serves a final partial block.
+func (k *sivKey) encryptInPlace(slot []byte, v block128, body []byte) {
+	ctr := ctrStart(v)
+	var pt [ctrBatch * BlockSize]byte
+	for len(body) >= BlockSize {
+		n := min(len(body)&^(BlockSize-1), len(pt))
+		copy(pt[:n], body[:n])
+		for i := 0; i < n; i += BlockSize {
+			ctr.store(body[i : i+BlockSize])
+			ctr.lo++
+		}
+		for i := 0; i < n; i += BlockSize {
+			b := body[i : i+BlockSize]
+			k.ctr.Encrypt(b, b)
+		}
+		xorForward(body[:n], body[:n], pt[:n])
+		body = body[n:]
+	}
+	clear(pt[:])
+	k.ctrXOR(slot, ctr, body, body)
+}
+
+// checkOverlap refuses the aliasing cipher.AEAD forbids: the output may
+// start where the input does (in place) but not elsewhere inside it, and
+// may not touch any associated data.
+func checkOverlap(out, in []byte, comps [][]byte) {
+	if inexactOverlap(out, in) {
 		panic("siv: invalid buffer overlap")
 	}
 	for _, c := range comps {
@@ -143,19 +212,13 @@ func (a *AEAD) seal(dst, plaintext []byte, comps [][]byte) []byte {
 			panic("siv: invalid buffer overlap")
 		}
 	}
-	body := out[TagSize:]
-	copy(body, plaintext) // memmove: correct for the in-place case too
-	slot := out[:TagSize]
-	a.s2v(slot, comps, body)
-	v := loadBlock(slot)
-	a.xorKeyStream(slot, v, body, body)
-	v.store(slot)
-	return ret
 }
 
 // open decrypts into the output region first, because S2V runs over the
 // plaintext (RFC 5297 §2.7), then wipes that region if V does not match.
-func (a *AEAD) open(dst, ciphertext []byte, comps [][]byte) ([]byte, error) {
+// scratch is at least 16 bytes: the CTR keystream in batches of its length
+// rounded down to blocks, then the S2V state.
+func (k *sivKey) open(dst, ciphertext []byte, comps [][]byte, scratch []byte) ([]byte, error) {
 	if len(ciphertext) < TagSize {
 		return nil, ErrOpen
 	}
@@ -163,19 +226,11 @@ func (a *AEAD) open(dst, ciphertext []byte, comps [][]byte) ([]byte, error) {
 	copy(v[:], ciphertext[:TagSize]) // in place, the output overwrites V
 	body := ciphertext[TagSize:]
 	ret, out := sliceForAppend(dst, len(body))
-	if inexactOverlap(out, ciphertext) {
-		panic("siv: invalid buffer overlap")
-	}
-	for _, c := range comps {
-		if anyOverlap(out, c) {
-			panic("siv: invalid buffer overlap")
-		}
-	}
-	x := a.mac.getScratch()
-	defer a.mac.putScratch(x)
-	a.xorKeyStream(x[:], loadBlock(v[:]), out, body)
-	a.s2v(x[:], comps, out)
-	if subtle.ConstantTimeCompare(x[:], v[:]) != 1 {
+	checkOverlap(out, ciphertext, comps)
+	k.xorKeyStream(scratch, loadBlock(v[:]), out, body)
+	x := scratch[:BlockSize]
+	k.s2v(x, comps, out)
+	if subtle.ConstantTimeCompare(x, v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen
 	}
@@ -183,61 +238,111 @@ func (a *AEAD) open(dst, ciphertext []byte, comps [][]byte) ([]byte, error) {
 }
 
 // s2v sets x (16 bytes) to S2V(K1, comps..., p) as in RFC 5297 §2.4.
-func (a *AEAD) s2v(x []byte, comps [][]byte, p []byte) {
-	d := a.d0
+func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
+	d := k.d0
 	for _, s := range comps {
-		a.mac.sum(x, s)
+		k.mac.sum(x, s)
 		d = d.dbl().xor(loadBlock(x))
 	}
 	if len(p) >= BlockSize {
-		a.sumXorEnd(x, p, d)
+		clear(x)
+		k.mac.absorb(x, p[:xorEndStart(len(p))])
+		k.finishXorEnd(x, p, d)
 		return
 	}
-	// T = dbl(D) xor pad(Sn): one complete block, so CMAC uses K1.
+	k.lastShort(x, p, d)
+}
+
+// lastShort sets x to the S2V result for a plaintext shorter than a block:
+// T = dbl(D) xor pad(Sn), one complete block, so CMAC uses K1.
+func (k *sivKey) lastShort(x, p []byte, d block128) {
 	var t [BlockSize]byte
 	copy(t[:], p)
 	t[len(p)] = 0x80
 	loadBlock(t[:]).xor(d.dbl()).store(t[:])
-	a.mac.sum(x, t[:])
+	k.mac.sum(x, t[:])
 }
 
-// sumXorEnd sets x to CMAC(p xorend d) for len(p) >= 16 without writing to p:
-// only the last 16 bytes change, and they lie in the final one or two CMAC
-// blocks, which are copied to a stack buffer and xored there.
-func (a *AEAD) sumXorEnd(x, p []byte, d block128) {
-	tailStart := (len(p) - BlockSize) &^ (BlockSize - 1)
+// xorEndStart is where the final one or two CMAC blocks of an n-byte
+// string begin (n >= 16): the last 16 bytes, which "xorend" changes
+// (RFC 5297 §2.4), lie inside them, and every block before them goes
+// through the CMAC chain unchanged.
+func xorEndStart(n int) int { return (n - BlockSize) &^ (BlockSize - 1) }
+
+// finishXorEnd completes x = CMAC(p xorend d) for len(p) >= 16, x holding
+// the CBC chain over p[:xorEndStart(len(p))], without writing to p: the
+// final one or two blocks are copied to a stack buffer and xored there.
+func (k *sivKey) finishXorEnd(x, p []byte, d block128) {
 	var tail [2 * BlockSize]byte
-	n := copy(tail[:], p[tailStart:]) // 16..31 bytes
+	n := copy(tail[:], p[xorEndStart(len(p)):]) // 16..31 bytes
 	end := tail[n-BlockSize : n]
 	loadBlock(end).xor(d).store(end)
-
-	clear(x)
-	a.mac.absorb(x, p[:tailStart])
 	if n == BlockSize {
-		a.mac.finish(x, tail[:BlockSize])
+		k.mac.finish(x, tail[:BlockSize])
 		return
 	}
-	a.mac.absorb(x, tail[:BlockSize])
-	a.mac.finish(x, tail[BlockSize:n])
+	k.mac.absorb(x, tail[:BlockSize])
+	k.mac.finish(x, tail[BlockSize:n])
 }
 
+// ctrBatch is how many keystream blocks the CTR loops compute before they
+// xor them in, given that much scratch: the blocks do not depend on each
+// other, so the CPU overlaps their AES rounds, which a single block at a
+// time (each cipher.Block.Encrypt call waiting for the last) does not.
+// Measured on the development host (amd64 with AES-NI), 864 bytes: about
+// 1,350 ns one block at a time, 1,000 ns in batches of 4, 620 ns in batches
+// of 8, no better in batches of 16.
+const ctrBatch = 8
+
 // xorKeyStream xors src with the CTR keystream starting at counter V into
-// dst, using ks (16 bytes) as the keystream block. dst and src are either the
-// same memory or dst starts 16 bytes before src (in-place Open): blocks are
-// processed forward, so each block is read before it can be overwritten.
-//
-// The 31st and 63rd bits of the counter are cleared (RFC 5297 §2.5 and §5),
-// so the low 64-bit word cannot carry into the high one for any plaintext Go
-// can hold, and a 64-bit increment is exact addition modulo 2^128.
-func (a *AEAD) xorKeyStream(ks []byte, v block128, dst, src []byte) {
-	ctr := block128{v.hi, v.lo & 0x7fffffff_7fffffff}
+// dst, using ks (a multiple of 16 bytes, at least 16) for the keystream
+// blocks. dst and src are either the same memory or dst starts 16 bytes
+// before src (in-place Open): blocks are processed forward, each read
+// before it can be overwritten.
+func (k *sivKey) xorKeyStream(ks []byte, v block128, dst, src []byte) {
+	k.ctrXOR(ks, ctrStart(v), dst, src)
+}
+
+// ctrStart is the first CTR counter for V: V with its 31st and 63rd bits
+// cleared (RFC 5297 §2.5 and §5), so the low 64-bit word cannot carry into
+// the high one for any plaintext Go can hold, and a 64-bit increment is
+// exact addition modulo 2^128. The bits are cleared once, in V only: a
+// later counter may carry into them.
+func ctrStart(v block128) block128 { return block128{v.hi, v.lo & 0x7fffffff_7fffffff} }
+
+// ctrXOR is xorKeyStream from counter ctr, already derived from V.
+func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
+	batch := len(ks) &^ (BlockSize - 1)
 	for len(src) > 0 {
-		binary.BigEndian.PutUint64(ks[:8], ctr.hi)
-		binary.BigEndian.PutUint64(ks[8:BlockSize], ctr.lo)
-		ctr.lo++
-		a.ctr.Encrypt(ks, ks)
-		n := min(len(src), BlockSize)
-		subtle.XORBytes(dst[:n], src[:n], ks[:n])
+		n := min(len(src), batch)
+		// All counters first, then all encryptions: the blocks do not
+		// depend on each other, and written apart from the AES calls the
+		// CPU overlaps those (half the time of interleaving them).
+		for i := 0; i < n; i += BlockSize {
+			ctr.store(ks[i : i+BlockSize])
+			ctr.lo++
+		}
+		for i := 0; i < n; i += BlockSize {
+			b := ks[i : i+BlockSize]
+			k.ctr.Encrypt(b, b)
+		}
+		xorForward(dst[:n], src[:n], ks[:n])
 		dst, src = dst[n:], src[n:]
+	}
+}
+
+// xorForward sets dst = src xor ks a block at a time, front to back, so dst
+// may start 16 bytes before src (see xorKeyStream), where subtle.XORBytes
+// would refuse the inexact overlap.
+func xorForward(dst, src, ks []byte) {
+	for len(src) >= BlockSize {
+		w0 := binary.LittleEndian.Uint64(src) ^ binary.LittleEndian.Uint64(ks)
+		w1 := binary.LittleEndian.Uint64(src[8:]) ^ binary.LittleEndian.Uint64(ks[8:])
+		binary.LittleEndian.PutUint64(dst, w0)
+		binary.LittleEndian.PutUint64(dst[8:], w1)
+		dst, src, ks = dst[BlockSize:], src[BlockSize:], ks[BlockSize:]
+	}
+	for i := range src {
+		dst[i] = src[i] ^ ks[i]
 	}
 }

@@ -21,12 +21,40 @@ var ErrKeySize = errors.New("siv: invalid key size")
 // CMAC is AES-CMAC (RFC 4493) under one key. It is safe for concurrent use.
 // RFC 8573 uses it, unmodified and untruncated, as the NTP MAC.
 type CMAC struct {
+	cmacKey
+	scratch scratchPool // for Verify, which has no output to compute in
+}
+
+// cmacKey is the keyed part of AES-CMAC without any memory to compute in:
+// every method takes its 16-byte state x from the caller, because a buffer
+// handed to cipher.Block.Encrypt (an interface method) escapes, so a stack
+// array would be moved to the heap on every call.
+type cmacKey struct {
 	block  cipher.Block
 	k1, k2 [BlockSize]byte // subkeys of RFC 4493 §2.3
-	// scratch holds *[BlockSize]byte blocks for Verify and Open, which have
-	// no output region of their own to compute in. A per-key pool keeps the
-	// calls allocation-free without package-level state.
-	scratch sync.Pool
+}
+
+// scratchBlocks is the scratch memory of one Open or Verify: a CMAC state,
+// or a batch of CTR keystream blocks (see ctrBatch).
+type scratchBlocks [ctrBatch * BlockSize]byte
+
+// scratchPool recycles scratchBlocks for one long-lived key (an RFC 8573
+// key, the NTS cookie key): a per-key pool keeps Verify and Open free of
+// allocations without package-level state. Keys that serve one request use
+// Cipher instead, which carries its scratch inline and needs no pool.
+type scratchPool struct{ p sync.Pool }
+
+func (s *scratchPool) get() *scratchBlocks {
+	if x, ok := s.p.Get().(*scratchBlocks); ok {
+		return x
+	}
+	return new(scratchBlocks)
+}
+
+// put wipes the blocks before recycling them: they held a MAC or keystream.
+func (s *scratchPool) put(x *scratchBlocks) {
+	clear(x[:])
+	s.p.Put(x)
 }
 
 // NewCMAC returns AES-CMAC keyed with a 16-, 24- or 32-byte AES key.
@@ -41,20 +69,22 @@ func NewCMAC(key []byte) (*CMAC, error) {
 		return nil, fmt.Errorf("siv: %w", err)
 	}
 	c := new(CMAC)
-	c.init(b)
+	x := c.scratch.get()
+	c.init(b, x[:BlockSize])
+	c.scratch.put(x)
 	return c, nil
 }
 
 // init derives the subkeys (RFC 4493 §2.3): L = AES(K, 0), K1 = dbl(L),
-// K2 = dbl(K1).
-func (c *CMAC) init(b cipher.Block) {
+// K2 = dbl(K1). x is 16 bytes of scratch; it is left zeroed.
+func (c *cmacKey) init(b cipher.Block, x []byte) {
 	c.block = b
-	var l [BlockSize]byte
-	b.Encrypt(l[:], l[:])
-	k1 := loadBlock(l[:]).dbl()
+	clear(x)
+	b.Encrypt(x, x)
+	k1 := loadBlock(x).dbl()
 	k1.store(c.k1[:])
 	k1.dbl().store(c.k2[:])
-	c.scratch.New = func() any { return new([BlockSize]byte) }
+	clear(x)
 }
 
 // Size returns the MAC length, 16 bytes.
@@ -79,22 +109,14 @@ func (c *CMAC) Verify(msg, tag []byte) bool {
 	if len(tag) != BlockSize {
 		return false
 	}
-	x := c.getScratch()
-	defer c.putScratch(x)
-	c.sum(x[:], msg)
-	return subtle.ConstantTimeCompare(x[:], tag) == 1
-}
-
-func (c *CMAC) getScratch() *[BlockSize]byte { return c.scratch.Get().(*[BlockSize]byte) }
-
-// putScratch wipes a block before returning it: it held a MAC or keystream.
-func (c *CMAC) putScratch(x *[BlockSize]byte) {
-	clear(x[:])
-	c.scratch.Put(x)
+	x := c.scratch.get()
+	defer c.scratch.put(x)
+	c.sum(x[:BlockSize], msg)
+	return subtle.ConstantTimeCompare(x[:BlockSize], tag) == 1
 }
 
 // sum sets x (16 bytes) to CMAC(msg) following RFC 4493 §2.4.
-func (c *CMAC) sum(x, msg []byte) {
+func (c *cmacKey) sum(x, msg []byte) {
 	clear(x)
 	// Every block but the last goes through the plain CBC chain; the last,
 	// possibly partial or empty, block gets the subkey treatment.
@@ -107,7 +129,7 @@ func (c *CMAC) sum(x, msg []byte) {
 }
 
 // absorb runs the CBC chain X = AES(K, X xor M_i) over whole blocks.
-func (c *CMAC) absorb(x, blocks []byte) {
+func (c *cmacKey) absorb(x, blocks []byte) {
 	for len(blocks) >= BlockSize {
 		subtle.XORBytes(x, x, blocks[:BlockSize])
 		c.block.Encrypt(x, x)
@@ -117,7 +139,7 @@ func (c *CMAC) absorb(x, blocks []byte) {
 
 // finish processes the final block (RFC 4493 §2.4 steps 4 and 6): a complete
 // block is xored with K1, a partial one is padded with 10* and xored with K2.
-func (c *CMAC) finish(x, last []byte) {
+func (c *cmacKey) finish(x, last []byte) {
 	var m [BlockSize]byte
 	copy(m[:], last)
 	if len(last) == BlockSize {

@@ -20,8 +20,20 @@
 // (RFC 5297 §3). Wycheproof's aead_aes_siv_cmac_test.json, run by the tests,
 // fixes that treatment of an empty A: dropping it changes every tag.
 //
-// Seal and Sum never allocate when dst has room: they use the output region
-// itself as scratch, because any stack buffer handed to cipher.Block escapes.
-// Open and Verify have no output to borrow and take one 16-byte block from a
-// per-key sync.Pool, so they allocate only on a key's first call.
+// Two types implement it. AEAD is for keys that live long and are shared
+// (the NTS cookie key, a client's session keys); Cipher is for a key that
+// serves one request (an NTS server's C2S and S2C) and splits sealing
+// around the last-known part of the associated data, so that an NTS reply
+// can read its transmit timestamp after nearly all of the work.
+//
+// Memory: any buffer handed to cipher.Block.Encrypt, an interface method,
+// escapes to the heap, so no stack buffer can serve as AES scratch. Seal and
+// Sum never allocate when dst has room: they use the output region itself.
+// AEAD.Open and Verify have no output to borrow and take scratch from a
+// per-key sync.Pool, so they allocate only on a key's first call. A Cipher
+// carries its scratch inline and allocates only the AES key schedules:
+// crypto/aes.NewCipher returns a heap-allocated cipher.Block and offers no
+// way to expand a key into the caller's memory. AES itself stays crypto/aes:
+// its assembly uses the CPU's constant-time AES instructions, where a table
+// implementation of our own would leak key bits through cache timing.
 package siv

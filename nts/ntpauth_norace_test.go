@@ -1,0 +1,5 @@
+//go:build !race
+
+package nts
+
+const raceEnabled = false
