@@ -153,6 +153,42 @@ func (s *ntsService) run(ctx context.Context, spawn func(func() error)) {
 		s.store.Watch(ctx, certWatchInterval, s.certEvent)
 		return nil
 	})
+	spawn(func() error {
+		s.warnExpiry(ctx)
+		return nil
+	})
+}
+
+// Certificate expiry warnings: an expired certificate fails every NTS-KE,
+// so the operator hears about it daily from a month ahead, loudly in the
+// last week.
+const (
+	expiryCheckInterval = 12 * time.Hour
+	expiryWarnDays      = 30
+	expiryErrorDays     = 7
+)
+
+func (s *ntsService) warnExpiry(ctx context.Context) {
+	t := time.NewTicker(expiryCheckInterval)
+	defer t.Stop()
+	for {
+		s.logExpiry(s.store.Info())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *ntsService) logExpiry(info certs.Info) {
+	fields := []zap.Field{zap.Int("days_to_expiry", info.DaysToExpiry), zap.Time("not_after", info.NotAfter), zap.Strings("names", info.SANs)}
+	switch {
+	case info.DaysToExpiry < expiryErrorDays:
+		s.log.Error("NTS-KE certificate expires within a week (or has expired): replace it", fields...)
+	case info.DaysToExpiry < expiryWarnDays:
+		s.log.Warn("NTS-KE certificate expires within a month", fields...)
+	}
 }
 
 func (s *ntsService) certEvent(e certs.Event) {
