@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"timegate/internal/config"
+	"timegate/internal/sockstamp"
 	"timegate/ntp"
 	"timegate/nts"
 	"timegate/upstream"
@@ -140,17 +141,17 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(timeout))
+		rd := r.reader(conn)
 		sent := r.now()
 		if _, err := conn.Write(pkt); err != nil {
 			return
 		}
 		buf := make([]byte, ntp.MaxPacketLen+1)
 		for {
-			n, err := conn.Read(buf)
+			n, rx, err := rd.read(buf)
 			if err != nil {
 				return
 			}
-			rx := r.now()
 			if n > ntp.MaxPacketLen {
 				continue
 			}
@@ -168,6 +169,38 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 			}
 		}
 	})
+}
+
+// stampedReader reads replies with the kernel's receive timestamp (T4)
+// where the socket can give one, else the time just after the read.
+type stampedReader struct {
+	conn net.Conn
+	udp  *net.UDPConn // set when kernel stamps are on
+	oob  []byte
+	now  func() time.Time
+}
+
+// reader stamps with the kernel only on real sockets read against the real
+// clock: an injected clock (tests) and the kernel's would disagree.
+func (r *runner) reader(conn net.Conn) stampedReader {
+	rd := stampedReader{conn: conn, now: r.now}
+	if uc, ok := conn.(*net.UDPConn); ok && r.opts.Now == nil && sockstamp.Enable(uc) == nil {
+		rd.udp, rd.oob = uc, make([]byte, sockstamp.OOBSize)
+	}
+	return rd
+}
+
+func (rd stampedReader) read(buf []byte) (int, time.Time, error) {
+	if rd.udp == nil {
+		n, err := rd.conn.Read(buf)
+		return n, rd.now(), err
+	}
+	n, oobn, _, _, err := rd.udp.ReadMsgUDP(buf, rd.oob)
+	rx := rd.now()
+	if t, ok := sockstamp.Time(rd.oob[:oobn]); ok {
+		rx = t
+	}
+	return n, rx, err
 }
 
 // rekey runs NTS-KE with the source's KE server in the background and resolves the NTP

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/internal/sockstamp"
 	"timegate/ntp"
 )
 
@@ -55,7 +56,7 @@ const bufSize = ntp.MaxPacketLen + 1
 
 // Serve runs until ctx ends or the socket fails.
 func (s *Server) Serve(ctx context.Context) error {
-	kernelStamps := enableTimestamps(s.Conn) == nil
+	kernelStamps := sockstamp.Enable(s.Conn) == nil
 	if !kernelStamps {
 		s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
 	}
@@ -80,7 +81,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) loop(ctx context.Context) error {
 	buf := make([]byte, bufSize)
 	out := make([]byte, 0, bufSize)
-	oob := make([]byte, oobSize)
+	oob := make([]byte, sockstamp.OOBSize)
 	for {
 		n, oobn, _, from, err := s.Conn.ReadMsgUDPAddrPort(buf, oob)
 		rx := time.Now()
@@ -101,7 +102,7 @@ func (s *Server) loop(ctx context.Context) error {
 			}
 			return err
 		}
-		if t, ok := kernelTime(oob[:oobn]); ok {
+		if t, ok := sockstamp.Time(oob[:oobn]); ok {
 			rx = t
 		}
 		s.handle(buf[:n], out, from, rx)

@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64 || mips64 || mips64le)
 
-package udpserve
+package sockstamp
 
 import (
 	"encoding/binary"
@@ -12,9 +12,11 @@ import (
 // SO_TIMESTAMPNS makes the kernel attach the time each datagram arrived,
 // taken in the network stack rather than when our goroutine got scheduled:
 // the receive timestamp then excludes user-space queueing delay.
-const oobSize = 64
+// OOBSize is the control-message buffer a read needs for the timestamp.
+const OOBSize = 64
 
-func enableTimestamps(c *net.UDPConn) error {
+// Enable asks the kernel to timestamp every datagram c receives.
+func Enable(c *net.UDPConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -29,9 +31,9 @@ func enableTimestamps(c *net.UDPConn) error {
 	return serr
 }
 
-// kernelTime finds SCM_TIMESTAMPNS in a control message buffer without
+// Time finds SCM_TIMESTAMPNS in a control message buffer without
 // allocating (syscall.ParseSocketControlMessage allocates per call).
-func kernelTime(oob []byte) (time.Time, bool) {
+func Time(oob []byte) (time.Time, bool) {
 	const hdr = syscall.SizeofCmsghdr
 	for len(oob) >= hdr {
 		l := int(binary.NativeEndian.Uint64(oob[0:8]))
