@@ -37,3 +37,8 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+## load: timegate vs chronyd plain throughput, then a spoofed flood of 10M sources with RSS samples (root; about 6 min; scripts/load.sh)
+.PHONY: load
+load:
+	scripts/load.sh

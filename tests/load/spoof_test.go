@@ -1,0 +1,98 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"timegate/ntp"
+)
+
+// recordingGate admits everyone and remembers who asked.
+type recordingGate struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]int
+}
+
+func (g *recordingGate) Admit(client netip.Addr, _ time.Time, _ ntp.AuthKind) ntp.Admission {
+	g.mu.Lock()
+	g.seen[client]++
+	g.mu.Unlock()
+	return ntp.Admission{Action: ntp.ActionReply}
+}
+
+// requireRoot: raw sockets need CAP_NET_RAW. Under CI=true its absence is a
+// failure, elsewhere a skip.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatal("spoof mode needs root (CAP_NET_RAW); CI=true makes its absence a failure")
+	}
+	t.Skip("spoof mode needs root (CAP_NET_RAW)")
+}
+
+// TestSpoofRunDistinctSources: the server (timegate's UDP edge) sees
+// exactly -sources distinct clients in 127/8, each once, never 127.0.0.1,
+// and the replies to those addresses reach the tool.
+func TestSpoofRunDistinctSources(t *testing.T) {
+	requireRoot(t)
+	gate := &recordingGate{seen: map[netip.Addr]int{}}
+	conn, stats := startServer(t, gate)
+	const sources = 3000
+	var out, errb bytes.Buffer
+	args := []string{"-mode", "spoof", "-target", conn.LocalAddr().String(), "-sources", strconv.Itoa(sources),
+		"-rate", "10000", "-duration", "5s", "-json", "-quiet", "-pid", strconv.Itoa(os.Getpid())}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", r)
+	if r.Sent != sources || r.SendErrors != 0 {
+		t.Fatalf("sent %d (errors %d), want %d", r.Sent, r.SendErrors, sources)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for stats.Received.Load() < uint64(r.Sent) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	gate.mu.Lock()
+	defer gate.mu.Unlock()
+	if uint64(len(gate.seen)) != stats.Received.Load() {
+		t.Errorf("server received %d requests from %d addresses: a source repeated", stats.Received.Load(), len(gate.seen))
+	}
+	// Loopback drops nothing at this rate unless the machine is starved.
+	if len(gate.seen) < sources*9/10 {
+		t.Errorf("server saw %d distinct sources of %d", len(gate.seen), sources)
+	}
+	for a := range gate.seen {
+		if !a.Is4() || a.As4()[0] != 127 || a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+			t.Fatalf("server saw source %v", a)
+		}
+	}
+	if r.Replies == 0 || r.Replies > uint64(len(gate.seen)) || r.Bad != 0 || r.Unmatched != 0 {
+		t.Errorf("replies %d (bad %d, unmatched %d) for %d sources seen", r.Replies, r.Bad, r.Unmatched, len(gate.seen))
+	}
+	if s := r.Samples[len(r.Samples)-1]; s.Memory == nil || s.RSSkB <= 0 || s.HWMkB < s.RSSkB {
+		t.Errorf("memory sample of our own pid: %+v", s.Memory)
+	}
+}
+
+func TestRawSocketErrorSaysRoot(t *testing.T) {
+	err := rawSocketError(syscall.EPERM)
+	if !bytes.Contains([]byte(err.Error()), []byte("needs root (CAP_NET_RAW)")) {
+		t.Fatalf("EPERM: %v", err)
+	}
+}
