@@ -240,7 +240,7 @@ func TestRunGatectl(t *testing.T) {
 // first build.
 func TestBuild(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a module")
+		t.Skip("builds a module: skipped only in -short mode (CI runs it in full)")
 	}
 	root := t.TempDir()
 	write := func(name, text string) {
