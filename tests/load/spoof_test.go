@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"timegate/ntp"
+	"timegate/tests/harness"
 )
 
 // recordingGate admits everyone and remembers who asked.
@@ -29,17 +30,10 @@ func (g *recordingGate) Admit(client netip.Addr, _ time.Time, _ ntp.AuthKind) nt
 	return ntp.Admission{Action: ntp.ActionReply}
 }
 
-// requireRoot: raw sockets need CAP_NET_RAW. Under CI=true its absence is a
-// failure, elsewhere a skip.
+// requireRoot: raw sockets need CAP_NET_RAW; harness.RequireRoot fails
+// under CI=true and skips elsewhere.
 func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatal("spoof mode needs root (CAP_NET_RAW); CI=true makes its absence a failure")
-	}
-	t.Skip("spoof mode needs root (CAP_NET_RAW)")
+	harness.RequireRoot(t, "spoof mode opens a raw socket (CAP_NET_RAW)")
 }
 
 // TestSpoofRunDistinctSources: the server (timegate's UDP edge) sees
