@@ -20,6 +20,7 @@ import (
 	"timegate/internal/udpserve"
 	"timegate/ntp"
 	"timegate/nts"
+	"timegate/symkey"
 )
 
 // Options are what the daemon's command line decides.
@@ -58,12 +59,18 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
-	up, err := g.newUpstream(cfg)
+	// The keys file is read once and serves both directions: the upstream
+	// engine's `key ID` sources and the responder's keyed clients.
+	keys, err := g.loadKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	up, err := g.newUpstream(cfg, keys)
 	if err != nil {
 		return nil, err
 	}
 	g.upstream = up
-	if err := g.open(cfg); err != nil {
+	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
 		return nil, err
 	}
@@ -72,7 +79,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 
 // open binds the sockets and builds the NTP responder, which needs the NTS
 // key ring that opening NTS-KE loads.
-func (g *Gateway) open(cfg *config.Config) error {
+func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err := g.openUDP(cfg); err != nil {
 		return err
 	}
@@ -82,7 +89,7 @@ func (g *Gateway) open(cfg *config.Config) error {
 			return err
 		}
 	}
-	resp, err := g.buildResponder(cfg)
+	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
 		return err
 	}
@@ -122,20 +129,28 @@ func (g *Gateway) initialState(cfg *config.Config) *ntp.ServedState {
 	}
 }
 
-// localRefID is 127.127.1.1, the reference ID chrony and ntpd use for the
-// local clock driver.
-const localRefID = 0x7f7f0101
-
-// buildResponder builds everything the NTP path decides with from cfg. All
-// problems are reported together; nothing is half-applied.
-func (g *Gateway) buildResponder(cfg *config.Config) (*ntp.Responder, error) {
-	gt, gateErr := buildGate(cfg)
-	keys, warnings, keyErr := loadKeys(cfg)
-	if err := errors.Join(gateErr, keyErr); err != nil {
+// loadKeys reads the keys file and logs its warnings (legacy digests).
+func (g *Gateway) loadKeys(cfg *config.Config) (*symkey.Set, error) {
+	keys, warnings, err := loadKeys(cfg)
+	if err != nil {
 		return nil, err
 	}
 	for _, w := range warnings {
 		g.log.Warn("keyfile", zap.String("warning", w))
+	}
+	return keys, nil
+}
+
+// localRefID is 127.127.1.1, the reference ID chrony and ntpd use for the
+// local clock driver.
+const localRefID = 0x7f7f0101
+
+// buildResponder builds everything the NTP path decides with from cfg and
+// the already loaded keys; nothing is half-applied.
+func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Responder, error) {
+	gt, err := buildGate(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if prev := g.responder.Load(); prev != nil && gt.table != nil {
 		// Keep the rate table's history across a reload when its
@@ -269,7 +284,13 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
-	resp, err := g.buildResponder(cfg)
+	keys, err := g.loadKeys(cfg)
+	if err != nil {
+		// Report a bad rate-limit setting in the same pass as the keys file.
+		_, gateErr := buildGate(cfg)
+		return errors.Join(err, gateErr)
+	}
+	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
 		return err
 	}

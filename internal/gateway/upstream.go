@@ -11,6 +11,7 @@ import (
 	"timegate/internal/engine"
 	"timegate/internal/sysclock"
 	"timegate/ntp"
+	"timegate/symkey"
 	"timegate/upstream"
 )
 
@@ -18,13 +19,9 @@ import (
 // are none. It must run after the initial state is stored: with `local stratum N` that
 // state is what the engine falls back to while unsynchronised, as chrony serves its
 // local reference only when it has no better source.
-func (g *Gateway) newUpstream(cfg *config.Config) (*engine.Engine, error) {
+func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Engine, error) {
 	if len(cfg.Sources) == 0 {
 		return nil, nil
-	}
-	keys, _, err := loadKeys(cfg) // its warnings were logged with the responder's
-	if err != nil {
-		return nil, err
 	}
 	var disc upstream.Discipliner
 	if cfg.ClockControl {
