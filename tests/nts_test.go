@@ -156,33 +156,62 @@ func TestCertificateReloadUnderKELoop(t *testing.T) {
 	// would otherwise (rightly) refuse most of them.
 	p, _, kePort, cert := ntsTimegate(t, 4, "ntsratelimit off")
 	dir := filepath.Dir(cert)
+	key := filepath.Join(dir, "cert-key.pem")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(kePort))
-	// Trust both the old and every new certificate: the client checks
-	// each handshake fully.
+	// Every pair is made before the loop and the client trusts all of them
+	// from the start: a client must never fail because the test had not yet
+	// told it about the certificate the server swapped in (the server may
+	// pick new files up from its file watch before the SIGHUP, too).
+	spare := t.TempDir()
 	pool := x509.NewCertPool()
-	addPEM := func() {
-		b, err := os.ReadFile(cert)
+	type pair struct{ cert, key []byte }
+	var pairs []pair
+	for i := range 5 {
+		c, k := cert, key
+		if i > 0 {
+			c, k = harness.WriteCertWith(t, spare, harness.CertOptions{Name: fmt.Sprintf("gen%d", i)})
+		}
+		cb, err := os.ReadFile(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pool.AppendCertsFromPEM(b)
+		kb, err := os.ReadFile(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(cb)
+		pairs = append(pairs, pair{cb, kb})
 	}
-	addPEM()
-	var mu sync.Mutex
+	install := func(p pair) {
+		// Key first, then certificate, each replaced atomically: for a
+		// moment the old certificate sits beside the new key, which the
+		// server must refuse to swap in rather than fail a handshake.
+		for _, f := range []struct {
+			path string
+			data []byte
+			perm os.FileMode
+		}{{key, p.key, 0o600}, {cert, p.cert, 0o644}} {
+			tmp := f.path + ".tmp"
+			if err := os.WriteFile(tmp, f.data, f.perm); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, f.path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	stop := make(chan struct{})
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
+			conf := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				mu.Lock()
-				conf := &tls.Config{RootCAs: pool.Clone(), ServerName: "localhost"}
-				mu.Unlock()
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				_, err := nts.Exchange(ctx, nil, addr, conf, []uint16{15})
 				cancel()
@@ -195,11 +224,8 @@ func TestCertificateReloadUnderKELoop(t *testing.T) {
 			}
 		})
 	}
-	for range 4 {
-		mu.Lock()
-		harness.WriteCert(t, dir) // same file names: a new pair in place
-		addPEM()
-		mu.Unlock()
+	for _, pr := range pairs[1:] {
+		install(pr)
 		from := p.LogSize()
 		p.Signal(syscall.SIGHUP)
 		p.WaitLog(t, from, "configuration reloaded", 5*time.Second)
