@@ -1,0 +1,228 @@
+// Package report holds what a running gateway tells its operators: the data
+// behind `gatectl status|sources|clients|serverstats|keys|cert` and the
+// Prometheus metrics. Both read the same snapshots, so the control socket and
+// the metrics endpoint can never disagree.
+//
+// The types are plain data with stable JSON names (they are the control
+// protocol's payloads). Durations are float64 seconds and frequencies ppm, as
+// in chronyc's CSV output, so scripts need no unit parsing.
+package report
+
+import (
+	"context"
+	"time"
+)
+
+// Reporter is implemented by the gateway. Every method is safe to call from
+// any goroutine and cheap enough to serve a scrape every second; none may
+// block the packet path.
+type Reporter interface {
+	Status() Status
+	// Sources asks the upstream engine's loop for its view; ctx bounds the
+	// wait when the loop is busy.
+	Sources(ctx context.Context) ([]Source, error)
+	ServerStats() ServerStats
+	// Clients returns at most n of the busiest client prefixes.
+	Clients(n int) Clients
+	KeyRing() KeyRing
+	// Cert describes the NTS-KE certificate in use; ok is false when NTS-KE
+	// is off.
+	Cert() (c Cert, ok bool)
+}
+
+// Sync states of the served clock, as `status` words them.
+const (
+	StateSynchronised   = "synchronised"
+	StateHoldover       = "holdover"
+	StateLocal          = "local"          // unsynchronised, serving `local stratum N`
+	StateUnsynchronised = "unsynchronised" // leap 3, stratum 16
+)
+
+// Status is chronyc's `tracking`: what is served and why.
+type Status struct {
+	State        string `json:"state"`
+	Synchronised bool   `json:"synchronised"`
+	// Reason says in words why the clock is not synchronised (or holds
+	// over); empty when synchronised. ReasonCode is the stratum-16 refid.
+	Reason     string `json:"reason,omitempty"`
+	ReasonCode string `json:"reason_code,omitempty"`
+	Stratum    uint8  `json:"stratum"`
+	// RefID is printed as chronyc does: dotted quad, or the ASCII kiss.
+	RefID      string    `json:"refid"`
+	SystemPeer string    `json:"system_peer,omitempty"`
+	RefTime    time.Time `json:"ref_time"`
+	Leap       string    `json:"leap"`
+	// Offset is served time minus system time (the soft clock's
+	// correction); Frequency its rate in ppm.
+	Offset         float64 `json:"offset_s"`
+	FrequencyPPM   float64 `json:"frequency_ppm"`
+	RootDelay      float64 `json:"root_delay_s"`
+	RootDispersion float64 `json:"root_dispersion_s"`
+	RootDistance   float64 `json:"root_distance_s"`
+	// SinceEstimate is the age of the last accepted estimate (the holdover
+	// age while holding over); negative before the first.
+	SinceEstimate float64 `json:"since_estimate_s"`
+	Truechimers   int     `json:"truechimers"`
+	Sources       int     `json:"sources"`
+	MinSources    int     `json:"min_sources"`
+
+	Version      string    `json:"version"`
+	Started      time.Time `json:"started"`
+	Uptime       float64   `json:"uptime_s"`
+	ConfigFile   string    `json:"config_file"`
+	ConfigLoaded time.Time `json:"config_loaded"`
+	Warnings     []string  `json:"warnings,omitempty"`
+}
+
+// Source states, most important first: `sources` shows one per upstream.
+const (
+	SourceSelected      = "selected"      // the system peer
+	SourceCombined      = "combined"      // a survivor combined into the estimate
+	SourceCandidate     = "candidate"     // truechimer not among the survivors
+	SourceFalseticker   = "falseticker"   // outside the majority's intersection
+	SourceTooFar        = "too-far"       // root distance above maxdistance
+	SourceNotSelectable = "unselectable"  // authselectmode or noselect keeps it out
+	SourceUnreachable   = "unreachable"   // no usable sample (reach 0 or filter empty)
+	SourceKEFailing     = "ke-failing"    // NTS-KE keeps failing
+	SourceResolving     = "resolving"     // host name not resolved yet
+	SourceStopped       = "stopped"       // demobilised (DENY/RSTR kiss, ...)
+	SourceInit          = "init"          // polling, no sample yet
+)
+
+// Source is one upstream association: chronyc's `sources -v`, `sourcestats`
+// and `authdata` in one row.
+type Source struct {
+	ID      uint64 `json:"id"`
+	Name    string `json:"name"` // the server/pool line's host
+	Address string `json:"address,omitempty"`
+	State   string `json:"state"`
+	Why     string `json:"why,omitempty"`
+	// Auth is "nts", "key" or "none".
+	Auth          string  `json:"auth"`
+	KeyID         uint32  `json:"key_id,omitempty"`
+	KeyType       string  `json:"key_type,omitempty"`
+	Cookies       int     `json:"cookies,omitempty"`
+	SinceKE       float64 `json:"since_ke_s,omitempty"` // negative: no KE yet
+	KEError       string  `json:"ke_error,omitempty"`
+	Stratum       uint8   `json:"stratum"`
+	Poll          int8    `json:"poll"`
+	Reach         uint8   `json:"reach"`
+	SinceRx       float64 `json:"since_rx_s"` // negative: nothing received
+	Offset        float64 `json:"offset_s"`
+	Delay         float64 `json:"delay_s"`
+	Jitter        float64 `json:"jitter_s"`
+	Dispersion    float64 `json:"dispersion_s"`
+	RootDistance  float64 `json:"root_distance_s"`
+	Samples       int     `json:"samples"`
+	Sent          uint64  `json:"sent"`
+	Received      uint64  `json:"received"`
+	Rejected      uint64  `json:"rejected"`
+	KissesDenied  uint64  `json:"kod_deny_rstr"`
+	KissesRate    uint64  `json:"kod_rate"`
+	Authenticated bool    `json:"authenticated"`
+}
+
+// ServerStats is chronyc's `serverstats`, per protocol and verdict.
+type ServerStats struct {
+	NTP  NTPStats  `json:"ntp"`
+	KE   KEStats   `json:"nts_ke"`
+	Rate RateStats `json:"ratelimit"`
+}
+
+// NTPStats counts requests and what was done with them.
+type NTPStats struct {
+	Received uint64 `json:"received"`
+	Replied  uint64 `json:"replied"`
+	// Answered counts replies (KoD included) by authentication: none, key,
+	// nts.
+	Answered map[string]uint64 `json:"answered_by_auth"`
+	// Dropped counts requests answered with nothing, by reason.
+	Dropped    map[string]uint64 `json:"dropped"`
+	KoD        map[string]uint64 `json:"kod"` // RATE, DENY, RSTR
+	NTSNAK     uint64            `json:"nts_nak"`
+	Leaked     uint64            `json:"leaked"`
+	SendErrors uint64            `json:"send_errors"`
+}
+
+// KEStats counts NTS-KE connections and their outcomes.
+type KEStats struct {
+	Accepted uint64 `json:"accepted"`
+	Active   uint64 `json:"active"`
+	Served   uint64 `json:"served"`
+	// Refused are connections closed before TLS: by cap or rate limit.
+	Refused map[string]uint64 `json:"refused"`
+	// Failed are sessions that did not end with keys, by reason.
+	Failed map[string]uint64 `json:"failed"`
+}
+
+// RateStats describe the rate tables (NTP and NTS-KE).
+type RateStats struct {
+	NTP RateTable  `json:"ntp"`
+	KE  *RateTable `json:"nts_ke,omitempty"`
+}
+
+// RateTable is one fixed-memory rate table.
+type RateTable struct {
+	Enabled   bool   `json:"enabled"`
+	Entries   int    `json:"entries"`
+	Capacity  int    `json:"capacity"`
+	Evictions uint64 `json:"evictions"`
+}
+
+// Clients lists the busiest client prefixes seen by the rate table.
+type Clients struct {
+	// Tracked is how many prefixes the table holds; Rows the busiest of
+	// them, most requests first.
+	Tracked int      `json:"tracked"`
+	Rows    []Client `json:"clients"`
+}
+
+// Client is one prefix (a /32 or /64 by default) of the rate table.
+type Client struct {
+	Prefix   string  `json:"prefix"`
+	Requests uint64  `json:"requests"`
+	Limited  uint64  `json:"limited"`
+	SinceRx  float64 `json:"since_rx_s"`
+}
+
+// KeyRing is the NTS cookie key ring.
+type KeyRing struct {
+	Keys []Key `json:"keys"`
+	// RotateEvery is ntsrotate in seconds (0: only by hand).
+	RotateEvery float64   `json:"rotate_every_s"`
+	NextRotate  time.Time `json:"next_rotate,omitzero"`
+	File        string    `json:"file"`
+}
+
+// Key roles in the ring.
+const (
+	KeySealing = "sealing" // seals new cookies (and opens)
+	KeyNext    = "next"    // pre-made, saved, opens; seals after the next rotation
+	KeyOpening = "opening" // opens cookies sealed before a rotation
+)
+
+// Key is one cookie master key; the secret never leaves the daemon.
+type Key struct {
+	ID      string    `json:"id"`
+	Role    string    `json:"role"`
+	Created time.Time `json:"created"`
+	Age     float64   `json:"age_s"`
+}
+
+// Cert describes the NTS-KE certificate chain in use.
+type Cert struct {
+	CertFile    string    `json:"cert_file"`
+	KeyFile     string    `json:"key_file"`
+	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer"`
+	DNSNames    []string  `json:"dns_names,omitempty"`
+	IPAddresses []string  `json:"ip_addresses,omitempty"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	ExpiresIn   float64   `json:"expires_in_s"`
+	KeyType     string    `json:"key_type"`
+	SHA256      string    `json:"sha256"` // fingerprint of the leaf, hex
+	ChainLength int       `json:"chain_length"`
+	SelfSigned  bool      `json:"self_signed"`
+	Loaded      time.Time `json:"loaded"`
+}
