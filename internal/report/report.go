@@ -76,17 +76,17 @@ type Status struct {
 
 // Source states, most important first: `sources` shows one per upstream.
 const (
-	SourceSelected      = "selected"      // the system peer
-	SourceCombined      = "combined"      // a survivor combined into the estimate
-	SourceCandidate     = "candidate"     // truechimer not among the survivors
-	SourceFalseticker   = "falseticker"   // outside the majority's intersection
-	SourceTooFar        = "too-far"       // root distance above maxdistance
-	SourceNotSelectable = "unselectable"  // authselectmode or noselect keeps it out
-	SourceUnreachable   = "unreachable"   // no usable sample (reach 0 or filter empty)
-	SourceKEFailing     = "ke-failing"    // NTS-KE keeps failing
-	SourceResolving     = "resolving"     // host name not resolved yet
-	SourceStopped       = "stopped"       // demobilised (DENY/RSTR kiss, ...)
-	SourceInit          = "init"          // polling, no sample yet
+	SourceSelected      = "selected"     // the system peer
+	SourceCombined      = "combined"     // a survivor combined into the estimate
+	SourceCandidate     = "candidate"    // truechimer not among the survivors
+	SourceFalseticker   = "falseticker"  // outside the majority's intersection
+	SourceTooFar        = "too-far"      // root distance above maxdistance
+	SourceNotSelectable = "unselectable" // authselectmode or noselect keeps it out
+	SourceUnreachable   = "unreachable"  // no usable sample (reach 0 or filter empty)
+	SourceKEFailing     = "ke-failing"   // NTS-KE keeps failing
+	SourceResolving     = "resolving"    // host name not resolved yet
+	SourceStopped       = "stopped"      // demobilised (DENY/RSTR kiss, ...)
+	SourceInit          = "init"         // polling, no sample yet
 )
 
 // Source is one upstream association: chronyc's `sources -v`, `sourcestats`
