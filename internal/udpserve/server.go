@@ -114,13 +114,22 @@ func (s *Server) handle(req, out []byte, from netip.AddrPort, rx time.Time) {
 	st.Received.Add(1)
 	reply, v := s.Responder().Respond(out, req, from, rx)
 	if v.Action == ntp.ActionDrop {
-		st.Dropped[v.Reason].Add(1)
+		st.record(v, false)
 		if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
 			ce.Write(zap.Stringer("client", from), zap.Stringer("reason", v.Reason))
 		}
 		return
 	}
-	if _, err := s.Conn.WriteToUDPAddrPort(reply, from); err != nil {
+	_, err := s.Conn.WriteToUDPAddrPort(reply, from)
+	st.record(v, err != nil)
+}
+
+func (st *Stats) record(v ntp.Verdict, sendErr bool) {
+	if v.Action == ntp.ActionDrop {
+		st.Dropped[v.Reason].Add(1)
+		return
+	}
+	if sendErr {
 		st.SendErrors.Add(1)
 		return
 	}
