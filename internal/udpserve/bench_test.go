@@ -8,23 +8,38 @@ import (
 	"timegate/ntp"
 )
 
-// BenchmarkCount is the counting a worker does per request (received plus
-// one verdict) with every goroutine counting at once: run with -cpu 1,2 to
-// see what sharing the counters' cache lines costs.
+// BenchmarkCount is the counting a worker does per request (received by
+// mode, then one verdict) with every goroutine counting at once; run with
+// -cpu 1,2. "shared" gives all goroutines one block, the layout before
+// issue 8, to show what sharing the counters' cache lines costs.
 func BenchmarkCount(b *testing.B) {
-	st := &Stats{}
+	req := ntp.ClientRequest(nil, 4, 3, 0x0102030405060708)
 	v := ntp.Verdict{Action: ntp.ActionReply}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			st.Received.Add(1)
-			st.record(v, false)
-		}
+	b.Run("per-worker", func(b *testing.B) {
+		st := &Stats{}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			c := st.Worker()
+			for pb.Next() {
+				c.request(req)
+				c.record(v, false)
+			}
+		})
+	})
+	b.Run("shared", func(b *testing.B) {
+		c := (&Stats{}).Worker()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c.request(req)
+				c.record(v, false)
+			}
+		})
 	})
 }
 
 // BenchmarkRespondCount is the packet path without the socket: Respond then
-// the counters, in parallel.
+// the counters, one worker per goroutine.
 func BenchmarkRespondCount(b *testing.B) {
 	st := &Stats{}
 	state := &ntp.ServedState{Stratum: 2, RefID: 0x7f000001}
@@ -33,12 +48,28 @@ func BenchmarkRespondCount(b *testing.B) {
 	rx := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		c := st.Worker()
 		req := ntp.ClientRequest(nil, 4, 3, 0x0102030405060708)
 		out := make([]byte, 0, bufSize)
 		for pb.Next() {
-			st.Received.Add(1)
+			c.request(req)
 			_, v := resp.Respond(out, req, client, rx)
-			st.record(v, false)
+			c.record(v, false)
 		}
 	})
+}
+
+// BenchmarkSnapshot is what a scrape or `gatectl serverstats` costs with
+// one block per core of a large server.
+func BenchmarkSnapshot(b *testing.B) {
+	st := &Stats{}
+	for range 64 {
+		st.Worker().request([]byte{0x23})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if st.Snapshot().Received != 64 {
+			b.Fatal("lost counts")
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,30 +19,14 @@ import (
 	"timegate/ntp"
 )
 
-// Stats counts verdicts. Every field is safe to read concurrently.
-type Stats struct {
-	Received atomic.Uint64
-	Replied  atomic.Uint64
-	KoD      atomic.Uint64
-	// KoDByCode splits KoD by kiss code.
-	KoDRATE, KoDDENY, KoDRSTR atomic.Uint64
-	NTSNAK                    atomic.Uint64
-	Leaked                    atomic.Uint64
-	// Dropped counts drops by reason, indexed by ntp.Reason.
-	Dropped [ntp.NumReasons]atomic.Uint64
-	// Auth counts answered requests by authentication kind.
-	Auth [3]atomic.Uint64
-	// SendErrors counts replies the kernel refused.
-	SendErrors atomic.Uint64
-}
-
 // Server serves NTP on one socket.
 type Server struct {
 	Conn *net.UDPConn
 	// Responder returns the responder to use for the next packet, so a
 	// reload can swap it without stopping the loop.
 	Responder func() *ntp.Responder
-	Stats     *Stats
+	// Stats gets one block of counters per worker. Required.
+	Stats *Stats
 	Log       *zap.Logger
 	// Workers is the number of reading goroutines; 0 means GOMAXPROCS.
 	Workers int
@@ -79,6 +62,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) loop(ctx context.Context) error {
+	cnt := s.Stats.Worker()
 	buf := make([]byte, bufSize)
 	out := make([]byte, 0, bufSize)
 	oob := make([]byte, sockstamp.OOBSize)
@@ -105,54 +89,20 @@ func (s *Server) loop(ctx context.Context) error {
 		if t, ok := sockstamp.Time(oob[:oobn]); ok {
 			rx = t
 		}
-		s.handle(buf[:n], out, from, rx)
+		s.handle(cnt, buf[:n], out, from, rx)
 	}
 }
 
-func (s *Server) handle(req, out []byte, from netip.AddrPort, rx time.Time) {
-	st := s.Stats
-	st.Received.Add(1)
+func (s *Server) handle(cnt *Counters, req, out []byte, from netip.AddrPort, rx time.Time) {
+	cnt.request(req)
 	reply, v := s.Responder().Respond(out, req, from, rx)
 	if v.Action == ntp.ActionDrop {
-		st.record(v, false)
+		cnt.record(v, false)
 		if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
 			ce.Write(zap.Stringer("client", from), zap.Stringer("reason", v.Reason))
 		}
 		return
 	}
 	_, err := s.Conn.WriteToUDPAddrPort(reply, from)
-	st.record(v, err != nil)
-}
-
-func (st *Stats) record(v ntp.Verdict, sendErr bool) {
-	if v.Action == ntp.ActionDrop {
-		st.Dropped[v.Reason].Add(1)
-		return
-	}
-	if sendErr {
-		st.SendErrors.Add(1)
-		return
-	}
-	switch v.Action {
-	case ntp.ActionReply:
-		st.Replied.Add(1)
-	case ntp.ActionKoD:
-		st.KoD.Add(1)
-		switch v.Kiss {
-		case ntp.KissRATE:
-			st.KoDRATE.Add(1)
-		case ntp.KissDENY:
-			st.KoDDENY.Add(1)
-		case ntp.KissRSTR:
-			st.KoDRSTR.Add(1)
-		}
-	case ntp.ActionNTSNAK:
-		st.NTSNAK.Add(1)
-	}
-	if v.Leak {
-		st.Leaked.Add(1)
-	}
-	if int(v.Auth) < len(st.Auth) {
-		st.Auth[v.Auth].Add(1)
-	}
+	cnt.record(v, err != nil)
 }

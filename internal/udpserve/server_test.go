@@ -62,14 +62,14 @@ func TestServeLoopback(t *testing.T) {
 		t.Fatalf("got an unexpected second reply of %d bytes", n)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for stats.Dropped[ntp.ReasonMode].Load() != 1 || stats.Dropped[ntp.ReasonFraming].Load() != 1 {
+	for s := stats.Snapshot(); s.Dropped[ntp.ReasonMode] != 1 || s.Dropped[ntp.ReasonFraming] != 1; s = stats.Snapshot() {
 		if time.Now().After(deadline) {
-			t.Fatalf("drop counters: mode %d framing %d", stats.Dropped[ntp.ReasonMode].Load(), stats.Dropped[ntp.ReasonFraming].Load())
+			t.Fatalf("drop counters: %+v", s.Dropped)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if stats.Replied.Load() != 1 {
-		t.Errorf("replied = %d", stats.Replied.Load())
+	if s := stats.Snapshot(); s.Replied != 1 || s.Received != 3 || s.ByMode[3] != 2 || s.ByMode[6] != 1 {
+		t.Errorf("counters %+v", s)
 	}
 	cancel()
 	if err := <-done; err != nil {

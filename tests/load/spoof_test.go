@@ -59,13 +59,13 @@ func TestSpoofRunDistinctSources(t *testing.T) {
 		t.Fatalf("sent %d (errors %d), want %d", r.Sent, r.SendErrors, sources)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for stats.Received.Load() < uint64(r.Sent) && time.Now().Before(deadline) {
+	for stats.Snapshot().Received < uint64(r.Sent) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	gate.mu.Lock()
 	defer gate.mu.Unlock()
-	if uint64(len(gate.seen)) != stats.Received.Load() {
-		t.Errorf("server received %d requests from %d addresses: a source repeated", stats.Received.Load(), len(gate.seen))
+	if uint64(len(gate.seen)) != stats.Snapshot().Received {
+		t.Errorf("server received %d requests from %d addresses: a source repeated", stats.Snapshot().Received, len(gate.seen))
 	}
 	// Loopback drops nothing at this rate unless the machine is starved.
 	if len(gate.seen) < sources*9/10 {
