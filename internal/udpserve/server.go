@@ -27,7 +27,7 @@ type Server struct {
 	Responder func() *ntp.Responder
 	// Stats gets one block of counters per worker. Required.
 	Stats *Stats
-	Log       *zap.Logger
+	Log   *zap.Logger
 	// Workers is the number of reading goroutines; 0 means GOMAXPROCS.
 	Workers int
 }
