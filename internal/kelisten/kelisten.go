@@ -166,8 +166,9 @@ func (l *Listener) admit(c net.Conn) {
 func (l *Listener) serve(c net.Conn, key netip.Addr) {
 	defer l.wg.Done()
 	defer l.release(key)
+	start := l.now()
 	err := nts.ServeConn(tls.Server(c, l.cfg.TLS), l.cfg.Server)
-	l.stats.record(err)
+	l.stats.record(err, l.now().Sub(start))
 	if err != nil {
 		l.log.Debug("NTS-KE session", zap.Stringer("client", c.RemoteAddr()), zap.Error(err))
 	}

@@ -113,6 +113,9 @@ func TestServeFullKE(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return f.l.Stats().Served == 1 && f.l.Stats().Active == 0 })
+	if h := f.l.Stats().Latency; h.Count != 1 || h.Sum <= 0 || h.Cumulative[numBuckets-1] != 1 {
+		t.Fatalf("latency of the one session: %+v", h)
+	}
 }
 
 func TestDualStack(t *testing.T) {
@@ -231,6 +234,14 @@ func TestCountsFailures(t *testing.T) {
 		s := f.l.Stats()
 		return s.BadALPN == 1 && s.Handshake == 1 && s.Errors[nts.CodeUnrecognizedCritical] == 1
 	})
+	s := f.l.Stats()
+	byName := s.FailedByReason()
+	if len(byName) != 9 || byName[FailedALPN] != 1 || byName[FailedHandshake] != 1 || byName[FailedUnrecognized] != 1 {
+		t.Errorf("failures by name: %v", byName)
+	}
+	if s.Latency.Count != 0 {
+		t.Errorf("failed sessions entered the latency histogram: %+v", s.Latency)
+	}
 }
 
 func TestAcceptErrorsBackOff(t *testing.T) {

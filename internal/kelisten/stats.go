@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"timegate/nts"
 )
@@ -26,6 +27,54 @@ type Stats struct {
 	Served   uint64    // keys and cookies issued
 	NoCommon uint64    // well-formed refusal: no NTPv4 or no common AEAD
 	Errors   [3]uint64 // Error records sent, by code (RFC 8915 §4.1.3)
+
+	// Latency is how long sessions that issued keys took, from accept to
+	// the last record written: TLS handshake plus negotiation.
+	Latency Histogram
+}
+
+// Names of refusals and failures, stable: they are metric label values and
+// `gatectl serverstats` rows.
+const (
+	RefusedTotalCap  = "total-cap"
+	RefusedSourceCap = "source-cap"
+	RefusedRate      = "rate-limited"
+
+	FailedHandshake     = "handshake"
+	FailedALPN          = "bad-alpn"
+	FailedVersion       = "bad-version"
+	FailedTimeout       = "timeout"
+	FailedIO            = "io"
+	FailedNoCommon      = "no-common-protocol"
+	FailedUnrecognized  = "error-unrecognized-critical"
+	FailedBadRequest    = "error-bad-request"
+	FailedInternalError = "error-internal"
+)
+
+// RefusedByReason names the refusals (connections closed before any TLS
+// work); every name is present, zero or not.
+func (s *Stats) RefusedByReason() map[string]uint64 {
+	return map[string]uint64{
+		RefusedTotalCap:  s.RefusedTotalCap,
+		RefusedSourceCap: s.RefusedSourceCap,
+		RefusedRate:      s.RefusedRate,
+	}
+}
+
+// FailedByReason names the sessions that did not end with keys; every name
+// is present, zero or not, so that a series exists before its first event.
+func (s *Stats) FailedByReason() map[string]uint64 {
+	return map[string]uint64{
+		FailedHandshake:     s.Handshake,
+		FailedALPN:          s.BadALPN,
+		FailedVersion:       s.BadVersion,
+		FailedTimeout:       s.Timeouts,
+		FailedIO:            s.IOErrors,
+		FailedNoCommon:      s.NoCommon,
+		FailedUnrecognized:  s.Errors[nts.CodeUnrecognizedCritical],
+		FailedBadRequest:    s.Errors[nts.CodeBadRequest],
+		FailedInternalError: s.Errors[nts.CodeInternalServerError],
+	}
 }
 
 type counters struct {
@@ -33,15 +82,18 @@ type counters struct {
 	handshake, badALPN, badVersion, timeouts, ioErrors                     atomic.Uint64
 	served, noCommon                                                       atomic.Uint64
 	errors                                                                 [3]atomic.Uint64
+	latency                                                                histogram
 }
 
-// record classifies the result of nts.ServeConn.
-func (c *counters) record(err error) {
+// record classifies the result of nts.ServeConn; took is the session's
+// length.
+func (c *counters) record(err error, took time.Duration) {
 	var pe *nts.ProtocolError
 	var ne net.Error
 	switch {
 	case err == nil:
 		c.served.Add(1)
+		c.latency.observe(took)
 	case errors.Is(err, nts.ErrNoCommonProtocol), errors.Is(err, nts.ErrNoCommonAEAD):
 		c.noCommon.Add(1)
 	case errors.As(err, &pe) && int(pe.Code) < len(c.errors):
@@ -69,6 +121,7 @@ func (l *Listener) Stats() Stats {
 		BadALPN: c.badALPN.Load(), BadVersion: c.badVersion.Load(),
 		Timeouts: c.timeouts.Load(), IOErrors: c.ioErrors.Load(),
 		Served: c.served.Load(), NoCommon: c.noCommon.Load(),
+		Latency: c.latency.snapshot(),
 	}
 	for i := range c.errors {
 		s.Errors[i] = c.errors[i].Load()
