@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,35 +9,21 @@ import (
 	"timegate/upstream"
 )
 
-const (
-	// lawProbe is how far ahead law looks to find the slew still pending: longer than any
-	// slew can last (a panic-threshold 1000 s correction at 500 ppm takes 2·10⁶ s).
-	lawProbe = 1e7 * time.Second
-	// maxRepublish is the longest a published state goes without a refresh, so that a
-	// holdover limit passing is served within it even when no source speaks.
-	maxRepublish = time.Minute
-)
+// maxRepublish is the longest a published state goes without a refresh, so that a
+// holdover limit passing is served within it even when no source speaks (and the root
+// dispersion, which grows with the age of the estimate, stays fresh).
+const maxRepublish = time.Minute
 
 // law returns the served clock as ntp.ServedState expresses it — served time = sys +
-// offset + freq·(sys − base) — exact from sys until `until`, when the slew in progress
-// ends and the rate changes. The soft clock's law (upstream.Snapshot) is piecewise linear:
-// it runs at its frequency plus or minus the slew rate until the pending correction is in,
-// then at its frequency alone. The pending part is read off the far future, where the
-// slew has certainly ended.
-func law(c *upstream.SoftClock, sys time.Time) (offset time.Duration, freq float64, until time.Time) {
-	st := c.Status(sys)
-	far := c.Status(sys.Add(lawProbe)).Offset
-	pending := (far - st.Offset).Seconds() - st.Frequency*lawProbe.Seconds()
-	freq, until = st.Frequency, sys.Add(maxRepublish)
-	// A residue of a few nanoseconds is rounding, not a slew.
-	if math.Abs(pending) > 1e-8 {
-		rate := upstream.DefaultMaxSlew
-		freq += math.Copysign(rate, pending)
-		if end := time.Duration(math.Abs(pending) / rate * 1e9); end < maxRepublish {
-			until = sys.Add(end)
-		}
+// offset + freq·(sys − base) — as the soft clock hands it out, exact from sys until
+// `until`, when a slew in progress ends and the rate changes, or maxRepublish from now.
+func law(c *upstream.SoftClock, sys time.Time) (offset time.Duration, freq float64, base, until time.Time) {
+	l := c.Law(sys)
+	until = sys.Add(maxRepublish)
+	if !l.Until.IsZero() && l.Until.Before(until) {
+		until = l.Until
 	}
-	return st.Offset, freq, until
+	return l.Offset, l.Freq, l.Base, until
 }
 
 // served builds the state the NTP server publishes at sys: the soft clock's when it is
@@ -46,7 +31,7 @@ func law(c *upstream.SoftClock, sys time.Time) (offset time.Duration, freq float
 // clock's law either way, so that served time never jumps when synchronisation comes or
 // goes.
 func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, time.Time) {
-	off, freq, until := law(r.clock, sys)
+	off, freq, base, until := law(r.clock, sys)
 	var s ntp.ServedState
 	switch {
 	case st.Synchronised:
@@ -66,7 +51,7 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 		s.RefID = st.Reason.Kind.RefID()
 	}
 	s.Precision = r.opts.Precision
-	s.Offset, s.Freq, s.Base = off, freq, sys
+	s.Offset, s.Freq, s.Base = off, freq, base
 	return &s, until
 }
 
