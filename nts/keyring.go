@@ -207,3 +207,31 @@ func UnmarshalKeyRing(data []byte) (*KeyRing, error) {
 	}
 	return r, nil
 }
+
+// KeyInfo describes one master key without its secret.
+type KeyInfo struct {
+	ID      uint32
+	Created time.Time
+}
+
+// Keys lists the keys that open cookies, next first, then current, then older, newest
+// first: what an operator is shown.
+func (r *KeyRing) Keys() []KeyInfo {
+	out := make([]KeyInfo, len(r.keys))
+	for i := range r.keys {
+		out[i] = KeyInfo{ID: r.keys[i].id, Created: r.keys[i].created}
+	}
+	return out
+}
+
+// Pruned returns a ring that keeps the next key, the current key and at most keep-1
+// older keys; keep must be at least 1. Cookies sealed under a dropped key stop opening
+// (their clients get an NTS NAK and redo NTS-KE): the operator's answer to a key that
+// may have leaked. The receiver is unchanged; the rotation time is kept.
+func (r *KeyRing) Pruned(keep int) (*KeyRing, error) {
+	if keep < 1 || keep > MaxKeep {
+		return nil, ErrKeyRing
+	}
+	n := min(len(r.keys), 1+keep)
+	return &KeyRing{rotated: r.rotated, keys: append([]masterKey(nil), r.keys[:n]...)}, nil
+}

@@ -62,7 +62,7 @@ const (
 
 // EntryBytes is the memory one table entry occupies: its masked address key,
 // its last-seen and next-kiss times and an inline rate.Limiter.
-const EntryBytes = int(unsafe.Sizeof(entryKey{}) + 8 + 8 + unsafe.Sizeof(limiter{}))
+const EntryBytes = int(unsafe.Sizeof(entryKey{}) + 8 + 8 + 4 + 4 + unsafe.Sizeof(limiter{}))
 
 // DefaultClientLogLimit is chrony's default clientloglimit in bytes.
 const DefaultClientLogLimit = 524288

@@ -75,6 +75,10 @@ type bucket struct {
 	keys [ways]entryKey
 	seen [ways]int64 // UnixNano of the last request; 0 marks an empty slot
 	kiss [ways]int64 // UnixNano before which this source gets no RATE kiss
+	// hits and over count the source's requests and those over its limit
+	// since it took the slot: `gatectl clients` reads them.
+	hits [ways]uint32
+	over [ways]uint32
 	lims [ways]limiter
 }
 
@@ -212,15 +216,18 @@ func (t *Table) slot(s *shard, b *bucket, k entryKey, now time.Time) int {
 func (t *Table) claim(b *bucket, i int, k entryKey, now time.Time) {
 	b.keys[i] = k
 	b.kiss[i] = math.MinInt64
+	b.hits[i], b.over[i] = 0, 0
 	b.lims[i].SetLimitAt(now.Add(-t.fill), t.limit)
 }
 
 func (t *Table) decide(s *shard, b *bucket, i int, ns int64, now time.Time) Verdict {
 	b.seen[i] = ns
+	b.hits[i] = satInc(b.hits[i])
 	if b.lims[i].AllowN(now, 1) {
 		s.passed.Add(1)
 		return Pass
 	}
+	b.over[i] = satInc(b.over[i])
 	if s.rng.Uint64()&t.leakMask == 0 {
 		s.leaked.Add(1)
 		return Leak

@@ -379,3 +379,35 @@ func TestVerdictString(t *testing.T) {
 		}
 	}
 }
+
+// TestTop: the busiest prefixes come first, counted per aggregation prefix, with the
+// requests over the limit; the list is bounded by n.
+func TestTop(t *testing.T) {
+	cfg := Config{Interval: 0, Burst: 2, Leak: 4, Size: 64, PrefixV4: 24, PrefixV6: 64}
+	tb, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	for range 5 {
+		tb.Allow(netip.MustParseAddr("192.0.2.7"), now)
+		tb.Allow(netip.MustParseAddr("192.0.2.9"), now) // same /24
+	}
+	tb.Allow(netip.MustParseAddr("2001:db8::1"), now)
+	top := tb.Top(5)
+	if len(top) != 2 {
+		t.Fatalf("Top = %v, want 2 entries", top)
+	}
+	if top[0].Prefix != netip.MustParsePrefix("192.0.2.0/24") || top[0].Requests != 10 || top[0].Limited != 8 {
+		t.Errorf("top[0] = %+v, want 192.0.2.0/24 with 10 requests, 8 over the burst of 2", top[0])
+	}
+	if top[1].Prefix != netip.MustParsePrefix("2001:db8::/64") || top[1].Requests != 1 || top[1].Limited != 0 {
+		t.Errorf("top[1] = %+v", top[1])
+	}
+	if !top[0].Seen.Equal(now) {
+		t.Errorf("Seen = %v, want %v", top[0].Seen, now)
+	}
+	if got := tb.Top(1); len(got) != 1 || got[0].Prefix != top[0].Prefix {
+		t.Errorf("Top(1) = %v", got)
+	}
+}

@@ -375,3 +375,20 @@ func (s *Source) FilterStats() (st Stats, ok bool) { return s.filter.Stats() }
 // Awaiting reports whether a request is outstanding: the edge keeps the request's socket
 // open while it is, and closes it once the answer came.
 func (s *Source) Awaiting() bool { return s.req.active }
+
+// Cookies is the number of NTS cookies left, or -1 for a source that does not use NTS
+// or has no session yet.
+func (s *Source) Cookies() int {
+	if a, ok := s.auth.(NTSAuth); ok && a.Session != nil {
+		return a.Session.Cookies()
+	}
+	return -1
+}
+
+// KEFailing reports how many NTS-KE sessions in a row failed (or gave cookies that got
+// no authentic reply); 0 when the last one worked.
+func (s *Source) KEFailing() int { return s.keyFails }
+
+// ServerUnsynchronised reports whether the latest authentic reply said the server is
+// unsynchronised (leap 3 or stratum 0/16), which keeps the source out of selection.
+func (s *Source) ServerUnsynchronised() bool { return s.unsynced }

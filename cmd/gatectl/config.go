@@ -7,15 +7,23 @@ import (
 	"timegate/internal/gateway"
 )
 
-func runConfig(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 2 || args[0] != "check" {
-		fmt.Fprint(stderr, "usage: gatectl config check FILE\n")
+// runConfig is `config check FILE` (checked here, as this user reads the
+// file) or `config check` (the daemon checks the file it runs from).
+func runConfig(socket string, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprint(stderr, "usage: gatectl config check [FILE]\n")
 		return exitUsage
 	}
-	if err := gateway.Check(args[1]); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+	rest := args[1:]
+	if len(rest) == 1 && rest[0] != "-h" && rest[0] != "-help" && rest[0] != "--help" && rest[0][0] != '-' {
+		if err := gateway.Check(rest[0]); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFail
+		}
+		fmt.Fprintf(stdout, "%s: OK\n", rest[0])
+		return exitOK
 	}
-	fmt.Fprintf(stdout, "%s: OK\n", args[1])
-	return exitOK
+	cmd := ctlCommand{name: "config check", usage: "[FILE]", help: "Without FILE, the daemon re-checks the configuration file it runs from, as it\nreads it; with FILE, gatectl checks FILE itself (no daemon needed).",
+		call: func(c *ctlClient, _ []string, _ any, out io.Writer) int { return runningCheck(c, out) }}
+	return runCtl(cmd, socket, rest, stdout, stderr)
 }

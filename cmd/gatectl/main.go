@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
+
+	"timegate/internal/gateway"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -19,9 +23,9 @@ const (
 	exitUnsound = 3 // the server answered, but with a kiss or unsynchronised time
 )
 
-const usage = `usage: gatectl COMMAND [flags] [args]
+const usageHead = `usage: gatectl [-socket PATH] COMMAND [flags] [args]
 
-Commands:
+One-shot NTP and NTS queries (no daemon needed):
   query [-port P] [-json] [-timeout D] [-version N] HOST
         one NTP exchange with HOST; prints offset, delay, stratum, refid,
         leap and root distance (-json: one JSON object)
@@ -32,27 +36,70 @@ Commands:
         the port); adds the AEAD, cookie counts and KE time to the output.
         -timeout bounds each of the two exchanges
   config check FILE
-        validate a timegate configuration file; non-zero exit on any error
+        validate a timegate configuration file as this user reads it;
+        non-zero exit on any error
+
+Through the running daemon's control socket (-socket PATH, default
+$TIMEGATE_SOCKET, else /run/timegate/timegate.sock, else the state
+directory's timegate.sock); each takes -json, -timeout D and -h:
+`
+
+const usageTail = `  config check
+        the daemon re-checks the configuration file it runs from, as it reads it
+  version
+        this gatectl's version
   help  this text
 
 Exit status: 0 ok, 1 failure, 2 usage error, 3 the server answered with a
-Kiss-o'-Death or says it is unsynchronised.
+Kiss-o'-Death or says it is unsynchronised (status: not synchronised),
+4 the control socket cannot be reached or refused the caller.
 `
 
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	for _, c := range ctlCommands() {
+		name := c.name
+		if c.usage != "" {
+			name += " " + c.usage
+		}
+		fmt.Fprintf(&b, "  %s\n        %s\n", name, c.short)
+	}
+	b.WriteString(usageTail)
+	return b.String()
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
+	socket := ""
+	if len(args) >= 2 && (args[0] == "-socket" || args[0] == "--socket") {
+		socket, args = args[1], args[2:]
+	} else if len(args) >= 1 {
+		if v, ok := strings.CutPrefix(args[0], "-socket="); ok {
+			socket, args = v, args[1:]
+		}
+	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
 	switch args[0] {
 	case "query":
 		return runQuery(args[1:], stdout, stderr)
 	case "config":
-		return runConfig(args[1:], stdout, stderr)
+		return runConfig(socket, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "gatectl %s\n", gateway.Version())
+		return exitOK
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "gatectl: unknown command %q\n\n%s", args[0], usage)
+	for _, c := range ctlCommands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return runCtl(c, socket, args[len(words):], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "gatectl: unknown command %q\n\n%s", strings.Join(args, " "), usage())
 	return exitUsage
 }

@@ -58,6 +58,15 @@ type Config struct {
 
 	Restrict []Restrict // ntpd `restrict`, parsed by package policy
 
+	// ControlSocket is the control socket's path (chrony `bindcmdaddress`);
+	// empty means DefaultControlSocket. ControlOff is `bindcmdaddress /`.
+	ControlSocket string
+	ControlOff    bool
+	// ControlGroup may use the control socket besides root and the daemon's
+	// user (timegate `cmdgroup`); empty means the group "timegate" if it
+	// exists.
+	ControlGroup string
+
 	// Positions records where each single-valued directive was set, so that
 	// later checks (a missing certificate file, say) can name the line.
 	Positions map[string]Position

@@ -40,3 +40,21 @@ func DefaultStateDir() string {
 	}
 	return filepath.Join(os.TempDir(), "timegate")
 }
+
+// DefaultControlSocket is where the control socket goes when no
+// `bindcmdaddress` says: systemd's RuntimeDirectory, else /run/timegate for
+// root on the default state directory, else inside the state directory (an
+// unprivileged user cannot create /run/timegate, and a daemon given its own
+// -state must not collide with the system one).
+func DefaultControlSocket(stateDir string) string {
+	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
+		return filepath.Join(d, ControlSocketName)
+	}
+	if os.Geteuid() == 0 && stateDir == "/var/lib/timegate" {
+		return filepath.Join("/run/timegate", ControlSocketName)
+	}
+	return filepath.Join(stateDir, ControlSocketName)
+}
+
+// ControlSocketName is the control socket's file name in its directory.
+const ControlSocketName = "timegate.sock"

@@ -50,6 +50,10 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{restrict, false}, true
 	case "clockcontrol":
 		return handler{clockControl, true}, true
+	case "bindcmdaddress":
+		return handler{bindCmdAddress, true}, true
+	case "cmdgroup":
+		return handler{cmdGroup, true}, true
 	}
 	return handler{}, false
 }
@@ -271,4 +275,36 @@ func clockControl(p *parser, name string, args []string) {
 	default:
 		p.fail(name, "must be on or off, got %q", args[0])
 	}
+}
+
+// bindcmdaddress PATH: the control socket (chrony's directive). As in chrony,
+// "/" turns the socket off. Only a Unix socket path is accepted: timegate has
+// no network control port.
+func bindCmdAddress(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	v := args[0]
+	switch {
+	case v == "/":
+		p.cfg.ControlSocket, p.cfg.ControlOff = "", true
+	case !strings.HasPrefix(v, "/"):
+		p.fail(name, "must be an absolute path of a Unix socket (timegate has no network control port), got %q", v)
+	case len(v) > maxSocketPath:
+		p.fail(name, "path longer than %d bytes cannot be a Unix socket: %q", maxSocketPath, v)
+	default:
+		p.cfg.ControlSocket = v
+	}
+}
+
+// maxSocketPath is what fits in sockaddr_un.sun_path with its terminating NUL.
+const maxSocketPath = 107
+
+// cmdgroup GROUP: besides root and the daemon's own user, members of GROUP may
+// use the control socket (its file group).
+func cmdGroup(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	p.cfg.ControlGroup = args[0]
 }

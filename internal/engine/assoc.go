@@ -28,6 +28,12 @@ type assoc struct {
 	gen          uint64 // timer generation: a stale expiry is ignored
 	reqID        uint64 // the request whose answers are still wanted
 	resolveFails int
+
+	// What `gatectl sources` shows beyond the state machine's own view.
+	keAt       time.Time // system time of the last successful NTS-KE
+	keErr      string    // the last NTS-KE failure, cleared by a success
+	rxAt       time.Time // system time of the last accepted reply
+	resolveErr string    // the last failed name lookup
 }
 
 func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }
@@ -104,6 +110,10 @@ func (r *runner) resolved(ev resolvedEvent) {
 	a := ev.a
 	if ev.err != nil || len(ev.addrs) == 0 {
 		a.resolveFails++
+		a.resolveErr = "cannot resolve"
+		if ev.err != nil {
+			a.resolveErr = ev.err.Error()
+		}
 		wait := min(resolveRetryMin<<min(a.resolveFails-1, 10), resolveRetryMax)
 		r.log.Warn("cannot resolve source", zap.String("source", a.spec.Host), zap.Error(ev.err), zap.Duration("retry_in", wait))
 		r.resolve(a, wait)
@@ -249,10 +259,12 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	}
 	if err != nil {
 		r.log.Warn("NTS-KE failed", zap.String("source", a.spec.Host), zap.Error(err))
+		a.keErr = err.Error()
 		r.apply(a, a.src.HandleRekey(local, nil, 0, err))
 		return
 	}
 	a.addr = ev.addr
+	a.keAt, a.keErr = r.now(), ""
 	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
 		zap.Int("cookies", len(ev.res.Cookies)))
 	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -87,6 +88,10 @@ type Engine struct {
 	clock  *upstream.SoftClock
 	sel    upstream.SelectOptions
 	shown  shown // what the last selection-change log line said
+	// loop is the running Run's state, for queries from other goroutines.
+	loop atomic.Pointer[runner]
+	// summary is what the latest publish said, for Summary.
+	summary atomic.Pointer[Summary]
 }
 
 // Limits.

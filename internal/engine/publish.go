@@ -75,6 +75,7 @@ func (r *runner) publish(sys time.Time) {
 	st := r.clock.Status(sys)
 	s, until := r.served(sys, &st)
 	r.opts.Publish(s)
+	r.summarise(&st)
 	r.logChange(&st)
 	if r.law != nil {
 		r.law.Stop()

@@ -59,6 +59,8 @@ type runner struct {
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64)}
+	e.loop.Store(r)
+	defer e.loop.Store(nil)
 	defer r.wg.Wait()
 	defer cancel()
 	r.publish(e.now())
@@ -109,13 +111,20 @@ func (r *runner) handle(ev any) {
 			ev.done <- true // superseded by a newer request: close its socket
 			return
 		}
+		before := ev.a.src.Stats().Accepted
 		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
+		if ev.a.src.Stats().Accepted != before {
+			ev.a.rxAt = ev.rx
+		}
 		ev.done <- !ev.a.src.Awaiting()
 		r.apply(ev.a, acts)
 	case keEvent:
 		r.keyed(ev, local)
 	case resolvedEvent:
 		r.resolved(ev)
+	case sourcesQuery:
+		ev.reply <- r.reportSources(sys)
+		return
 	case republish:
 		if ev.gen == r.lawGen {
 			r.publish(sys)

@@ -29,7 +29,7 @@ func Check(path string) error {
 func CheckConfig(cfg *config.Config) error {
 	_, gateErr := buildGate(cfg)
 	_, _, keyErr := loadKeys(cfg)
-	_, keErr := keRateLimit(cfg)
+	_, _, keErr := keRateLimit(cfg)
 	var certErr error
 	if cfg.NTSServerCert != "" {
 		if _, err := certs.LoadFiles(cfg.NTSServerCert, cfg.NTSServerKey, time.Now()); err != nil {

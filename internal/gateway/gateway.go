@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"timegate/internal/config"
+	"timegate/internal/control"
 	"timegate/internal/engine"
 	"timegate/internal/udpserve"
 	"timegate/ntp"
@@ -48,6 +49,13 @@ type Gateway struct {
 	upstream  *engine.Engine // nil without server/pool lines
 	stats     udpserve.Stats
 	precision int8
+	started   time.Time
+	loaded    atomic.Pointer[loaded]
+
+	// The control socket (nil when off) and who may use it.
+	ctlLn     *net.UnixListener
+	ctlPath   string
+	ctlPolicy control.Policy
 }
 
 // New checks cfg and opens every socket, so that a bad configuration or a
@@ -56,7 +64,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
+	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), started: opts.now()}
+	g.loaded.Store(&loaded{at: g.started})
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
@@ -71,6 +80,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.upstream = up
 	if err := g.open(cfg, keys); err != nil {
+		g.closeAll()
+		return nil, err
+	}
+	if err := g.controlListen(cfg); err != nil {
 		g.closeAll()
 		return nil, err
 	}
@@ -223,6 +236,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.upstream != nil {
 		spawn(func() error { return g.upstream.Run(ctx) })
 	}
+	if g.ctlLn != nil {
+		srv := &control.Server{Handler: g, Authorize: g.ctlPolicy.Authorize, Log: g.log.Named("control")}
+		spawn(func() error { return srv.Serve(ctx, g.ctlLn) })
+	}
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -245,7 +262,13 @@ func (g *Gateway) closeAll() {
 	if g.nts != nil {
 		g.nts.close()
 	}
+	if g.ctlLn != nil {
+		g.ctlLn.Close()
+	}
 }
+
+// ControlSocket is the control socket's path; empty when it is off.
+func (g *Gateway) ControlSocket() string { return g.ctlPath }
 
 // measurePrecision estimates the clock's precision as RFC 5905 §7.3 defines
 // it (log2 seconds of the smallest reading step), like chrony's measurement
@@ -274,6 +297,13 @@ func measurePrecision(now func() time.Time) int8 {
 // without a restart. A file with errors is rejected whole and the running
 // configuration keeps serving.
 func (g *Gateway) Reload() error {
+	_, err := g.reload()
+	return err
+}
+
+// reload is Reload, returning the warnings it logged: directives it could
+// not apply, and what the keys file warned about.
+func (g *Gateway) reload() ([]string, error) {
 	var cfg *config.Config
 	var err error
 	if g.opts.ConfigPath == "" {
@@ -282,29 +312,30 @@ func (g *Gateway) Reload() error {
 		cfg, err = config.Load(g.opts.ConfigPath)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	keys, err := g.loadKeys(cfg)
+	keys, keyWarnings, err := loadKeys(cfg)
 	if err != nil {
 		// Report a bad rate-limit setting in the same pass as the keys file.
 		_, gateErr := buildGate(cfg)
-		return errors.Join(err, gateErr)
+		return nil, errors.Join(err, gateErr)
 	}
 	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
-		return err
-	}
-	old := g.cfg.Load()
-	if old.Port != cfg.Port || old.NTSPort != cfg.NTSPort || fmt.Sprint(old.BindAddresses) != fmt.Sprint(cfg.BindAddresses) {
-		g.log.Warn("port and bindaddress changes take effect only after a restart")
+		return nil, err
 	}
 	if g.nts != nil {
 		if err := g.nts.reloadCert(); err != nil {
-			return fmt.Errorf("gateway: certificate: %w", err)
+			return nil, fmt.Errorf("gateway: certificate: %w", err)
 		}
+	}
+	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	for _, w := range warnings {
+		g.log.Warn("reload", zap.String("warning", w))
 	}
 	g.cfg.Store(cfg)
 	g.responder.Store(resp)
+	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")
-	return nil
+	return warnings, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,7 +28,14 @@ type ntsService struct {
 	rotator  *keystore.Rotator
 	listener *kelisten.Listener
 	sockets  []net.Listener
+	keTable  *ratelimit.Table // ntsratelimit; nil when off
+
+	certFile, keyFile string
+	certAt            atomic.Int64 // UnixNano of the last certificate (re)load
 }
+
+// certLoaded is when the certificate in use was loaded.
+func (s *ntsService) certLoaded() time.Time { return time.Unix(0, s.certAt.Load()) }
 
 // certWatchInterval is how often certificate files are checked for change;
 // SIGHUP reloads at once.
@@ -35,11 +43,12 @@ const certWatchInterval = 10 * time.Second
 
 func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService, error) {
 	s := &ntsService{log: g.log.Named("nts")}
-	store, err := g.certStore(cfg)
+	store, err := g.certStore(cfg, s)
 	if err != nil {
 		return nil, err
 	}
 	s.store = store
+	s.certAt.Store(g.opts.now().UnixNano())
 	info := store.Info()
 	s.log.Info("NTS-KE certificate", zap.Strings("names", info.SANs), zap.Time("not_after", info.NotAfter),
 		zap.Int("days_to_expiry", info.DaysToExpiry), zap.String("sha256", info.FingerprintString()))
@@ -50,14 +59,16 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
 	}
-	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Now: g.opts.Now, Log: s.log.Named("keys")}
+	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
+	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys")}
 	if err := s.rotator.Load(); err != nil {
 		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
 	}
-	allow, err := keRateLimit(cfg)
+	allow, table, err := keRateLimit(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.keTable = table
 	s.listener, err = kelisten.New(kelisten.Config{
 		TLS: nts.ServerTLSConfig(store.GetCertificate),
 		Server: &nts.ServerConfig{
@@ -86,7 +97,7 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 
 // certStore loads the configured certificate, or on the embedded-default
 // path generates a self-signed one so that a first run works out of the box.
-func (g *Gateway) certStore(cfg *config.Config) (*certs.Store, error) {
+func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, error) {
 	certFile, keyFile := cfg.NTSServerCert, cfg.NTSServerKey
 	if certFile == "" {
 		hosts := certs.DefaultHosts()
@@ -106,6 +117,7 @@ func (g *Gateway) certStore(cfg *config.Config) (*certs.Store, error) {
 			"clients must be told to trust it explicitly (chrony: ntstrustedcerts FILE; gatectl query -nts -ca FILE)",
 			zap.String("certificate", certFile), zap.Bool("generated_now", generated))
 	}
+	s.certFile, s.keyFile = certFile, keyFile
 	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: ntsservercert/ntsserverkey: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
@@ -115,20 +127,20 @@ func (g *Gateway) certStore(cfg *config.Config) (*certs.Store, error) {
 
 // keRateLimit builds the per-source NTS-KE connection limiter
 // (`ntsratelimit`), or nil when it is off.
-func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, error) {
+func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelimit.Table, error) {
 	if !cfg.NTSRateLimit.Enabled {
-		return nil, nil
+		return nil, nil, nil
 	}
 	rc := rateConfig(cfg.NTSRateLimit, cfg.ClientLogLimit, false)
 	rc.KoD = false // NTS-KE has no kiss
 	t, err := ratelimit.New(rc, rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
+		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
 	}
 	return func(a netip.Addr, now time.Time) bool {
 		v := t.Allow(a, now)
 		return v == ratelimit.Pass || v == ratelimit.Leak
-	}, nil
+	}, t, nil
 }
 
 func listenAddrs(bind []netip.Addr, port int) []string {
@@ -196,6 +208,7 @@ func (s *ntsService) certEvent(e certs.Event) {
 	case e.Err != nil:
 		s.log.Error("new certificate refused; still serving the previous one", zap.Error(e.Err))
 	case e.Changed:
+		s.certAt.Store(time.Now().UnixNano())
 		s.log.Info("certificate reloaded", zap.Strings("names", e.Info.SANs),
 			zap.Int("days_to_expiry", e.Info.DaysToExpiry), zap.String("sha256", e.Info.FingerprintString()))
 	}

@@ -38,17 +38,17 @@ type Stats struct {
 const (
 	RefusedTotalCap  = "total-cap"
 	RefusedSourceCap = "source-cap"
-	RefusedRate      = "rate-limited"
+	RefusedRate      = "rate-limit"
 
 	FailedHandshake     = "handshake"
-	FailedALPN          = "bad-alpn"
-	FailedVersion       = "bad-version"
+	FailedALPN          = "alpn"
+	FailedVersion       = "tls-version"
 	FailedTimeout       = "timeout"
 	FailedIO            = "io"
-	FailedNoCommon      = "no-common-protocol"
-	FailedUnrecognized  = "error-unrecognized-critical"
-	FailedBadRequest    = "error-bad-request"
-	FailedInternalError = "error-internal"
+	FailedNoCommon      = "no-common"
+	FailedUnrecognized  = "unrecognized-critical"
+	FailedBadRequest    = "bad-request"
+	FailedInternalError = "internal"
 )
 
 // RefusedByReason names the refusals (connections closed before any TLS

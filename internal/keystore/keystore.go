@@ -73,12 +73,15 @@ func Save(path string, ring *nts.KeyRing) error {
 // as in crypto/tls.Config. Call Load once, then Run in its own goroutine;
 // Ring may be called from any goroutine at any time after Load.
 type Rotator struct {
-	Dir      string           // the ntsdumpdir directory
-	Interval time.Duration    // 0 means DefaultInterval
-	Keep     int              // sealing keys kept; 0 means nts.DefaultKeep
-	Now      func() time.Time // nil means time.Now
-	Rand     io.Reader        // nil means crypto/rand
-	Log      *zap.Logger      // nil means no logging
+	Dir      string        // the ntsdumpdir directory
+	Interval time.Duration // 0 means DefaultInterval
+	// Manual turns scheduled rotation off (chrony's `ntsrotate 0`): only
+	// Rotate, the operator's command, rotates.
+	Manual bool
+	Keep   int              // sealing keys kept; 0 means nts.DefaultKeep
+	Now    func() time.Time // nil means time.Now
+	Rand   io.Reader        // nil means crypto/rand
+	Log    *zap.Logger      // nil means no logging
 
 	mu   sync.Mutex // serialises Load and Rotate: one writer of the file
 	ring atomic.Pointer[nts.KeyRing]
@@ -140,11 +143,50 @@ func (r *Rotator) rotateLocked() error {
 	return nil
 }
 
+// Prune drops all but keep sealing keys (current and older; the next key
+// stays), saved before use like a rotation. Cookies sealed under the dropped
+// keys stop opening.
+func (r *Rotator) Prune(keep int) (dropped int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.ring.Load()
+	if cur == nil {
+		return 0, ErrNotLoaded
+	}
+	next, err := cur.Pruned(keep)
+	if err != nil {
+		return 0, fmt.Errorf("keystore: prune to %d keys: %w", keep, err)
+	}
+	dropped = len(cur.IDs()) - len(next.IDs())
+	if dropped == 0 {
+		return 0, nil
+	}
+	if err := Save(r.Path(), next); err != nil {
+		return 0, err
+	}
+	r.ring.Store(next)
+	r.log().Info("pruned NTS cookie keys", zap.Int("dropped", dropped), zap.Int("keys", len(next.IDs())))
+	return dropped, nil
+}
+
+// NextRotation is when the schedule rotates next; zero with Manual.
+func (r *Rotator) NextRotation() time.Time {
+	ring := r.ring.Load()
+	if ring == nil || r.Manual {
+		return time.Time{}
+	}
+	return r.now().Add(r.untilDue())
+}
+
 // Run rotates on schedule until ctx is done. It returns ctx's error; a failed
 // rotation is logged and retried, never fatal.
 func (r *Rotator) Run(ctx context.Context) error {
 	if r.Ring() == nil {
 		return ErrNotLoaded
+	}
+	if r.Manual {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	var wait time.Duration
 	for {

@@ -76,17 +76,18 @@ type Status struct {
 
 // Source states, most important first: `sources` shows one per upstream.
 const (
-	SourceSelected      = "selected"     // the system peer
-	SourceCombined      = "combined"     // a survivor combined into the estimate
-	SourceCandidate     = "candidate"    // truechimer not among the survivors
-	SourceFalseticker   = "falseticker"  // outside the majority's intersection
-	SourceTooFar        = "too-far"      // root distance above maxdistance
-	SourceNotSelectable = "unselectable" // authselectmode or noselect keeps it out
-	SourceUnreachable   = "unreachable"  // no usable sample (reach 0 or filter empty)
-	SourceKEFailing     = "ke-failing"   // NTS-KE keeps failing
-	SourceResolving     = "resolving"    // host name not resolved yet
-	SourceStopped       = "stopped"      // demobilised (DENY/RSTR kiss, ...)
-	SourceInit          = "init"         // polling, no sample yet
+	SourceSelected      = "selected"        // the system peer
+	SourceCombined      = "combined"        // a survivor combined into the estimate
+	SourceCandidate     = "candidate"       // truechimer not among the survivors
+	SourceFalseticker   = "falseticker"     // outside the majority's intersection
+	SourceTooFar        = "too-far"         // root distance above maxdistance
+	SourceUnauth        = "unauthenticated" // authselectmode keeps it out
+	SourceNotSelectable = "unselectable"    // stratum, leap or the server's own state keep it out
+	SourceUnreachable   = "unreachable"     // no usable sample (reach 0 or filter empty)
+	SourceKEFailing     = "ke-failing"      // NTS-KE keeps failing
+	SourceResolving     = "resolving"       // host name not resolved yet
+	SourceStopped       = "stopped"         // demobilised (DENY/RSTR kiss, ...)
+	SourceInit          = "init"            // polling, no sample yet
 )
 
 // Source is one upstream association: chronyc's `sources -v`, `sourcestats`
@@ -117,8 +118,7 @@ type Source struct {
 	Sent          uint64  `json:"sent"`
 	Received      uint64  `json:"received"`
 	Rejected      uint64  `json:"rejected"`
-	KissesDenied  uint64  `json:"kod_deny_rstr"`
-	KissesRate    uint64  `json:"kod_rate"`
+	Kisses        uint64  `json:"kisses"`
 	Authenticated bool    `json:"authenticated"`
 }
 

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strconv"
+
+	"timegate/internal/gateway"
+	"timegate/internal/report"
+)
+
+// ctlCommands lists every control-socket command, in the order the usage
+// text shows them.
+func ctlCommands() []ctlCommand {
+	return []ctlCommand{
+		{name: "status", short: "synchronised or not and why, stratum, offset, root distance (chronyc tracking)", help: "What timegate serves and why (chronyc tracking): synchronised or not and why,\nstratum, reference, soft-clock offset and frequency, root delay/dispersion/distance,\nleap, age of the last estimate, uptime, config file. Exit 3 when not synchronised.", call: callStatus},
+		{name: "sources", short: "each upstream: state and why, auth, stratum, poll, reach, offset, delay, jitter", help: "Each upstream (chronyc sources -v, sourcestats and authdata in one table):\nstate and why, authentication, stratum, poll, reach, last offset, delay, jitter.", call: callSources},
+		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
+		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
+		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
+		{name: "keys nts rotate", short: "the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.", call: keyRingCall(gateway.CmdKeysRotate)},
+		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
+		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
+		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (mode\n0600, atomic write) and reload; prints the line for the client's keys file.", flags: symGenFlags, call: callSymGen},
+		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload.", call: callSymRemove},
+		{name: "cert show", short: "the NTS-KE certificate: names, validity, fingerprint, chain", help: "The NTS-KE certificate in use: names, validity, fingerprint, chain length.", call: certCall(gateway.CmdCertShow)},
+		{name: "cert reload", short: "re-read the certificate files now (a bad pair is refused)", help: "Re-read the certificate and key files now; a bad pair is refused and the\nprevious one keeps serving.", call: certCall(gateway.CmdCertReload)},
+		{name: "reload", short: "re-read the configuration; names what needs a restart", help: "Re-read the configuration (policy, rate limits, keys, certificate); prints the\ndirectives that need a restart. A file with errors is refused whole.", call: callReload},
+	}
+}
+
+func callStatus(c *ctlClient, _ []string, _ any, out io.Writer) int {
+	var st report.Status
+	if code := c.do(gateway.CmdStatus, nil, &st); code != exitOK {
+		return code
+	}
+	if code := c.emit(out, st, func() { printStatus(out, &st) }); code != exitOK {
+		return code
+	}
+	if !st.Synchronised {
+		return exitUnsound
+	}
+	return exitOK
+}
+
+func callSources(c *ctlClient, _ []string, _ any, out io.Writer) int {
+	var rows []report.Source
+	if code := c.do(gateway.CmdSources, nil, &rows); code != exitOK {
+		return code
+	}
+	return c.emit(out, rows, func() { printSources(out, rows) })
+}
+
+func callServerStats(c *ctlClient, _ []string, _ any, out io.Writer) int {
+	var st report.ServerStats
+	if code := c.do(gateway.CmdServerStats, nil, &st); code != exitOK {
+		return code
+	}
+	return c.emit(out, st, func() { printServerStats(out, &st) })
+}
+
+func clientsFlags(fs *flag.FlagSet) func() (any, error) {
+	n := fs.Int("n", 20, "show at most `N` prefixes (1.."+strconv.Itoa(gateway.MaxClients)+")")
+	return func() (any, error) {
+		if *n < 1 || *n > gateway.MaxClients {
+			return nil, errors.New("-n must be 1.." + strconv.Itoa(gateway.MaxClients))
+		}
+		return gateway.ClientsArgs{N: *n}, nil
+	}
+}
+
+func callClients(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var cl report.Clients
+	if code := c.do(gateway.CmdClients, args, &cl); code != exitOK {
+		return code
+	}
+	return c.emit(out, cl, func() { printClients(out, &cl) })
+}
+
+func keyRingCall(cmd string) func(*ctlClient, []string, any, io.Writer) int {
+	return func(c *ctlClient, _ []string, _ any, out io.Writer) int {
+		var kr report.KeyRing
+		if code := c.do(cmd, nil, &kr); code != exitOK {
+			return code
+		}
+		return c.emit(out, kr, func() { printKeyRing(out, &kr) })
+	}
+}
+
+func pruneFlags(fs *flag.FlagSet) func() (any, error) {
+	keep := fs.Int("keep", 1, "sealing keys to keep, the current one included (`N` >= 1)")
+	return func() (any, error) {
+		if *keep < 1 {
+			return nil, errors.New("-keep must be at least 1")
+		}
+		return gateway.PruneArgs{Keep: *keep}, nil
+	}
+}
+
+func callPrune(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var res gateway.PruneResult
+	if code := c.do(gateway.CmdKeysPrune, args, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() { printf(out, "dropped %d key(s)\n", res.Dropped) })
+}
+
+func callSymList(c *ctlClient, _ []string, _ any, out io.Writer) int {
+	var l gateway.SymList
+	if code := c.do(gateway.CmdSymList, nil, &l); code != exitOK {
+		return code
+	}
+	return c.emit(out, l, func() { printSymList(out, &l) })
+}
+
+func symGenFlags(fs *flag.FlagSet) func() (any, error) {
+	id := fs.Uint("id", 0, "key `ID` (default: one more than the highest in the file)")
+	typ := fs.String("type", "AES128", "key `type`: AES128 or AES256")
+	return func() (any, error) {
+		if *id > 1<<32-1 {
+			return nil, errors.New("-id must fit in 32 bits")
+		}
+		return gateway.SymGenArgs{ID: uint32(*id), Type: *typ}, nil
+	}
+}
+
+func callSymGen(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var res gateway.SymGenResult
+	if code := c.do(gateway.CmdSymGen, args, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() {
+		printf(out, "%s\n", res.Line)
+		printf(out, "# added to %s and loaded; put the line above in the client's keys file\n", res.File)
+	})
+}
+
+func callSymRemove(c *ctlClient, pos []string, _ any, out io.Writer) int {
+	id, err := strconv.ParseUint(pos[0], 10, 32)
+	if err != nil || id == 0 {
+		printf(c.stderr, "gatectl keys sym remove: ID must be 1..4294967295, got %q\n", pos[0])
+		return exitUsage
+	}
+	if code := c.do(gateway.CmdSymRemove, gateway.SymRemoveArgs{ID: uint32(id)}, nil); code != exitOK {
+		return code
+	}
+	return c.emit(out, map[string]uint64{"removed": id}, func() { printf(out, "key %d removed and the keys file reloaded\n", id) })
+}
+
+func certCall(cmd string) func(*ctlClient, []string, any, io.Writer) int {
+	return func(c *ctlClient, _ []string, _ any, out io.Writer) int {
+		var crt report.Cert
+		if code := c.do(cmd, nil, &crt); code != exitOK {
+			return code
+		}
+		return c.emit(out, crt, func() { printCert(out, &crt) })
+	}
+}
+
+func callReload(c *ctlClient, _ []string, _ any, out io.Writer) int {
+	var res gateway.ReloadResult
+	if code := c.do(gateway.CmdReload, nil, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() {
+		printf(out, "configuration reloaded\n")
+		for _, w := range res.Warnings {
+			printf(out, "warning: %s\n", w)
+		}
+	})
+}
+
+// runningCheck is `gatectl config check` without FILE: the daemon checks
+// the file it runs from, as it reads it.
+func runningCheck(c *ctlClient, out io.Writer) int {
+	var res gateway.CheckResult
+	if code := c.do(gateway.CmdConfigCheck, nil, &res); code != exitOK {
+		return code
+	}
+	code := c.emit(out, res, func() {
+		for _, p := range res.Problems {
+			printf(out, "%s\n", p)
+		}
+		if len(res.Problems) == 0 {
+			printf(out, "%s: OK\n", res.File)
+		}
+	})
+	if code == exitOK && len(res.Problems) > 0 {
+		return exitFail
+	}
+	return code
+}

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"fmt"
+	"reflect"
+
+	"timegate/internal/config"
+)
+
+// restartOnly lists what a reload reads but cannot apply to a running
+// gateway: sockets, the key ring's place, the upstream engine's settings.
+// A reload that changes one of them says so, naming the directive and its
+// line, instead of changing nothing silently.
+func restartOnly() []restartOnlyDirective {
+	return []restartOnlyDirective{
+		{"port", func(c *config.Config) any { return c.Port }},
+		{"ntsport", func(c *config.Config) any { return c.NTSPort }},
+		{"bindaddress", func(c *config.Config) any { return c.BindAddresses }},
+		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
+		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},
+		{"ntsdumpdir", func(c *config.Config) any { return c.NTSDumpDir }},
+		{"ntsrotate", func(c *config.Config) any { return c.NTSRotate }},
+		{"ntsntpserver", func(c *config.Config) any { return c.NTSNTPServer }},
+		{"ntsratelimit", func(c *config.Config) any { return c.NTSRateLimit }},
+		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
+		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
+		{"server", func(c *config.Config) any { return sourcesWithoutPos(c.Sources) }},
+		{"minsources", func(c *config.Config) any { return c.MinSources }},
+		{"maxdistance", func(c *config.Config) any { return c.MaxDistance }},
+		{"authselectmode", func(c *config.Config) any { return c.AuthSelectMode }},
+		{"holdover", func(c *config.Config) any { return c.Holdover }},
+		{"local", func(c *config.Config) any { return c.Local }},
+		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
+	}
+}
+
+type restartOnlyDirective struct {
+	directive string
+	get       func(*config.Config) any
+}
+
+// notApplied names every restart-only directive whose value differs between
+// the running configuration and the reloaded one.
+func notApplied(old, cur *config.Config) []string {
+	var out []string
+	for _, d := range restartOnly() {
+		if reflect.DeepEqual(d.get(old), d.get(cur)) {
+			continue
+		}
+		where := cur.Positions[d.directive]
+		loc := "removed"
+		if where.File != "" {
+			loc = where.String()
+		}
+		if d.directive == "server" {
+			loc = "server/pool lines"
+		}
+		out = append(out, fmt.Sprintf("%s: %s changed: takes effect only after a restart", loc, d.directive))
+	}
+	return out
+}
+
+// sourcesWithoutPos compares server lines by what they say, not where.
+func sourcesWithoutPos(src []config.Source) []config.Source {
+	out := make([]config.Source, len(src))
+	for i, s := range src {
+		s.Pos = config.Position{}
+		out[i] = s
+	}
+	return out
+}

@@ -1,0 +1,269 @@
+package gateway
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"timegate/internal/keystore"
+	"timegate/internal/report"
+	"timegate/ntp"
+	"timegate/upstream"
+)
+
+// The gateway is what gatectl and the metrics endpoint read.
+var _ report.Reporter = (*Gateway)(nil)
+
+// loaded records the configuration in force: when it was read, and what the
+// last load or reload warned about.
+type loaded struct {
+	at       time.Time
+	warnings []string
+}
+
+// Status implements report.Reporter.
+func (g *Gateway) Status() report.Status {
+	now := g.opts.now()
+	s := g.state.Load()
+	cfg := g.cfg.Load()
+	st := report.Status{
+		Stratum:        s.Stratum,
+		RefID:          refIDString(s.Stratum, s.RefID),
+		RefTime:        s.RefTime,
+		Leap:           leapWords(s.Leap),
+		Offset:         s.Offset.Seconds(),
+		FrequencyPPM:   s.Freq * 1e6,
+		RootDelay:      s.RootDelay.Seconds(),
+		RootDispersion: s.RootDispersion.Seconds(),
+		RootDistance:   (s.RootDelay/2 + s.RootDispersion).Seconds(),
+		SinceEstimate:  -1,
+		MinSources:     cfg.MinSources,
+		Version:        Version(),
+		Started:        g.started,
+		Uptime:         now.Sub(g.started).Seconds(),
+		ConfigFile:     g.opts.ConfigPath,
+	}
+	if st.ConfigFile == "" {
+		st.ConfigFile = "(embedded defaults)"
+	}
+	if l := g.loaded.Load(); l != nil {
+		st.ConfigLoaded, st.Warnings = l.at, l.warnings
+	}
+	if s.Leap == ntp.LeapUnsync {
+		st.ReasonCode = ntp.KissCode(s.RefID).String()
+	}
+	g.describeSync(&st, s)
+	return st
+}
+
+// describeSync fills the state words from the engine's summary, or from the
+// served state alone when there are no upstream sources.
+func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
+	if g.upstream == nil {
+		st.Synchronised = false
+		if s.Leap == ntp.LeapUnsync {
+			st.State = report.StateUnsynchronised
+			st.Reason = "no upstream sources are configured and there is no `local` directive"
+		} else {
+			st.State = report.StateLocal
+			st.Reason = "no upstream sources are configured: serving the local clock (`local stratum " + strconv.Itoa(int(s.Stratum)) + "`)"
+		}
+		return
+	}
+	sum := g.upstream.Summary()
+	st.Synchronised = sum.Synchronised
+	st.SystemPeer, st.Truechimers, st.Sources = sum.SystemPeer, sum.Truechimers, sum.Sources
+	if sum.Age >= 0 {
+		st.SinceEstimate = sum.Age.Seconds()
+	}
+	st.Reason = sum.Reason
+	switch {
+	case sum.Synchronised && sum.Holdover:
+		st.State = report.StateHoldover
+	case sum.Synchronised:
+		st.State = report.StateSynchronised
+	case s.Leap != ntp.LeapUnsync:
+		st.State = report.StateLocal
+	default:
+		st.State = report.StateUnsynchronised
+		if why, ok := upstream.ExplainRefID(s.RefID); ok && st.Reason == "" {
+			st.Reason = why
+		}
+	}
+}
+
+// Sources implements report.Reporter.
+func (g *Gateway) Sources(ctx context.Context) ([]report.Source, error) {
+	if g.upstream == nil {
+		return []report.Source{}, nil
+	}
+	return g.upstream.Sources(ctx)
+}
+
+// ServerStats implements report.Reporter.
+func (g *Gateway) ServerStats() report.ServerStats {
+	st := g.stats.Snapshot()
+	out := report.ServerStats{NTP: report.NTPStats{
+		Received:   st.Received,
+		Replied:    st.Replied,
+		NTSNAK:     st.NTSNAK,
+		Leaked:     st.Leaked,
+		SendErrors: st.SendErrors,
+		Answered:   map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
+		KoD:        map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
+		Dropped:    map[string]uint64{},
+	}}
+	for r := ntp.Reason(0); r < ntp.NumReasons; r++ {
+		if r != ntp.ReasonOK {
+			out.NTP.Dropped[r.String()] = st.Dropped[r]
+		}
+	}
+	if gt := g.gate.Load(); gt != nil && gt.table != nil {
+		ts := gt.table.Stats()
+		out.Rate.NTP = report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
+	}
+	if g.nts != nil {
+		out.KE = keStats(g.nts)
+		if t := g.nts.keTable; t != nil {
+			ts := t.Stats()
+			out.Rate.KE = &report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
+		}
+	}
+	return out
+}
+
+func keStats(s *ntsService) report.KEStats {
+	ks := s.listener.Stats()
+	refused := ks.RefusedByReason()
+	refused["accept-error"] = ks.AcceptErrors
+	return report.KEStats{
+		Accepted: ks.Accepted, Active: ks.Active, Served: ks.Served,
+		Refused: refused, Failed: ks.FailedByReason(),
+	}
+}
+
+// Clients implements report.Reporter from the NTP rate table, which tracks every
+// source under a `limited` rule (the default).
+func (g *Gateway) Clients(n int) report.Clients {
+	out := report.Clients{Rows: []report.Client{}}
+	gt := g.gate.Load()
+	if gt == nil || gt.table == nil {
+		return out
+	}
+	now := g.opts.now()
+	out.Tracked = gt.table.Stats().Entries
+	for _, e := range gt.table.Top(n) {
+		out.Rows = append(out.Rows, report.Client{Prefix: e.Prefix.String(), Requests: uint64(e.Requests), Limited: uint64(e.Limited), SinceRx: now.Sub(e.Seen).Seconds()})
+	}
+	return out
+}
+
+// KeyRing implements report.Reporter.
+func (g *Gateway) KeyRing() report.KeyRing {
+	if g.nts == nil {
+		return report.KeyRing{Keys: []report.Key{}}
+	}
+	rot := g.nts.rotator
+	ring := rot.Ring()
+	now := g.opts.now()
+	out := report.KeyRing{File: rot.Path(), NextRotate: rot.NextRotation()}
+	if !rot.Manual {
+		out.RotateEvery = rot.Interval.Seconds()
+		if rot.Interval == 0 {
+			out.RotateEvery = keystore.DefaultInterval.Seconds()
+		}
+	}
+	for i, k := range ring.Keys() {
+		role := report.KeyOpening
+		switch i {
+		case 0:
+			role = report.KeyNext
+		case 1:
+			role = report.KeySealing
+		}
+		out.Keys = append(out.Keys, report.Key{ID: fmt.Sprintf("%08x", k.ID), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
+	}
+	return out
+}
+
+// Cert implements report.Reporter.
+func (g *Gateway) Cert() (report.Cert, bool) {
+	if g.nts == nil {
+		return report.Cert{}, false
+	}
+	info := g.nts.store.Info()
+	c := report.Cert{
+		CertFile: g.nts.certFile, KeyFile: g.nts.keyFile,
+		Subject: info.Subject, Issuer: info.Issuer, KeyType: info.KeyType,
+		NotBefore: info.NotBefore, NotAfter: info.NotAfter,
+		ExpiresIn:   info.NotAfter.Sub(g.opts.now()).Seconds(),
+		SHA256:      hex.EncodeToString(info.Fingerprint[:]),
+		ChainLength: info.ChainLen,
+		SelfSigned:  info.Subject == info.Issuer,
+		Loaded:      g.nts.certLoaded(),
+	}
+	for _, san := range info.SANs {
+		if net.ParseIP(san) != nil {
+			c.IPAddresses = append(c.IPAddresses, san)
+		} else {
+			c.DNSNames = append(c.DNSNames, san)
+		}
+	}
+	return c, true
+}
+
+// refIDString renders a reference ID as chronyc does: the ASCII code at
+// stratum 0, 1 and 16, the dotted quad above.
+func refIDString(stratum uint8, id uint32) string {
+	if stratum <= 1 || stratum >= 16 {
+		return ntp.KissCode(id).String()
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], id)
+	return net.IP(b[:]).String()
+}
+
+func leapWords(l ntp.Leap) string {
+	switch l {
+	case ntp.LeapNone:
+		return "normal"
+	case ntp.LeapAdd:
+		return "insert second"
+	case ntp.LeapDelete:
+		return "delete second"
+	}
+	return "not synchronised"
+}
+
+// Version is the module version and VCS revision the binary was built from.
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " " + rev
+		if dirty {
+			v += "+dirty"
+		}
+	}
+	return v + " " + info.GoVersion
+}
