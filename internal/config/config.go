@@ -67,6 +67,10 @@ type Config struct {
 	// exists.
 	ControlGroup string
 
+	// Metrics is where Prometheus metrics, /healthz and /readyz are served
+	// over HTTP (timegate `metrics ADDR:PORT`); the zero value is off.
+	Metrics netip.AddrPort
+
 	// Positions records where each single-valued directive was set, so that
 	// later checks (a missing certificate file, say) can name the line.
 	Positions map[string]Position

@@ -54,6 +54,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindCmdAddress, true}, true
 	case "cmdgroup":
 		return handler{cmdGroup, true}, true
+	case "metrics":
+		return handler{metricsDirective, true}, true
 	}
 	return handler{}, false
 }
