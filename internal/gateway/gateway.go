@@ -56,6 +56,8 @@ type Gateway struct {
 	ctlLn     *net.UnixListener
 	ctlPath   string
 	ctlPolicy control.Policy
+
+	metricsLn net.Listener // nil unless `metrics` is set
 }
 
 // New checks cfg and opens every socket, so that a bad configuration or a
@@ -84,6 +86,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if err := g.controlListen(cfg); err != nil {
+		g.closeAll()
+		return nil, err
+	}
+	if err := g.metricsListen(cfg); err != nil {
 		g.closeAll()
 		return nil, err
 	}
@@ -240,6 +246,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		srv := &control.Server{Handler: g, Authorize: g.ctlPolicy.Authorize, Log: g.log.Named("control")}
 		spawn(func() error { return srv.Serve(ctx, g.ctlLn) })
 	}
+	if g.metricsLn != nil {
+		spawn(func() error { return g.serveMetrics(ctx) })
+	}
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -264,6 +273,9 @@ func (g *Gateway) closeAll() {
 	}
 	if g.ctlLn != nil {
 		g.ctlLn.Close()
+	}
+	if g.metricsLn != nil {
+		g.metricsLn.Close()
 	}
 }
 

@@ -18,6 +18,7 @@ func restartOnly() []restartOnlyDirective {
 		{"bindaddress", func(c *config.Config) any { return c.BindAddresses }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},
+		{"metrics", func(c *config.Config) any { return c.Metrics }},
 		{"ntsdumpdir", func(c *config.Config) any { return c.NTSDumpDir }},
 		{"ntsrotate", func(c *config.Config) any { return c.NTSRotate }},
 		{"ntsntpserver", func(c *config.Config) any { return c.NTSNTPServer }},

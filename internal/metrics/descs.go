@@ -1,0 +1,123 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// descs are every metric the collector exports. Names follow the Prometheus
+// conventions: a timegate_ prefix, base units (seconds, ratios), _total on
+// counters, and label values from fixed sets except the source's name and
+// address, which the configuration bounds.
+type descs struct {
+	buildInfo, synced, syncState, stratum, rootDelay, rootDisp, rootDist   *prometheus.Desc
+	clockOffset, clockFreq, estimateAge, truechimers, upSources, cfgLoaded *prometheus.Desc
+	cfgWarnings                                                            *prometheus.Desc
+
+	ntpReceived, ntpRequests, ntpVerdicts, ntpAnswered, ntpKoD, ntpDropped *prometheus.Desc
+	ntpNAKs, ntpLeaked, cookieOpenFailures                                 *prometheus.Desc
+
+	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration *prometheus.Desc
+
+	rateEntries, rateCapacity, rateEvictions *prometheus.Desc
+
+	srcState, srcOffset, srcDelay, srcJitter, srcRootDist, srcReach *prometheus.Desc
+	srcStratum, srcPoll, srcAuthenticated, srcCookies, srcSent      *prometheus.Desc
+	srcReceived                                                     *prometheus.Desc
+
+	keys, sealingKeyAge, oldestKeyAge, nextRotation *prometheus.Desc
+	certExpiry, certLoaded                          *prometheus.Desc
+}
+
+// newDesc names a timegate metric.
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("timegate_"+name, help, labels, nil)
+}
+
+func newDescs() *descs {
+	x := &descs{}
+	x.status()
+	x.server()
+	x.upstream()
+	return x
+}
+
+// status describes the served clock and the process (report.Status).
+func (x *descs) status() {
+	d := newDesc
+	x.buildInfo = d("build_info", "Always 1; the version label says what is running.", "version")
+	x.synced = d("synchronised", "1 while serving synchronised time (holdover included), else 0.")
+	x.syncState = d("sync_state", "1 for the state the served clock is in, 0 for the others.", "state")
+	x.stratum = d("stratum", "Stratum served to clients (16: unsynchronised).")
+	x.rootDelay = d("root_delay_seconds", "Root delay served to clients.")
+	x.rootDisp = d("root_dispersion_seconds", "Root dispersion served to clients.")
+	x.rootDist = d("root_distance_seconds", "Root delay/2 + root dispersion: the served time's error bound.")
+	x.clockOffset = d("clock_offset_seconds", "Served time minus system time (the soft clock's correction).")
+	x.clockFreq = d("clock_frequency_adjustment_ratio", "Rate of change of the soft clock's correction (s/s; 1e-6 = 1 ppm).")
+	x.estimateAge = d("estimate_age_seconds", "Time since the last accepted estimate (the holdover age while holding over).")
+	x.truechimers = d("truechimers", "Sources agreeing on the time in the last selection.")
+	x.upSources = d("upstream_sources", "Upstream associations.")
+	x.cfgLoaded = d("config_loaded_timestamp_seconds", "When the configuration in force was loaded (Unix time).")
+	x.cfgWarnings = d("config_warnings", "Warnings from the last configuration load or reload.")
+}
+
+// server describes the NTP and NTS-KE services (report.ServerStats and raw counters).
+func (x *descs) server() {
+	d := newDesc
+	x.ntpReceived = d("ntp_datagrams_received_total", "NTP datagrams received.")
+	x.ntpRequests = d("ntp_requests_total", "NTP datagrams received, by the mode their first octet claims.", "mode")
+	x.ntpVerdicts = d("ntp_verdicts_total", "What was done with NTP requests.", "verdict")
+	x.ntpAnswered = d("ntp_answered_total", "NTP responses sent (replies, kisses, NAKs), by the request's authentication.", "auth")
+	x.ntpKoD = d("ntp_kod_total", "Kiss-o'-Death packets sent, by kiss code.", "code")
+	x.ntpDropped = d("ntp_dropped_total", "NTP requests answered with nothing, by reason.", "reason")
+	x.ntpNAKs = d("ntp_nts_naks_total", "NTS NAKs sent (RFC 8915 section 5.7).")
+	x.ntpLeaked = d("ntp_ratelimit_leaked_total", "Requests over their rate limit answered anyway, so a spoofer cannot silence its victim.")
+	x.cookieOpenFailures = d("nts_cookie_open_failures_total", "NTS requests whose cookie did not open (answered with an NTS NAK when possible).")
+
+	x.keAccepted = d("nts_ke_connections_accepted_total", "NTS-KE connections accepted.")
+	x.keRefused = d("nts_ke_connections_refused_total", "NTS-KE connections closed before TLS, by reason.", "reason")
+	x.keActive = d("nts_ke_sessions_active", "NTS-KE sessions running now.")
+	x.keHandshakes = d("nts_ke_handshakes_total", "NTS-KE sessions that issued keys and cookies.")
+	x.keFailures = d("nts_ke_failures_total", "NTS-KE sessions that did not issue keys, by reason.", "reason")
+	x.keDuration = d("nts_ke_handshake_duration_seconds", "Length of NTS-KE sessions that issued keys, accept to last record.")
+
+	x.rateEntries = d("ratelimit_entries", "Sources tracked by a rate table.", "table")
+	x.rateCapacity = d("ratelimit_capacity", "Entries a rate table holds (fixed memory).", "table")
+	x.rateEvictions = d("ratelimit_evictions_total", "Entries evicted from a full rate table.", "table")
+}
+
+// upstream describes the sources, the key ring and the certificate.
+func (x *descs) upstream() {
+	d := newDesc
+	x.srcState = d("source_state", "1 for the selection state of an upstream source, 0 for the others.", "source", "address", "state")
+	x.srcOffset = d("source_offset_seconds", "Last filtered offset of an upstream source.", "source", "address")
+	x.srcDelay = d("source_delay_seconds", "Last filtered round-trip delay of an upstream source.", "source", "address")
+	x.srcJitter = d("source_jitter_seconds", "Jitter of an upstream source.", "source", "address")
+	x.srcRootDist = d("source_root_distance_seconds", "Root distance of an upstream source.", "source", "address")
+	x.srcReach = d("source_reach", "Reachability register of an upstream source (8 bits, 255: last 8 polls answered).", "source", "address")
+	x.srcStratum = d("source_stratum", "Stratum of an upstream source.", "source", "address")
+	x.srcPoll = d("source_poll_interval_seconds", "Poll interval of an upstream source.", "source", "address")
+	x.srcAuthenticated = d("source_authenticated", "1 if an upstream source's last response was authenticated.", "source", "address")
+	x.srcCookies = d("source_nts_cookies", "NTS cookies held for an upstream source.", "source", "address")
+	x.srcSent = d("source_requests_sent_total", "Requests sent to an upstream source.", "source", "address")
+	x.srcReceived = d("source_responses_received_total", "Responses received from an upstream source.", "source", "address")
+
+	x.keys = d("nts_keys", "NTS cookie master keys in the ring, by role.", "role")
+	x.sealingKeyAge = d("nts_sealing_key_age_seconds", "Age of the key sealing new cookies.")
+	x.oldestKeyAge = d("nts_oldest_key_age_seconds", "Age of the oldest key still opening cookies.")
+	x.nextRotation = d("nts_key_next_rotation_timestamp_seconds", "When the ring rotates by itself next (Unix time); absent when only by hand.")
+	x.certExpiry = d("nts_certificate_expiry_timestamp_seconds", "NotAfter of the NTS-KE certificate (Unix time).")
+	x.certLoaded = d("nts_certificate_loaded_timestamp_seconds", "When the NTS-KE certificate in use was loaded (Unix time).")
+}
+
+// all lists the descriptors for Describe.
+func (x *descs) all() []*prometheus.Desc {
+	return []*prometheus.Desc{
+		x.buildInfo, x.synced, x.syncState, x.stratum, x.rootDelay, x.rootDisp, x.rootDist,
+		x.clockOffset, x.clockFreq, x.estimateAge, x.truechimers, x.upSources, x.cfgLoaded, x.cfgWarnings,
+		x.ntpReceived, x.ntpRequests, x.ntpVerdicts, x.ntpAnswered, x.ntpKoD, x.ntpDropped,
+		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures,
+		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration,
+		x.rateEntries, x.rateCapacity, x.rateEvictions,
+		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,
+		x.srcStratum, x.srcPoll, x.srcAuthenticated, x.srcCookies, x.srcSent, x.srcReceived,
+		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded,
+	}
+}
