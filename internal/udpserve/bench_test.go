@@ -19,7 +19,7 @@ func BenchmarkCount(b *testing.B) {
 		st := &Stats{}
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
-			c := st.Worker()
+			c := st.worker()
 			for pb.Next() {
 				c.request(req)
 				c.record(v, false)
@@ -27,7 +27,7 @@ func BenchmarkCount(b *testing.B) {
 		})
 	})
 	b.Run("shared", func(b *testing.B) {
-		c := (&Stats{}).Worker()
+		c := (&Stats{}).worker()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -48,7 +48,7 @@ func BenchmarkRespondCount(b *testing.B) {
 	rx := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		c := st.Worker()
+		c := st.worker()
 		req := ntp.ClientRequest(nil, 4, 3, 0x0102030405060708)
 		out := make([]byte, 0, bufSize)
 		for pb.Next() {
@@ -64,7 +64,7 @@ func BenchmarkRespondCount(b *testing.B) {
 func BenchmarkSnapshot(b *testing.B) {
 	st := &Stats{}
 	for range 64 {
-		st.Worker().request([]byte{0x23})
+		st.worker().request([]byte{0x23})
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -62,7 +62,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) loop(ctx context.Context) error {
-	cnt := s.Stats.Worker()
+	cnt := s.Stats.worker()
 	buf := make([]byte, bufSize)
 	out := make([]byte, 0, bufSize)
 	oob := make([]byte, sockstamp.OOBSize)
@@ -93,7 +93,7 @@ func (s *Server) loop(ctx context.Context) error {
 	}
 }
 
-func (s *Server) handle(cnt *Counters, req, out []byte, from netip.AddrPort, rx time.Time) {
+func (s *Server) handle(cnt *counters, req, out []byte, from netip.AddrPort, rx time.Time) {
 	cnt.request(req)
 	reply, v := s.Responder().Respond(out, req, from, rx)
 	if v.Action == ntp.ActionDrop {

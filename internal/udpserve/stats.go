@@ -18,12 +18,12 @@ const numModes = 8
 // numAuth is the number of ntp.AuthKind values.
 const numAuth = int(ntp.AuthNTS) + 1
 
-// Counters is one worker's block of verdict counters. Only its worker
+// counters is one worker's block of verdict counters. Only its worker
 // writes it, so its cache lines stay in that core's cache: with one shared
 // block every request moved three lines between cores (issue 8). The pads
 // keep any other allocation off the lines the counters sit on. Readers load
 // the fields concurrently through Stats.Snapshot.
-type Counters struct {
+type counters struct {
 	_          [cacheLine]byte
 	received   atomic.Uint64
 	byMode     [numModes]atomic.Uint64
@@ -42,7 +42,7 @@ type Counters struct {
 
 // request counts a datagram as received, by the mode its first octet
 // claims; a datagram too short to claim one counts only as received.
-func (c *Counters) request(req []byte) {
+func (c *counters) request(req []byte) {
 	c.received.Add(1)
 	if len(req) > 0 {
 		c.byMode[req[0]&(numModes-1)].Add(1)
@@ -51,7 +51,7 @@ func (c *Counters) request(req []byte) {
 
 // record counts what was done with a request: dropped by reason, or sent
 // (or refused by the kernel) by action, kiss and authentication.
-func (c *Counters) record(v ntp.Verdict, sendErr bool) {
+func (c *counters) record(v ntp.Verdict, sendErr bool) {
 	if v.Action == ntp.ActionDrop {
 		c.dropped[v.Reason].Add(1)
 		return
@@ -89,14 +89,14 @@ func (c *Counters) record(v ntp.Verdict, sendErr bool) {
 // copied.
 type Stats struct {
 	mu      sync.Mutex
-	workers []*Counters
+	workers []*counters
 }
 
-// Worker returns a new block of counters for one worker, a goroutine that
+// worker returns a new block of counters for one worker, a goroutine that
 // reads one socket. Blocks are kept after their worker ends, so that the
 // sums never go backwards.
-func (s *Stats) Worker() *Counters {
-	c := new(Counters)
+func (s *Stats) worker() *counters {
+	c := new(counters)
 	s.mu.Lock()
 	s.workers = append(s.workers, c)
 	s.mu.Unlock()
@@ -141,7 +141,7 @@ func (s *Stats) Snapshot() Snapshot {
 	return out
 }
 
-func (out *Snapshot) add(c *Counters) {
+func (out *Snapshot) add(c *counters) {
 	out.Received += c.received.Load()
 	for i := range c.byMode {
 		out.ByMode[i] += c.byMode[i].Load()

@@ -26,7 +26,7 @@ func TestSnapshotSumsWorkers(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			c := st.Worker()
+			c := st.worker()
 			for i := range rounds {
 				// Modes 3 (client) and 6 (control), and one empty datagram.
 				c.request([]byte{byte(3 + 3*(i%2))})
@@ -58,7 +58,7 @@ func TestSnapshotSumsWorkers(t *testing.T) {
 // TestCountersPadded: a worker's counters start and end at least a padding
 // away from its block's edges, so no neighbouring allocation shares them.
 func TestCountersPadded(t *testing.T) {
-	var c Counters
+	var c counters
 	first := unsafe.Offsetof(c.received)
 	last := unsafe.Offsetof(c.answered) + unsafe.Sizeof(c.answered)
 	if first < cacheLine || unsafe.Sizeof(c)-last < cacheLine {
