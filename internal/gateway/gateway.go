@@ -46,7 +46,13 @@ type Gateway struct {
 	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
 	nts       *ntsService    // nil when NTS-KE is off (ntsport 0)
-	upstream  *engine.Engine // nil without server/pool lines
+	// upstream is nil until there are server/pool lines (at start or after
+	// a reload that adds the first ones).
+	upstream atomic.Pointer[engine.Engine]
+	// spawnEngine starts an engine a reload created, in Run's goroutine
+	// group; nil while Run is not running.
+	engMu       sync.Mutex
+	spawnEngine func(*engine.Engine)
 	stats     udpserve.Stats
 	precision int8
 	started   time.Time
@@ -78,7 +84,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.upstream = up
+	if up != nil {
+		g.upstream.Store(up)
+	}
 	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
 		return nil, err
@@ -233,9 +241,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
 	}
-	if g.upstream != nil {
-		spawn(func() error { return g.upstream.Run(ctx) })
+	g.engMu.Lock()
+	g.spawnEngine = func(e *engine.Engine) { spawn(func() error { return e.Run(ctx) }) }
+	if up := g.upstream.Load(); up != nil {
+		g.spawnEngine(up)
 	}
+	g.engMu.Unlock()
+	// A reload racing the shutdown must not start an engine nobody waits for.
+	context.AfterFunc(ctx, func() {
+		g.engMu.Lock()
+		g.spawnEngine = nil
+		g.engMu.Unlock()
+	})
 	if g.ctlLn != nil {
 		srv := &control.Server{Handler: g, Authorize: g.ctlPolicy.Authorize, Log: g.log.Named("control")}
 		spawn(func() error { return srv.Serve(ctx, g.ctlLn) })
@@ -330,6 +347,7 @@ func (g *Gateway) reload() ([]string, error) {
 		}
 	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("reload", zap.String("warning", w))
 	}
@@ -338,4 +356,39 @@ func (g *Gateway) reload() ([]string, error) {
 	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")
 	return warnings, nil
+}
+
+// reloadSourcesTimeout bounds the wait for the upstream loop to take new
+// server lines.
+const reloadSourcesTimeout = 5 * time.Second
+
+// reloadSources hands reloaded server/pool lines and keys to the upstream
+// engine, or starts one for the first lines a reload adds. Settings the
+// engine reads only at start (minsources, maxdistance, ...) are named by
+// notApplied instead.
+func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
+	if up := g.upstream.Load(); up != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), reloadSourcesTimeout)
+		defer cancel()
+		w, err := up.Reconfigure(ctx, cfg.Sources, keys)
+		if err != nil {
+			return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
+		}
+		return w
+	}
+	if len(cfg.Sources) == 0 {
+		return nil
+	}
+	g.engMu.Lock()
+	defer g.engMu.Unlock()
+	if g.spawnEngine == nil {
+		return []string{"server/pool lines not applied: the gateway is not running"}
+	}
+	e, err := g.newUpstream(cfg, keys)
+	if err != nil {
+		return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
+	}
+	g.upstream.Store(e)
+	g.spawnEngine(e)
+	return nil
 }

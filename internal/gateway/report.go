@@ -64,7 +64,8 @@ func (g *Gateway) Status() report.Status {
 // describeSync fills the state words from the engine's summary, or from the
 // served state alone when there are no upstream sources.
 func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
-	if g.upstream == nil {
+	up := g.upstream.Load()
+	if up == nil {
 		st.Synchronised = false
 		if s.Leap == ntp.LeapUnsync {
 			st.State = report.StateUnsynchronised
@@ -75,7 +76,7 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 		}
 		return
 	}
-	sum := g.upstream.Summary()
+	sum := up.Summary()
 	st.Synchronised = sum.Synchronised
 	st.SystemPeer, st.Truechimers, st.Sources = sum.SystemPeer, sum.Truechimers, sum.Sources
 	if sum.Age >= 0 {
@@ -99,10 +100,11 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 
 // Sources implements report.Reporter.
 func (g *Gateway) Sources(ctx context.Context) ([]report.Source, error) {
-	if g.upstream == nil {
+	up := g.upstream.Load()
+	if up == nil {
 		return []report.Source{}, nil
 	}
-	return g.upstream.Sources(ctx)
+	return up.Sources(ctx)
 }
 
 // ServerStats implements report.Reporter.
