@@ -120,4 +120,3 @@ func (e *Engine) newID() uint64 {
 	e.lastID++
 	return e.lastID
 }
-

@@ -45,7 +45,7 @@ type Gateway struct {
 	responder atomic.Pointer[ntp.Responder]
 	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
-	nts       *ntsService    // nil when NTS-KE is off (ntsport 0)
+	nts       *ntsService // nil when NTS-KE is off (ntsport 0)
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -53,10 +53,10 @@ type Gateway struct {
 	// group; nil while Run is not running.
 	engMu       sync.Mutex
 	spawnEngine func(*engine.Engine)
-	stats     udpserve.Stats
-	precision int8
-	started   time.Time
-	loaded    atomic.Pointer[loaded]
+	stats       udpserve.Stats
+	precision   int8
+	started     time.Time
+	loaded      atomic.Pointer[loaded]
 
 	// The control socket (nil when off) and who may use it.
 	ctlLn     *net.UnixListener

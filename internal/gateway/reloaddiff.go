@@ -24,7 +24,7 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsratelimit", func(c *config.Config) any { return c.NTSRateLimit }},
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
-			{"minsources", func(c *config.Config) any { return c.MinSources }},
+		{"minsources", func(c *config.Config) any { return c.MinSources }},
 		{"maxdistance", func(c *config.Config) any { return c.MaxDistance }},
 		{"authselectmode", func(c *config.Config) any { return c.AuthSelectMode }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
