@@ -71,22 +71,28 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Log = zap.NewNop()
 	}
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), started: opts.now()}
-	g.loaded.Store(&loaded{at: g.started})
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
-	keys, err := g.loadKeys(cfg)
+	keys, warnings, err := loadKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
-	up, err := g.newUpstream(cfg, keys)
+	up, upWarnings, err := g.newUpstream(cfg, keys)
 	if err != nil {
 		return nil, err
 	}
 	if up != nil {
 		g.upstream.Store(up)
 	}
+	// What the configuration does not do as written is logged once and kept
+	// for `gatectl status` until the next reload.
+	warnings = append(warnings, upWarnings...)
+	for _, w := range warnings {
+		g.log.Warn("configuration", zap.String("warning", w))
+	}
+	g.loaded.Store(&loaded{at: g.started, warnings: warnings})
 	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
 		return nil, err
@@ -148,18 +154,6 @@ func (g *Gateway) initialState(cfg *config.Config) *ntp.ServedState {
 		// chrony's local reference reports a small fixed dispersion too.
 		RootDispersion: 10 * time.Millisecond,
 	}
-}
-
-// loadKeys reads the keys file and logs its warnings (legacy digests).
-func (g *Gateway) loadKeys(cfg *config.Config) (*symkey.Set, error) {
-	keys, warnings, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		g.log.Warn("keyfile", zap.String("warning", w))
-	}
-	return keys, nil
 }
 
 // localRefID is 127.127.1.1, the reference ID chrony and ntpd use for the
@@ -384,11 +378,11 @@ func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
 	if g.spawnEngine == nil {
 		return []string{"server/pool lines not applied: the gateway is not running"}
 	}
-	e, err := g.newUpstream(cfg, keys)
+	e, warnings, err := g.newUpstream(cfg, keys)
 	if err != nil {
 		return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
 	}
 	g.upstream.Store(e)
 	g.spawnEngine(e)
-	return nil
+	return warnings
 }
