@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -33,7 +32,7 @@ func (g *Gateway) Status() report.Status {
 	cfg := g.cfg.Load()
 	st := report.Status{
 		Stratum:        s.Stratum,
-		RefID:          refIDString(s.Stratum, s.RefID),
+		RefID:          ntp.RefIDString(s.Stratum, s.RefID),
 		RefTime:        s.RefTime,
 		Leap:           leapWords(s.Leap),
 		Offset:         s.Offset.Seconds(),
@@ -219,17 +218,6 @@ func (g *Gateway) Cert() (report.Cert, bool) {
 		}
 	}
 	return c, true
-}
-
-// refIDString renders a reference ID as chronyc does: the ASCII code at
-// stratum 0, 1 and 16, the dotted quad above.
-func refIDString(stratum uint8, id uint32) string {
-	if stratum <= 1 || stratum >= 16 {
-		return ntp.KissCode(id).String()
-	}
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], id)
-	return net.IP(b[:]).String()
 }
 
 func leapWords(l ntp.Leap) string {
