@@ -1,5 +1,7 @@
 package ntp
 
+import "net/netip"
+
 // KissCode is the ASCII kiss code a Kiss-o'-Death packet carries in its
 // reference ID (RFC 5905 §7.4). Stratum 0 marks the packet as a kiss.
 type KissCode uint32
@@ -65,4 +67,15 @@ func clampPoll(p int8) int8 {
 		return maxPoll
 	}
 	return p
+}
+
+// RefIDString renders a reference ID as RFC 5905 §7.3 defines it: four ASCII
+// characters at stratum 0 and 1 (and 16, where ntpd and timegate put a state code
+// such as INIT), else an IPv4 address (or the hash of an IPv6 one, which looks the
+// same), as chronyc and ntpq print it.
+func RefIDString(stratum uint8, id uint32) string {
+	if stratum <= 1 || stratum >= 16 {
+		return KissCode(id).String()
+	}
+	return netip.AddrFrom4([4]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}).String()
 }

@@ -121,3 +121,12 @@ func (k *Key) Verify(msg, mac []byte) bool {
 	var buf [maxMACSize]byte
 	return subtle.ConstantTimeCompare(k.hashSum(buf[:0], msg), mac) == 1
 }
+
+// Equal reports whether k and o are the same key: ID, type and secret (compared in
+// constant time). A reload uses it to tell an unchanged key from a replaced one.
+func (k *Key) Equal(o *Key) bool {
+	if k == nil || o == nil {
+		return k == o
+	}
+	return k.id == o.id && k.typ == o.typ && subtle.ConstantTimeCompare(k.secret, o.secret) == 1
+}

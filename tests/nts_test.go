@@ -53,8 +53,9 @@ func waitAuthenticated(t *testing.T, c *harness.Chrony) harness.AuthData {
 }
 
 // Issue 3: the real chronyd 4.3 as NTS client of timegate: AEAD 15, 8
-// cookies, authenticated and selected; then a restart and two key rotations
-// keep its old cookies valid, so chrony runs no new NTS-KE.
+// cookies, authenticated and selected. Issue 8: a restart, three
+// `gatectl keys nts rotate` and a SIGUSR1 rotation keep its old cookies
+// valid, so chrony runs no new NTS-KE and gets no NAK (authdata).
 func TestChronyNTSClient(t *testing.T) {
 	harness.RequireBinary(t, "chronyd")
 	p, ntpPort, kePort, cert := ntsTimegate(t, 4)
@@ -95,14 +96,34 @@ func TestChronyNTSClient(t *testing.T) {
 
 	p.Restart(t)
 	checkNoNewKE("after restart")
-	for i := range 2 {
-		from := p.LogSize()
-		if err := p.Signal(syscall.SIGUSR1); err != nil {
-			t.Fatal(err)
+	bins := build.Binaries(t)
+	sealing := func() string {
+		out, _, err := p.Gatectl(t, bins.Gatectl, "keys", "nts", "list", "-json")
+		if err != nil {
+			t.Fatalf("keys nts list: %v", err)
 		}
-		p.WaitLog(t, from, "NTS key ring rotated", 5*time.Second)
-		checkNoNewKE(fmt.Sprintf("after rotation %d", i+1))
+		var kr struct{ Keys []struct{ ID, Role string } }
+		if err := json.Unmarshal([]byte(out), &kr); err != nil || len(kr.Keys) < 2 || kr.Keys[1].Role != "sealing" {
+			t.Fatalf("keys nts list: %v %s", err, out)
+		}
+		return kr.Keys[1].ID
 	}
+	for i := range 3 {
+		before := sealing()
+		if _, _, err := p.Gatectl(t, bins.Gatectl, "keys", "nts", "rotate"); err != nil {
+			t.Fatalf("gatectl keys nts rotate: %v", err)
+		}
+		if after := sealing(); after == before {
+			t.Fatalf("rotation %d: the sealing key is still %s", i+1, after)
+		}
+		checkNoNewKE(fmt.Sprintf("after gatectl rotation %d", i+1))
+	}
+	from := p.LogSize()
+	if err := p.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitLog(t, from, "NTS key ring rotated", 5*time.Second)
+	checkNoNewKE("after SIGUSR1 rotation")
 }
 
 // ntpRx is chrony's count of valid packets received from timegate.

@@ -96,16 +96,24 @@ func runCtl(cmd ctlCommand, global string, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(fs.Output(), "usage: gatectl %s [flags] %s\n\n%s\n\nFlags:\n", cmd.name, cmd.usage, cmd.help)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return exitOK
+	// Flags may follow the arguments too (`keys sym remove 8 -json`).
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stdout)
+				fs.Usage()
+				return exitOK
+			}
+			return exitUsage
 		}
-		return exitUsage
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	if fs.NArg() != cmd.nargs {
-		fmt.Fprintf(stderr, "gatectl %s: want %d argument(s), got %d\n", cmd.name, cmd.nargs, fs.NArg())
+	if len(pos) != cmd.nargs {
+		fmt.Fprintf(stderr, "gatectl %s: want %d argument(s), got %d\n", cmd.name, cmd.nargs, len(pos))
 		fs.Usage()
 		return exitUsage
 	}
@@ -120,7 +128,7 @@ func runCtl(cmd ctlCommand, global string, args []string, stdout, stderr io.Writ
 	if c.socket == "" {
 		c.socket = defaultSocket()
 	}
-	return cmd.call(c, fs.Args(), reqArgs, stdout)
+	return cmd.call(c, pos, reqArgs, stdout)
 }
 
 // defaultSocket finds the control socket when -socket is not given: the

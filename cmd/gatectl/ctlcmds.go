@@ -14,7 +14,7 @@ import (
 // text shows them.
 func ctlCommands() []ctlCommand {
 	return []ctlCommand{
-		{name: "status", short: "synchronised or not and why, stratum, offset, root distance (chronyc tracking)", help: "What timegate serves and why (chronyc tracking): synchronised or not and why,\nstratum, reference, soft-clock offset and frequency, root delay/dispersion/distance,\nleap, age of the last estimate, uptime, config file. Exit 3 when not synchronised.", call: callStatus},
+		{name: "status", short: "synchronised or not and why, stratum, offset, root distance (chronyc tracking)", help: "What timegate serves and why (chronyc tracking): synchronised or not and why,\nstratum, reference, soft-clock offset and frequency, root delay/dispersion/distance,\nleap, age of the last estimate, uptime, config file. Exit 3 when unsynchronised\n(leap 3, stratum 16: clients will not use the time).", call: callStatus},
 		{name: "sources", short: "each upstream: state and why, auth, stratum, poll, reach, offset, delay, jitter", help: "Each upstream (chronyc sources -v, sourcestats and authdata in one table):\nstate and why, authentication, stratum, poll, reach, last offset, delay, jitter.", call: callSources},
 		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
 		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
@@ -38,7 +38,9 @@ func callStatus(c *ctlClient, _ []string, _ any, out io.Writer) int {
 	if code := c.emit(out, st, func() { printStatus(out, &st) }); code != exitOK {
 		return code
 	}
-	if !st.Synchronised {
+	// Exit 3 means clients will not trust what is served (leap 3, stratum
+	// 16); holdover and the `local` fallback are served as valid time.
+	if st.State == report.StateUnsynchronised {
 		return exitUnsound
 	}
 	return exitOK

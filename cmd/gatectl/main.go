@@ -51,7 +51,7 @@ const usageTail = `  config check
   help  this text
 
 Exit status: 0 ok, 1 failure, 2 usage error, 3 the server answered with a
-Kiss-o'-Death or says it is unsynchronised (status: not synchronised),
+Kiss-o'-Death or says it is unsynchronised (status: serving leap 3),
 4 the control socket cannot be reached or refused the caller.
 `
 

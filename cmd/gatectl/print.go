@@ -67,11 +67,7 @@ func printStatus(w io.Writer, s *report.Status) {
 		line("System peer", s.SystemPeer)
 	}
 	line("Stratum", strconv.Itoa(int(s.Stratum)))
-	ref := s.RefID
-	if s.ReasonCode != "" {
-		ref += " (unsynchronised: " + s.ReasonCode + ")"
-	}
-	line("Reference ID", ref)
+	line("Reference ID", s.RefID)
 	line("Ref time", stamp(s.RefTime))
 	line("Leap status", s.Leap)
 	line("Offset", fmt.Sprintf("%+.9f seconds (served time minus system clock)", s.Offset))
@@ -141,9 +137,13 @@ func printSources(w io.Writer, rows []report.Source) {
 		if s.State == report.SourceSelected || s.State == report.SourceCombined {
 			why = ""
 		}
+		off, delay, jitter := "-", "-", "-"
+		if s.Samples > 0 {
+			off, delay, jitter = secs(s.Offset, true), secs(s.Delay, false), secs(s.Jitter, false)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%03o\t%s\t%s\t%s\t%s\t%s\n",
 			stateMark(s.State), s.Name, addr, s.State, authColumn(s), s.Stratum, s.Poll, s.Reach,
-			ago(s.SinceRx), secs(s.Offset, true), secs(s.Delay, false), secs(s.Jitter, false), why)
+			ago(s.SinceRx), off, delay, jitter, why)
 	}
 	tw.Flush()
 	printf(w, "\nS: * selected, + combined, - candidate, x falseticker, ~ too far, ? other (see STATE)\n")

@@ -105,7 +105,7 @@ func describe(addr string, s *ntp.Sample, err error) (*queryResult, error) {
 	h := &s.Header
 	r := &queryResult{
 		Server: addr, Stratum: h.Stratum, Leap: uint8(h.Leap), Precision: h.Precision, Poll: h.Poll,
-		RefID: formatRefID(h), RootDelayS: h.RootDelay.Duration().Seconds(),
+		RefID: ntp.RefIDString(h.Stratum, h.RefID), RootDelayS: h.RootDelay.Duration().Seconds(),
 		RootDispersionS: h.RootDispersion.Duration().Seconds(),
 	}
 	switch {
@@ -130,19 +130,6 @@ func describe(addr string, s *ntp.Sample, err error) (*queryResult, error) {
 		r.RefTime = h.RefTime.Time(time.Now()).Format(time.RFC3339Nano)
 	}
 	return r, nil
-}
-
-// formatRefID renders the reference ID as RFC 5905 §7.3 defines it: four
-// ASCII characters at stratum 0 and 1 (and 16, where ntpd and timegate put
-// a state code such as INIT), an IPv4 address (or the hash of an
-// IPv6 one, which looks the same) above.
-func formatRefID(h *ntp.Header) string {
-	if h.Stratum <= 1 || h.Stratum >= 16 {
-		return ntp.KissCode(h.RefID).String()
-	}
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], h.RefID)
-	return net.IP(b[:]).String()
 }
 
 func printResult(w io.Writer, r *queryResult, asJSON bool) {

@@ -36,12 +36,12 @@ func Call(ctx context.Context, path, cmd string, args, out any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("control socket %s: %w", path, err)
-	}
+	// A server over its connection cap answers "busy" and closes before
+	// reading: the write may then fail while that answer waits to be read.
+	_, werr := c.Write(append(line, '\n'))
 	resp, err := readResponse(c)
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w", path, err)
+		return fmt.Errorf("control socket %s: %w", path, errors.Join(werr, err))
 	}
 	if !resp.OK {
 		return &Error{Code: resp.Code, Msg: resp.Error}

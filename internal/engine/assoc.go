@@ -34,6 +34,8 @@ type assoc struct {
 	keErr      string    // the last NTS-KE failure, cleared by a success
 	rxAt       time.Time // system time of the last accepted reply
 	resolveErr string    // the last failed name lookup
+	// removed: a reload dropped the line; events still in flight for it are ignored.
+	removed bool
 }
 
 func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }
@@ -126,7 +128,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 	for i, ip := range addrs[:min(len(addrs), poolSize)] {
 		b := a
 		if i > 0 {
-			b = &assoc{spec: a.spec, auth: a.auth, id: uint64(len(r.assocs) + 1)}
+			b = &assoc{spec: a.spec, auth: a.auth, id: r.newID()}
 			r.assocs = append(r.assocs, b)
 		}
 		b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))

@@ -92,6 +92,7 @@ type Engine struct {
 	loop atomic.Pointer[runner]
 	// summary is what the latest publish said, for Summary.
 	summary atomic.Pointer[Summary]
+	lastID  uint64 // the last association ID handed out
 }
 
 // Limits.
@@ -166,7 +167,7 @@ func (e *Engine) newAssoc(spec config.Source) (*assoc, []string) {
 			warn = append(warn, fmt.Sprintf("%s: not authenticated (no nts or key): authselectmode %s never selects it", where, e.mode))
 		}
 	}
-	a := &assoc{spec: spec, auth: auth, id: uint64(len(e.assocs) + 1)}
+	a := &assoc{spec: spec, auth: auth, id: e.newID()}
 	return a, warn
 }
 

@@ -100,7 +100,12 @@ func (r *runner) goTrack(f func()) {
 func (r *runner) handle(ev any) {
 	sys := r.now()
 	local := r.clock.Local(sys)
+	if removedAssoc(ev) {
+		return
+	}
 	switch ev := ev.(type) {
+	case reconfigureEvent:
+		ev.reply <- r.reconfigure(ev)
 	case timerFired:
 		if ev.gen != ev.a.gen || ev.a.src == nil {
 			return
@@ -198,4 +203,23 @@ func (r *runner) round(sys time.Time) {
 		}
 	}
 	r.publish(sys)
+}
+
+// removedAssoc reports whether ev belongs to an association a reload removed (its reply
+// socket is then told to close).
+func removedAssoc(ev any) bool {
+	switch ev := ev.(type) {
+	case timerFired:
+		return ev.a.removed
+	case replyEvent:
+		if ev.a.removed {
+			ev.done <- true
+		}
+		return ev.a.removed
+	case keEvent:
+		return ev.a.removed
+	case resolvedEvent:
+		return ev.a.removed
+	}
+	return false
 }

@@ -45,12 +45,18 @@ type Gateway struct {
 	responder atomic.Pointer[ntp.Responder]
 	gate      atomic.Pointer[gate]
 	udp       []*net.UDPConn
-	nts       *ntsService    // nil when NTS-KE is off (ntsport 0)
-	upstream  *engine.Engine // nil without server/pool lines
-	stats     udpserve.Stats
-	precision int8
-	started   time.Time
-	loaded    atomic.Pointer[loaded]
+	nts       *ntsService // nil when NTS-KE is off (ntsport 0)
+	// upstream is nil until there are server/pool lines (at start or after
+	// a reload that adds the first ones).
+	upstream atomic.Pointer[engine.Engine]
+	// spawnEngine starts an engine a reload created, in Run's goroutine
+	// group; nil while Run is not running.
+	engMu       sync.Mutex
+	spawnEngine func(*engine.Engine)
+	stats       udpserve.Stats
+	precision   int8
+	started     time.Time
+	loaded      atomic.Pointer[loaded]
 
 	// The control socket (nil when off) and who may use it.
 	ctlLn     *net.UnixListener
@@ -67,20 +73,28 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Log = zap.NewNop()
 	}
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), started: opts.now()}
-	g.loaded.Store(&loaded{at: g.started})
 	g.cfg.Store(cfg)
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
-	keys, err := g.loadKeys(cfg)
+	keys, warnings, err := loadKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
-	up, err := g.newUpstream(cfg, keys)
+	up, upWarnings, err := g.newUpstream(cfg, keys)
 	if err != nil {
 		return nil, err
 	}
-	g.upstream = up
+	if up != nil {
+		g.upstream.Store(up)
+	}
+	// What the configuration does not do as written is logged once and kept
+	// for `gatectl status` until the next reload.
+	warnings = append(warnings, upWarnings...)
+	for _, w := range warnings {
+		g.log.Warn("configuration", zap.String("warning", w))
+	}
+	g.loaded.Store(&loaded{at: g.started, warnings: warnings})
 	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
 		return nil, err
@@ -146,18 +160,6 @@ func (g *Gateway) initialState(cfg *config.Config) *ntp.ServedState {
 		// chrony's local reference reports a small fixed dispersion too.
 		RootDispersion: 10 * time.Millisecond,
 	}
-}
-
-// loadKeys reads the keys file and logs its warnings (legacy digests).
-func (g *Gateway) loadKeys(cfg *config.Config) (*symkey.Set, error) {
-	keys, warnings, err := loadKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		g.log.Warn("keyfile", zap.String("warning", w))
-	}
-	return keys, nil
 }
 
 // localRefID is 127.127.1.1, the reference ID chrony and ntpd use for the
@@ -239,9 +241,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
 	}
-	if g.upstream != nil {
-		spawn(func() error { return g.upstream.Run(ctx) })
+	g.engMu.Lock()
+	g.spawnEngine = func(e *engine.Engine) { spawn(func() error { return e.Run(ctx) }) }
+	if up := g.upstream.Load(); up != nil {
+		g.spawnEngine(up)
 	}
+	g.engMu.Unlock()
+	// A reload racing the shutdown must not start an engine nobody waits for.
+	context.AfterFunc(ctx, func() {
+		g.engMu.Lock()
+		g.spawnEngine = nil
+		g.engMu.Unlock()
+	})
 	if g.ctlLn != nil {
 		srv := &control.Server{Handler: g, Authorize: g.ctlPolicy.Authorize, Log: g.log.Named("control")}
 		spawn(func() error { return srv.Serve(ctx, g.ctlLn) })
@@ -342,6 +353,7 @@ func (g *Gateway) reload() ([]string, error) {
 		}
 	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("reload", zap.String("warning", w))
 	}
@@ -350,4 +362,39 @@ func (g *Gateway) reload() ([]string, error) {
 	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")
 	return warnings, nil
+}
+
+// reloadSourcesTimeout bounds the wait for the upstream loop to take new
+// server lines.
+const reloadSourcesTimeout = 5 * time.Second
+
+// reloadSources hands reloaded server/pool lines and keys to the upstream
+// engine, or starts one for the first lines a reload adds. Settings the
+// engine reads only at start (minsources, maxdistance, ...) are named by
+// notApplied instead.
+func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
+	if up := g.upstream.Load(); up != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), reloadSourcesTimeout)
+		defer cancel()
+		w, err := up.Reconfigure(ctx, cfg.Sources, keys)
+		if err != nil {
+			return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
+		}
+		return w
+	}
+	if len(cfg.Sources) == 0 {
+		return nil
+	}
+	g.engMu.Lock()
+	defer g.engMu.Unlock()
+	if g.spawnEngine == nil {
+		return []string{"server/pool lines not applied: the gateway is not running"}
+	}
+	e, warnings, err := g.newUpstream(cfg, keys)
+	if err != nil {
+		return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
+	}
+	g.upstream.Store(e)
+	g.spawnEngine(e)
+	return warnings
 }

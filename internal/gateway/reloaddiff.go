@@ -25,7 +25,6 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsratelimit", func(c *config.Config) any { return c.NTSRateLimit }},
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
-		{"server", func(c *config.Config) any { return sourcesWithoutPos(c.Sources) }},
 		{"minsources", func(c *config.Config) any { return c.MinSources }},
 		{"maxdistance", func(c *config.Config) any { return c.MaxDistance }},
 		{"authselectmode", func(c *config.Config) any { return c.AuthSelectMode }},
@@ -53,20 +52,7 @@ func notApplied(old, cur *config.Config) []string {
 		if where.File != "" {
 			loc = where.String()
 		}
-		if d.directive == "server" {
-			loc = "server/pool lines"
-		}
 		out = append(out, fmt.Sprintf("%s: %s changed: takes effect only after a restart", loc, d.directive))
-	}
-	return out
-}
-
-// sourcesWithoutPos compares server lines by what they say, not where.
-func sourcesWithoutPos(src []config.Source) []config.Source {
-	out := make([]config.Source, len(src))
-	for i, s := range src {
-		s.Pos = config.Position{}
-		out[i] = s
 	}
 	return out
 }

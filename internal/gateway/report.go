@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -33,7 +32,7 @@ func (g *Gateway) Status() report.Status {
 	cfg := g.cfg.Load()
 	st := report.Status{
 		Stratum:        s.Stratum,
-		RefID:          refIDString(s.Stratum, s.RefID),
+		RefID:          ntp.RefIDString(s.Stratum, s.RefID),
 		RefTime:        s.RefTime,
 		Leap:           leapWords(s.Leap),
 		Offset:         s.Offset.Seconds(),
@@ -64,7 +63,8 @@ func (g *Gateway) Status() report.Status {
 // describeSync fills the state words from the engine's summary, or from the
 // served state alone when there are no upstream sources.
 func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
-	if g.upstream == nil {
+	up := g.upstream.Load()
+	if up == nil {
 		st.Synchronised = false
 		if s.Leap == ntp.LeapUnsync {
 			st.State = report.StateUnsynchronised
@@ -75,7 +75,7 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 		}
 		return
 	}
-	sum := g.upstream.Summary()
+	sum := up.Summary()
 	st.Synchronised = sum.Synchronised
 	st.SystemPeer, st.Truechimers, st.Sources = sum.SystemPeer, sum.Truechimers, sum.Sources
 	if sum.Age >= 0 {
@@ -99,10 +99,11 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 
 // Sources implements report.Reporter.
 func (g *Gateway) Sources(ctx context.Context) ([]report.Source, error) {
-	if g.upstream == nil {
+	up := g.upstream.Load()
+	if up == nil {
 		return []report.Source{}, nil
 	}
-	return g.upstream.Sources(ctx)
+	return up.Sources(ctx)
 }
 
 // ServerStats implements report.Reporter.
@@ -215,17 +216,6 @@ func (g *Gateway) Cert() (report.Cert, bool) {
 		}
 	}
 	return c, true
-}
-
-// refIDString renders a reference ID as chronyc does: the ASCII code at
-// stratum 0, 1 and 16, the dotted quad above.
-func refIDString(stratum uint8, id uint32) string {
-	if stratum <= 1 || stratum >= 16 {
-		return ntp.KissCode(id).String()
-	}
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], id)
-	return net.IP(b[:]).String()
 }
 
 func leapWords(l ntp.Leap) string {

@@ -5,8 +5,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"go.uber.org/zap"
-
 	"timegate/internal/config"
 	"timegate/internal/engine"
 	"timegate/internal/sysclock"
@@ -19,15 +17,15 @@ import (
 // are none. It must run after the initial state is stored: with `local stratum N` that
 // state is what the engine falls back to while unsynchronised, as chrony serves its
 // local reference only when it has no better source.
-func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Engine, error) {
+func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Engine, []string, error) {
 	if len(cfg.Sources) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var disc upstream.Discipliner
 	if cfg.ClockControl {
 		clock, err := sysclock.New()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: clockcontrol: %v", config.ErrConfig, cfg.Positions["clockcontrol"], err)
+			return nil, nil, fmt.Errorf("%w: %s: clockcontrol: %v", config.ErrConfig, cfg.Positions["clockcontrol"], err)
 		}
 		g.log.Warn("clockcontrol on: timegate will step and slew the SYSTEM clock")
 		disc = clock
@@ -54,12 +52,9 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Now:            g.opts.Now,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
+		return nil, nil, fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	for _, w := range warnings {
-		g.log.Warn("upstream source", zap.String("warning", w))
-	}
-	return e, nil
+	return e, warnings, nil
 }
 
 // buildDate is the commit time the binary was built from, when the toolchain recorded

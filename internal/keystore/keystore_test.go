@@ -251,3 +251,63 @@ func TestRunNeedsLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestManualNeverRotates: `ntsrotate 0` means only the operator rotates, however long
+// the ring has served (it used to mean the daily default).
+func TestManualNeverRotates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &Rotator{Dir: t.TempDir(), Manual: true, Rand: seeded(3), Log: zaptest.NewLogger(t)}
+		if err := r.Load(); err != nil {
+			t.Fatal(err)
+		}
+		first := r.Ring()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(30 * 24 * time.Hour)
+		synctest.Wait()
+		if r.Ring() != first || !r.NextRotation().IsZero() {
+			t.Fatal("a manual ring rotated by itself")
+		}
+		if err := r.Rotate(); err != nil || r.Ring().CurrentID() != first.NextID() {
+			t.Fatalf("operator rotation: %v", err)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// TestPrune: prune keeps next, current and keep-1 older keys and saves before use.
+func TestPrune(t *testing.T) {
+	r := newRotator(t, t.TempDir())
+	if err := r.Load(); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := r.Rotate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(r.Ring().IDs()); n != 6 {
+		t.Fatalf("%d keys after 4 rotations, want 6", n)
+	}
+	ids := r.Ring().IDs()
+	dropped, err := r.Prune(2)
+	// Next, current and one older key stay.
+	if err != nil || dropped != 3 {
+		t.Fatalf("Prune(2) = %d, %v; want 3 dropped", dropped, err)
+	}
+	if got := r.Ring().IDs(); len(got) != 3 || got[0] != ids[0] || got[1] != ids[1] || got[2] != ids[2] {
+		t.Fatalf("kept %x, want the first 3 of %x", got, ids)
+	}
+	onDisk, err := Load(r.Path())
+	if err != nil || len(onDisk.IDs()) != 3 {
+		t.Fatalf("on disk: %v", err)
+	}
+	if n, err := r.Prune(2); err != nil || n != 0 {
+		t.Fatalf("second Prune(2) = %d, %v", n, err)
+	}
+	if _, err := r.Prune(0); err == nil {
+		t.Fatal("Prune(0) accepted: it would leave no sealing key")
+	}
+}

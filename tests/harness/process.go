@@ -36,6 +36,8 @@ type Process struct {
 	Dir      string // private directory under /tmp, removed at cleanup
 	ConfPath string // configuration file, inside Dir
 	LogPath  string // stdout+stderr of every run, inside Dir
+	// ControlSocket is timegate's control socket (its bindcmdaddress).
+	ControlSocket string
 
 	path  string
 	args  []string

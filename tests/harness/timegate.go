@@ -160,6 +160,13 @@ func StartTimegateWith(t testing.TB, bin, conf string, o TimegateOptions) *Proce
 	}
 	p := newProcess(t, o.Name, "timegate")
 	p.ConfPath = filepath.Join(p.Dir, "timegate.conf")
+	// Every instance gets its own control socket in its own directory: the
+	// default place (/run/timegate for root) would be shared by parallel tests.
+	p.ControlSocket = configValue(conf, "bindcmdaddress")
+	if p.ControlSocket == "" {
+		p.ControlSocket = filepath.Join(p.Dir, "timegate.sock")
+		conf += "\nbindcmdaddress " + p.ControlSocket + "\n"
+	}
 	if err := os.WriteFile(p.ConfPath, []byte(conf), 0o600); err != nil {
 		t.Fatalf("%s: %v", o.Name, err)
 	}
@@ -246,4 +253,24 @@ func RunGatectl(t testing.TB, bin string, args ...string) (stdout, stderr string
 	err = cmd.Run()
 	t.Logf("$ %s %s → %s\nstdout: %s\nstderr: %s", filepath.Base(bin), strings.Join(args, " "), exitText(err), out.String(), errOut.String())
 	return out.String(), errOut.String(), err
+}
+
+// configValue returns the argument of the last one-argument `name` line of a
+// chrony-style configuration, or "".
+func configValue(conf, name string) string {
+	v := ""
+	sc := bufio.NewScanner(strings.NewReader(conf))
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v = f[1]
+		}
+	}
+	return v
+}
+
+// Gatectl runs a control-socket command of gatectl against this timegate.
+func (p *Process) Gatectl(t testing.TB, bin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	return RunGatectl(t, bin, append([]string{"-socket", p.ControlSocket}, args...)...)
 }
