@@ -137,7 +137,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger
 		}
 	})
 	defer stop()
-	err := srv.Serve(ln)
+	err := srv.Serve(newLimitListener(ln, maxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
