@@ -58,6 +58,9 @@ type Gateway struct {
 	started     time.Time
 	loaded      atomic.Pointer[loaded]
 
+	reloadMu sync.Mutex // serialises reloads
+	keysMu   sync.Mutex // serialises edits of the symmetric keys file
+
 	// The control socket (nil when off) and who may use it.
 	ctlLn     *net.UnixListener
 	ctlPath   string
@@ -327,6 +330,10 @@ func (g *Gateway) Reload() error {
 // reload is Reload, returning the warnings it logged: directives it could
 // not apply, and what the keys file warned about.
 func (g *Gateway) reload() ([]string, error) {
+	// SIGHUP and the control socket may ask at once; one reload at a time
+	// keeps "validate, then swap" whole.
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	var cfg *config.Config
 	var err error
 	if g.opts.ConfigPath == "" {

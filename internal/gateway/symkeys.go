@@ -24,6 +24,9 @@ const keysFileMode = 0o600
 // file is edited line by line — comments and other keys stay as the
 // operator wrote them — and written atomically with mode 0600.
 func (g *Gateway) symKeys(cmd string, args json.RawMessage) (any, error) {
+	// Two edits at once would each write the file they read: one key lost.
+	g.keysMu.Lock()
+	defer g.keysMu.Unlock()
 	path := g.cfg.Load().KeyFile
 	if path == "" {
 		return nil, control.Failed("no keyfile directive: add `keyfile /etc/timegate/keys` to the configuration and reload")
