@@ -175,6 +175,7 @@ func printCounts(w io.Writer, title string, m map[string]uint64) {
 func printServerStats(w io.Writer, s *report.ServerStats) {
 	n := &s.NTP
 	printf(w, "%-24s: %d\n", "NTP requests received", n.Received)
+	printCounts(w, "Received by mode", n.ByMode)
 	printf(w, "%-24s: %d\n", "NTP replies sent", n.Replied)
 	printCounts(w, "Answered by auth", n.Answered)
 	printCounts(w, "Dropped by reason", n.Dropped)

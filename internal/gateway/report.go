@@ -118,7 +118,11 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		Answered:   map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
 		KoD:        map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
 		Dropped:    map[string]uint64{},
+		ByMode:     map[string]uint64{},
 	}}
+	for m, n := range st.ByMode {
+		out.NTP.ByMode[modeName(m)] = n
+	}
 	for r := ntp.Reason(0); r < ntp.NumReasons; r++ {
 		if r != ntp.ReasonOK {
 			out.NTP.Dropped[r.String()] = st.Dropped[r]
@@ -256,4 +260,9 @@ func Version() string {
 		}
 	}
 	return v + " " + info.GoVersion
+}
+
+// modeName names RFC 5905 §7.3's modes as `serverstats` labels them.
+func modeName(m int) string {
+	return [...]string{"reserved", "symmetric-active", "symmetric-passive", "client", "server", "broadcast", "control", "private"}[m&7]
 }

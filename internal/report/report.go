@@ -132,7 +132,10 @@ type ServerStats struct {
 // NTPStats counts requests and what was done with them.
 type NTPStats struct {
 	Received uint64 `json:"received"`
-	Replied  uint64 `json:"replied"`
+	// ByMode counts received datagrams by NTP mode name, dropped ones
+	// included (control and private are the scanners' amplifier probes).
+	ByMode  map[string]uint64 `json:"received_by_mode"`
+	Replied uint64            `json:"replied"`
 	// Answered counts replies (KoD included) by authentication: none, key,
 	// nts.
 	Answered map[string]uint64 `json:"answered_by_auth"`
