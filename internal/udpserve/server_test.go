@@ -3,6 +3,7 @@ package udpserve
 import (
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -12,17 +13,18 @@ import (
 )
 
 func TestServeLoopback(t *testing.T) {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	conns, err := Listen(context.Background(), netip.AddrPortFrom(netip.IPv6Loopback(), 0), 2)
 	if err != nil {
-		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		conns, err = Listen(context.Background(), netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0), 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	conn := conns[0]
 	st := &ntp.ServedState{Stratum: 4, RefID: 0x01020304}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
 	stats := &Stats{}
-	srv := &Server{Conn: conn, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t), Workers: 2}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
