@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"fmt"
 
 	"timegate/internal/config"
@@ -52,7 +51,7 @@ func buildGate(cfg *config.Config) (*gate, error) {
 		if err := rc.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %s: ratelimit: %v", config.ErrConfig, cfg.Positions["ratelimit"], err)
 		}
-		if g.table, err = ratelimit.New(rc, rand.Reader); err != nil {
+		if g.table, err = ratelimit.New(rc); err != nil {
 			return nil, err
 		}
 	}
