@@ -49,8 +49,9 @@ func runEcho(ctx context.Context, cfg Config, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
+	// The kernel's default receive buffer, as timegate and chronyd have:
+	// a larger queue would trade loss for latency and skew the comparison.
 	defer c.Close()
-	c.SetReadBuffer(socketBuffer)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	context.AfterFunc(ctx, func() { c.Close() })
