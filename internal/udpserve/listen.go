@@ -23,7 +23,8 @@ func Listen(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, er
 	if !reusePortSupported {
 		n = 1
 	}
-	lc := net.ListenConfig{Control: reusePort}
+	anyAddr := !addr.Addr().IsValid() || addr.Addr().IsUnspecified()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error { return prepare(rc, anyAddr) }}
 	host := ""
 	if addr.Addr().IsValid() {
 		host = addr.Addr().String()
@@ -45,11 +46,11 @@ func Listen(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, er
 	return conns, nil
 }
 
-// reusePort prepares a socket before it is bound: SO_REUSEPORT, and the
+// prepare sets a socket up before it is bound: SO_REUSEPORT, and the
 // control messages every datagram needs (enableControl), so that none
 // queued between bind and the first read lacks its stamp or address.
-func reusePort(_, _ string, rc syscall.RawConn) error {
-	enableControl(rc)
+func prepare(rc syscall.RawConn, anyAddr bool) error {
+	enableControl(rc, anyAddr)
 	if !reusePortSupported {
 		return nil
 	}

@@ -70,7 +70,7 @@ func TestServeLoopback(t *testing.T) {
 		t.Fatalf("got an unexpected second reply of %d bytes", n)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for s := stats.Snapshot(); s.Dropped[ntp.ReasonMode] != 1 || s.Dropped[ntp.ReasonFraming] != 1; s = stats.Snapshot() {
+	for s := stats.Snapshot(); s.Dropped[ntp.ReasonMode] != 1 || s.Dropped[ntp.ReasonFraming] != 1 || s.Replied != 1; s = stats.Snapshot() {
 		if time.Now().After(deadline) {
 			t.Fatalf("drop counters: %+v", s.Dropped)
 		}

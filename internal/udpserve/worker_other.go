@@ -23,7 +23,7 @@ type worker struct {
 }
 
 // enableControl is sockstamp.Enable's job here, done per worker.
-func enableControl(syscall.RawConn) {}
+func enableControl(syscall.RawConn, bool) {}
 
 func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	return &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}, nil
