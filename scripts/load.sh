@@ -13,6 +13,8 @@
 #      stepping down from the best saturation rate by the factors in
 #      LOSS_STEPS (LOSS_SECONDS each), with its p99 latency; one table,
 #      ratios printed;
+#      then NTS-KE: sessions per second from CONNS clients on the load core
+#      and per second of the server's CPU time (its capacity per core);
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
 #  (b) a spoofed flood of SPOOF_SOURCES distinct source addresses in
@@ -212,6 +214,34 @@ measure() {
 		-json-out "$out/$tag.json" | tee -a "$out/summary.txt"
 }
 
+# cputicks PID: user+system clock ticks of PID and its children (chronyd
+# runs NTS-KE in a helper process it forks).
+cputicks() {
+	local p t=0
+	for p in "$1" $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+
+# kerate NAME PID KE: NTS-KE sessions back to back for PLAIN_SECONDS from
+# CONNS clients on the load core, and the server's CPU time meanwhile: a KE
+# client costs about what the server does, so handshakes per server CPU
+# second is the server's capacity per core, whatever the client reached.
+kerate() {
+	local name=$1 pid=$2 ke=$3 t0 t1 hz
+	hz=$(getconf CLK_TCK)
+	say "NTS-KE $name: ${PLAIN_SECONDS}s, $CONNS clients"
+	t0=$(cputicks "$pid")
+	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "127.0.0.1:$ke" -ca "$work/cert.pem" \
+		-duration "${PLAIN_SECONDS}s" -conns "$CONNS" -pid "$pid" -every 5s -quiet \
+		-json-out "$out/ke-$name.json" | tee -a "$out/summary.txt"
+	t1=$(cputicks "$pid")
+	jq -r --arg n "$name" --argjson cpu "$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')" \
+		'"\($n): \(.replies) handshakes in \(.seconds*10|round/10) s (\(.replies_per_s|floor)/s, failed \(.send_errors)), server CPU \($cpu) s: \(if $cpu > 0 then (.replies / $cpu | floor) else "?" end) handshakes per server CPU second, p50 \(.latency_p50_us|floor) µs p99 \(.latency_p99_us|floor) µs"' \
+		"$out/ke-$name.json" | tee -a "$out/summary.txt" "$work/ke.txt"
+}
+
 # lossfree NAME MODE PORT PID KE: the highest rate with < 1 % loss, stepping
 # down from the best saturation rate measured for NAME/MODE.
 lossfree() {
@@ -261,6 +291,7 @@ if [[ $SKIP_NTS != 1 ]]; then
 ntsserverkey $work/key.pem"
 fi
 start_timegate timegate "ratelimit off
+ntsratelimit off
 $nts_conf"
 say "timegate pid $tg_pid port $tg_port ke $tg_ke: $(rss "$tg_pid")"
 if [[ $SKIP_CHRONY != 1 ]]; then
@@ -288,6 +319,10 @@ for mode in "${modes[@]}"; do
 	lossfree timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke"
 	[[ $SKIP_CHRONY == 1 ]] || lossfree chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}"
 done
+if [[ $SKIP_NTS != 1 ]]; then
+	kerate timegate "$tg_pid" "$tg_ke"
+	[[ $SKIP_CHRONY == 1 ]] || kerate chronyd "$ch_pid" "$ch_ke"
+fi
 say "after the runs: timegate $(rss "$tg_pid")"
 stop_pid "$tg_pid"
 stop_pid "$echo_pid"
@@ -325,6 +360,7 @@ table() {
 }
 say "table (peak: best of $ROUNDS saturation runs; <1%loss: highest rate tried that lost under 1 %)"
 table | tee -a "$out/summary.txt"
+[[ ! -f $work/ke.txt ]] || cat "$work/ke.txt" | tee -a "$out/summary.txt"
 
 # (s) scaling: 1 and 2 workers, nothing pinned.
 if [[ $SKIP_SCALING != 1 ]]; then

@@ -121,8 +121,8 @@ func (r *Result) WriteText(w io.Writer) error {
 	switch r.Mode {
 	case "plain":
 		p.printf("mode plain  target %s  conns %d  rate %s  %.1f s\n", r.Target, r.Conns, rate, r.Seconds)
-	case "nts":
-		p.printf("mode nts  target %s  conns %d  rate %s  %.1f s\n", r.Target, r.Conns, rate, r.Seconds)
+	case "nts", "ke":
+		p.printf("mode %s  target %s  conns %d  rate %s  %.1f s\n", r.Mode, r.Target, r.Conns, rate, r.Seconds)
 	default:
 		p.printf("mode spoof  target %s  sources %d x %d rounds  rate %s  %.1f s\n", r.Target, r.Sources, r.Rounds, rate, r.Seconds)
 	}
