@@ -110,25 +110,32 @@ var (
 // same function serves requests, replies and fuzzing.
 func Parse(b []byte) (Packet, error) {
 	var p Packet
+	err := parseInto(&p, b)
+	return p, err
+}
+
+// parseInto is Parse writing into p, which must be zero: the responder
+// parses into its own frame, without copying a Packet out and back.
+func parseInto(p *Packet, b []byte) error {
 	if len(b) > MaxPacketLen {
-		return p, ErrTooLong
+		return ErrTooLong
 	}
 	h, err := DecodeHeader(b)
 	if err != nil {
-		return p, err
+		return err
 	}
 	p.Header = h
 	rest := b[HeaderLen:]
 	if h.Version < versionNTPv4 {
 		// NTPv3 (RFC 1305) has no extension fields: only a MAC may follow.
 		if len(rest) == 0 {
-			return p, nil
+			return nil
 		}
 		if len(rest) == cryptoNAKLen || (len(rest) >= minMACLen && len(rest) <= maxV3MACLen && len(rest)%4 == 0) {
 			p.MAC = rest
-			return p, nil
+			return nil
 		}
-		return p, ErrBadTrailer
+		return ErrBadTrailer
 	}
 	off, last := 0, 0
 	for off < len(rest) {
@@ -139,19 +146,19 @@ func Parse(b []byte) (Packet, error) {
 		}
 		n := checkExtField(r)
 		if n == 0 {
-			return p, ErrBadExtField
+			return ErrBadExtField
 		}
 		if p.NumFields++; p.NumFields > maxExtFields {
-			return p, ErrTooManyField
+			return ErrTooManyField
 		}
 		p.NTS.note(uint16(r[0])<<8|uint16(r[1]), r[efHeaderLen:n], HeaderLen+off)
 		off, last = off+n, n
 	}
 	p.Fields = rest[:off]
 	if p.MAC == nil && p.NumFields > 0 && last < minLastExtFieldNoMAC {
-		return p, ErrBadExtField
+		return ErrBadExtField
 	}
-	return p, nil
+	return nil
 }
 
 // isMACLen decides whether the remaining bytes are a MAC trailer. A 20- or

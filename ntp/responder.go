@@ -139,7 +139,8 @@ type Responder struct {
 // amplify. Respond does no I/O, starts no goroutines and does not log.
 func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time) ([]byte, Verdict) {
 	limit := min(len(req), cap(dst))
-	p, v := screen(req, client)
+	var p Packet
+	v := screen(&p, req, client)
 	if v.Reason != ReasonOK {
 		return nil, v
 	}
@@ -171,31 +172,29 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 
 // screen applies the checks that need no state: everything that is not a
 // well-formed client request is dropped before any further work.
-func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
+func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 	v := Verdict{Action: ActionDrop}
 	if len(req) < HeaderLen {
 		v.Reason = ReasonShort
-		return Packet{}, v
+		return v
 	}
 	if client.Port() == 0 {
 		// Port 0 cannot be a real client; answering it aims at nothing good.
 		v.Reason = ReasonSourcePort
-		return Packet{}, v
+		return v
 	}
 	if vn := (req[0] >> 3) & 7; vn == 0 || vn > versionNTPv4 {
 		v.Reason = ReasonVersion
-		return Packet{}, v
+		return v
 	}
 	if Mode(req[0]&7) != ModeClient {
 		v.Reason = ReasonMode
-		return Packet{}, v
+		return v
 	}
-	p, err := Parse(req)
-	if err != nil {
+	if parseInto(p, req) != nil {
 		v.Reason = ReasonFraming
-		return Packet{}, v
 	}
-	return p, v
+	return v
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an
