@@ -15,6 +15,8 @@
 #      ratios printed;
 #      then NTS-KE: sessions per second from CONNS clients on the load core
 #      and per second of the server's CPU time (its capacity per core);
+#      and plain NTP at BESIDE_RATE alone and beside NTS-KE at half that
+#      measured rate, for the p50/p99 latency;
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
 #  (b) a spoofed flood of SPOOF_SOURCES distinct source addresses in
@@ -34,7 +36,7 @@
 #
 # Usage: scripts/load.sh            (or: make load)
 # Knobs (environment): PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=5
-#   LOSS_STEPS="0.9 0.8 0.7 0.6 0.5 0.4 0.3" CONNS=4 NTS_RING=16384
+#   LOSS_STEPS="0.9 0.8 0.7 0.6 0.5 0.4 0.3" CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
 #   SERVER_CPU=0 LOAD_CPU=1 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
@@ -46,6 +48,7 @@ LOSS_SECONDS=${LOSS_SECONDS:-5}
 LOSS_STEPS=${LOSS_STEPS:-0.9 0.8 0.7 0.6 0.5 0.4 0.3}
 CONNS=${CONNS:-4}
 NTS_RING=${NTS_RING:-16384}
+BESIDE_RATE=${BESIDE_RATE:-20000}
 SPOOF_SOURCES=${SPOOF_SOURCES:-10000000}
 SPOOF_RATE=${SPOOF_RATE:-60000}
 SPOOF_MAX=${SPOOF_MAX:-200s}
@@ -238,8 +241,25 @@ kerate() {
 		-json-out "$out/ke-$name.json" | tee -a "$out/summary.txt"
 	t1=$(cputicks "$pid")
 	jq -r --arg n "$name" --argjson cpu "$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')" \
-		'"\($n): \(.replies) handshakes in \(.seconds*10|round/10) s (\(.replies_per_s|floor)/s, failed \(.send_errors)), server CPU \($cpu) s: \(if $cpu > 0 then (.replies / $cpu | floor) else "?" end) handshakes per server CPU second, p50 \(.latency_p50_us|floor) µs p99 \(.latency_p99_us|floor) µs"' \
+		'"\($n): \(.replies) handshakes in \(.seconds*10|round/10) s (\(.replies_per_s|floor)/s, failed \(.send_errors)\(if .first_error then ", first: " + .first_error else "" end)), server CPU \($cpu) s: \(if $cpu > 0 then (.replies / $cpu | floor) else "?" end) handshakes per server CPU second, p50 \(.latency_p50_us|floor) µs p99 \(.latency_p99_us|floor) µs"' \
 		"$out/ke-$name.json" | tee -a "$out/summary.txt" "$work/ke.txt"
+}
+
+# besideke NAME PORT PID KE: plain NTP at BESIDE_RATE alone, then again
+# while NTS-KE sessions run at half the rate kerate measured for NAME (the
+# KE clients on the load core too): does KE work delay NTP replies?
+besideke() {
+	local name=$1 port=$2 pid=$3 ke=$4 half kepid
+	half=$(jq '.replies_per_s / 2 | floor' "$out/ke-$name.json")
+	measure "$name" plain "$port" "$pid" 0 "$BESIDE_RATE" "$PLAIN_SECONDS" "beside-$name-alone"
+	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "127.0.0.1:$ke" -ca "$work/cert.pem" -rate "$half" \
+		-duration "$((PLAIN_SECONDS + 2))s" -conns "$CONNS" -quiet -json-out "$out/beside-$name-ke.json" >/dev/null &
+	kepid=$!
+	sleep 1
+	measure "$name" plain "$port" "$pid" 0 "$BESIDE_RATE" "$PLAIN_SECONDS" "beside-$name-with-ke"
+	wait "$kepid" || true
+	jq -r -s --arg n "$name" --argjson half "$half" '"\($n) plain at \(.[0].rate_target|floor)/s: alone p50 \(.[0].latency_p50_us|floor) µs p99 \(.[0].latency_p99_us|floor) µs loss \(.[0].loss_pct*100|round/100) %; beside NTS-KE at \($half)/s (achieved \(.[2].replies_per_s|floor)/s): p50 \(.[1].latency_p50_us|floor) µs p99 \(.[1].latency_p99_us|floor) µs loss \(.[1].loss_pct*100|round/100) %"' \
+		"$out/beside-$name-alone.json" "$out/beside-$name-with-ke.json" "$out/beside-$name-ke.json" | tee -a "$out/summary.txt" "$work/ke.txt"
 }
 
 # lossfree NAME MODE PORT PID KE: the highest rate with < 1 % loss, stepping
@@ -322,6 +342,8 @@ done
 if [[ $SKIP_NTS != 1 ]]; then
 	kerate timegate "$tg_pid" "$tg_ke"
 	[[ $SKIP_CHRONY == 1 ]] || kerate chronyd "$ch_pid" "$ch_ke"
+	besideke timegate "$tg_port" "$tg_pid" "$tg_ke"
+	[[ $SKIP_CHRONY == 1 ]] || besideke chronyd "$ch_port" "$ch_pid" "$ch_ke"
 fi
 say "after the runs: timegate $(rss "$tg_pid")"
 stop_pid "$tg_pid"

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -45,8 +46,13 @@ func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	defer cancel()
 	pacer := Pacer{Rate: cfg.Rate / float64(cfg.Conns)}
 	var wg sync.WaitGroup
-	for _, w := range ws {
-		wg.Go(func() { keLoop(sendCtx, cfg.KE, conf, w, pacer, start) })
+	for i, w := range ws {
+		// Each client from its own loopback address, as distinct clients
+		// are: a server's per-source cap on concurrent sessions (timegate:
+		// 8) would otherwise refuse sessions of one address whose earlier
+		// ones it has not finished closing.
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%250))}}
+		wg.Go(func() { keLoop(sendCtx, d, cfg.KE, conf, w, pacer, start) })
 	}
 	wg.Wait()
 	close(progDone)
@@ -57,12 +63,17 @@ func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	}
 	res := &Result{Mode: "ke", Target: cfg.KE, Conns: cfg.Conns, RateTarget: cfg.Rate}
 	res.finish(cs, &h, time.Since(start), lastReply(ws))
+	for _, w := range ws {
+		if e := w.firstErr.Load(); e != nil && res.FirstError == "" {
+			res.FirstError = (*e).Error()
+		}
+	}
 	res.Samples = prog.final()
 	return res, nil
 }
 
 // keLoop runs sessions one after another until ctx ends.
-func keLoop(ctx context.Context, addr string, conf *tls.Config, w *worker, p Pacer, start time.Time) {
+func keLoop(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config, w *worker, p Pacer, start time.Time) {
 	var seq uint64
 	for ctx.Err() == nil {
 		elapsed := time.Since(start)
@@ -76,11 +87,14 @@ func keLoop(ctx context.Context, addr string, conf *tls.Config, w *worker, p Pac
 		w.cnt.Sent.Add(1)
 		t0 := time.Now()
 		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ke, err := nts.Exchange(kctx, nil, addr, conf, nil)
+		ke, err := nts.Exchange(kctx, d, addr, conf, nil)
 		cancel()
 		if err != nil || len(ke.Cookies) == 0 {
 			if ctx.Err() == nil {
 				w.cnt.SendErrors.Add(1)
+				if err != nil {
+					w.firstErr.CompareAndSwap(nil, &err)
+				}
 			} else {
 				w.cnt.Sent.Add(^uint64(0)) // cut short by the end of the run: not counted
 			}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,6 +40,8 @@ type worker struct {
 	// lastReply is when the last matching reply arrived (ns since the run
 	// started); written by the receiving goroutine, read after it ended.
 	lastReply int64
+	// firstErr is the first failure of -mode ke, for the report.
+	firstErr atomic.Pointer[error]
 }
 
 func newWorkers(n, ringSize int) ([]*worker, error) {
