@@ -375,15 +375,16 @@ func (g *Gateway) reload() ([]string, error) {
 // server lines.
 const reloadSourcesTimeout = 5 * time.Second
 
-// reloadSources hands reloaded server/pool lines and keys to the upstream
-// engine, or starts one for the first lines a reload adds. Settings the
-// engine reads only at start (minsources, maxdistance, ...) are named by
-// notApplied instead.
+// reloadSources hands reloaded server/pool lines, keys and selection
+// settings to the upstream engine, or starts one for the first lines a
+// reload adds. Settings the engine reads only at start (holdover, local,
+// ntstrustedcerts, clockcontrol) are named by notApplied instead.
 func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
 	if up := g.upstream.Load(); up != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), reloadSourcesTimeout)
 		defer cancel()
-		w, err := up.Reconfigure(ctx, cfg.Sources, keys)
+		w, err := up.Reconfigure(ctx, engine.Reload{Sources: cfg.Sources, Keys: keys,
+			MinSources: cfg.MinSources, MaxDistance: cfg.MaxDistance, AuthSelectMode: cfg.AuthSelectMode})
 		if err != nil {
 			return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
 		}
