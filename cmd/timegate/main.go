@@ -16,6 +16,7 @@ import (
 	"timegate/internal/config"
 	"timegate/internal/gateway"
 	"timegate/internal/logging"
+	"timegate/internal/sdnotify"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -63,11 +64,19 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	if err := g.DropPrivileges(); err != nil {
+		log.Error("cannot drop privileges", zap.Error(err))
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	go handleSignals(g, sigs, log)
+	// Every socket is bound (New) and the privileges are gone: clients that
+	// systemd starts after us find the service up.
+	notify(log, sdnotify.Ready)
+	context.AfterFunc(ctx, func() { notify(log, sdnotify.Stopping) })
 	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped", zap.Error(err))
 		return 1

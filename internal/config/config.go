@@ -62,6 +62,10 @@ type Config struct {
 	// empty means DefaultControlSocket. ControlOff is `bindcmdaddress /`.
 	ControlSocket string
 	ControlOff    bool
+	// User is who timegate runs as after binding its sockets (chrony
+	// `user`); empty means the user "timegate" when started as root and that
+	// user exists.
+	User string
 	// ControlGroup may use the control socket besides root and the daemon's
 	// user (timegate `cmdgroup`); empty means the group "timegate" if it
 	// exists.

@@ -54,6 +54,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindCmdAddress, true}, true
 	case "cmdgroup":
 		return handler{cmdGroup, true}, true
+	case "user":
+		return handler{userDirective, true}, true
 	case "metrics":
 		return handler{metricsDirective, true}, true
 	}
@@ -309,4 +311,14 @@ func cmdGroup(p *parser, name string, args []string) {
 		return
 	}
 	p.cfg.ControlGroup = args[0]
+}
+
+// user NAME: the user timegate runs as once its sockets are bound (chrony's
+// directive). Checked against the user database at start, not here, so that
+// a configuration can be checked on another machine.
+func userDirective(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	p.cfg.User = args[0]
 }
