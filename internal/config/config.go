@@ -58,6 +58,8 @@ type Config struct {
 
 	Restrict []Restrict // ntpd `restrict`, parsed by package policy
 
+	Audit Audit // the audit trail (auditlog, auditkey, auditship, ...)
+
 	// Positions records where each single-valued directive was set, so that
 	// later checks (a missing certificate file, say) can name the line.
 	Positions map[string]Position
@@ -130,6 +132,7 @@ func Defaults() *Config {
 		MaxDistance:    DefaultMaxDistance,
 		AuthSelectMode: "require",
 		Holdover:       DefaultHoldover,
+		Audit:          defaultAudit(),
 		Positions:      map[string]Position{},
 	}
 }

@@ -50,6 +50,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{restrict, false}, true
 	case "clockcontrol":
 		return handler{clockControl, true}, true
+	case "auditlog", "auditkey", "auditcheckpoint", "auditepisodes", "auditship":
+		return auditDirective(name)
 	}
 	return handler{}, false
 }
