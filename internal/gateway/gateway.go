@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/audit"
+	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/engine"
 	"timegate/internal/udpserve"
@@ -48,6 +50,8 @@ type Gateway struct {
 	upstream  *engine.Engine // nil without server/pool lines
 	stats     udpserve.Stats
 	precision int8
+	audit     *auditTrail     // nil without auditlog
+	rec       iaudit.Recorder // audit events go here; iaudit.Nop without auditlog
 }
 
 // New checks cfg and opens every socket, so that a bad configuration or a
@@ -56,25 +60,45 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
+	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), rec: iaudit.Nop{}}
 	g.cfg.Store(cfg)
+	// The audit trail opens first, so that what start-up does (certificate
+	// load, key ring) and a failed start are on the record.
+	trail, err := g.openAudit(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if trail != nil {
+		g.audit, g.rec = trail, trail.w
+	}
+	if err := g.start(cfg); err != nil {
+		if g.audit != nil {
+			g.audit.close(err)
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// start builds and opens everything but the audit trail.
+func (g *Gateway) start(cfg *config.Config) error {
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
 	keys, err := g.loadKeys(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	up, err := g.newUpstream(cfg, keys)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.upstream = up
 	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
-		return nil, err
+		return err
 	}
-	return g, nil
+	return nil
 }
 
 // open binds the sockets and builds the NTP responder, which needs the NTS
@@ -213,8 +237,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var ring *iaudit.Ring
+	stopShip := func() {}
+	if g.audit != nil {
+		ring = g.audit.ring
+		stopShip = g.audit.run(ctx, spawn)
+	}
 	for _, c := range g.udp {
-		srv := &udpserve.Server{Conn: c, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp")}
+		srv := &udpserve.Server{Conn: c, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	if g.nts != nil {
@@ -229,7 +259,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for err := range errs {
 		all = append(all, err)
 	}
-	return errors.Join(all...)
+	err := errors.Join(all...)
+	if g.audit != nil {
+		g.audit.close(err)
+		stopShip()
+	}
+	return err
 }
 
 // Stats returns the NTP verdict counters.
@@ -272,8 +307,20 @@ func measurePrecision(now func() time.Time) int8 {
 
 // Reload re-reads the configuration file and applies what can change
 // without a restart. A file with errors is rejected whole and the running
-// configuration keeps serving.
+// configuration keeps serving. Either way it is an audit record.
 func (g *Gateway) Reload() error {
+	err := g.reload()
+	e := audit.Event{Type: audit.TypeConfigReload, Outcome: audit.OutcomeAccepted,
+		Details: map[string]string{"config": g.opts.ConfigPath}}
+	if err != nil {
+		e.Outcome = audit.OutcomeRejected
+		e.Details["error"] = err.Error()
+	}
+	g.rec.Record(e)
+	return err
+}
+
+func (g *Gateway) reload() error {
 	var cfg *config.Config
 	var err error
 	if g.opts.ConfigPath == "" {
@@ -297,6 +344,9 @@ func (g *Gateway) Reload() error {
 	old := g.cfg.Load()
 	if old.Port != cfg.Port || old.NTSPort != cfg.NTSPort || fmt.Sprint(old.BindAddresses) != fmt.Sprint(cfg.BindAddresses) {
 		g.log.Warn("port and bindaddress changes take effect only after a restart")
+	}
+	if fmt.Sprint(old.Audit) != fmt.Sprint(cfg.Audit) || fmt.Sprint(old.Audit.Ship) != fmt.Sprint(cfg.Audit.Ship) {
+		g.log.Warn("audit directive changes take effect only after a restart")
 	}
 	if g.nts != nil {
 		if err := g.nts.reloadCert(); err != nil {
