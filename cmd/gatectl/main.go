@@ -33,6 +33,11 @@ Commands:
         -timeout bounds each of the two exchanges
   config check FILE
         validate a timegate configuration file; non-zero exit on any error
+  audit key [-key FILE] [-json]
+        print the audit log's public key (ML-DSA-65 or Ed25519)
+  audit verify [-pub FILE] [-live] [-json] FILE
+        verify an audit log's hash chain and signed checkpoints; names the
+        first bad record (exit 1)
   help  this text
 
 Exit status: 0 ok, 1 failure, 2 usage error, 3 the server answered with a
@@ -49,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runQuery(args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
