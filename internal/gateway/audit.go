@@ -228,3 +228,13 @@ func certAuditEvent(typ audit.Type, outcome audit.Outcome, info certs.Info, err 
 	}
 	return audit.Event{Type: typ, Outcome: outcome, Subject: audit.Subject{Source: subject}, Details: d}
 }
+
+// sameAudit compares audit configurations by value (Ship is a pointer).
+func sameAudit(a, b config.Audit) bool {
+	as, bs := a.Ship, b.Ship
+	a.Ship, b.Ship = nil, nil
+	if a != b || (as == nil) != (bs == nil) {
+		return false
+	}
+	return as == nil || *as == *bs
+}

@@ -345,7 +345,7 @@ func (g *Gateway) reload() error {
 	if old.Port != cfg.Port || old.NTSPort != cfg.NTSPort || fmt.Sprint(old.BindAddresses) != fmt.Sprint(cfg.BindAddresses) {
 		g.log.Warn("port and bindaddress changes take effect only after a restart")
 	}
-	if fmt.Sprint(old.Audit) != fmt.Sprint(cfg.Audit) || fmt.Sprint(old.Audit.Ship) != fmt.Sprint(cfg.Audit.Ship) {
+	if !sameAudit(old.Audit, cfg.Audit) {
 		g.log.Warn("audit directive changes take effect only after a restart")
 	}
 	if g.nts != nil {
