@@ -3,6 +3,7 @@ package audit
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 )
 
 // Ring is the hand-off from the per-packet path to the episode aggregator:
@@ -93,3 +94,26 @@ func (r *Ring) drain(fn func(addr netip.Addr, kind Kind, code uint8)) {
 
 // takeLost returns and resets the count of reports that found the ring full.
 func (r *Ring) takeLost() uint64 { return r.lost.Swap(0) }
+
+// DrainForBenchmark empties r every drainInterval from a goroutine, as
+// the aggregator does, until the returned stop is called. For benchmarks
+// of the producer side (the per-packet path) only.
+func DrainForBenchmark(r *Ring) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(drainInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			r.drain(func(netip.Addr, Kind, uint8) {})
+			r.takeLost()
+		}
+	}()
+	return func() { close(done); <-finished }
+}
