@@ -79,6 +79,17 @@ func (s *Shipper) session(ctx context.Context) error {
 		case id := <-t.acked():
 			confirmed[id] = true
 		case err := <-t.failed():
+			// Acknowledgements that arrived before the failure still
+			// count: fewer duplicates after the reconnect.
+			for drained := false; !drained; {
+				select {
+				case id := <-t.acked():
+					confirmed[id] = true
+				default:
+					drained = true
+				}
+			}
+			s.confirm(&inflight, confirmed)
 			return err
 		case <-s.src.Notify():
 		case <-ctx.Done():
@@ -98,13 +109,22 @@ func (s *Shipper) session(ctx context.Context) error {
 				lastSave = now
 			}
 		}
-		for len(inflight) > 0 && confirmed[inflight[0].id] {
-			delete(confirmed, inflight[0].id)
-			s.advance(inflight[0])
-			inflight = inflight[1:]
+		if s.confirm(&inflight, confirmed) {
 			progress = s.now()
 		}
 	}
+}
+
+// confirm advances the cursor over the confirmed prefix of inflight.
+func (s *Shipper) confirm(inflight *[]pending, confirmed map[uint64]bool) bool {
+	moved := false
+	for len(*inflight) > 0 && confirmed[(*inflight)[0].id] {
+		delete(confirmed, (*inflight)[0].id)
+		s.advance((*inflight)[0])
+		*inflight = (*inflight)[1:]
+		moved = true
+	}
+	return moved
 }
 
 // checkSpoolSkipped runs checkSpool and says whether it skipped records

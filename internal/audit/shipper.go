@@ -246,6 +246,8 @@ func (s *Shipper) checkSpool() {
 	}
 	if backlog > s.cfg.SpoolMax && s.cfg.Overflow == OverflowDropOldest {
 		s.skip(s.src.Durable() - s.cfg.SpoolMax/2)
+		backlog = s.src.Durable() - s.acked.Offset
+		s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
 	}
 }
 
