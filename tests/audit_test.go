@@ -3,15 +3,18 @@ package tests
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"timegate/audit"
+	"timegate/ntp"
 	"timegate/tests/harness"
 )
 
@@ -258,5 +261,63 @@ func TestAuditShipTLS(t *testing.T) {
 	}
 	if lines := bad.Lines(); len(lines) != 0 {
 		t.Fatalf("the impostor collector received %d messages", len(lines))
+	}
+}
+
+// TestAuditEpisodes: a burst of requests over the rate limit becomes a
+// handful of ratelimit.episode records for the source (one per interval),
+// never one per packet, and their counts add up to the requests that got
+// no answer.
+func TestAuditEpisodes(t *testing.T) {
+	bins := build.Binaries(t)
+	port := harness.FreeUDPPort(t)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 9\nratelimit interval 4 burst 2 leak 2\n"+
+		"auditlog %s\nauditepisodes 1\n", port, logPath)
+	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}})
+	waitAuditStart(t, p, 0)
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 500
+	replies := make(chan int)
+	go func() {
+		n := 0
+		buf := make([]byte, 1024)
+		for {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Read(buf); err != nil {
+				replies <- n
+				return
+			}
+			n++
+		}
+	}()
+	for i := range sent {
+		c.Write(ntp.ClientRequest(nil, 4, 3, ntp.Time64(i+1)))
+		time.Sleep(time.Millisecond)
+	}
+	answered := <-replies
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	episodes, total := 0, 0
+	for _, l := range localRecords(t, logPath) {
+		r, _ := audit.Parse([]byte(l))
+		if r.Type != audit.TypeRateLimited {
+			continue
+		}
+		episodes++
+		n, _ := strconv.Atoi(r.Details["count"])
+		total += n
+		if r.Subject.Prefix != "127.0.0.1/32" || r.Details["reason"] != "rate-limited" {
+			t.Errorf("episode %s", l)
+		}
+	}
+	t.Logf("%d requests, %d answered, %d refusals in %d episode records", sent, answered, total, episodes)
+	if episodes == 0 || episodes > 5 || total+answered != sent {
+		t.Fatalf("%d episodes with %d refusals; %d answered of %d", episodes, total, answered, sent)
 	}
 }
