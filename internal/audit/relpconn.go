@@ -23,6 +23,8 @@ type relpConn struct {
 	buf  []byte
 }
 
+// relpWindow bounds messages sent and not yet acknowledged: the memory a
+// session holds and the duplicates a reconnect can cause.
 const relpWindow = 512
 
 // openRELP sends "open" and waits for "200 OK".

@@ -56,9 +56,6 @@ type ShipConfig struct {
 // Shipping constants: what they protect is named with each.
 const (
 	DefaultSpoolMax = 64 << 20
-	// window bounds messages sent and not yet confirmed: the memory a
-	// session holds and the duplicates a reconnect can cause.
-	window = 512
 	// dialTimeout and ioTimeout keep a collector that accepts and then
 	// stalls from holding the shipper (never the time service) forever.
 	dialTimeout = 5 * time.Second
