@@ -33,86 +33,121 @@ type pending struct {
 
 // session ships over one connection until it fails or ctx ends.
 func (s *Shipper) session(ctx context.Context) error {
-	conn, err := s.dial(ctx)
+	t, err := s.connect(ctx)
 	if err != nil {
 		return err
 	}
-	var t transport
-	if s.cfg.Transport == "relp" {
-		if t, err = openRELP(conn); err != nil {
-			conn.Close()
-			return err
-		}
-	} else {
-		t = openTLS(conn)
-	}
 	defer t.close()
-	s.sp.seek(s.acked.Offset)
-	s.update(func(st *ShipStatus) { st.Connected = true })
-	s.log.Info("audit shipping connected", zap.String("collector", s.Status().Target), zap.Uint64("from_seq", s.acked.Seq+1))
-	var inflight []pending
-	confirmed := map[uint64]bool{} // acks ahead of the oldest in flight; at most window
-	progress, lastSave := s.now(), s.now()
+	ss := &shipSession{Shipper: s, t: t, confirmed: map[uint64]bool{}, progress: s.now(), lastSave: s.now()}
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
-	var msg []byte
 	for {
-		for len(inflight) < t.window() {
-			it, ok, err := s.sp.next(s.src.Durable())
-			if err != nil {
-				return fmt.Errorf("reading the audit file: %w", err)
-			}
-			if !ok {
-				break
-			}
-			msg = audit.SyslogMessage(msg[:0], &it.rec, it.line, s.cfg.Hostname)
-			id, err := t.send(msg)
-			if err != nil {
-				return err
-			}
-			inflight = append(inflight, pending{id: id, seq: it.rec.Seq, end: it.end})
-		}
-		if err := t.flush(); err != nil {
+		if err := ss.fill(); err != nil {
 			return err
 		}
 		select {
 		case id := <-t.acked():
-			confirmed[id] = true
+			ss.confirmed[id] = true
 		case err := <-t.failed():
-			// Acknowledgements that arrived before the failure still
-			// count: fewer duplicates after the reconnect.
-			for drained := false; !drained; {
-				select {
-				case id := <-t.acked():
-					confirmed[id] = true
-				default:
-					drained = true
-				}
-			}
-			s.confirm(&inflight, confirmed)
+			ss.drainAcks()
 			return err
 		case <-s.src.Notify():
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			for _, id := range t.poll(now) {
-				confirmed[id] = true
-			}
-			if skipped := s.checkSpoolSkipped(); skipped {
-				inflight, confirmed = nil, map[uint64]bool{}
-			}
-			if len(inflight) > 0 && now.Sub(progress) > ackTimeout {
-				return fmt.Errorf("no acknowledgement for %v", ackTimeout)
-			}
-			if now.Sub(lastSave) >= saveEvery {
-				s.saveCursor()
-				lastSave = now
+			if err := ss.onTick(now); err != nil {
+				return err
 			}
 		}
-		if s.confirm(&inflight, confirmed) {
-			progress = s.now()
+		if s.confirm(&ss.inflight, ss.confirmed) {
+			ss.progress = s.now()
 		}
 	}
+}
+
+// connect dials the collector and opens the transport.
+func (s *Shipper) connect(ctx context.Context) (transport, error) {
+	conn, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var t transport
+	if s.cfg.Transport == "relp" {
+		if t, err = openRELP(conn); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	} else {
+		t = openTLS(conn)
+	}
+	s.sp.seek(s.acked.Offset)
+	s.update(func(st *ShipStatus) { st.Connected = true })
+	s.log.Info("audit shipping connected", zap.String("collector", s.Status().Target), zap.Uint64("from_seq", s.acked.Seq+1))
+	return t, nil
+}
+
+// shipSession is the state of one connection: what is in flight.
+type shipSession struct {
+	*Shipper
+	t         transport
+	inflight  []pending
+	confirmed map[uint64]bool // confirmations ahead of the oldest in flight; at most a window
+	progress  time.Time       // last time the cursor moved
+	lastSave  time.Time
+	msg       []byte
+}
+
+// fill sends records until the window is full or the file has no more.
+func (ss *shipSession) fill() error {
+	for len(ss.inflight) < ss.t.window() {
+		it, ok, err := ss.sp.next(ss.src.Durable())
+		if err != nil {
+			return fmt.Errorf("reading the audit file: %w", err)
+		}
+		if !ok {
+			break
+		}
+		ss.msg = audit.SyslogMessage(ss.msg[:0], &it.rec, it.line, ss.cfg.Hostname)
+		id, err := ss.t.send(ss.msg)
+		if err != nil {
+			return err
+		}
+		ss.inflight = append(ss.inflight, pending{id: id, seq: it.rec.Seq, end: it.end})
+	}
+	return ss.t.flush()
+}
+
+// drainAcks counts acknowledgements that arrived with a failure: fewer
+// duplicates after the reconnect.
+func (ss *shipSession) drainAcks() {
+	for {
+		select {
+		case id := <-ss.t.acked():
+			ss.confirmed[id] = true
+		default:
+			ss.confirm(&ss.inflight, ss.confirmed)
+			return
+		}
+	}
+}
+
+// onTick does the periodic work: time-based confirmation (TLS), the spool
+// check, the acknowledgement timeout and saving the cursor.
+func (ss *shipSession) onTick(now time.Time) error {
+	for _, id := range ss.t.poll(now) {
+		ss.confirmed[id] = true
+	}
+	if ss.checkSpoolSkipped() {
+		ss.inflight, ss.confirmed = nil, map[uint64]bool{}
+	}
+	if len(ss.inflight) > 0 && now.Sub(ss.progress) > ackTimeout {
+		return fmt.Errorf("no acknowledgement for %v", ackTimeout)
+	}
+	if now.Sub(ss.lastSave) >= saveEvery {
+		ss.saveCursor()
+		ss.lastSave = now
+	}
+	return nil
 }
 
 // confirm advances the cursor over the confirmed prefix of inflight.

@@ -238,3 +238,15 @@ func sameAudit(a, b config.Audit) bool {
 	}
 	return as == nil || *as == *bs
 }
+
+// checkAudit checks the files auditship names (CA, client certificate and
+// key) without connecting; the key and log are checked at start, since a
+// missing key is generated then.
+func checkAudit(cfg *config.Config) error {
+	if s := cfg.Audit.Ship; s != nil && s.TLS {
+		if _, err := shipTLS(s); err != nil {
+			return fmt.Errorf("%w: %s: auditship: %v", config.ErrConfig, cfg.Positions["auditship"], err)
+		}
+	}
+	return nil
+}
