@@ -1,32 +1,36 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 
 	"timegate/audit"
 	"timegate/internal/secfile"
 )
 
 // Cursor is the shipper's durable position: the last record the collector
-// acknowledged (Seq) and the file offset just after it (Offset).
+// acknowledged (Seq), the file offset just after it (Offset) and the
+// SHA-256 of its line (Hash), which ties the position to this file's
+// content and not merely to a number.
 type Cursor struct {
 	Seq    uint64
 	Offset int64
+	Hash   audit.Hash
 }
 
-// cursor file: one line `timegate-audit-cursor v1 SEQ OFFSET`, replaced
-// atomically (temp file, fsync, rename, fsync of the directory), so a
-// crash leaves the old position or the new one, never a torn one.
+// cursor file: one line `timegate-audit-cursor v1 SEQ OFFSET HASH`,
+// replaced atomically (temp file, fsync, rename, fsync of the directory),
+// so a crash leaves the old position or the new one, never a torn one.
 const cursorMagic = "timegate-audit-cursor v1"
 
 func saveCursor(path string, c Cursor) error {
-	return secfile.WriteAtomic(path, fmt.Appendf(nil, "%s %d %d\n", cursorMagic, c.Seq, c.Offset), 0o600)
+	return secfile.WriteAtomic(path, fmt.Appendf(nil, "%s %d %d %s\n", cursorMagic, c.Seq, c.Offset, c.Hash), 0o600)
 }
 
 // loadCursor reads the cursor; a missing file is the start of the log.
@@ -38,57 +42,48 @@ func loadCursor(path string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, err
 	}
-	var c Cursor
-	var v string
-	if _, err := fmt.Sscanf(string(data), "timegate-audit-cursor %s %d %d\n", &v, &c.Seq, &c.Offset); err != nil || v != "v1" || c.Offset < 0 {
-		return Cursor{}, fmt.Errorf("audit: shipping cursor %s is malformed", path)
+	bad := fmt.Errorf("audit: shipping cursor %s is malformed (delete it to re-ship the whole log)", path)
+	f := strings.Fields(string(data))
+	if len(f) != 5 || strings.Join(f[:2], " ") != cursorMagic {
+		return Cursor{}, bad
 	}
+	var c Cursor
+	c.Seq, err = strconv.ParseUint(f[2], 10, 64)
+	if err != nil {
+		return Cursor{}, bad
+	}
+	if c.Offset, err = strconv.ParseInt(f[3], 10, 64); err != nil || c.Offset < 0 {
+		return Cursor{}, bad
+	}
+	h, err := hex.DecodeString(f[4])
+	if err != nil || len(h) != len(c.Hash) {
+		return Cursor{}, bad
+	}
+	copy(c.Hash[:], h)
 	return c, nil
 }
 
 // checkCursor confirms that the line ending at c.Offset in f is record
-// c.Seq; a cursor that does not match the file (the log was replaced or
-// cut) is found again by scanning, so a stale cursor can cause duplicates
-// but never a silent gap.
-func checkCursor(f *os.File, c Cursor) (Cursor, error) {
-	if c.Seq == 0 {
-		return Cursor{}, nil
+// c.Seq with hash c.Hash. A cursor that does not match (the log was moved
+// aside and a new chain started, or the file was restored from a backup)
+// is not trusted: shipping starts from the beginning of the file, so a
+// stale cursor can cause duplicates but never a silent gap.
+func checkCursor(f *os.File, c Cursor) (Cursor, bool) {
+	if c == (Cursor{}) {
+		return c, true
 	}
-	if c.Offset > 0 {
-		n := min(c.Offset, int64(audit.MaxLineLen)+1)
-		buf := make([]byte, n)
-		if _, err := f.ReadAt(buf, c.Offset-n); err == nil && buf[n-1] == '\n' {
-			body := buf[:n-1]
-			line := body[bytes.LastIndexByte(body, '\n')+1:]
-			if r, err := audit.Parse(line); err == nil && r.Seq == c.Seq {
-				return c, nil
-			}
-		}
+	if c.Offset <= 0 {
+		return Cursor{}, false
 	}
-	return scanTo(f, c.Seq)
-}
-
-// scanTo finds the offset after record seq (or the last record before it).
-func scanTo(f *os.File, seq uint64) (Cursor, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 64<<10)
-	var c Cursor
-	var off int64
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			if err == io.EOF || errors.Is(err, bufio.ErrBufferFull) {
-				return c, nil
-			}
-			return c, err
-		}
-		off += int64(len(line))
-		r, perr := audit.Parse(line[:len(line)-1])
-		if perr != nil {
-			continue
-		}
-		if r.Seq > seq {
-			return c, nil
-		}
-		c = Cursor{Seq: r.Seq, Offset: off}
+	n := min(c.Offset, int64(audit.MaxLineLen)+1)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, c.Offset-n); err != nil || buf[n-1] != '\n' {
+		return Cursor{}, false
 	}
+	body := buf[:n-1]
+	line := body[bytes.LastIndexByte(body, '\n')+1:]
+	if r, err := audit.Parse(line); err != nil || r.Seq != c.Seq || audit.HashLine(line) != c.Hash {
+		return Cursor{}, false
+	}
+	return c, true
 }

@@ -26,9 +26,10 @@ type transport interface {
 
 // pending is a message sent and not yet confirmed.
 type pending struct {
-	id  uint64
-	seq uint64
-	end int64
+	id   uint64
+	seq  uint64
+	end  int64
+	hash audit.Hash
 }
 
 // session ships over one connection until it fails or ctx ends.
@@ -112,7 +113,7 @@ func (ss *shipSession) fill() error {
 		if err != nil {
 			return err
 		}
-		ss.inflight = append(ss.inflight, pending{id: id, seq: it.rec.Seq, end: it.end})
+		ss.inflight = append(ss.inflight, pending{id: id, seq: it.rec.Seq, end: it.end, hash: audit.HashLine(it.line)})
 	}
 	return ss.t.flush()
 }

@@ -124,9 +124,10 @@ func NewShipper(cfg ShipConfig, src Source) (*Shipper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	if c, err = checkCursor(sp.f, c); err != nil {
-		sp.close()
-		return nil, fmt.Errorf("audit: shipping cursor: %w", err)
+	c, ok := checkCursor(sp.f, c)
+	if !ok {
+		cfg.Log.Warn("the audit shipping cursor does not match the audit file (file replaced?); shipping it from the start",
+			zap.String("cursor", cfg.Cursor))
 	}
 	sp.seek(c.Offset)
 	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, sp: sp}
@@ -217,7 +218,7 @@ func (s *Shipper) advance(it pending) {
 	if it.seq <= s.acked.Seq && it.end <= s.acked.Offset {
 		return
 	}
-	s.acked = Cursor{Seq: it.seq, Offset: it.end}
+	s.acked = Cursor{Seq: it.seq, Offset: it.end, Hash: it.hash}
 	s.update(func(st *ShipStatus) { st.AckedSeq = it.seq })
 }
 
@@ -265,7 +266,7 @@ func (s *Shipper) skip(target int64) {
 			from = it.rec.Seq
 		}
 		to, n = it.rec.Seq, n+1
-		s.acked = Cursor{Seq: it.rec.Seq, Offset: it.end}
+		s.acked = Cursor{Seq: it.rec.Seq, Offset: it.end, Hash: audit.HashLine(it.line)}
 	}
 	if n == 0 {
 		return

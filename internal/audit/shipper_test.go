@@ -218,7 +218,7 @@ func TestShipperOverflow(t *testing.T) {
 }
 
 // TestCursorMismatch: a cursor that does not match the file (the log was
-// replaced) is found again by seq, never trusted blindly.
+// replaced) is not trusted: shipping starts over, never skips.
 func TestCursorMismatch(t *testing.T) {
 	s := testKey(t, audit.Ed25519)
 	path := filepath.Join(t.TempDir(), "audit.log")
@@ -227,16 +227,31 @@ func TestCursorMismatch(t *testing.T) {
 		w.Record(ev(i))
 	}
 	w.Close(stopEv)
+	data, _ := os.ReadFile(path)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	off := int64(len(bytes.Join(lines[:5], nil)))
+	good := Cursor{Seq: 5, Offset: off, Hash: audit.HashLine(bytes.TrimSuffix(lines[4], []byte("\n")))}
 	f, _ := os.Open(path)
 	defer f.Close()
-	want, err := scanTo(f, 5)
-	if err != nil || want.Seq != 5 {
-		t.Fatal(want, err)
+	if got, ok := checkCursor(f, good); !ok || got != good {
+		t.Fatalf("good cursor refused: %+v", got)
 	}
-	for _, c := range []Cursor{{5, want.Offset}, {5, want.Offset + 3}, {5, 1 << 40}, {5, 0}} {
-		got, err := checkCursor(f, c)
-		if err != nil || got != want {
-			t.Errorf("%+v → %+v %v, want %+v", c, got, err, want)
+	other := good
+	other.Hash[0] ^= 1
+	for _, c := range []Cursor{other, {5, off + 3, good.Hash}, {5, 1 << 40, good.Hash}, {5, 0, good.Hash}, {6, off, good.Hash}} {
+		if got, ok := checkCursor(f, c); ok || got != (Cursor{}) {
+			t.Errorf("%+v → %+v %v, want a restart from 0", c, got, ok)
 		}
+	}
+	p := filepath.Join(t.TempDir(), "c")
+	if err := saveCursor(p, good); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := loadCursor(p); err != nil || c != good {
+		t.Fatalf("%+v %v", c, err)
+	}
+	os.WriteFile(p, []byte("timegate-audit-cursor v1 5 x y\n"), 0o600)
+	if _, err := loadCursor(p); err == nil {
+		t.Fatal("malformed cursor accepted")
 	}
 }
