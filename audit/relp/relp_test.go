@@ -74,3 +74,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseResponse: an accepted status is three digits (0..999), the text
+// is one trimmed line, and the parser never reads past its input.
+func FuzzParseResponse(f *testing.F) {
+	f.Add([]byte("200 OK"))
+	f.Add([]byte("200 OK\nrelp_version=0\ncommands=syslog"))
+	f.Add([]byte("500 error"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseResponse(b)
+		if err != nil {
+			return
+		}
+		if r.Code < 0 || r.Code > 999 || bytes.ContainsAny([]byte(r.Text), "\n") || len(r.Text) > len(b) {
+			t.Fatalf("%q → %+v", b, r)
+		}
+		if len(b) > 0 && r.Code != int(b[0]-'0')*100+int(b[1]-'0')*10+int(b[2]-'0') {
+			t.Fatalf("%q → code %d", b, r.Code)
+		}
+	})
+}
