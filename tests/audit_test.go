@@ -321,3 +321,25 @@ func TestAuditEpisodes(t *testing.T) {
 		t.Fatalf("%d episodes with %d refusals; %d answered of %d", episodes, total, answered, sent)
 	}
 }
+
+// TestAuditShipRELPOverTLS: RELP with acknowledgements inside TLS
+// (rsyslog imrelp tls="on"), mutual authentication with a test CA.
+func TestAuditShipRELPOverTLS(t *testing.T) {
+	bins := build.Binaries(t)
+	dir := t.TempDir()
+	ca := harness.NewTestCA(t, dir, "good")
+	srvCert, srvKey := ca.Issue(t, "collector", false)
+	cliCert, cliKey := ca.Issue(t, "gateway", true)
+	col := harness.StartRsyslog(t, harness.RsyslogOptions{Transport: "relp+tls", CertPath: srvCert, KeyPath: srvKey, ClientCA: ca.CertPath})
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	ship := fmt.Sprintf("relp+tls://127.0.0.1:%d ca %s cert %s key %s", col.Port, ca.CertPath, cliCert, cliKey)
+	p := harness.StartTimegateWith(t, bins.Timegate, auditConf(harness.FreeUDPPort(t), logPath, ship),
+		harness.TimegateOptions{Args: []string{"-state", t.TempDir()}})
+	waitAuditStart(t, p, 0)
+	produce(t, p, logPath, 200)
+	waitCollected(t, col, logPath, time.Minute)
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitCollected(t, col, logPath, 10*time.Second)
+}

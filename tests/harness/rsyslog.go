@@ -10,8 +10,8 @@ import (
 
 // RsyslogOptions choose the collector's input.
 type RsyslogOptions struct {
-	// Transport is "relp" (imrelp, acknowledged) or "tls" (imtcp with the
-	// gtls driver, RFC 5425 octet counting).
+	// Transport is "relp" (imrelp, acknowledged), "relp+tls" (imrelp over
+	// TLS) or "tls" (imtcp with the gtls driver, RFC 5425 octet counting).
 	Transport string
 	// For "tls": the server's certificate chain and key, and the CA that
 	// client certificates must chain to (ClientCA empty: clients are not
@@ -34,7 +34,7 @@ type Rsyslog struct {
 func StartRsyslog(t testing.TB, o RsyslogOptions) *Rsyslog {
 	t.Helper()
 	bin := RequireBinary(t, "rsyslogd")
-	module := map[string]string{"relp": "imrelp.so", "tls": "lmnsd_gtls.so"}[o.Transport]
+	module := map[string]string{"relp": "imrelp.so", "relp+tls": "imrelp.so", "tls": "lmnsd_gtls.so"}[o.Transport]
 	if module == "" {
 		t.Fatalf("StartRsyslog: transport %q", o.Transport)
 	}
@@ -88,6 +88,12 @@ func (r *Rsyslog) config(o RsyslogOptions, work string) string {
 	switch o.Transport {
 	case "relp":
 		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\" maxDataSize=\"64k\")\n", r.Port)
+	case "relp+tls":
+		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\" maxDataSize=\"64k\" tls=\"on\" tls.myCert=%q tls.myPrivKey=%q", r.Port, o.CertPath, o.KeyPath)
+		if o.ClientCA != "" {
+			fmt.Fprintf(&b, " tls.caCert=%q tls.authMode=\"certvalid\"", o.ClientCA)
+		}
+		b.WriteString(")\n")
 	case "tls":
 		auth := "anon"
 		if o.ClientCA != "" {
