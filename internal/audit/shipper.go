@@ -163,9 +163,16 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		prev := s.Status()
 		s.update(func(st *ShipStatus) { st.Connected = false; st.LastError = err.Error(); st.Reconnects++ })
-		s.log.Warn("audit shipping interrupted; will resume from the last acknowledged record",
-			zap.String("collector", s.Status().Target), zap.Uint64("acked_seq", s.acked.Seq), zap.Error(err))
+		// Warn when shipping stops or fails differently; the retries of a
+		// long outage (every 30 s at most) are Debug, so they do not flood.
+		level := zap.DebugLevel
+		if prev.Connected || prev.LastError != err.Error() {
+			level = zap.WarnLevel
+		}
+		s.log.Log(level, "audit shipping interrupted; will resume from the last acknowledged record",
+			zap.String("collector", prev.Target), zap.Uint64("acked_seq", s.acked.Seq), zap.Error(err))
 		if s.acked.Seq != before {
 			backoff = minBackoff
 		}
