@@ -96,8 +96,8 @@ func TestSanitizeBounds(t *testing.T) {
 	for i := range 100 {
 		d[fmt.Sprint("k", i)] = strings.Repeat("é", 2000) + "\xff"
 	}
-	line := c.Append(Event{Type: TypeStart, Outcome: OutcomeOK, Details: d, Subject: Subject{User: "\xfe"}}, t0)
-	if len(line) > MaxLineLen {
+	line := c.Append(Event{Type: TypeStart, Outcome: OutcomeOK, Details: d, Subject: Subject{User: strings.Repeat("<", 600)}}, t0)
+	if len(line) > MaxEventLen || !strings.Contains(string(line), `"truncated":"details dropped`) {
 		t.Fatalf("line of %d bytes", len(line))
 	}
 	if _, err := Parse(line); err != nil {

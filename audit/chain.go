@@ -40,6 +40,13 @@ func (c *Chain) Append(e Event, now time.Time) []byte {
 	e = e.sanitized()
 	r := c.record(e, now)
 	line := r.Encode()
+	if len(line) > MaxEventLen {
+		// Escaping can grow a string sixfold (<, >, & become \u003c...).
+		r.Details = map[string]string{"truncated": "details dropped: record over " + strconv.Itoa(MaxEventLen) + " bytes"}
+		r.Subject = Subject{Prefix: clip(r.Subject.Prefix, 64), Source: clip(r.Subject.Source, 64),
+			KeyID: clip(r.Subject.KeyID, 64), User: clip(r.Subject.User, 64)}
+		line = r.Encode()
+	}
 	c.advance(line)
 	c.SinceCheckpoint++
 	return line

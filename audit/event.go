@@ -77,9 +77,17 @@ type Event struct {
 // file costs the verifier and keep a component bug (a huge error string)
 // from producing multi-megabyte lines that a collector would truncate.
 const (
-	MaxDetails     = 16
-	MaxStringLen   = 512
-	MaxLineLen     = 16 << 10 // an ML-DSA-65 checkpoint is about 5 KiB
+	MaxDetails   = 16
+	MaxStringLen = 512
+	// MaxEventLen caps an ordinary record's line: with the RFC 5424 header
+	// it stays under rsyslog's default maxMessageSize of 8 KiB, so no
+	// record is one the collector refuses for ever (a RELP session that
+	// fails on one message would stall shipping behind it). A record over
+	// it keeps its type, outcome and subject and loses its details.
+	MaxEventLen = 7 << 10
+	// MaxLineLen is what parsers accept: an ML-DSA-65 checkpoint is about
+	// 5 KiB; twice the event cap leaves room for a future field.
+	MaxLineLen     = 16 << 10
 	maxKeyLen      = 64
 	maxTypeLen     = 64
 	truncateMarker = "…"

@@ -75,9 +75,11 @@ func rsyslogModule(name string) bool {
 
 // config keeps only timegate's messages, and writes each MSG (the audit
 // record's JSON line) on its own line; rsyslog's own notices stay out.
+// Message size limits stay at rsyslog's defaults (8 KiB), which timegate's
+// records are built to fit.
 func (r *Rsyslog) config(o RsyslogOptions, work string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global(workDirectory=%q maxMessageSize=\"64k\"", work)
+	fmt.Fprintf(&b, "global(workDirectory=%q", work)
 	if o.Transport == "tls" {
 		fmt.Fprintf(&b, " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCertFile=%q defaultNetstreamDriverKeyFile=%q", o.CertPath, o.KeyPath)
 		if o.ClientCA != "" {
@@ -87,9 +89,9 @@ func (r *Rsyslog) config(o RsyslogOptions, work string) string {
 	b.WriteString(")\n")
 	switch o.Transport {
 	case "relp":
-		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\" maxDataSize=\"64k\")\n", r.Port)
+		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\")\n", r.Port)
 	case "relp+tls":
-		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\" maxDataSize=\"64k\" tls=\"on\" tls.myCert=%q tls.myPrivKey=%q", r.Port, o.CertPath, o.KeyPath)
+		fmt.Fprintf(&b, "module(load=\"imrelp\")\ninput(type=\"imrelp\" address=\"127.0.0.1\" port=\"%d\" tls=\"on\" tls.myCert=%q tls.myPrivKey=%q", r.Port, o.CertPath, o.KeyPath)
 		if o.ClientCA != "" {
 			fmt.Fprintf(&b, " tls.caCert=%q tls.authMode=\"certvalid\"", o.ClientCA)
 		}
