@@ -30,8 +30,6 @@ type fakeRELP struct {
 	conns     int
 }
 
-var seqRE = regexp.MustCompile(`seq="(\d+)"`)
-
 func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,6 +55,7 @@ func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
 
 func (f *fakeRELP) serve(c net.Conn, first bool) {
 	defer c.Close()
+	seqRE := regexp.MustCompile(`seq="(\d+)"`)
 	var buf []byte
 	tmp := make([]byte, 64<<10)
 	n := 0
