@@ -267,3 +267,27 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyDedup: a collector's copy, with a re-sent stretch, verifies
+// with Dedup; a re-sent record that differs is named; without Dedup the
+// repeat is a reordering.
+func TestVerifyDedup(t *testing.T) {
+	s := testSigner(t, Ed25519)
+	pub := s.Public()
+	lines := buildFile(t, s, 25, 10)
+	resent := append(append(append([][]byte{}, lines[:15]...), lines[9:15]...), lines[15:]...)
+	sum, err := Verify(bytes.NewReader(join(resent)), VerifyOptions{Key: &pub, Dedup: true})
+	if err != nil || sum.Duplicates != 6 || sum.Records != len(lines) {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	if _, err := Verify(bytes.NewReader(join(resent)), VerifyOptions{Key: &pub}); err == nil {
+		t.Fatal("repeats accepted without Dedup")
+	}
+	bad := append([][]byte{}, resent...)
+	bad[17] = bytes.Replace(bytes.Clone(bad[17]), []byte("accepted"), []byte("rejected"), 1)
+	_, err = Verify(bytes.NewReader(join(bad)), VerifyOptions{Key: &pub, Dedup: true})
+	var p *Problem
+	if !errors.As(err, &p) || p.Line != 18 || !strings.Contains(p.Reason, "differs from the first") {
+		t.Fatalf("%v", err)
+	}
+}

@@ -34,6 +34,23 @@ type VerifyOptions struct {
 	// it those are reported, since they are what truncation past a
 	// checkpoint leaves (a cleanly stopped gateway ends its file with one).
 	Live bool
+	// Dedup accepts what a collector's copy holds: records delivered more
+	// than once (at-least-once shipping re-sends after a reconnect). A
+	// record whose seq was already seen is skipped when it is byte for
+	// byte the earlier copy, and is a Problem when it differs or when the
+	// earlier copy is older than DedupWindow records (it cannot be
+	// compared then). Memory stays fixed (DedupWindow hashes).
+	Dedup bool
+}
+
+// DedupWindow is how far back Dedup compares a repeated record: far more
+// than a shipper ever re-sends (its window plus what a crash leaves
+// unacknowledged).
+const DedupWindow = 1 << 16
+
+type seenRecord struct {
+	seq  uint64
+	hash Hash
 }
 
 // Summary describes a file that verified.
@@ -45,6 +62,7 @@ type Summary struct {
 	Unverified     int    // checkpoints not checked (no key)
 	LastCheckpoint uint64 // seq of the last checkpoint, 0 if none
 	Unsigned       int    // records after the last checkpoint
+	Duplicates     int    // repeated records skipped (Dedup)
 }
 
 // Verifier checks a file line by line; feed it with Line, then call End.
@@ -56,6 +74,7 @@ type Verifier struct {
 	prev       Record
 	prevHash   Hash
 	firstUncov int // line of the first record after the last checkpoint
+	seen       []seenRecord
 }
 
 // NewVerifier returns a verifier.
@@ -67,6 +86,9 @@ func (v *Verifier) Line(line []byte) *Problem {
 	r, err := Parse(line)
 	if err != nil {
 		return &Problem{Line: v.line, Reason: "not a valid record (edited?): " + err.Error()}
+	}
+	if v.opts.Dedup && v.sum.Records > 0 && r.Seq <= v.prev.Seq {
+		return v.duplicate(r, line)
 	}
 	if p := v.link(r); p != nil {
 		return p
@@ -90,6 +112,25 @@ func (v *Verifier) Line(line []byte) *Problem {
 		v.sum.Unsigned++
 	}
 	v.prev, v.prevHash = r, HashLine(line)
+	if v.opts.Dedup {
+		if v.seen == nil {
+			v.seen = make([]seenRecord, DedupWindow)
+		}
+		v.seen[r.Seq%DedupWindow] = seenRecord{r.Seq, v.prevHash}
+	}
+	return nil
+}
+
+// duplicate checks a record whose seq was already seen (Dedup).
+func (v *Verifier) duplicate(r Record, line []byte) *Problem {
+	s := v.seen[r.Seq%DedupWindow]
+	switch {
+	case s.seq != r.Seq:
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("repeats seq %d from more than %d records back: cannot compare it with the first copy", r.Seq, DedupWindow)}
+	case s.hash != HashLine(line):
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("a second copy of seq %d differs from the first", r.Seq)}
+	}
+	v.sum.Duplicates++
 	return nil
 }
 

@@ -220,6 +220,11 @@ func TestAuditShipRELPOutageAndKill(t *testing.T) {
 			t.Fatalf("verify %s: %v %s", f, err, out)
 		}
 	}
+	// And the collector's own file, duplicates and all.
+	out, _, err := harness.RunGatectl(t, bins.Gatectl, "audit", "verify", "-dedup", "-pub", pub, col.OutPath)
+	if err != nil || !strings.Contains(out, fmt.Sprintf(", %d duplicates skipped", dups)) {
+		t.Fatalf("verify -dedup %s: %v %s", col.OutPath, err, out)
+	}
 }
 
 // TestAuditShipTLS: syslog over TLS (RFC 5425) to rsyslogd's imtcp with the

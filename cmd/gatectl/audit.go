@@ -16,7 +16,7 @@ import (
 )
 
 const auditUsage = `usage: gatectl audit key [-key FILE] [-json]
-       gatectl audit verify [-pub FILE] [-live] [-json] FILE
+       gatectl audit verify [-pub FILE] [-live] [-dedup] [-json] FILE
 
   key     print the audit log's public key (the line -pub reads), from
           FILE.pub or else from the private key FILE (default: auditkey in
@@ -27,6 +27,9 @@ const auditUsage = `usage: gatectl audit key [-key FILE] [-json]
           auditkey.pub. -live accepts an unsigned tail and an incomplete last
           line (a file still being written); without it the file must end
           with a checkpoint, as a cleanly stopped gateway leaves it.
+          -dedup verifies a collector's copy: records delivered twice
+          (at-least-once shipping) are skipped when identical to the first
+          copy, and named when they differ.
 
 Exit status: 0 verified, 1 verification failed or the file or key could
 not be read, 2 usage error.
@@ -121,6 +124,7 @@ type verifyResult struct {
 	Checkpoints    int    `json:"checkpoints"`
 	LastCheckpoint uint64 `json:"last_checkpoint_seq"`
 	Unsigned       int    `json:"unsigned_tail"`
+	Duplicates     int    `json:"duplicates"`
 	KeyFingerprint string `json:"key_fingerprint"`
 	BadLine        int    `json:"bad_line,omitempty"`
 	BadSeq         uint64 `json:"bad_seq,omitempty"`
@@ -132,13 +136,14 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	pubPath := fs.String("pub", defaultKeyPath()+".pub", "public key `file` (gatectl audit key output)")
 	live := fs.Bool("live", false, "accept an unsigned tail and an incomplete last line (file still being written)")
+	dedup := fs.Bool("dedup", false, "skip records delivered twice (a collector's copy), if identical to the first copy")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil || len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: gatectl audit verify [-pub FILE] [-live] [-json] FILE")
+		fmt.Fprintln(stderr, "usage: gatectl audit verify [-pub FILE] [-live] [-dedup] [-json] FILE")
 		return exitUsage
 	}
 	text, err := os.ReadFile(*pubPath)
@@ -157,9 +162,10 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer f.Close()
-	sum, err := audit.Verify(f, audit.VerifyOptions{Key: &pub, Live: *live})
+	sum, err := audit.Verify(f, audit.VerifyOptions{Key: &pub, Live: *live, Dedup: *dedup})
 	res := verifyResult{File: pos[0], OK: err == nil, Records: sum.Records, FirstSeq: sum.FirstSeq, LastSeq: sum.LastSeq,
-		Checkpoints: sum.Checkpoints, LastCheckpoint: sum.LastCheckpoint, Unsigned: sum.Unsigned, KeyFingerprint: pub.Fingerprint()}
+		Checkpoints: sum.Checkpoints, LastCheckpoint: sum.LastCheckpoint, Unsigned: sum.Unsigned, Duplicates: sum.Duplicates,
+		KeyFingerprint: pub.Fingerprint()}
 	var p *audit.Problem
 	switch {
 	case errors.As(err, &p):
@@ -178,8 +184,12 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: BAD: first bad record at %v\n", pos[0], p)
 		return exitFail
 	}
-	fmt.Fprintf(stdout, "%s: OK: %d records, seq %d..%d, %d checkpoints signed by %s %s (last at seq %d), %d records after it\n",
+	fmt.Fprintf(stdout, "%s: OK: %d records, seq %d..%d, %d checkpoints signed by %s %s (last at seq %d), %d records after it",
 		pos[0], res.Records, res.FirstSeq, res.LastSeq, res.Checkpoints, pub.Alg, res.KeyFingerprint, res.LastCheckpoint, res.Unsigned)
+	if *dedup {
+		fmt.Fprintf(stdout, ", %d duplicates skipped", res.Duplicates)
+	}
+	fmt.Fprintln(stdout)
 	return exitOK
 }
 

@@ -35,7 +35,7 @@ Commands:
         validate a timegate configuration file; non-zero exit on any error
   audit key [-key FILE] [-json]
         print the audit log's public key (ML-DSA-65 or Ed25519)
-  audit verify [-pub FILE] [-live] [-json] FILE
+  audit verify [-pub FILE] [-live] [-dedup] [-json] FILE
         verify an audit log's hash chain and signed checkpoints; names the
         first bad record (exit 1)
   help  this text
