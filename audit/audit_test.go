@@ -291,3 +291,16 @@ func TestVerifyDedup(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestControlEvents(t *testing.T) {
+	var c Chain
+	for _, e := range []Event{ControlCommand("uid 0", "rotate", nil), ControlCommand("uid 0", "reload", errors.New("bad")),
+		ControlRefused("uid 1000", "rotate", "not authorised")} {
+		if _, err := Parse(c.Append(e, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := ControlCommand("u", "x", errors.New("e")); e.Outcome != OutcomeFailed || e.Details["error"] != "e" {
+		t.Fatal(e)
+	}
+}

@@ -129,3 +129,23 @@ func clip(s string, n int) string {
 	}
 	return s[:cut] + truncateMarker
 }
+
+// ControlCommand is the record of a control-socket command: who (user:
+// the peer's uid or name from SO_PEERCRED), what (command, with its
+// arguments), and whether it worked (err nil or not).
+func ControlCommand(user, command string, err error) Event {
+	e := Event{Type: TypeControlCommand, Outcome: OutcomeOK, Subject: Subject{User: user},
+		Details: map[string]string{"command": command}}
+	if err != nil {
+		e.Outcome = OutcomeFailed
+		e.Details["error"] = err.Error()
+	}
+	return e
+}
+
+// ControlRefused is the record of a control-socket request refused before
+// it ran (not authorised, rate limited, malformed): why says which.
+func ControlRefused(user, command, why string) Event {
+	return Event{Type: TypeControlRefused, Outcome: OutcomeDenied, Subject: Subject{User: user},
+		Details: map[string]string{"command": command, "why": why}}
+}
