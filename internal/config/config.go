@@ -74,6 +74,7 @@ type Config struct {
 	// Metrics is where Prometheus metrics, /healthz and /readyz are served
 	// over HTTP (timegate `metrics ADDR:PORT`); the zero value is off.
 	Metrics netip.AddrPort
+	Audit   Audit // the audit trail (auditlog, auditkey, auditship, ...)
 
 	// Positions records where each single-valued directive was set, so that
 	// later checks (a missing certificate file, say) can name the line.
@@ -147,6 +148,7 @@ func Defaults() *Config {
 		MaxDistance:    DefaultMaxDistance,
 		AuthSelectMode: "require",
 		Holdover:       DefaultHoldover,
+		Audit:          defaultAudit(),
 		Positions:      map[string]Position{},
 	}
 }

@@ -58,6 +58,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{userDirective, true}, true
 	case "metrics":
 		return handler{metricsDirective, true}, true
+	case "auditlog", "auditkey", "auditcheckpoint", "auditepisodes", "auditship":
+		return auditDirective(name)
 	}
 	return handler{}, false
 }

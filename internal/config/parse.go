@@ -116,6 +116,7 @@ func (p *parser) finish() {
 	if (c.NTSServerCert == "") != (c.NTSServerKey == "") {
 		p.errs = append(p.errs, fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
 	}
+	p.finishAudit()
 }
 
 // intArg parses one integer argument within [lo, hi].

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -118,6 +119,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 		}
 		wait := min(resolveRetryMin<<min(a.resolveFails-1, 10), resolveRetryMax)
 		r.log.Warn("cannot resolve source", zap.String("source", a.spec.Host), zap.Error(ev.err), zap.Duration("retry_in", wait))
+		r.auditSourceDown(a.spec.Host, "resolve", fmt.Sprint(ev.err))
 		r.resolve(a, wait)
 		return
 	}
@@ -262,6 +264,7 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	if err != nil {
 		r.log.Warn("NTS-KE failed", zap.String("source", a.spec.Host), zap.Error(err))
 		a.keErr = err.Error()
+		r.auditSourceDown(a.spec.Host, "nts-ke", err.Error())
 		r.apply(a, a.src.HandleRekey(local, nil, 0, err))
 		return
 	}

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"timegate/audit"
 
 	"go.uber.org/zap"
 
@@ -69,7 +70,11 @@ type Options struct {
 	Discipliner upstream.Discipliner
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
-	Log     *zap.Logger
+	// Audit, when set, receives audit events (system peer changes,
+	// falsetickers, failing or stopped sources, refused clock steps). It
+	// must not block.
+	Audit func(audit.Event)
+	Log   *zap.Logger
 
 	Now      func() time.Time // nil: time.Now
 	Rand     io.Reader        // nil: crypto/rand

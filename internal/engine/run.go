@@ -51,6 +51,9 @@ type runner struct {
 	cands  []*assoc        // whose candidates res indexes
 	lawGen uint64
 	law    *time.Timer
+	// falsetickers are the sources the last round rejected, so that only a
+	// change is an audit record.
+	falsetickers map[string]bool
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -154,6 +157,7 @@ func (r *runner) apply(a *assoc, acts []upstream.Action) {
 		case upstream.Demobilize:
 			a.stopTimer()
 			r.log.Warn("source stopped", zap.String("source", a.String()), zap.String("why", act.Reason))
+			r.auditSourceDown(a.String(), "poll", act.Reason)
 		}
 	}
 }
@@ -194,12 +198,14 @@ func (r *runner) round(sys time.Time) {
 	}
 	freq := r.clock.Status(sys).Frequency
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
+	r.auditFalsetickers()
 	if !r.res.OK() {
 		r.clock.Lose(r.res.Reason)
 	} else {
 		r.sel.SystemPeer = r.res.Estimate.PeerID
 		if err := r.clock.Update(sys, r.res.Estimate); err != nil {
 			r.log.Warn("estimate refused", zap.Error(err))
+			r.auditRefused(err)
 		}
 	}
 	r.publish(sys)

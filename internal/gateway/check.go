@@ -40,5 +40,5 @@ func CheckConfig(cfg *config.Config) error {
 	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
 		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr)
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg))
 }

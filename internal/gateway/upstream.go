@@ -48,6 +48,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
 		Publish:        g.state.Store,
+		Audit:          g.rec.Record,
 		Log:            g.log.Named("upstream"),
 		Now:            g.opts.Now,
 	})

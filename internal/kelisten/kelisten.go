@@ -51,6 +51,12 @@ type Config struct {
 	// connection, before any TLS work.
 	Allow func(addr netip.Addr, now time.Time) bool
 
+	// OnFailure, when set, is told of every refused or failed session
+	// (reason: a Fail* code, FailureName names it), for the audit trail's
+	// per-source episodes. It runs on the session's goroutine and must not
+	// block.
+	OnFailure func(addr netip.Addr, reason uint8)
+
 	Now func() time.Time // nil: time.Now
 	Log *zap.Logger      // nil: no logging
 }
@@ -151,11 +157,13 @@ func (l *Listener) admit(c net.Conn) {
 	addr := remoteAddr(c)
 	if l.cfg.Allow != nil && !l.cfg.Allow(addr, l.now()) {
 		l.stats.refusedRate.Add(1)
+		l.failed(addr, FailRate)
 		refuse(c)
 		return
 	}
 	key := sourceKey(addr)
-	if !l.acquire(key) {
+	if ok, why := l.acquire(key); !ok {
+		l.failed(addr, why)
 		refuse(c)
 		return
 	}
@@ -168,26 +176,34 @@ func (l *Listener) serve(c net.Conn, key netip.Addr) {
 	defer l.release(key)
 	start := l.now()
 	err := nts.ServeConn(tls.Server(c, l.cfg.TLS), l.cfg.Server)
-	l.stats.record(err, l.now().Sub(start))
+	if why := l.stats.record(err, l.now().Sub(start)); why != FailNone {
+		l.failed(remoteAddr(c), why)
+	}
 	if err != nil {
 		l.log.Debug("NTS-KE session", zap.Stringer("client", c.RemoteAddr()), zap.Error(err))
 	}
 }
 
-func (l *Listener) acquire(key netip.Addr) bool {
+func (l *Listener) acquire(key netip.Addr) (bool, uint8) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.active >= l.cfg.MaxConns {
 		l.stats.refusedTotalCap.Add(1)
-		return false
+		return false, FailTotalCap
 	}
 	if l.sources[key] >= l.cfg.MaxConnsPerSource {
 		l.stats.refusedSourceCap.Add(1)
-		return false
+		return false, FailSourceCap
 	}
 	l.active++
 	l.sources[key]++
-	return true
+	return true, FailNone
+}
+
+func (l *Listener) failed(addr netip.Addr, why uint8) {
+	if l.cfg.OnFailure != nil {
+		l.cfg.OnFailure(addr, why)
+	}
 }
 
 func (l *Listener) release(key netip.Addr) {

@@ -210,7 +210,18 @@ func TestAllowHook(t *testing.T) {
 }
 
 func TestCountsFailures(t *testing.T) {
-	f := start(t, "127.0.0.1:0", func(c *Config) { c.Server.Timeout = 5 * time.Second })
+	var mu sync.Mutex
+	reasons := map[string]int{}
+	f := start(t, "127.0.0.1:0", func(c *Config) {
+		c.Server.Timeout = 5 * time.Second
+		c.OnFailure = func(a netip.Addr, why uint8) {
+			mu.Lock()
+			defer mu.Unlock()
+			if a == netip.MustParseAddr("127.0.0.1") {
+				reasons[FailureName(why)]++
+			}
+		}
+	})
 	base := &tls.Config{RootCAs: f.pool, ServerName: "ke.test"}
 	noALPN := base.Clone()
 	if c, err := tls.Dial("tcp", f.addr, noALPN); err == nil {
@@ -242,6 +253,12 @@ func TestCountsFailures(t *testing.T) {
 	if s.Latency.Count != 0 {
 		t.Errorf("failed sessions entered the latency histogram: %+v", s.Latency)
 	}
+	// The audit hook heard each failure, by reason, for its source.
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reasons["alpn"] == 1 && reasons["handshake"] == 1 && reasons["error-record"] == 1 && len(reasons) == 3
+	})
 }
 
 func TestAcceptErrorsBackOff(t *testing.T) {

@@ -82,6 +82,9 @@ type Rotator struct {
 	Now    func() time.Time // nil means time.Now
 	Rand   io.Reader        // nil means crypto/rand
 	Log    *zap.Logger      // nil means no logging
+	// OnRotate, when set, is told of each rotation after the new ring is
+	// saved and in service (the audit trail records it); it must not block.
+	OnRotate func(prev, next *nts.KeyRing)
 
 	mu   sync.Mutex // serialises Load and Rotate: one writer of the file
 	ring atomic.Pointer[nts.KeyRing]
@@ -137,6 +140,9 @@ func (r *Rotator) rotateLocked() error {
 		return err
 	}
 	r.ring.Store(next)
+	if r.OnRotate != nil {
+		r.OnRotate(cur, next)
+	}
 	r.log().Info("rotated NTS cookie key",
 		zap.Uint32("current", next.CurrentID()), zap.Uint32("next", next.NextID()),
 		zap.Int("keys", len(next.IDs())))
