@@ -60,8 +60,14 @@ type Gate interface {
 
 // MACKey computes and checks the MAC of a symmetric key (RFC 8573).
 type MACKey interface {
-	Size() int
-	Sum(dst, msg []byte) []byte
+	// MACLen is the digest length a packet of NTP version vn carries:
+	// digests longer than 20 octets are truncated to 20 in NTPv4 (RFC 7822
+	// §7.5 leaves no room for more) and carried whole in NTPv3, as chrony
+	// does.
+	MACLen(vn uint8) int
+	// SumTrunc appends the first n octets of the digest of msg to dst.
+	SumTrunc(dst, msg []byte, n int) []byte
+	// Verify checks mac, the whole digest or its NTPv4 truncation.
 	Verify(msg, mac []byte) bool
 }
 
@@ -285,18 +291,21 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 		return nil, v
 	}
 	signed := req[:len(req)-len(p.MAC)]
-	if len(p.Digest()) != key.Size() || !key.Verify(signed, p.Digest()) {
+	// The reply has the request's version, so it carries a digest of the
+	// same length as the request's: never larger than the request.
+	n := key.MACLen(p.Header.Version)
+	if len(p.Digest()) != n || !key.Verify(signed, p.Digest()) {
 		v.Reason = ReasonBadMAC
 		return nil, v
 	}
 	reply, tx := r.header(dst, &p.Header, rx, adm)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
-	if len(reply)+keyIDLen+key.Size() > limit {
+	if len(reply)+keyIDLen+n > limit {
 		v.Reason = ReasonNoRoom
 		return nil, v
 	}
 	reply = append(reply, p.MAC[:keyIDLen]...)
-	reply = key.Sum(reply, reply[:len(reply)-keyIDLen])
+	reply = key.SumTrunc(reply, reply[:len(reply)-keyIDLen], n)
 	return finish(reply, limit, adm, v)
 }
 

@@ -156,7 +156,10 @@ func TestRespondGate(t *testing.T) {
 // 8573 keys live in package symkey.
 type hmacKey []byte
 
-func (k hmacKey) Size() int { return 16 }
+func (k hmacKey) MACLen(uint8) int { return 16 }
+func (k hmacKey) SumTrunc(dst, msg []byte, n int) []byte {
+	return k.Sum(dst, msg)[:len(dst)+n]
+}
 func (k hmacKey) Sum(dst, msg []byte) []byte {
 	m := hmac.New(sha256.New, k)
 	m.Write(msg)

@@ -154,7 +154,8 @@ func (e *Engine) newAssoc(spec config.Source) (*assoc, []string) {
 		if key.Legacy() {
 			warn = append(warn, fmt.Sprintf("%s: key %d is %v, a legacy digest: prefer AES128 or AES256 (RFC 8573)", where, spec.KeyID, key.Type()))
 		}
-		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key}
+		// NTPv3 for digests an NTPv4 MAC cannot carry whole, as chrony does.
+		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key, Version: key.Type().PreferredVersion()}
 	case spec.NTS:
 	default:
 		if !e.mode.Allows(false) {
