@@ -12,6 +12,7 @@
 //     keys, and a reading group cannot alter the secret;
 //   - owned by the user timegate runs as or by root: any other owner could
 //     chmod the file open at any time. Writing is atomic, so a
+//
 // crash or a concurrent reader never sees a half-written key.
 package secfile
 
@@ -35,8 +36,8 @@ const MaxSize = 1 << 20
 var (
 	ErrInsecureMode  = errors.New("secfile: file is writable by its group or accessible by others")
 	ErrInsecureOwner = errors.New("secfile: file is owned by another user than root or this process's")
-	ErrNotRegular   = errors.New("secfile: not a regular file")
-	ErrTooLarge     = errors.New("secfile: file too large")
+	ErrNotRegular    = errors.New("secfile: not a regular file")
+	ErrTooLarge      = errors.New("secfile: file too large")
 )
 
 // ReadPrivate reads the secret file at path. It refuses the file when it breaks
