@@ -11,9 +11,10 @@
 //     such as _chrony or ssl-cert is how Debian ships chrony.keys and TLS
 //     keys, and a reading group cannot alter the secret;
 //   - owned by the user timegate runs as or by root: any other owner could
-//     chmod the file open at any time. Writing is atomic, so a
+//     chmod the file open at any time.
 //
-// crash or a concurrent reader never sees a half-written key.
+// Writing is atomic, so a crash or a concurrent reader never sees a
+// half-written key.
 package secfile
 
 import (
