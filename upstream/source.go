@@ -35,6 +35,10 @@ type SourceConfig struct {
 	// Rand supplies request nonces, NTS Unique Identifiers and back-off jitter; nil means
 	// crypto/rand. The nonce is what makes a reply unforgeable off-path (RFC 9109).
 	Rand io.Reader
+	// MaxDelay, when not zero, makes a reply with a longer round trip count as reachable
+	// but unusable, as chrony's maxdelay: a sample delayed that much (a congested path,
+	// a delay attack) carries a large asymmetry error.
+	MaxDelay time.Duration
 }
 
 // SourceStats counts what a source did with the datagrams it was given.
@@ -217,6 +221,10 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 	}
 	s.reach |= 1
 	s.unsynced = false
+	if s.cfg.MaxDelay > 0 && smp.Delay > s.cfg.MaxDelay {
+		s.stats.Unusable++
+		return nil
+	}
 	s.stats.Accepted++
 	s.accept(toSample(&smp, sent, rx, s.cfg.Precision))
 	return nil

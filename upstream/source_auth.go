@@ -49,15 +49,22 @@ type Auth interface {
 }
 
 // NoAuth is an unauthenticated association: plain mode-3 requests, replies taken as they
-// come (after the origin test, which is all that protects them).
-type NoAuth struct{}
+// come (after the origin test, which is all that protects them). Version is the NTP
+// version of the requests (chrony's `version` option); 0 means 4.
+type NoAuth struct {
+	Version uint8
+}
 
 // Authenticated is false.
 func (NoAuth) Authenticated() bool { return false }
 
 // Request builds a plain request.
-func (NoAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
-	return ntp.ClientRequest(dst, ntpVersion, poll, nonce), nil, nil
+func (n NoAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
+	vn := n.Version
+	if vn == 0 {
+		vn = ntpVersion
+	}
+	return ntp.ClientRequest(dst, vn, poll, nonce), nil, nil
 }
 
 // Check accepts everything.

@@ -37,7 +37,11 @@ func run(args []string, stderr io.Writer) int {
 		os.Stdout.Write(config.EmbeddedText())
 		return 0
 	case *check != "":
-		if err := gateway.Check(*check); err != nil {
+		warnings, err := gateway.CheckWithWarnings(*check)
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}

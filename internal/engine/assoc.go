@@ -54,7 +54,7 @@ func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 	cfg := upstream.SourceConfig{
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
 		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
-		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand,
+		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
 	}
 	if a.addr.IsValid() {
 		cfg.RefID = upstream.RefIDForAddr(a.addr.Addr())
@@ -113,7 +113,11 @@ func (r *runner) resolved(ev resolvedEvent) {
 	if !a.spec.Pool {
 		addrs = addrs[:1]
 	}
-	for i, ip := range addrs[:min(len(addrs), poolSize)] {
+	n := poolSize
+	if a.spec.MaxSources != 0 {
+		n = a.spec.MaxSources
+	}
+	for i, ip := range addrs[:min(len(addrs), n)] {
 		b := a
 		if i > 0 {
 			b = &assoc{spec: a.spec, auth: a.auth, id: uint64(len(r.assocs) + 1)}

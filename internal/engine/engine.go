@@ -56,6 +56,9 @@ type Options struct {
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
 	// (chrony's ntstrustedcerts).
 	TrustedCerts []string
+	// NoSystemCert trusts only TrustedCerts, not the system roots (chrony's
+	// nosystemcert).
+	NoSystemCert bool
 	// Precision is the local clock's, log2 seconds; it goes into the served header.
 	Precision int8
 	// Fallback is served while unsynchronised (`local stratum N`); nil serves
@@ -121,7 +124,7 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.opts.Rand == nil {
 		e.opts.Rand = rand.Reader
 	}
-	if e.tls, err = trustConfig(opts.TrustedCerts); err != nil {
+	if e.tls, err = trustConfig(opts.TrustedCerts, opts.NoSystemCert); err != nil {
 		return nil, nil, err
 	}
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
@@ -154,13 +157,19 @@ func (e *Engine) newAssoc(spec config.Source) (*assoc, []string) {
 		if key.Legacy() {
 			warn = append(warn, fmt.Sprintf("%s: key %d is %v, a legacy digest: prefer AES128 or AES256 (RFC 8573)", where, spec.KeyID, key.Type()))
 		}
-		// NTPv3 for digests an NTPv4 MAC cannot carry whole, as chrony does.
-		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key, Version: key.Type().PreferredVersion()}
+		// NTPv3 for digests an NTPv4 MAC cannot carry whole, as chrony does, unless
+		// the line says which version.
+		vn := key.Type().PreferredVersion()
+		if spec.Version != 0 {
+			vn = uint8(spec.Version)
+		}
+		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key, Version: vn}
 	case spec.NTS:
 	default:
 		if !e.mode.Allows(false) {
 			warn = append(warn, fmt.Sprintf("%s: not authenticated (no nts or key): authselectmode %s never selects it", where, e.mode))
 		}
+		auth = upstream.NoAuth{Version: uint8(spec.Version)}
 	}
 	a := &assoc{spec: spec, auth: auth, id: uint64(len(e.assocs) + 1)}
 	return a, warn

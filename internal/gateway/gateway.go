@@ -58,12 +58,20 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now)}
 	g.cfg.Store(cfg)
+	// Each line accepted without the effect it has in chrony or ntpd is said
+	// once, at start-up, with its file:line and why.
+	for _, w := range cfg.Warnings {
+		g.log.Warn("configuration", zap.String("warning", w.String()))
+	}
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
 	keys, err := g.loadKeys(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range syncWarnings(cfg, keys) {
+		g.log.Warn("configuration", zap.String("warning", w))
 	}
 	up, err := g.newUpstream(cfg, keys)
 	if err != nil {

@@ -45,6 +45,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Holdover:       cfg.Holdover,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
+		NoSystemCert:   cfg.NoSystemCert,
 		Precision:      g.precision,
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
