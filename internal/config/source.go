@@ -133,7 +133,7 @@ func sourceFlagNoEffect(opt string) string {
 		return "sources are always online"
 	case "copy":
 		return "the reference ID is the source's address"
-	case "preempt", "noval":
+	case "preempt", "noval", "dynamic":
 		return "associations are fixed at start-up"
 	case "autokey":
 		return whyAutokey

@@ -49,8 +49,12 @@ func syncWarnings(cfg *config.Config, keys *symkey.Set) []string {
 	where := posOr(cfg, "minsources")
 	var out []string
 	if unauth > 0 {
+		fix := "`authselectmode mix`"
+		if n := usable + unauth; n < cfg.MinSources {
+			fix = fmt.Sprintf("`authselectmode mix` and `minsources %d`", n)
+		}
 		out = append(out, fmt.Sprintf("%s: authselectmode require never selects the %d unauthenticated source(s): "+
-			"add `nts` (or `key ID`) to their server lines, or write `authselectmode mix`", posOr(cfg, "authselectmode"), unauth))
+			"add `nts` (or `key ID`) to their server lines, or write %s", posOr(cfg, "authselectmode"), unauth, fix))
 	}
 	if missingKey > 0 {
 		out = append(out, fmt.Sprintf("%s: %d source(s) name a key that is not in the keys file: add the keys to it", posOr(cfg, "keyfile"), missingKey))
