@@ -183,3 +183,44 @@ func (p *parser) hasRestrictDefault() bool {
 	}
 	return false
 }
+
+// restrictHost returns the host name a restrict line names instead of an
+// address (ntpd resolves it at start-up), or "".
+func restrictHost(args []string) string {
+	if len(args) > 1 && (args[0] == "-4" || args[0] == "-6") {
+		args = args[1:]
+	}
+	w := args[0]
+	if _, err := netip.ParseAddr(w); err == nil || strings.EqualFold(w, "default") || strings.Contains(w, "/") {
+		return ""
+	}
+	letter := false
+	for _, r := range w {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+			letter = true
+		case r >= '0' && r <= '9', r == '.', r == '-':
+		default:
+			return ""
+		}
+	}
+	if !letter {
+		return ""
+	}
+	return w
+}
+
+// restrictHostname handles `restrict HOST ...`: timegate resolves no names
+// in its configuration. A line that only grants (or holds the flags timegate
+// always applies) has no effect and warns; one that would deny or limit the
+// host is refused, since dropping it would serve what the operator barred.
+func restrictHostname(p *parser, name, host string, args []string) {
+	for _, w := range args {
+		switch strings.ToLower(w) {
+		case "ignore", "noserve", "notrust", "require-auth", "limited", "kod":
+			p.fail(name, "%s: host names are not resolved here and this rule restricts: write the address (restrict ADDR ...)", host)
+			return
+		}
+	}
+	p.warn(name, "%s: host names are not resolved here: no effect (the rule grants nothing timegate does not already grant)", host)
+}

@@ -179,11 +179,13 @@ func TestEveryDirectiveKnown(t *testing.T) {
 	parseErr(t, "frobnicate 1\n", "t.conf:1: frobnicate: unknown directive")
 }
 
-func TestRestrictSource(t *testing.T) {
-	c := mustParse(t, "restrict source nomodify notrap noquery\n")
-	if len(c.Restrict) != 0 || len(c.Warnings) != 1 {
-		t.Errorf("restrict source: %d rules, warnings %s", len(c.Restrict), warningsText(c))
+func TestRestrictSourceAndHostnames(t *testing.T) {
+	c := mustParse(t, "restrict source nomodify notrap noquery\nrestrict ntp.example.net nomodify notrap noquery\n")
+	if len(c.Restrict) != 0 || len(c.Warnings) != 2 {
+		t.Errorf("restrict source/host: %d rules, warnings %s", len(c.Restrict), warningsText(c))
 	}
+	parseErr(t, "restrict bad.example.net ignore\n", "t.conf:1: restrict: bad.example.net: host names are not resolved here and this rule restricts")
+	parseErr(t, "restrict 10.0.0.0 mask 255.0.0.0 frobnicate\n", "frobnicate")
 }
 
 func writeFile(t *testing.T, path, text string) {

@@ -267,6 +267,10 @@ func restrict(p *parser, name string, args []string) {
 	}
 	rule, err := policy.ParseRestrict(args)
 	if err != nil {
+		if host := restrictHost(args); host != "" {
+			restrictHostname(p, name, host, args)
+			return
+		}
 		p.fail(name, "%v", err)
 		return
 	}

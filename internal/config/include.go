@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // maxIncludeDepth bounds nesting: a file that includes itself must end in
@@ -116,14 +117,18 @@ func (p *parser) includeFile(name, path string, sources bool) {
 	p.pos, p.sources = saved, savedSources
 }
 
-// readConfigFile reads at most maxFileSize+1 bytes, so that a huge file
-// named by mistake is refused without being read whole.
+// readConfigFile reads a regular file of at most maxFileSize bytes: a huge
+// file named by mistake is refused without being read whole, and a FIFO or
+// device (include /dev/stdin) is refused instead of blocking start-up.
 func readConfigFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err
