@@ -50,6 +50,9 @@ type Admission struct {
 	Kiss   KissCode
 	Reason Reason
 	Leak   bool
+	// NoPeer: the matching rule has ntpd's nopeer, so a symmetric-active
+	// (mode 1) request is refused; a mode 3 request is unaffected.
+	NoPeer bool
 }
 
 // Gate decides whether a client gets time: access policy and rate limiting.
@@ -161,11 +164,19 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 		return nil, v
 	}
 	v.Auth = claimedAuth(&p)
+	if p.Header.Mode == ModeSymmetricActive && v.Auth == AuthNTS {
+		// NTS is defined for client/server mode only (RFC 8915 §5).
+		v.Reason = ReasonMode
+		return nil, v
+	}
 	adm := Admission{Action: ActionReply}
 	if r.Gate != nil {
 		adm = r.Gate.Admit(client.Addr().Unmap(), rx, v.Auth)
 	}
 	v.Leak = adm.Leak
+	if p.Header.Mode == ModeSymmetricActive {
+		adm = admitPeer(adm)
+	}
 	if adm.Action == ActionDrop {
 		v.Reason = adm.Reason
 		return nil, v
@@ -186,8 +197,26 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 	return finish(reply, limit, adm, v)
 }
 
+// admitPeer narrows an admission for a symmetric-active (mode 1) request,
+// which is answered statelessly with mode 2, as chronyd answers a peer it
+// has not configured and ntpd one that nopeer does not forbid: Windows'
+// w32time polls in mode 1 unless its peer flags include 0x8. Where the
+// matching rule has nopeer it is refused; a kiss (RFC 5905 §7.4 defines
+// them for client/server exchanges) becomes silence.
+func admitPeer(adm Admission) Admission {
+	switch {
+	case adm.Action == ActionDrop:
+	case adm.NoPeer:
+		adm.Action, adm.Reason = ActionDrop, ReasonPolicy
+	case adm.Action == ActionKoD:
+		adm.Action = ActionDrop
+	}
+	return adm
+}
+
 // screen applies the checks that need no state: everything that is not a
-// well-formed client request is dropped before any further work.
+// well-formed client (mode 3) or symmetric-active (mode 1) request is
+// dropped before any further work.
 func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
 	v := Verdict{Action: ActionDrop}
 	if len(req) < HeaderLen {
@@ -203,7 +232,7 @@ func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
 		v.Reason = ReasonVersion
 		return Packet{}, v
 	}
-	if Mode(req[0]&7) != ModeClient {
+	if m := Mode(req[0] & 7); m != ModeClient && m != ModeSymmetricActive {
 		v.Reason = ReasonMode
 		return Packet{}, v
 	}
@@ -242,10 +271,14 @@ func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission)
 		return h.Append(dst), Stamper{}
 	}
 	st := r.State()
+	mode := ModeServer
+	if req.Mode == ModeSymmetricActive {
+		mode = ModeSymmetricPassive // stateless: no association is kept
+	}
 	h := Header{
 		Leap:           st.Leap,
 		Version:        req.Version,
-		Mode:           ModeServer,
+		Mode:           mode,
 		Stratum:        st.Stratum,
 		Poll:           clampPoll(req.Poll),
 		Precision:      st.Precision,
