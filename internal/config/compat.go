@@ -34,6 +34,8 @@ func compatDirective(name string) (handler, bool) {
 		return handler{noSystemCert, true}, true
 	case "nts":
 		return handler{ntpsecNTS, false}, true
+	case "ntsaeads":
+		return handler{ntsAEADs, true}, true
 	}
 	return handler{}, false
 }

@@ -237,6 +237,18 @@ func TestIncludes(t *testing.T) {
 	}
 }
 
+func TestNTSAEADs(t *testing.T) {
+	if c := mustParse(t, "ntsaeads 15 30\n"); !slices.Equal(c.NTSAEADs, []uint16{15, 30}) {
+		t.Errorf("ntsaeads %v", c.NTSAEADs)
+	}
+	if c := mustParse(t, "port 1\n"); c.NTSAEADs != nil {
+		t.Errorf("default %v, want nil", c.NTSAEADs)
+	}
+	parseErr(t, "ntsaeads 17\n", "AEAD 17 is not supported")
+	parseErr(t, "ntsaeads 15 15\n", "twice")
+	parseErr(t, "ntsaeads\n", "one or two")
+}
+
 func TestNTPsecNTS(t *testing.T) {
 	c := mustParse(t, "nts enable\nnts key /k.pem\nnts cert /c.pem\nnts ca /ca.pem\nnts mintls TLS1.3\n")
 	if c.NTSServerKey != "/k.pem" || c.NTSServerCert != "/c.pem" || !slices.Equal(c.NTSTrustedCerts, []string{"/ca.pem"}) || len(c.Warnings) != 1 {

@@ -42,6 +42,10 @@ type Config struct {
 	NTSServerKey    string   // chrony `ntsserverkey`
 	NTSTrustedCerts []string // chrony `ntstrustedcerts`: CA files for upstream NTS-KE
 	NoSystemCert    bool     // chrony `nosystemcert`: trust only NTSTrustedCerts
+	// NTSAEADs is chrony's `ntsaeads`: the AEADs for NTS on the NTP path in
+	// order of preference, as the server chooses and as the client offers;
+	// nil: 30 (AES-128-GCM-SIV), then 15 (AES-SIV-CMAC-256).
+	NTSAEADs []uint16
 	NTSDumpDir      string   // chrony `ntsdumpdir`: where the NTS key ring is kept
 	NTSRotate       time.Duration
 	NTSNTPServer    string // chrony `ntsntpserver`: NTP host named in NTS-KE replies

@@ -70,8 +70,6 @@ func noEffect(name string) (string, bool) {
 		return "NTS-KE runs again when the cookies run out or a server refuses one", true
 	case "refresh":
 		return "source names are resolved again only when they fail to resolve", true
-	case "ntsaeads":
-		return "NTS uses AES-SIV-CMAC-256 (AEAD 15), which every NTS implementation supports", true
 	case "nocerttimecheck":
 		return "certificate validity times are always checked", true
 	case "combinelimit", "maxjitter", "maxstratum", "minstratum", "reselectdist",

@@ -288,3 +288,30 @@ func (p *parser) finishCompat() {
 	}
 	p.finishAccess()
 }
+
+// ntsaeads ID... — chrony 4.4+: the AEAD ids for NTS, most preferred first.
+// timegate implements 30 (AES-128-GCM-SIV) and 15 (AES-SIV-CMAC-256); an id
+// it cannot serve is an error rather than silently skipped.
+func ntsAEADs(p *parser, name string, args []string) {
+	if len(args) == 0 || len(args) > 2 {
+		p.fail(name, "takes one or two AEAD ids (30, 15)")
+		return
+	}
+	ids := make([]uint16, 0, len(args))
+	for _, a := range args {
+		v, ok := p.intArg(name, "AEAD id", a, 0, 65535)
+		if !ok {
+			return
+		}
+		if v != 15 && v != 30 {
+			p.fail(name, "AEAD %d is not supported: timegate has 30 (AES-128-GCM-SIV) and 15 (AES-SIV-CMAC-256)", v)
+			return
+		}
+		if len(ids) == 1 && ids[0] == uint16(v) {
+			p.fail(name, "AEAD %d listed twice", v)
+			return
+		}
+		ids = append(ids, uint16(v))
+	}
+	p.cfg.NTSAEADs = ids
+}

@@ -258,6 +258,6 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	}
 	a.addr = ev.addr
 	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
-		zap.Int("cookies", len(ev.res.Cookies)))
+		zap.Uint16("aead", ev.res.AEAD), zap.Int("cookies", len(ev.res.Cookies)))
 	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))
 }

@@ -59,6 +59,9 @@ type Options struct {
 	// NoSystemCert trusts only TrustedCerts, not the system roots (chrony's
 	// nosystemcert).
 	NoSystemCert bool
+	// AEADs are offered in NTS-KE in this order (chrony's ntsaeads); nil
+	// offers nts.DefaultAEADs.
+	AEADs []uint16
 	// Precision is the local clock's, log2 seconds; it goes into the served header.
 	Precision int8
 	// Fallback is served while unsynchronised (`local stratum N`); nil serves
@@ -218,7 +221,11 @@ func (e *Engine) keFunc() KEFunc {
 		return e.opts.KE
 	}
 	d := e.dialer()
+	aeads := e.opts.AEADs
+	if aeads == nil {
+		aeads = nts.DefaultAEADs()
+	}
 	return func(ctx context.Context, addr string, conf *tls.Config) (*nts.KEResult, error) {
-		return nts.Exchange(ctx, d, addr, conf, nil)
+		return nts.Exchange(ctx, d, addr, conf, aeads)
 	}
 }

@@ -63,7 +63,7 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		Server: &nts.ServerConfig{
 			Ring:    s.rotator.Ring,
 			Now:     g.opts.Now,
-			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port)},
+			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port), AEADs: cfg.NTSAEADs},
 		},
 		Allow: allow,
 		Now:   g.opts.Now,

@@ -46,6 +46,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
 		NoSystemCert:   cfg.NoSystemCert,
+		AEADs:          cfg.NTSAEADs,
 		Precision:      g.precision,
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
