@@ -45,10 +45,10 @@ type Config struct {
 	// NTSAEADs is chrony's `ntsaeads`: the AEADs for NTS on the NTP path in
 	// order of preference, as the server chooses and as the client offers;
 	// nil: 30 (AES-128-GCM-SIV), then 15 (AES-SIV-CMAC-256).
-	NTSAEADs []uint16
-	NTSDumpDir      string   // chrony `ntsdumpdir`: where the NTS key ring is kept
-	NTSRotate       time.Duration
-	NTSNTPServer    string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
+	NTSAEADs     []uint16
+	NTSDumpDir   string // chrony `ntsdumpdir`: where the NTS key ring is kept
+	NTSRotate    time.Duration
+	NTSNTPServer string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
 
 	RateLimit      RateLimit // chrony `ratelimit` (NTP)
 	NTSRateLimit   RateLimit // chrony `ntsratelimit` (NTS-KE connections)
