@@ -93,3 +93,41 @@ func TestGCMSIVNonceLength(t *testing.T) {
 		t.Fatalf("reply %d octets, verdict %+v", len(reply), v)
 	}
 }
+
+// BenchmarkRespondNTSGCMSIV is BenchmarkRespondNTS (cookies=1) with AEAD 30.
+func BenchmarkRespondNTSGCMSIV(b *testing.B) {
+	fx := newNTSFixture(b)
+	c := Cookie{AEAD: AEADAES128GCMSIV}
+	copy(c.C2S[:16], fx.keys.C2S[:16])
+	copy(c.S2C[:16], fx.keys.S2C[:16])
+	var cookies [][]byte
+	for i := range MaxCookies {
+		ck, err := fx.ring.SealCookie(nil, c, seeded(uint64(60+i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cookies = append(cookies, ck)
+	}
+	sess, err := NewClientSession(&KEResult{AEAD: AEADAES128GCMSIV, C2S: c.C2S[:16], S2C: c.S2C[:16], Cookies: cookies})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var t3 time.Time
+	fx.resp.Now = func() time.Time { t3 = time.Now(); return t3 }
+	req, err := sess.BuildRequest(nil, 1, bytes.Repeat([]byte{1}, 32), seeded(70))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]byte, 0, ntp.MaxPacketLen)
+	var after time.Duration
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		reply, v := fx.resp.Respond(dst, req, ntsClient, ntsRx)
+		after += time.Since(t3)
+		if v.Action != ntp.ActionReply || len(reply) != len(req) {
+			b.Fatalf("verdict %+v", v)
+		}
+	}
+	b.ReportMetric(float64(after.Nanoseconds())/float64(b.N), "after-T3-ns/op")
+}
