@@ -2,7 +2,10 @@ package tests
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,4 +37,38 @@ func TestDistributionConfigsRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 13 item 2: `pidfile` holds the daemon's PID once it serves, a second
+// instance with the same pidfile refuses to start, and a clean stop removes
+// the file.
+func TestPIDFile(t *testing.T) {
+	pidPath := filepath.Join(t.TempDir(), "timegate.pid")
+	p, _ := startLocalTimegate(t, 7, "pidfile "+pidPath)
+	b, err := os.ReadFile(pidPath)
+	if err != nil || string(b) != fmt.Sprintf("%d\n", p.Pid()) {
+		t.Fatalf("pidfile %q, %v; want PID %d", b, err, p.Pid())
+	}
+	bins := build.Binaries(t)
+	port := harness.FreeUDPPort(t)
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 7\npidfile %s\n", port, pidPath)
+	out, err := exec.Command(bins.Timegate, "-config", writeTemp(t, conf), "-state", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another instance is running") {
+		t.Errorf("second instance: %v\n%s", err, out)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pidPath); !os.IsNotExist(err) {
+		t.Errorf("pidfile left after a clean stop: %v", err)
+	}
+}
+
+func writeTemp(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "timegate.conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -29,10 +29,14 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of console text")
 	printDefaults := fs.Bool("print-defaults", false, "print the embedded default configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version (module, VCS revision, Go) and exit")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	switch {
+	case *showVersion:
+		fmt.Println(versionString())
+		return 0
 	case *printDefaults:
 		os.Stdout.Write(config.EmbeddedText())
 		return 0
@@ -67,6 +71,12 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	removePID, err := writePID(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	defer removePID()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	sigs := make(chan os.Signal, 1)

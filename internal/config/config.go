@@ -59,6 +59,9 @@ type Config struct {
 	MaxDistance    time.Duration // chrony `maxdistance`
 	AuthSelectMode string        // chrony `authselectmode`
 	Holdover       time.Duration // timegate `holdover`: serve without sources this long
+	// PIDFile is where the process ID is written once the sockets are bound
+	// (chrony and ntpd `pidfile`); "" writes none.
+	PIDFile string
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool

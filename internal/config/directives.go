@@ -26,7 +26,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindAddress, false}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -129,6 +129,8 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSDumpDir = v
 	case "ntsntpserver":
 		p.cfg.NTSNTPServer = v
+	case "pidfile":
+		p.cfg.PIDFile = v
 	}
 }
 

@@ -39,8 +39,6 @@ func noEffect(name string) (string, bool) {
 		return whyLogs, true
 	case "dumpdir", "dumponexit":
 		return "source measurements are not kept across restarts", true
-	case "pidfile":
-		return "timegate writes no PID file (run it under systemd, which tracks the process)", true
 	case "user":
 		return "timegate does not switch user itself: start it as the user it should run as " +
 			"(systemd User= with AmbientCapabilities=CAP_NET_BIND_SERVICE for port 123)", true
