@@ -3,6 +3,8 @@ package gateway
 import (
 	"crypto/rand"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"timegate/internal/config"
 	"timegate/internal/secfile"
@@ -83,13 +85,20 @@ func trustedOnly(set *symkey.Set, cfg *config.Config, warnings []string) (*symke
 		trusted[id] = true
 	}
 	var keep []*symkey.Key
+	var untrusted []string
 	for k := range set.All() {
 		if trusted[k.ID()] {
 			keep = append(keep, k)
 			delete(trusted, k.ID())
 			continue
 		}
-		warnings = append(warnings, fmt.Sprintf("%s: key %d is not listed by trustedkey: it authenticates nothing", cfg.KeyFile, k.ID()))
+		untrusted = append(untrusted, strconv.FormatUint(uint64(k.ID()), 10))
+	}
+	// One line for all of them: an NTPsec ntp.keys holds 20 keys, and
+	// trustedkey usually names one or two.
+	if len(untrusted) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%s: not listed by trustedkey, so authenticating nothing: key(s) %s",
+			cfg.KeyFile, strings.Join(untrusted, ", ")))
 	}
 	for _, id := range cfg.TrustedKeys {
 		if trusted[id] {

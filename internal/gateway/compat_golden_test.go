@@ -105,7 +105,7 @@ func TestTrustedKeys(t *testing.T) {
 		t.Errorf("untrusted key 1 kept: %d keys", set.Len())
 	}
 	w := strings.Join(warnings, "\n")
-	if !strings.Contains(w, "key 1 is not listed by trustedkey") || !strings.Contains(w, "trustedkey 3: no such key") {
+	if !strings.Contains(w, "not listed by trustedkey, so authenticating nothing: key(s) 1") || !strings.Contains(w, "trustedkey 3: no such key") {
 		t.Errorf("warnings:\n%s", w)
 	}
 }
