@@ -36,6 +36,8 @@ func compatDirective(name string) (handler, bool) {
 		return handler{ntpsecNTS, false}, true
 	case "ntsaeads":
 		return handler{ntsAEADs, true}, true
+	case "maxntsconnections":
+		return handler{maxNTSConnections, true}, true
 	}
 	return handler{}, false
 }
@@ -225,4 +227,14 @@ func restrictHostname(p *parser, name, host string, args []string) {
 		}
 	}
 	p.warn(name, "%s: host names are not resolved here: no effect (the rule grants nothing timegate does not already grant)", host)
+}
+
+// maxntsconnections N — chrony: concurrent NTS-KE sessions. Bounded, since
+// every session holds a TLS handshake's memory.
+func maxNTSConnections(p *parser, name string, args []string) {
+	if p.exactly(name, args, 1) {
+		if v, ok := p.intArg(name, "value", args[0], 1, 65536); ok {
+			p.cfg.MaxNTSConnections = v
+		}
+	}
 }

@@ -237,6 +237,13 @@ func TestIncludes(t *testing.T) {
 	}
 }
 
+func TestMaxNTSConnections(t *testing.T) {
+	if c := mustParse(t, "maxntsconnections 100\n"); c.MaxNTSConnections != 100 {
+		t.Errorf("got %d", c.MaxNTSConnections)
+	}
+	parseErr(t, "maxntsconnections 0\n", "maxntsconnections")
+}
+
 func TestNTSAEADs(t *testing.T) {
 	if c := mustParse(t, "ntsaeads 15 30\n"); !slices.Equal(c.NTSAEADs, []uint16{15, 30}) {
 		t.Errorf("ntsaeads %v", c.NTSAEADs)

@@ -50,6 +50,10 @@ type Config struct {
 	NTSRotate    time.Duration
 	NTSNTPServer string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
 
+	// MaxNTSConnections caps concurrent NTS-KE sessions (chrony
+	// `maxntsconnections`); 0: the listener's default (256).
+	MaxNTSConnections int
+
 	RateLimit      RateLimit // chrony `ratelimit` (NTP)
 	NTSRateLimit   RateLimit // chrony `ntsratelimit` (NTS-KE connections)
 	ClientLogLimit int64     // chrony `clientloglimit`: bytes for the rate-limit table

@@ -62,8 +62,6 @@ func noEffect(name string) (string, bool) {
 		return "MS-SNTP signing is a domain controller's job (Samba's ntp_signd), not the gateway's", true
 	case "ntsprocesses":
 		return "NTS-KE is served by one process with bounded concurrency", true
-	case "maxntsconnections":
-		return "NTS-KE concurrency is fixed: 256 sessions, 8 per client address", true
 	case "ntsrefresh":
 		return "NTS-KE runs again when the cookies run out or a server refuses one", true
 	case "refresh":

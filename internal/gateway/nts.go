@@ -65,9 +65,10 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 			Now:     g.opts.Now,
 			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port), AEADs: cfg.NTSAEADs},
 		},
-		Allow: allow,
-		Now:   g.opts.Now,
-		Log:   s.log.Named("ke"),
+		Allow:    allow,
+		MaxConns: cfg.MaxNTSConnections,
+		Now:      g.opts.Now,
+		Log:      s.log.Named("ke"),
 	})
 	if err != nil {
 		return nil, err
