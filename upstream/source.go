@@ -35,6 +35,10 @@ type SourceConfig struct {
 	// Rand supplies request nonces, NTS Unique Identifiers and back-off jitter; nil means
 	// crypto/rand. The nonce is what makes a reply unforgeable off-path (RFC 9109).
 	Rand io.Reader
+	// MaxDelay, when not zero, makes a reply with a longer round trip count as reachable
+	// but unusable, as chrony's maxdelay: a sample delayed that much (a congested path,
+	// a delay attack) carries a large asymmetry error.
+	MaxDelay time.Duration
 }
 
 // SourceStats counts what a source did with the datagrams it was given.
@@ -62,9 +66,12 @@ type SourceStats struct {
 // request is the one outstanding request. Only one is kept: a reply to an older one
 // fails the origin test, and a second reply to this one finds it already answered.
 type request struct {
-	nonce  ntp.Time64
-	token  []byte
-	active bool
+	nonce ntp.Time64
+	token []byte
+	// version is the request's NTP version, which the reply must repeat: 3 for
+	// keys whose digest an NTPv4 MAC cannot carry whole.
+	version uint8
+	active  bool
 }
 
 // Source is the poll state machine of one upstream association (RFC 5905 §13 poll
@@ -142,7 +149,7 @@ func (s *Source) HandleTimer(now time.Time) []Action {
 	if err != nil {
 		return []Action{WakeAfter{s.interval()}}
 	}
-	s.req = request{nonce: nonce, token: token, active: true}
+	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}
@@ -185,7 +192,7 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 		s.stats.Unexpected++
 		return nil
 	}
-	smp, err := ntp.CheckReply(reply, ntpVersion, s.req.nonce, sent, rx)
+	smp, err := ntp.CheckReply(reply, s.req.version, s.req.nonce, sent, rx)
 	switch {
 	case errors.Is(err, ntp.ErrKiss):
 		return s.kiss(rx, reply, &smp.Header)
@@ -214,6 +221,10 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 	}
 	s.reach |= 1
 	s.unsynced = false
+	if s.cfg.MaxDelay > 0 && smp.Delay > s.cfg.MaxDelay {
+		s.stats.Unusable++
+		return nil
+	}
 	s.stats.Accepted++
 	s.accept(toSample(&smp, sent, rx, s.cfg.Precision))
 	return nil
@@ -328,7 +339,7 @@ func (s *Source) HandleRekey(now time.Time, auth Auth, refID uint32, err error) 
 		s.keyFails++
 		return []Action{WakeAfter{s.keBackoff()}}
 	}
-	s.req = request{nonce: nonce, token: token, active: true}
+	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -219,8 +218,4 @@ func auditDirective(name string) (handler, bool) {
 		return handler{auditEpisodes, true}, true
 	}
 	return handler{auditShip, true}, true
-}
-
-func errorAt(pos Position, directive, msg string) error {
-	return fmt.Errorf("%w: %s: %s: %s", ErrConfig, pos, directive, msg)
 }

@@ -63,7 +63,7 @@ func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 	cfg := upstream.SourceConfig{
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
 		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
-		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand,
+		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
 	}
 	if a.addr.IsValid() {
 		cfg.RefID = upstream.RefIDForAddr(a.addr.Addr())
@@ -127,7 +127,11 @@ func (r *runner) resolved(ev resolvedEvent) {
 	if !a.spec.Pool {
 		addrs = addrs[:1]
 	}
-	for i, ip := range addrs[:min(len(addrs), poolSize)] {
+	n := poolSize
+	if a.spec.MaxSources != 0 {
+		n = a.spec.MaxSources
+	}
+	for i, ip := range addrs[:min(len(addrs), n)] {
 		b := a
 		if i > 0 {
 			b = &assoc{spec: a.spec, auth: a.auth, id: r.newID()}
@@ -271,6 +275,6 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	a.addr = ev.addr
 	a.keAt, a.keErr = r.now(), ""
 	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
-		zap.Int("cookies", len(ev.res.Cookies)))
+		zap.Uint16("aead", ev.res.AEAD), zap.Int("cookies", len(ev.res.Cookies)))
 	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))
 }

@@ -70,6 +70,7 @@ type (
 	CheckResult  struct {
 		File     string
 		Problems []string
+		Warnings []string
 	}
 )
 
@@ -179,7 +180,7 @@ func (g *Gateway) checkRunning() CheckResult {
 			err = CheckConfig(cfg)
 		}
 	} else {
-		err = Check(g.opts.ConfigPath)
+		res.Warnings, err = CheckWithWarnings(g.opts.ConfigPath)
 	}
 	res.Problems = append(res.Problems, splitErrors(err)...)
 	return res

@@ -115,9 +115,12 @@ func (g *Gateway) start(cfg *config.Config) error {
 	if up != nil {
 		g.upstream.Store(up)
 	}
-	// What the configuration does not do as written is logged once and kept
-	// for `gatectl status` until the next reload.
-	warnings = append(warnings, upWarnings...)
+	// What the configuration does not do as written — lines accepted without
+	// the effect they have in chrony or ntpd, sources that cannot be used, a
+	// configuration that can never synchronise — is logged once, with
+	// file:line and why, and kept for `gatectl status` until the next reload.
+	warnings = append(configWarnings(cfg), append(warnings, upWarnings...)...)
+	warnings = append(warnings, syncWarnings(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("configuration", zap.String("warning", w))
 	}
@@ -453,4 +456,13 @@ func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
 	g.upstream.Store(e)
 	g.spawnEngine(e)
 	return warnings
+}
+
+// configWarnings are the parser's: lines accepted with no effect here.
+func configWarnings(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Warnings))
+	for _, w := range cfg.Warnings {
+		out = append(out, w.String())
+	}
+	return out
 }

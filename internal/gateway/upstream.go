@@ -43,6 +43,8 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Holdover:       cfg.Holdover,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
+		NoSystemCert:   cfg.NoSystemCert,
+		AEADs:          cfg.NTSAEADs,
 		Precision:      g.precision,
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
