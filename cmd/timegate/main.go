@@ -67,6 +67,17 @@ func run(args []string, stderr io.Writer) int {
 	if *stateDir == "" {
 		*stateDir = config.DefaultStateDir()
 	}
+	source := *confPath
+	if source == "" {
+		source = "embedded defaults (timegate -print-defaults)"
+	}
+	log.Info("timegate starting", zap.String("version", gateway.Version()), zap.String("config", source), zap.String("state_dir", *stateDir))
+	// Signals are caught before the slow part of start-up: a SIGHUP sent as
+	// soon as the ports are bound must reload, not kill the daemon.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	g, err := gateway.New(cfg, gateway.Options{ConfigPath: *confPath, StateDir: *stateDir, Log: log})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
@@ -85,10 +96,6 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot drop privileges", zap.Error(err))
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	go handleSignals(g, sigs, log)
 	// Every socket is bound (New) and the privileges are gone: clients that
 	// systemd starts after us find the service up.
