@@ -46,7 +46,7 @@ func buildGate(cfg *config.Config) (*gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{policy: pol}
+	g := &gate{policy: pol, rateKoD: cfg.RateLimit.KoD}
 	if cfg.RateLimit.Enabled {
 		rc := rateConfig(cfg.RateLimit, cfg.ClientLogLimit, anyKoD)
 		if err := rc.Validate(); err != nil {

@@ -39,7 +39,13 @@ var (
 // file actually opened (fstat on the descriptor, never a second lookup of the
 // name), so a symlink cannot launder a world-readable target, and swapping
 // the file between the check and the read is not possible.
+//
+// The directories on the way to the file must not be writable by others
+// (see checkDirs).
 func ReadPrivate(path string) ([]byte, error) {
+	if err := checkDirs(path); err != nil {
+		return nil, err
+	}
 	// O_NONBLOCK keeps open(2) from blocking forever when path names a FIFO
 	// with no writer; such a file is refused just below.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
