@@ -64,7 +64,7 @@ func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
 	if cfg.KeyFile == "" {
 		return nil, nil, nil
 	}
-	data, err := secfile.ReadPrivate(cfg.KeyFile)
+	data, err := secfile.ReadPrivateOwned(cfg.KeyFile, trustedOwners(cfg)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: keyfile: %v", config.ErrConfig, cfg.Positions["keyfile"], err)
 	}

@@ -60,7 +60,8 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
 	}
 	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
-	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys")}
+	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys"),
+		Owners: trustedOwners(cfg)}
 	if err := s.rotator.Load(); err != nil {
 		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
 	}
@@ -109,7 +110,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 		}
 		var generated bool
 		var err error
-		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader)
+		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader, trustedOwners(cfg)...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: self-signed certificate: %w", err)
 		}
@@ -118,7 +119,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 			zap.String("certificate", certFile), zap.Bool("generated_now", generated))
 	}
 	s.certFile, s.keyFile = certFile, keyFile
-	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now})
+	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now, KeyOwners: trustedOwners(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: ntsservercert/ntsserverkey: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 	}

@@ -5,11 +5,36 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 )
 
-// ErrInsecureDir is returned when a directory on the way to a secret lets
-// other users replace it.
-var ErrInsecureDir = errors.New("secfile: directory is writable by others")
+// Errors of the ownership checks.
+var (
+	// ErrInsecureDir is returned when a directory on the way to a secret
+	// lets other users replace it.
+	ErrInsecureDir = errors.New("secfile: directory is writable by others")
+	// ErrInsecureOwner is returned for a secret owned by another user than
+	// root, the effective user or a trusted owner: that user could change
+	// it at any time, mode or no mode.
+	ErrInsecureOwner = errors.New("secfile: file is owned by another user")
+)
+
+// checkOwner refuses a secret that another user owns. A key ring planted
+// by user nobody in a directory it could write (mode 0600, its own) was
+// loaded by timegate as root, which handed nobody every client's NTS keys.
+func checkOwner(path string, fi os.FileInfo, owners []int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil // no owner to check on this system
+	}
+	uid := int(st.Uid)
+	if uid == 0 || uid == os.Geteuid() || slices.Contains(owners, uid) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is owned by uid %d; if that is right, chown it to root or to timegate's user, "+
+		"otherwise someone planted it", ErrInsecureOwner, path, uid)
+}
 
 // maxDirDepth bounds the walk up a path: a symlink loop or an absurdly deep
 // path named in a config file must not turn a start-up check into a hang.

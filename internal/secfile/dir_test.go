@@ -60,3 +60,28 @@ func TestReadPrivateRefusesWorldWritableDir(t *testing.T) {
 		}
 	}
 }
+
+// Campaign finding: the planted key ring was mode 0600 but owned by user
+// nobody. A secret owned by another user than root, the effective user or
+// a trusted owner is refused.
+func TestReadPrivateRefusesOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	path := filepath.Join(t.TempDir(), "ring")
+	if err := os.WriteFile(path, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(path); err != nil {
+		t.Fatalf("root's own file: %v", err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(path); !errors.Is(err, ErrInsecureOwner) {
+		t.Fatalf("file of uid 65534: err = %v, want ErrInsecureOwner", err)
+	}
+	if _, err := ReadPrivateOwned(path, 65534); err != nil {
+		t.Fatalf("file of a trusted owner: %v", err)
+	}
+}

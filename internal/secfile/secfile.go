@@ -43,6 +43,14 @@ var (
 // The directories on the way to the file must not be writable by others
 // (see checkDirs).
 func ReadPrivate(path string) ([]byte, error) {
+	return ReadPrivateOwned(path)
+}
+
+// ReadPrivateOwned is ReadPrivate for a secret that may also be owned by
+// one of owners (besides root and the effective user): the NTS key ring,
+// which a root start reads from a state directory that the unprivileged
+// user it drops to owns and writes.
+func ReadPrivateOwned(path string, owners ...int) ([]byte, error) {
 	if err := checkDirs(path); err != nil {
 		return nil, err
 	}
@@ -63,6 +71,9 @@ func ReadPrivate(path string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %04o; make it private with chmod 600 %s",
 			ErrInsecureMode, path, perm, path)
+	}
+	if err := checkOwner(path, fi, owners); err != nil {
+		return nil, err
 	}
 	if fi.Size() > MaxSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, path, fi.Size(), MaxSize)
