@@ -41,7 +41,7 @@ func FuzzRespondKeyed(f *testing.F) {
 	req := clientRequest(4)
 	for id := uint32(0); id <= 5; id++ {
 		f.Add(req, id, uint8(id), uint16(0))
-		f.Add(req, id, uint8(id%4+1), uint16(0)) // a wrong key
+		f.Add(req, id, uint8(id%4+1), uint16(0))  // a wrong key
 		f.Add(req, id, uint8(id), uint16(1+8*47)) // transmit changed after signing
 		f.Add(clientRequest(3), id, uint8(id), uint16(0))
 	}
