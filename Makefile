@@ -9,9 +9,10 @@ BIN         := bin
 
 .PHONY: run build test unit lint fuzz bench clean install
 
-## run: run the gateway on its embedded defaults (NTP on UDP 1123, NTS-KE on TCP 4460)
-run:
-	$(GO) run ./cmd/timegate
+## run: run the gateway on its embedded defaults (NTP on UDP 1123, NTS-KE on TCP 4460);
+## the built binary, not `go run`, so that its exit status is the make's
+run: build
+	$(BIN)/timegate
 
 # Static, cgo-free binaries: no libc at run time, and privilege dropping can
 # change every thread's capabilities (internal/privdrop).

@@ -61,17 +61,22 @@ func (s *Server) Open(req, fields []byte) (ntp.NTSState, ntp.Reason) {
 	if err != nil {
 		return st, ntp.ReasonBadCookie
 	}
-	if c.AEAD != AEADAESSIVCMAC256 {
-		return st, ntp.ReasonBadNTS
+	var encrypted int
+	switch c.AEAD {
+	case AEADAESSIVCMAC256:
+		encrypted, ok = s.verify(&c, req, &q)
+	case AEADAES128GCMSIV:
+		encrypted, ok = verifyGCMSIV(&c, req, &q)
+	default:
+		ok = false
 	}
-	encrypted, ok := s.verify(&c, req, &q)
 	if !ok || q.placeholders+encrypted > maxPlaceholders {
 		return st, ntp.ReasonBadNTS
 	}
 	st.Cookies = 1 + q.placeholders + encrypted
 	st.CookieLen = len(q.cookie)
 	st.AEAD = c.AEAD
-	st.KeyLen = KeyLen
+	st.KeyLen = aeadKeyLen(c.AEAD)
 	copy(st.C2S[:], c.C2S[:])
 	copy(st.S2C[:], c.S2C[:])
 	return st, ntp.ReasonOK
@@ -132,7 +137,7 @@ func scanRequest(req, fields []byte) (ntsRequest, bool) {
 		case ntp.EFAuthenticator:
 			auths++
 			q.authStart = f.Offset
-			q.nonce, q.ciphertext, ok = parseAuthenticator(f.Value)
+			q.nonce, q.ciphertext, ok = parseAuthenticator(f.Value, minNonceArea)
 			if !ok || f.Offset+efHeaderLen+len(f.Value) != len(req) {
 				return q, false
 			}
@@ -187,8 +192,11 @@ func encryptedPlaceholders(pt []byte, cookieLen int) (int, bool) {
 // pass over the cookies (siv.Cipher.FinishSeal), in place.
 func (s *Server) Seal(st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
 	ring := s.ring()
-	if ring == nil || st.AEAD != AEADAESSIVCMAC256 || st.KeyLen != KeyLen || len(reply) < ntp.HeaderLen {
+	if ring == nil || !supportedAEAD(st.AEAD) || st.KeyLen != aeadKeyLen(st.AEAD) || len(reply) < ntp.HeaderLen {
 		return nil, false
+	}
+	if st.AEAD == AEADAES128GCMSIV {
+		return s.sealGCMSIV(ring, st, reply, limit, tx)
 	}
 	hdr := len(reply) - ntp.HeaderLen
 	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, st.UID)
@@ -206,7 +214,7 @@ func (s *Server) Seal(st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) 
 		return nil, false
 	}
 	r := s.rand()
-	reply, w, err := beginAuth(reply, r)
+	reply, w, err := beginAuth(reply, r, authNonceLen)
 	if err != nil {
 		return nil, false
 	}

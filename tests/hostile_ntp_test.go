@@ -65,18 +65,23 @@ func lengthCases() []udpCase {
 }
 
 // versionModeCases: versions 0-7 × modes 0-7. Versions 1 to 4 in mode 3
-// get time in their own version; version 0 and 5-7 are dropped, as is
-// every mode but 3: symmetric (1, 2), server (4), broadcast (5), control
-// (6, ntpq's readvar and mrulist) and private (7, ntpdc's monlist, the
-// amplification of CVE-2013-5211) get nothing.
+// get time in their own version, and in mode 1 (symmetric active, as
+// w32time polls) a stateless mode 2 answer where the rule lacks nopeer;
+// version 0 and 5-7 are dropped, as is every other mode: symmetric passive
+// (2), server (4), broadcast (5), control (6, ntpq's readvar and mrulist)
+// and private (7, ntpdc's monlist, the amplification of CVE-2013-5211).
 func versionModeCases() []udpCase {
 	var cs []udpCase
 	for vn := uint8(0); vn < 8; vn++ {
 		for m := uint8(0); m < 8; m++ {
 			i := 2000 + int(vn)*8 + int(m)
 			want := noReply
-			if m == 3 && vn >= 1 && vn <= 4 {
+			switch {
+			case vn < 1 || vn > 4:
+			case m == 3:
 				want = timeReply
+			case m == 1:
+				want = peerReply
 			}
 			cs = append(cs, udpCase{name: fmt.Sprintf("version %d mode %d", vn, m), req: request(i, vn, m), want: want})
 		}
@@ -88,6 +93,8 @@ func versionModeCases() []udpCase {
 	}
 	// ntpq readvar and mrulist (mode 6): no control answers at all.
 	cs = append(cs,
+		udpCase{name: "mode 1 from a nopeer source", src: srcNoPeer, req: request(2100, 4, 1)},
+		udpCase{name: "mode 3 from a nopeer source", src: srcNoPeer, req: request(2101, 4, 3), want: timeReply},
 		udpCase{name: "mode 6 readvar", req: cat([]byte{0x26, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 36))},
 		udpCase{name: "mode 6 mrulist", req: cat([]byte{0x26, 0x0a, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 36))},
 	)

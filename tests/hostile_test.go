@@ -1,15 +1,19 @@
 package tests
 
 import (
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"timegate/internal/report"
 	"timegate/ntp"
 	"timegate/tests/harness"
 )
@@ -28,6 +32,7 @@ const (
 	srcAuthOnly = "127.0.0.10" // require-auth kod: RSTR kiss unless authenticated
 	srcIgnored  = "127.0.0.11" // ignore: silence
 	srcLimited  = "127.0.0.12" // limited, no kod of its own: RATE kiss from `ratelimit ... kod`
+	srcNoPeer   = "127.0.0.13" // nopeer: mode 1 refused, mode 3 served
 )
 
 // hostile is the daemon under attack and what the attacks need.
@@ -67,7 +72,8 @@ restrict %s limited
 restrict %s noserve kod
 restrict %s require-auth kod
 restrict %s ignore
-`, h.ntpPort, h.kePort, h.cert, key, dir, keys, srcGood, srcLimited, srcDeny, srcAuthOnly, srcIgnored)
+restrict %s nopeer
+`, h.ntpPort, h.kePort, h.cert, key, dir, keys, srcGood, srcLimited, srcDeny, srcAuthOnly, srcIgnored, srcNoPeer)
 	h.p = harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", dir}})
 	return h
 }
@@ -141,6 +147,7 @@ type outcomeKind int
 const (
 	noReply outcomeKind = iota
 	timeReply
+	peerReply // mode 2, stratum 5: a stateless symmetric-passive answer
 	kissReply
 	nakReply
 )
@@ -157,17 +164,20 @@ type udpCase struct {
 }
 
 const (
-	// quietWait is how long a case waits for a reply that must not come.
-	// A reply on loopback takes well under a millisecond; waiting once for
-	// a whole batch keeps the suite fast.
-	quietWait = 400 * time.Millisecond
+	// quietWait is how long a case waits for a reply that must not come,
+	// once the daemon has counted its request as received (a reply follows
+	// its request's processing by microseconds): "no reply" is then a fact,
+	// not a reply still on its way from a slow machine.
+	quietWait = 100 * time.Millisecond
 	// udpRetries resends a case whose expected reply got lost.
 	udpRetries = 3
 )
 
-// runUDP sends every case from its own socket, all at once, then collects
-// the replies; a case that wants a reply and got none is resent alone.
+// runUDP sends every case from its own socket, all at once, waits until
+// the daemon has received them all, then collects the replies; a case that
+// wants a reply and got none is resent alone.
 func (h *hostile) runUDP(t *testing.T, cases []udpCase) {
+	base := h.received(t)
 	conns := make([]*net.UDPConn, len(cases))
 	to := &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: h.ntpPort}
 	for i, c := range cases {
@@ -186,6 +196,12 @@ func (h *hostile) runUDP(t *testing.T, cases []udpCase) {
 			time.Sleep(2 * time.Millisecond) // stay within the socket buffers
 		}
 	}
+	want := base + uint64(len(cases))
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		got := h.received(t)
+		return got >= want, fmt.Sprintf("daemon received %d of %d datagrams (lost in a socket buffer?)", got-base, len(cases))
+	})
+	time.Sleep(quietWait)
 	deadline := time.Now().Add(quietWait)
 	buf := make([]byte, 2048)
 	for i, c := range cases {
@@ -206,6 +222,20 @@ func (h *hostile) runUDP(t *testing.T, cases []udpCase) {
 		}
 	}
 	t.Logf("%d datagram cases", len(cases))
+}
+
+// received is the daemon's count of NTP datagrams received (serverstats).
+func (h *hostile) received(t *testing.T) uint64 {
+	t.Helper()
+	// Not harness.RunGatectl, which logs every run: this one is polled.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, build.Binaries(t).Gatectl, "-socket", h.p.ControlSocket, "serverstats", "-json").Output()
+	var st report.ServerStats
+	if jerr := json.Unmarshal([]byte(out), &st); err != nil || jerr != nil {
+		t.Fatalf("gatectl serverstats: %v %v\n%s", err, jerr, out)
+	}
+	return st.NTP.Received
 }
 
 // judge returns what is wrong with the reply a case got, or "".
@@ -234,6 +264,10 @@ func judge(c udpCase, reply []byte) string {
 	case timeReply:
 		if kiss || rh.Mode != ntp.ModeServer || rh.Stratum != 5 {
 			return fmt.Sprintf("want time from stratum 5, got mode %d stratum %d refid %08x", rh.Mode, rh.Stratum, rh.RefID)
+		}
+	case peerReply:
+		if kiss || rh.Mode != ntp.ModeSymmetricPassive || rh.Stratum != 5 {
+			return fmt.Sprintf("want mode 2 from stratum 5, got mode %d stratum %d", rh.Mode, rh.Stratum)
 		}
 	case kissReply, nakReply:
 		want := c.kiss

@@ -53,9 +53,12 @@ type runner struct {
 	lawGen uint64
 	law    *time.Timer
 	// refused is the kind of the last refused estimate (upstream.ErrPanic,
-	// ...), nil after an accepted one: a refusal is logged when it starts,
-	// not on every reply of a source that keeps lying.
+	// ...), nil after an accepted one: a refusal is logged and audited when
+	// it starts, not on every reply of a source that keeps lying.
 	refused error
+	// falsetickers are the sources the last round rejected, so that only a
+	// change is an audit record.
+	falsetickers map[string]bool
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -159,6 +162,7 @@ func (r *runner) apply(a *assoc, acts []upstream.Action) {
 		case upstream.Demobilize:
 			a.stopTimer()
 			r.log.Warn("source stopped", zap.String("source", a.String()), zap.String("why", act.Reason))
+			r.auditSourceDown(a.String(), "poll", act.Reason)
 		}
 	}
 }
@@ -199,6 +203,8 @@ func (r *runner) round(sys time.Time) {
 	}
 	freq := r.clock.Status(sys).Frequency
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
+	r.auditFalsetickers()
+	r.auditSourceChanges()
 	if !r.res.OK() {
 		r.clock.Lose(r.res.Reason)
 	} else {
@@ -208,9 +214,10 @@ func (r *runner) round(sys time.Time) {
 	r.publish(sys)
 }
 
-// logRefusal logs a refused estimate at Warn when its kind differs from the
-// previous one's, else at Debug: a hostile upstream polled every 1/16 s must
-// not write 16 warnings a second (issue 11).
+// logRefusal logs a refused estimate at Warn, and puts it on the audit
+// trail, when its kind differs from the previous one's, else logs it at
+// Debug: a hostile upstream polled every 1/16 s must not write 16 warnings
+// and 16 audit records a second (issue 11).
 func (r *runner) logRefusal(err error) {
 	if err == nil {
 		r.refused = nil
@@ -228,6 +235,7 @@ func (r *runner) logRefusal(err error) {
 	}
 	r.refused = kind
 	r.log.Warn("estimate refused", zap.Error(err))
+	r.auditRefused(err)
 }
 
 // removedAssoc reports whether ev belongs to an association a reload removed (its reply

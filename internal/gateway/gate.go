@@ -25,6 +25,12 @@ type gate struct {
 
 func (g *gate) Admit(client netip.Addr, now time.Time, auth ntp.AuthKind) ntp.Admission {
 	d := g.policy.Decide(client, auth != ntp.AuthNone)
+	adm := g.admit(d, client, now)
+	adm.NoPeer = d.NoPeer
+	return adm
+}
+
+func (g *gate) admit(d policy.Decision, client netip.Addr, now time.Time) ntp.Admission {
 	if d.Action == policy.Drop {
 		reason := ntp.ReasonPolicy
 		if d.Cause == policy.FlagRequireAuth {

@@ -111,3 +111,17 @@ func TestGateRatelimitKoDWithoutRestrictKoD(t *testing.T) {
 		t.Errorf("ratelimit without kod: %v, want no kiss", got)
 	}
 }
+
+// nopeer travels with every admission, so that the responder refuses
+// symmetric-active requests under the seed's default line and answers them
+// from networks whose rule lacks it.
+func TestGateNoPeer(t *testing.T) {
+	g := testGate(t, "restrict default kod nomodify notrap nopeer noquery\nrestrict 127.0.0.1\n")
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	if adm := g.Admit(netip.MustParseAddr("198.51.100.9"), now, ntp.AuthNone); !adm.NoPeer {
+		t.Errorf("default rule: %+v, want NoPeer", adm)
+	}
+	if adm := g.Admit(netip.MustParseAddr("127.0.0.1"), now, ntp.AuthNone); adm.NoPeer {
+		t.Errorf("127.0.0.1: %+v, want peers answered", adm)
+	}
+}

@@ -60,6 +60,12 @@ type Config struct {
 	// connection refused by a cap does not spend the source's budget.
 	Allow func(addr netip.Addr, now time.Time) bool
 
+	// OnFailure, when set, is told of every refused or failed session
+	// (reason: a Fail* code, FailureName names it), for the audit trail's
+	// per-source episodes. It runs on the session's goroutine and must not
+	// block.
+	OnFailure func(addr netip.Addr, reason uint8)
+
 	Now func() time.Time // nil: time.Now
 	Log *zap.Logger      // nil: no logging
 }
@@ -179,14 +185,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (l *Listener) admit(c net.Conn) {
 	l.stats.accepted.Add(1)
 	addr := remoteAddr(c)
-	s := &session{conn: c, host: sourceKey(addr), block: blockKey(addr), start: l.now()}
-	if !l.slots.attach(s, &l.stats) {
+	s := &session{conn: c, addr: addr, host: sourceKey(addr), block: blockKey(addr), start: l.now()}
+	ok, victim := l.slots.attach(s, &l.stats, s.start)
+	if !ok {
 		l.slots.unreserve()
+		l.failed(addr, FailSourceCap)
 		refuse(c)
 		return
 	}
+	if victim != nil {
+		victim.conn.Close() // its handshake fails now and releases its slot
+	}
 	if l.cfg.Allow != nil && !l.cfg.Allow(addr, l.now()) {
 		l.stats.refusedRate.Add(1)
+		l.failed(addr, FailRate)
 		l.slots.release(s)
 		refuse(c)
 		return
@@ -205,7 +217,7 @@ func (l *Listener) serve(s *session) {
 		timeout = nts.DefaultTimeout
 	}
 	err := l.handshake(tc, s, timeout)
-	evicted := l.slots.handshaken(s)
+	l.slots.handshaken(s)
 	if err == nil {
 		sc := *l.cfg.Server
 		// One budget for the whole session, as ServeConn promises.
@@ -214,11 +226,14 @@ func (l *Listener) serve(s *session) {
 	} else {
 		tc.Close()
 	}
-	if evicted = l.slots.release(s) || evicted; !evicted {
-		l.stats.record(err, l.now().Sub(s.start))
+	evicted := l.slots.release(s)
+	if evicted != FailNone {
+		l.failed(s.addr, evicted) // counted when it was evicted
+	} else if why := l.stats.record(err, l.now().Sub(s.start)); why != FailNone {
+		l.failed(s.addr, why)
 	}
 	if err != nil {
-		l.log.Debug("NTS-KE session", zap.Stringer("client", s.conn.RemoteAddr()), zap.Bool("evicted", evicted), zap.Error(err))
+		l.log.Debug("NTS-KE session", zap.Stringer("client", s.conn.RemoteAddr()), zap.Bool("evicted", evicted != FailNone), zap.Error(err))
 	}
 }
 
@@ -235,6 +250,12 @@ func (l *Listener) handshake(tc *tls.Conn, s *session, timeout time.Duration) er
 		return fmt.Errorf("%w: %w", nts.ErrHandshake, err)
 	}
 	return nil
+}
+
+func (l *Listener) failed(addr netip.Addr, why uint8) {
+	if l.cfg.OnFailure != nil {
+		l.cfg.OnFailure(addr, why)
+	}
 }
 
 // refuse drops a connection at once, with a reset rather than a FIN so that

@@ -238,6 +238,25 @@ func TestBlockCap(t *testing.T) {
 	}
 }
 
+// A client sharing its /24 with idle connections that hold the block's
+// share displaces the oldest of them instead of being refused (the lead's
+// KE flood test: attackers on 127.0.0.2-5, the client on 127.0.0.1).
+func TestBlockCapEvictsIdleOfSameBlock(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConnsPerBlock = 4; c.Server.Timeout = 10 * time.Second })
+	for i := range 4 {
+		dialIdle(t, f.addr, netip.AddrFrom4([4]byte{127, 0, 5, byte(i + 1)}))
+	}
+	waitFor(t, func() bool { return f.l.Stats().Active == 4 })
+	time.Sleep(2 * evictMinAge)
+	if _, err := f.exchange(t, "127.0.5.9", 5*time.Second); err != nil {
+		t.Fatalf("client of the same /24: %v", err)
+	}
+	waitFor(t, func() bool { s := f.l.Stats(); return s.Served == 1 && s.Active == 3 })
+	if s := f.l.Stats(); s.RefusedSourceCap != 1 {
+		t.Fatalf("source-cap evictions %d, want 1", s.RefusedSourceCap)
+	}
+}
+
 // A connection a cap refuses must not spend the source's rate budget, or a
 // flood would lock the source's legitimate clients out for longer.
 func TestCapRefusalSpendsNoToken(t *testing.T) {
@@ -303,7 +322,18 @@ func TestAllowHook(t *testing.T) {
 }
 
 func TestCountsFailures(t *testing.T) {
-	f := start(t, "127.0.0.1:0", func(c *Config) { c.Server.Timeout = 5 * time.Second })
+	var mu sync.Mutex
+	reasons := map[string]int{}
+	f := start(t, "127.0.0.1:0", func(c *Config) {
+		c.Server.Timeout = 5 * time.Second
+		c.OnFailure = func(a netip.Addr, why uint8) {
+			mu.Lock()
+			defer mu.Unlock()
+			if a == netip.MustParseAddr("127.0.0.1") {
+				reasons[FailureName(why)]++
+			}
+		}
+	})
 	base := &tls.Config{RootCAs: f.pool, ServerName: "ke.test"}
 	noALPN := base.Clone()
 	if c, err := tls.Dial("tcp", f.addr, noALPN); err == nil {
@@ -335,6 +365,12 @@ func TestCountsFailures(t *testing.T) {
 	if s.Latency.Count != 0 {
 		t.Errorf("failed sessions entered the latency histogram: %+v", s.Latency)
 	}
+	// The audit hook heard each failure, by reason, for its source.
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return reasons["alpn"] == 1 && reasons["handshake"] == 1 && reasons["error-record"] == 1 && len(reasons) == 3
+	})
 }
 
 func TestAcceptErrorsBackOff(t *testing.T) {

@@ -29,9 +29,10 @@ const (
 // session is one accepted connection while it holds a slot.
 type session struct {
 	conn        net.Conn
+	addr        netip.Addr // the peer's address
 	host, block netip.Addr // sourceKey and blockKey of the peer
 	start       time.Time
-	evicted     bool // closed to make room; set under slots.mu
+	evicted     uint8 // FailNone, or why it was closed to make room; under slots.mu
 }
 
 // slots tracks the sessions: how many in total, per source and per block,
@@ -79,13 +80,13 @@ func (l *Listener) waitSlot(ctx context.Context, evict bool) int {
 			s.mu.Unlock()
 			return slotTaken
 		}
-		victim := s.oldestPending(l.now())
+		victim := s.oldestPending(l.now(), nil)
 		if victim != nil && !evict {
 			s.mu.Unlock()
 			return slotEvictable
 		}
 		if victim != nil {
-			victim.evicted = true
+			victim.evicted = FailTotalCap
 			delete(s.pending, victim)
 		}
 		s.mu.Unlock()
@@ -105,10 +106,12 @@ func (l *Listener) waitSlot(ctx context.Context, evict bool) int {
 	}
 }
 
-func (s *slots) oldestPending(now time.Time) *session {
+// oldestPending is the oldest session still before its handshake, at least
+// evictMinAge old, among those match accepts (nil: all).
+func (s *slots) oldestPending(now time.Time, match func(*session) bool) *session {
 	var old *session
 	for p := range s.pending {
-		if now.Sub(p.start) >= evictMinAge && (old == nil || p.start.Before(old.start)) {
+		if (match == nil || match(p)) && now.Sub(p.start) >= evictMinAge && (old == nil || p.start.Before(old.start)) {
 			old = p
 		}
 	}
@@ -130,35 +133,47 @@ func (s *slots) signal() {
 	}
 }
 
-// attach puts a session into its reserved slot, or says no when its source
-// or its block already has its share (counted in c); the caller then gives
-// the reservation back.
-func (s *slots) attach(ss *session, c *counters) bool {
+// attach puts a session into its reserved slot. When its source or its
+// block already has its share, the oldest of that source's (or block's)
+// connections still before its handshake makes room, as a full listener
+// evicts: an attacker sharing a client's /24 or NAT address cannot hold
+// the share with idle connections. The victim, if any, is returned for the
+// caller to close. Without one the newcomer is refused (counted in c) and
+// the caller gives the reservation back.
+func (s *slots) attach(ss *session, c *counters, now time.Time) (ok bool, victim *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hosts[ss.host] >= s.perHost || s.blocks[ss.block] >= s.perBl {
+	if hostFull := s.hosts[ss.host] >= s.perHost; hostFull || s.blocks[ss.block] >= s.perBl {
+		victim = s.oldestPending(now, func(p *session) bool {
+			return p.host == ss.host || !hostFull && p.block == ss.block
+		})
+		if victim == nil {
+			c.refusedSourceCap.Add(1)
+			return false, nil
+		}
 		c.refusedSourceCap.Add(1)
-		return false
+		victim.evicted = FailSourceCap
+		delete(s.pending, victim)
 	}
 	s.reserved--
 	s.active++
 	s.hosts[ss.host]++
 	s.blocks[ss.block]++
 	s.pending[ss] = struct{}{}
-	return true
+	return true, victim
 }
 
 // handshaken marks the end of the session's handshake, successful or not:
-// it can no longer be evicted. It reports whether it was evicted before.
-func (s *slots) handshaken(ss *session) bool {
+// it can no longer be evicted.
+func (s *slots) handshaken(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pending, ss)
-	return ss.evicted
 }
 
-// release frees the session's slot and reports whether it was evicted.
-func (s *slots) release(ss *session) bool {
+// release frees the session's slot and says why it was evicted (FailNone:
+// it was not).
+func (s *slots) release(ss *session) uint8 {
 	s.mu.Lock()
 	s.active--
 	delete(s.pending, ss)

@@ -85,6 +85,9 @@ type Rotator struct {
 	Now    func() time.Time // nil means time.Now
 	Rand   io.Reader        // nil means crypto/rand
 	Log    *zap.Logger      // nil means no logging
+	// OnRotate, when set, is told of each rotation after the new ring is
+	// saved and in service (the audit trail records it); it must not block.
+	OnRotate func(prev, next *nts.KeyRing)
 	// Owners are the users besides root and the effective user who may own
 	// the ring file: the user a root start drops to, which writes it.
 	Owners []int
@@ -143,6 +146,9 @@ func (r *Rotator) rotateLocked() error {
 		return err
 	}
 	r.ring.Store(next)
+	if r.OnRotate != nil {
+		r.OnRotate(cur, next)
+	}
 	r.log().Info("rotated NTS cookie key",
 		zap.Uint32("current", next.CurrentID()), zap.Uint32("next", next.NextID()),
 		zap.Int("keys", len(next.IDs())))

@@ -9,16 +9,9 @@ import (
 	"syscall"
 )
 
-// Errors of the ownership checks.
-var (
-	// ErrInsecureDir is returned when a directory on the way to a secret
-	// lets other users replace it.
-	ErrInsecureDir = errors.New("secfile: directory is writable by others")
-	// ErrInsecureOwner is returned for a secret owned by another user than
-	// root, the effective user or a trusted owner: that user could change
-	// it at any time, mode or no mode.
-	ErrInsecureOwner = errors.New("secfile: file is owned by another user")
-)
+// ErrInsecureDir is returned when a directory on the way to a secret lets
+// other users replace it.
+var ErrInsecureDir = errors.New("secfile: directory is writable by others")
 
 // checkOwner refuses a secret that another user owns. A key ring planted
 // by user nobody in a directory it could write (mode 0600, its own) was

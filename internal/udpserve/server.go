@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/internal/audit"
 	"timegate/internal/sockstamp"
 	"timegate/ntp"
 )
@@ -30,6 +31,11 @@ type Server struct {
 	Log   *zap.Logger
 	// Workers is the number of reading goroutines; 0 means GOMAXPROCS.
 	Workers int
+	// Audit, when set, is told of refusals worth an audit episode (policy,
+	// rate limit, authentication failures) through a lock-free ring: no
+	// lock, allocation or formatting on this path; the aggregation into one
+	// record per source and interval happens on the ring's consumer.
+	Audit *audit.Ring
 }
 
 // bufSize bounds what is read per datagram: ntp.MaxPacketLen plus one byte so
@@ -96,6 +102,9 @@ func (s *Server) loop(ctx context.Context) error {
 func (s *Server) handle(cnt *counters, req, out []byte, from netip.AddrPort, rx time.Time) {
 	cnt.request(req)
 	reply, v := s.Responder().Respond(out, req, from, rx)
+	if v.Reason != ntp.ReasonOK && s.Audit != nil && audit.NTPEpisodeType(v.Reason) != "" {
+		s.Audit.Offer(from.Addr(), audit.KindNTP, uint8(v.Reason))
+	}
 	if v.Action == ntp.ActionDrop {
 		cnt.record(v, false)
 		if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
