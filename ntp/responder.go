@@ -228,6 +228,10 @@ func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
 		v.Reason = ReasonSourcePort
 		return Packet{}, v
 	}
+	if !unicastSource(client.Addr()) {
+		v.Reason = ReasonSourceAddr
+		return Packet{}, v
+	}
 	if vn := (req[0] >> 3) & 7; vn == 0 || vn > versionNTPv4 {
 		v.Reason = ReasonVersion
 		return Packet{}, v
@@ -242,6 +246,19 @@ func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
 		return Packet{}, v
 	}
 	return p, v
+}
+
+// unicastSource reports whether a can be the source of a real request. No
+// host sends from a broadcast, multicast or unspecified address (RFC 1122
+// §3.2.1.3, RFC 4291 §2.7); a datagram claiming one is forged, and a reply
+// to it would go to every host on a link or group (Go sets SO_BROADCAST on
+// UDP sockets, so the kernel does not stop a reply to 255.255.255.255).
+// A directed broadcast (x.y.z.255) cannot be told from a host address
+// without the interface's netmask, which the pure core does not know.
+func unicastSource(a netip.Addr) bool {
+	a = a.Unmap()
+	limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} // RFC 919
+	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an

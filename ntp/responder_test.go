@@ -326,3 +326,24 @@ func TestRespondNTSStampsInSeal(t *testing.T) {
 		t.Errorf("kiss: verdict %+v, transmit %#x, %d clock readings; want a zero timestamp and none", v, h.Transmit, calls)
 	}
 }
+
+// Campaign finding: a request from 255.255.255.255 was answered to the
+// broadcast address. Requests from broadcast, multicast or unspecified
+// sources are forged and dropped before any other work.
+func TestRespondDropsNonUnicastSources(t *testing.T) {
+	r := testResponder()
+	for _, src := range []string{
+		"255.255.255.255:123", "0.0.0.0:123", "224.0.1.1:123", "239.255.255.250:5000",
+		"[::]:123", "[ff02::101]:123", "[ff05::1]:123", "[::ffff:255.255.255.255]:123", "[::ffff:224.0.0.1]:123",
+	} {
+		reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx)
+		if reply != nil || v.Action != ActionDrop || v.Reason != ReasonSourceAddr {
+			t.Errorf("%s: reply %d bytes, verdict %+v, want drop/source-addr", src, len(reply), v)
+		}
+	}
+	for _, src := range []string{"192.0.2.255:123", "10.255.255.255:123", "[2001:db8::1]:123"} {
+		if reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx); reply == nil {
+			t.Errorf("%s: unicast source dropped: %+v", src, v)
+		}
+	}
+}
