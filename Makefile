@@ -7,14 +7,17 @@ FUZZTIME    ?= 5s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 
-.PHONY: run build test unit lint fuzz bench clean
+.PHONY: run build test unit lint fuzz bench clean install
 
-## run: run the gateway on its embedded defaults (NTP on UDP 1123, NTS-KE on TCP 4460)
-run:
-	$(GO) run ./cmd/timegate
+## run: run the gateway on its embedded defaults (NTP on UDP 1123, NTS-KE on TCP 4460);
+## the built binary, not `go run`, so that its exit status is the make's
+run: build
+	$(BIN)/timegate
 
+# Static, cgo-free binaries: no libc at run time, and privilege dropping can
+# change every thread's capabilities (internal/privdrop).
 build:
-	$(GO) build -o $(BIN)/ ./cmd/timegate ./cmd/gatectl
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/timegate ./cmd/gatectl
 
 ## test: everything CI runs — lint, unit + integration tests with -race, and a brief fuzz of every target
 test: lint unit fuzz
@@ -42,3 +45,26 @@ clean:
 .PHONY: load
 load:
 	scripts/load.sh
+
+## install: binaries, systemd unit (+ clockcontrol drop-in example), sysusers/tmpfiles snippets and the sample
+## config (kept if present); creates the timegate user when systemd-sysusers exists; enables nothing (root)
+PREFIX      ?= /usr/local
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+install: build
+	install -D -m 0755 $(BIN)/timegate $(DESTDIR)$(PREFIX)/bin/timegate
+	install -D -m 0755 $(BIN)/gatectl $(DESTDIR)$(PREFIX)/bin/gatectl
+	install -D -m 0644 dist/systemd/timegate.service $(DESTDIR)$(SYSCONFDIR)/systemd/system/timegate.service
+	install -D -m 0644 dist/systemd/clockcontrol.conf $(DESTDIR)$(PREFIX)/share/doc/timegate/clockcontrol.conf
+	install -D -m 0644 dist/systemd/timegate.sysusers $(DESTDIR)$(SYSCONFDIR)/sysusers.d/timegate.conf
+	install -D -m 0644 dist/systemd/timegate.tmpfiles $(DESTDIR)$(SYSCONFDIR)/tmpfiles.d/timegate.conf
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/timegate/README.md
+	install -D -m 0644 timegate.conf.example $(DESTDIR)$(PREFIX)/share/doc/timegate/timegate.conf.example
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/timegate/timegate.conf ]; then \
+		install -D -m 0640 timegate.conf.example $(DESTDIR)$(SYSCONFDIR)/timegate/timegate.conf; fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSCONFDIR)/sysusers.d/timegate.conf; \
+		chgrp timegate $(SYSCONFDIR)/timegate $(SYSCONFDIR)/timegate/timegate.conf; fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-tmpfiles >/dev/null; then \
+		systemd-tmpfiles --create $(SYSCONFDIR)/tmpfiles.d/timegate.conf; fi
+	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now timegate"

@@ -154,11 +154,11 @@ func TestLoadFilesErrorsNameFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	writeFile(t, keyFile, a.key, 0o640)
+	writeFile(t, keyFile, a.key, 0o660)
 	_, err := LoadFiles(certFile, keyFile, t0)
 	if !errors.Is(err, secfile.ErrInsecureMode) || !strings.Contains(err.Error(), keyFile) ||
-		!strings.Contains(err.Error(), "0640") {
-		t.Fatalf("group-readable key: err = %v", err)
+		!strings.Contains(err.Error(), "0660") {
+		t.Fatalf("group-writable key: err = %v", err)
 	}
 
 	writeFile(t, keyFile, b.key, 0o600)

@@ -23,10 +23,13 @@ const (
 // Mode is the association mode (RFC 5905 §7.3, Figure 10).
 type Mode uint8
 
-// Mode values. Only ModeClient requests are ever answered: modes 1, 2 and 5
-// are peer/broadcast associations a gateway does not form with strangers, and
-// modes 6 and 7 are the control and private queries behind the monlist
-// amplification attacks (CVE-2013-5211); timegate has none on the network.
+// Mode values. ModeClient requests are answered with ModeServer, and
+// ModeSymmetricActive ones (w32time's default) statelessly with
+// ModeSymmetricPassive unless the access policy says nopeer: no association
+// is ever formed. Modes 2 and 5 are peer/broadcast traffic a gateway does
+// not take from strangers, and modes 6 and 7 are the control and private
+// queries behind the monlist amplification attacks (CVE-2013-5211);
+// timegate has none on the network.
 const (
 	ModeReserved         Mode = 0
 	ModeSymmetricActive  Mode = 1

@@ -50,6 +50,9 @@ type Admission struct {
 	Kiss   KissCode
 	Reason Reason
 	Leak   bool
+	// NoPeer: the matching rule has ntpd's nopeer, so a symmetric-active
+	// (mode 1) request is refused; a mode 3 request is unaffected.
+	NoPeer bool
 }
 
 // Gate decides whether a client gets time: access policy and rate limiting.
@@ -60,8 +63,14 @@ type Gate interface {
 
 // MACKey computes and checks the MAC of a symmetric key (RFC 8573).
 type MACKey interface {
-	Size() int
-	Sum(dst, msg []byte) []byte
+	// MACLen is the digest length a packet of NTP version vn carries:
+	// digests longer than 20 octets are truncated to 20 in NTPv4 (RFC 7822
+	// §7.5 leaves no room for more) and carried whole in NTPv3, as chrony
+	// does.
+	MACLen(vn uint8) int
+	// SumTrunc appends the first n octets of the digest of msg to dst.
+	SumTrunc(dst, msg []byte, n int) []byte
+	// Verify checks mac, the whole digest or its NTPv4 truncation.
 	Verify(msg, mac []byte) bool
 }
 
@@ -145,11 +154,19 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 		return nil, v
 	}
 	v.Auth = claimedAuth(&p)
+	if p.Header.Mode == ModeSymmetricActive && v.Auth == AuthNTS {
+		// NTS is defined for client/server mode only (RFC 8915 §5).
+		v.Reason = ReasonMode
+		return nil, v
+	}
 	adm := Admission{Action: ActionReply}
 	if r.Gate != nil {
 		adm = r.Gate.Admit(client.Addr().Unmap(), rx, v.Auth)
 	}
 	v.Leak = adm.Leak
+	if p.Header.Mode == ModeSymmetricActive {
+		adm = admitPeer(adm)
+	}
 	if adm.Action == ActionDrop {
 		v.Reason = adm.Reason
 		return nil, v
@@ -170,8 +187,26 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 	return finish(reply, limit, adm, v)
 }
 
+// admitPeer narrows an admission for a symmetric-active (mode 1) request,
+// which is answered statelessly with mode 2, as chronyd answers a peer it
+// has not configured and ntpd one that nopeer does not forbid: Windows'
+// w32time polls in mode 1 unless its peer flags include 0x8. Where the
+// matching rule has nopeer it is refused; a kiss (RFC 5905 §7.4 defines
+// them for client/server exchanges) becomes silence.
+func admitPeer(adm Admission) Admission {
+	switch {
+	case adm.Action == ActionDrop:
+	case adm.NoPeer:
+		adm.Action, adm.Reason = ActionDrop, ReasonPolicy
+	case adm.Action == ActionKoD:
+		adm.Action = ActionDrop
+	}
+	return adm
+}
+
 // screen applies the checks that need no state: everything that is not a
-// well-formed client request is dropped before any further work.
+// well-formed client (mode 3) or symmetric-active (mode 1) request is
+// dropped before any further work.
 func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 	v := Verdict{Action: ActionDrop}
 	if len(req) < HeaderLen {
@@ -183,11 +218,15 @@ func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 		v.Reason = ReasonSourcePort
 		return v
 	}
+	if !unicastSource(client.Addr()) {
+		v.Reason = ReasonSourceAddr
+		return v
+	}
 	if vn := (req[0] >> 3) & 7; vn == 0 || vn > versionNTPv4 {
 		v.Reason = ReasonVersion
 		return v
 	}
-	if Mode(req[0]&7) != ModeClient {
+	if m := Mode(req[0] & 7); m != ModeClient && m != ModeSymmetricActive {
 		v.Reason = ReasonMode
 		return v
 	}
@@ -195,6 +234,19 @@ func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 		v.Reason = ReasonFraming
 	}
 	return v
+}
+
+// unicastSource reports whether a can be the source of a real request. No
+// host sends from a broadcast, multicast or unspecified address (RFC 1122
+// §3.2.1.3, RFC 4291 §2.7); a datagram claiming one is forged, and a reply
+// to it would go to every host on a link or group (Go sets SO_BROADCAST on
+// UDP sockets, so the kernel does not stop a reply to 255.255.255.255).
+// A directed broadcast (x.y.z.255) cannot be told from a host address
+// without the interface's netmask, which the pure core does not know.
+func unicastSource(a netip.Addr) bool {
+	a = a.Unmap()
+	limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} // RFC 919
+	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an
@@ -220,10 +272,14 @@ func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission)
 		return h.Append(dst), Stamper{}
 	}
 	st := r.State()
+	mode := ModeServer
+	if req.Mode == ModeSymmetricActive {
+		mode = ModeSymmetricPassive // stateless: no association is kept
+	}
 	h := Header{
 		Leap:           st.Leap,
 		Version:        req.Version,
-		Mode:           ModeServer,
+		Mode:           mode,
 		Stratum:        st.Stratum,
 		Poll:           clampPoll(req.Poll),
 		Precision:      st.Precision,
@@ -269,18 +325,21 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 		return nil, v
 	}
 	signed := req[:len(req)-len(p.MAC)]
-	if len(p.Digest()) != key.Size() || !key.Verify(signed, p.Digest()) {
+	// The reply has the request's version, so it carries a digest of the
+	// same length as the request's: never larger than the request.
+	n := key.MACLen(p.Header.Version)
+	if len(p.Digest()) != n || !key.Verify(signed, p.Digest()) {
 		v.Reason = ReasonBadMAC
 		return nil, v
 	}
 	reply, tx := r.header(dst, &p.Header, rx, adm)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
-	if len(reply)+keyIDLen+key.Size() > limit {
+	if len(reply)+keyIDLen+n > limit {
 		v.Reason = ReasonNoRoom
 		return nil, v
 	}
 	reply = append(reply, p.MAC[:keyIDLen]...)
-	reply = key.Sum(reply, reply[:len(reply)-keyIDLen])
+	reply = key.SumTrunc(reply, reply[:len(reply)-keyIDLen], n)
 	return finish(reply, limit, adm, v)
 }
 

@@ -83,7 +83,7 @@ func TestRespondNeverAnswers(t *testing.T) {
 		{"NTS without NTS", AppendExtField(clientRequest(4), EFUniqueIdentifier, make([]byte, 32)), testClient, ReasonNTSDisabled},
 		{"oversized", append(clientRequest(4), make([]byte, 2000)...), testClient, ReasonFraming},
 	}
-	for _, m := range []Mode{0, 1, 2, 4, 5, 6, 7} {
+	for _, m := range []Mode{0, 2, 4, 5, 6, 7} {
 		cases = append(cases, struct {
 			name   string
 			req    []byte
@@ -156,7 +156,10 @@ func TestRespondGate(t *testing.T) {
 // 8573 keys live in package symkey.
 type hmacKey []byte
 
-func (k hmacKey) Size() int { return 16 }
+func (k hmacKey) MACLen(uint8) int { return 16 }
+func (k hmacKey) SumTrunc(dst, msg []byte, n int) []byte {
+	return k.Sum(dst, msg)[:len(dst)+n]
+}
 func (k hmacKey) Sum(dst, msg []byte) []byte {
 	m := hmac.New(sha256.New, k)
 	m.Write(msg)
@@ -224,7 +227,9 @@ func checkReply(t *testing.T, r *Responder, buf, req []byte) {
 	}
 	h, _ := DecodeHeader(reply)
 	reqH, _ := DecodeHeader(req)
-	if reqH.Mode != ModeClient || h.Mode != ModeServer || h.Origin != reqH.Transmit || h.Version != reqH.Version {
+	okMode := (reqH.Mode == ModeClient && h.Mode == ModeServer) ||
+		(reqH.Mode == ModeSymmetricActive && h.Mode == ModeSymmetricPassive)
+	if !okMode || h.Origin != reqH.Transmit || h.Version != reqH.Version {
 		t.Fatalf("answered %+v with %+v", reqH, h)
 	}
 	if v.Auth != AuthNone {
@@ -312,5 +317,26 @@ func TestRespondNTSStampsInSeal(t *testing.T) {
 	h, _ := DecodeHeader(reply)
 	if v.Action != ActionKoD || !probe.sealed || probe.after != 0 || h.Transmit != 0 || calls != 0 {
 		t.Errorf("kiss: verdict %+v, transmit %#x, %d clock readings; want a zero timestamp and none", v, h.Transmit, calls)
+	}
+}
+
+// Campaign finding: a request from 255.255.255.255 was answered to the
+// broadcast address. Requests from broadcast, multicast or unspecified
+// sources are forged and dropped before any other work.
+func TestRespondDropsNonUnicastSources(t *testing.T) {
+	r := testResponder()
+	for _, src := range []string{
+		"255.255.255.255:123", "0.0.0.0:123", "224.0.1.1:123", "239.255.255.250:5000",
+		"[::]:123", "[ff02::101]:123", "[ff05::1]:123", "[::ffff:255.255.255.255]:123", "[::ffff:224.0.0.1]:123",
+	} {
+		reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx)
+		if reply != nil || v.Action != ActionDrop || v.Reason != ReasonSourceAddr {
+			t.Errorf("%s: reply %d bytes, verdict %+v, want drop/source-addr", src, len(reply), v)
+		}
+	}
+	for _, src := range []string{"192.0.2.255:123", "10.255.255.255:123", "[2001:db8::1]:123"} {
+		if reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx); reply == nil {
+			t.Errorf("%s: unicast source dropped: %+v", src, v)
+		}
 	}
 }

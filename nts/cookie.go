@@ -8,7 +8,8 @@ import (
 
 // Cookie is what a server cookie carries: the AEAD negotiated for the NTP
 // association and the two keys exported from the NTS-KE TLS session (RFC 8915
-// §5.1). Fixed arrays keep sealing and opening free of allocations.
+// §5.1): 32 octets each for AEAD 15, 16 for AEAD 30 (the rest of the arrays
+// zero). Fixed arrays keep sealing and opening free of allocations.
 type Cookie struct {
 	AEAD uint16
 	C2S  [KeyLen]byte
@@ -25,18 +26,32 @@ type Cookie struct {
 //	+--------+------------+---------------------------------------------+
 //	           104 bytes: a multiple of 4, so the NTP cookie and cookie
 //	           placeholder extension fields need no padding (RFC 7822 §3).
+//	           With AEAD 30 the keys are 16 octets each: 72 bytes.
 const (
 	// KeyLen is the C2S/S2C key length of AEAD_AES_SIV_CMAC_256: two
-	// AES-128 keys (RFC 5297 §2.2).
+	// AES-128 keys (RFC 5297 §2.2); the longest key this package uses.
 	KeyLen = 32
-	// CookieSize is the length of every cookie this package seals.
+	// CookieSize is the length of a cookie for AEAD 15, the longest.
 	CookieSize = cookieIDLen + cookieNonceLen + cookiePlainLen + cookieTagLen
+	// CookieSizeGCMSIV is the length of a cookie for AEAD 30.
+	CookieSizeGCMSIV = CookieSize - 2*(KeyLen-16)
 
 	cookieIDLen    = 4
 	cookieNonceLen = 16
-	cookiePlainLen = 4 + 2*KeyLen
+	cookiePlainLen = 4 + 2*KeyLen // the longest plaintext
 	cookieTagLen   = 16
 )
+
+// cookieSize is the length of a cookie for aead (0 for an unsupported one).
+func cookieSize(aead uint16) int {
+	switch aead {
+	case AEADAESSIVCMAC256:
+		return CookieSize
+	case AEADAES128GCMSIV:
+		return CookieSizeGCMSIV
+	}
+	return 0
+}
 
 // SealCookie appends a cookie holding c, sealed under the current key, to dst.
 // It allocates only when dst lacks CookieSize bytes of spare capacity.
@@ -45,23 +60,24 @@ func (r *KeyRing) SealCookie(dst []byte, c Cookie, rand io.Reader) ([]byte, erro
 		return nil, ErrUnsupportedAEAD
 	}
 	k := r.current()
-	dst = slices.Grow(dst, CookieSize)
+	size, kl := cookieSize(c.AEAD), aeadKeyLen(c.AEAD)
+	dst = slices.Grow(dst, size)
 	off := len(dst)
-	out := dst[off : off+CookieSize]
+	out := dst[off : off+size]
 	binary.BigEndian.PutUint32(out, k.id)
 	nonce := out[cookieIDLen : cookieIDLen+cookieNonceLen]
 	if _, err := io.ReadFull(rand, nonce); err != nil {
 		return nil, err
 	}
-	pt := out[cookieIDLen+cookieNonceLen : cookieIDLen+cookieNonceLen+cookiePlainLen]
+	pt := out[cookieIDLen+cookieNonceLen : size-cookieTagLen]
 	binary.BigEndian.PutUint16(pt, c.AEAD)
 	pt[2], pt[3] = 0, 0
-	copy(pt[4:], c.C2S[:])
-	copy(pt[4+KeyLen:], c.S2C[:])
+	copy(pt[4:], c.C2S[:kl])
+	copy(pt[4+kl:], c.S2C[:kl])
 	// Sealing in place: pt[:0] reuses the plaintext's storage, and the tag
 	// lands in the last 16 bytes of out.
 	k.aead.Seal(pt[:0], nonce, pt, out[:cookieIDLen])
-	return dst[:off+CookieSize], nil
+	return dst[:off+size], nil
 }
 
 // OpenCookie authenticates and decrypts a cookie sealed by any key of the
@@ -69,7 +85,7 @@ func (r *KeyRing) SealCookie(dst []byte, c Cookie, rand io.Reader) ([]byte, erro
 // that is wrong (length, tag, reserved bytes, AEAD id) gives ErrCookieInvalid.
 func (r *KeyRing) OpenCookie(cookie []byte) (Cookie, error) {
 	var c Cookie
-	if len(cookie) != CookieSize {
+	if len(cookie) != CookieSize && len(cookie) != CookieSizeGCMSIV {
 		return c, ErrCookieInvalid
 	}
 	k := r.find(binary.BigEndian.Uint32(cookie))
@@ -79,14 +95,17 @@ func (r *KeyRing) OpenCookie(cookie []byte) (Cookie, error) {
 	var buf [cookiePlainLen]byte
 	pt, err := k.aead.Open(buf[:0], cookie[cookieIDLen:cookieIDLen+cookieNonceLen],
 		cookie[cookieIDLen+cookieNonceLen:], cookie[:cookieIDLen])
-	if err != nil || len(pt) != cookiePlainLen {
+	if err != nil || len(pt) < 4 {
 		return c, ErrCookieInvalid
 	}
 	c.AEAD = binary.BigEndian.Uint16(pt)
-	if !supportedAEAD(c.AEAD) || pt[2] != 0 || pt[3] != 0 {
+	// The length must be the AEAD's own: a cookie never opens with keys of
+	// another AEAD's length.
+	kl := aeadKeyLen(c.AEAD)
+	if !supportedAEAD(c.AEAD) || len(pt) != 4+2*kl || pt[2] != 0 || pt[3] != 0 {
 		return Cookie{}, ErrCookieInvalid
 	}
-	copy(c.C2S[:], pt[4:])
-	copy(c.S2C[:], pt[4+KeyLen:])
+	copy(c.C2S[:kl], pt[4:])
+	copy(c.S2C[:kl], pt[4+kl:])
 	return c, nil
 }

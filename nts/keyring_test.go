@@ -38,8 +38,19 @@ func TestCookieRoundTrip(t *testing.T) {
 	if CookieSize != 104 || CookieSize%4 != 0 {
 		t.Fatalf("CookieSize = %d", CookieSize)
 	}
-	if _, err := ring.SealCookie(nil, Cookie{AEAD: 30}, rnd); !errors.Is(err, ErrUnsupportedAEAD) {
-		t.Errorf("AEAD 30 sealed: %v", err)
+	if _, err := ring.SealCookie(nil, Cookie{AEAD: 17}, rnd); !errors.Is(err, ErrUnsupportedAEAD) {
+		t.Errorf("AEAD 17 sealed: %v", err)
+	}
+	// AEAD 30 cookies carry 16-octet keys: 32 octets shorter.
+	c := Cookie{AEAD: AEADAES128GCMSIV}
+	copy(c.C2S[:16], "c2s-key-16-bytes")
+	copy(c.S2C[:16], "s2c-key-16-bytes")
+	out, err := ring.SealCookie(nil, c, rnd)
+	if err != nil || len(out) != CookieSizeGCMSIV || CookieSizeGCMSIV != 72 {
+		t.Fatalf("AEAD 30 cookie: %d bytes, %v", len(out), err)
+	}
+	if got, err := ring.OpenCookie(out); err != nil || got != c {
+		t.Fatalf("AEAD 30 OpenCookie = %+v, %v", got, err)
 	}
 }
 

@@ -21,12 +21,21 @@ type NegotiateOptions struct {
 	// NTPPort, when neither 0 nor 123, is sent in a Port Negotiation record
 	// (RFC 8915 §4.1.8).
 	NTPPort uint16
+	// AEADs is the server's order of preference among the AEADs the NTP
+	// path implements (chrony's ntsaeads); nil means DefaultAEADs. An id
+	// left out is never chosen.
+	AEADs []uint16
 }
 
 // Validate reports whether the options can go on the wire.
 func (o NegotiateOptions) Validate() error {
 	if o.NTPServer != "" && !validServerName([]byte(o.NTPServer)) {
 		return &configError{"NTP server " + strconv.Quote(o.NTPServer) + " is not an IP literal or ASCII host name"}
+	}
+	for _, id := range o.AEADs {
+		if !supportedAEAD(id) {
+			return &configError{"AEAD " + strconv.Itoa(int(id)) + " is not supported (15 and 30 are)"}
+		}
 	}
 	return nil
 }
@@ -35,7 +44,8 @@ func (o NegotiateOptions) Validate() error {
 // from export, cookies from ring and rand, and nothing is logged.
 //
 // It always returns the records to send. A nil error means the response
-// grants NTPv4 with AEAD 15 and carries MaxCookies cookies. Otherwise err
+// grants NTPv4 with the AEAD chosen (chooseAEAD) and carries MaxCookies
+// cookies. Otherwise err
 // says why it carries no keys: ErrNoCommonProtocol or ErrNoCommonAEAD for a
 // well-formed refusal (§4.1.2, §4.1.5), or a *ProtocolError whose Code is the
 // one in the Error record of the response.
@@ -47,28 +57,29 @@ func Negotiate(req []Record, export Exporter, ring *KeyRing, rand io.Reader, opt
 	if !q.ntpv4 {
 		return []Record{NextProtocolRecord(), EndOfMessage()}, ErrNoCommonProtocol
 	}
-	if !q.found {
-		return []Record{NextProtocolRecord(ProtocolNTPv4), AEADRecord(), EndOfMessage()}, ErrNoCommonAEAD
-	}
 	if err := opts.Validate(); err != nil {
 		return refuse(internalError(err))
+	}
+	aead, found := chooseAEAD(q.aeads, opts.AEADs)
+	if !found {
+		return []Record{NextProtocolRecord(ProtocolNTPv4), AEADRecord(), EndOfMessage()}, ErrNoCommonAEAD
 	}
 	if ring == nil {
 		return refuse(internalError(ErrKeyRing))
 	}
-	c, err := exportKeys(export, q.aead)
+	c, err := exportKeys(export, aead)
 	if err != nil {
 		return refuse(internalError(err))
 	}
 	resp := make([]Record, 0, 5+MaxCookies)
-	resp = append(resp, NextProtocolRecord(ProtocolNTPv4), AEADRecord(q.aead))
+	resp = append(resp, NextProtocolRecord(ProtocolNTPv4), AEADRecord(aead))
 	if opts.NTPPort != 0 && opts.NTPPort != DefaultNTPPort {
 		resp = append(resp, PortRecord(opts.NTPPort))
 	}
 	if opts.NTPServer != "" {
 		resp = append(resp, ServerRecord(opts.NTPServer))
 	}
-	buf := make([]byte, 0, MaxCookies*CookieSize) // one allocation for all cookies
+	buf := make([]byte, 0, MaxCookies*cookieSize(aead)) // one allocation for all cookies
 	for range MaxCookies {
 		start := len(buf)
 		if buf, err = ring.SealCookie(buf, c, rand); err != nil {
@@ -87,10 +98,11 @@ func Negotiate(req []Record, export Exporter, ring *KeyRing, rand io.Reader, opt
 //	+-------------+---------+-----------------------+
 func exportKeys(export Exporter, aead uint16) (Cookie, error) {
 	c := Cookie{AEAD: aead}
-	if err := exportKey(export, aead, 0x00, c.C2S[:]); err != nil {
+	n := aeadKeyLen(aead)
+	if err := exportKey(export, aead, 0x00, c.C2S[:n]); err != nil {
 		return c, err
 	}
-	return c, exportKey(export, aead, 0x01, c.S2C[:])
+	return c, exportKey(export, aead, 0x01, c.S2C[:n])
 }
 
 func exportKey(export Exporter, aead uint16, direction byte, dst []byte) error {

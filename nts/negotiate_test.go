@@ -12,7 +12,7 @@ func TestNegotiateGrants(t *testing.T) {
 	var ex fakeExporter
 	req := []Record{
 		NextProtocolRecord(0x8001, ProtocolNTPv4),
-		AEADRecord(30, 17, AEADAESSIVCMAC256, 16),       // we support only 15
+		AEADRecord(17, AEADAESSIVCMAC256, 16),           // we support only 15 of these
 		{Type: 0x4001, Body: []byte("ignored")},         // unknown, not critical
 		PortRecord(999), ServerRecord("client.example"), // preferences we may ignore
 		EndOfMessage(),
@@ -177,7 +177,7 @@ func TestNegotiateNoCommon(t *testing.T) {
 	if !errors.Is(err, ErrNoCommonProtocol) || len(resp) != 2 || resp[0].Type != RecNextProtocol || len(resp[0].Body) != 0 {
 		t.Errorf("no NTPv4: err %v, resp %+v", err, resp)
 	}
-	resp, err = Negotiate([]Record{NextProtocolRecord(0), AEADRecord(30, 1), EndOfMessage()}, ex.export, ring, seeded(5), NegotiateOptions{})
+	resp, err = Negotiate([]Record{NextProtocolRecord(0), AEADRecord(17, 1), EndOfMessage()}, ex.export, ring, seeded(5), NegotiateOptions{})
 	if !errors.Is(err, ErrNoCommonAEAD) || len(resp) != 3 || resp[1].Type != RecAEAD || len(resp[1].Body) != 0 {
 		t.Errorf("no AEAD: err %v, resp %+v", err, resp)
 	}
@@ -246,5 +246,46 @@ func TestReadResponse(t *testing.T) {
 	p, err := readResponse(append([]Record{{Type: 0x4000, Body: []byte{1}}, ServerRecord("ntp.example"), PortRecord(1234)}, ok...), []uint16{15})
 	if err != nil || p.aead != 15 || len(p.cookies) != 1 || p.server != "ntp.example" || p.port != 1234 {
 		t.Errorf("valid response: %+v, %v", p, err)
+	}
+}
+
+// The server's preference decides among the AEADs the client offers (RFC
+// 8915 §4.1.5 leaves it the choice): by default AES-128-GCM-SIV, with its
+// 72-octet cookies; with AEADs {15} (ntsaeads 15) never 30; a preference the
+// NTP path cannot serve is a configuration error.
+func TestNegotiateAEADPreference(t *testing.T) {
+	ring := testRing(t, 1)
+	for _, tc := range []struct {
+		offer  []uint16
+		prefs  []uint16
+		want   uint16
+		cookie int
+	}{
+		{[]uint16{15, 30}, nil, 30, CookieSizeGCMSIV},
+		{[]uint16{15}, nil, 15, CookieSize},
+		{[]uint16{30, 15}, []uint16{15, 30}, 15, CookieSize},
+		{[]uint16{30, 15}, []uint16{15}, 15, CookieSize},
+		{[]uint16{30}, []uint16{30}, 30, CookieSizeGCMSIV},
+	} {
+		var ex fakeExporter
+		req := []Record{NextProtocolRecord(ProtocolNTPv4), AEADRecord(tc.offer...), EndOfMessage()}
+		resp, err := Negotiate(req, ex.export, ring, seeded(2), NegotiateOptions{AEADs: tc.prefs})
+		if err != nil {
+			t.Fatalf("offer %v prefs %v: %v", tc.offer, tc.prefs, err)
+		}
+		if !bytes.Equal(resp[1].Body, []byte{0, byte(tc.want)}) || len(resp[2].Body) != tc.cookie {
+			t.Errorf("offer %v prefs %v: AEAD %v, cookie %d octets; want %d, %d", tc.offer, tc.prefs, resp[1].Body, len(resp[2].Body), tc.want, tc.cookie)
+		}
+		if c, err := ring.OpenCookie(resp[2].Body); err != nil || c.AEAD != tc.want {
+			t.Errorf("cookie opens as %+v, %v", c, err)
+		}
+	}
+	var ex fakeExporter
+	req := []Record{NextProtocolRecord(ProtocolNTPv4), AEADRecord(30), EndOfMessage()}
+	if _, err := Negotiate(req, ex.export, ring, seeded(2), NegotiateOptions{AEADs: []uint16{15}}); !errors.Is(err, ErrNoCommonAEAD) {
+		t.Errorf("30 offered, 15 preferred only: %v", err)
+	}
+	if err := (NegotiateOptions{AEADs: []uint16{17}}).Validate(); err == nil {
+		t.Error("AEAD 17 accepted as a preference")
 	}
 }

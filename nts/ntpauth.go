@@ -98,13 +98,19 @@ func (s *Server) open(sc *scratch, ring *KeyRing, req []byte, f *ntp.NTSFields) 
 	if o.cookie, err = ring.OpenCookie(q.cookie); err != nil {
 		return o, ntp.ReasonBadCookie
 	}
-	if o.cookie.AEAD != AEADAESSIVCMAC256 {
-		return o, ntp.ReasonBadNTS
+	var encrypted int
+	switch o.cookie.AEAD {
+	case AEADAESSIVCMAC256:
+		if o.keys, err = sc.keys.lookup(&o.cookie); err != nil {
+			return o, ntp.ReasonBadNTS
+		}
+		encrypted, ok = verify(&sc.c2s, &o.keys.c2s, req, &q)
+	case AEADAES128GCMSIV:
+		// RFC 8452 derives a key per message: there is no schedule to cache.
+		encrypted, ok = verifyGCMSIV(&o.cookie, req, &q)
+	default:
+		ok = false
 	}
-	if o.keys, err = sc.keys.lookup(&o.cookie); err != nil {
-		return o, ntp.ReasonBadNTS
-	}
-	encrypted, ok := verify(&sc.c2s, &o.keys.c2s, req, &q)
 	if !ok || q.placeholders+encrypted > maxPlaceholders {
 		return o, ntp.ReasonBadNTS
 	}
@@ -146,7 +152,7 @@ func checkRequest(req []byte, f *ntp.NTSFields) (ntsRequest, bool) {
 		return q, false
 	}
 	var ok bool
-	q.nonce, q.ciphertext, ok = parseAuthenticator(f.Auth)
+	q.nonce, q.ciphertext, ok = parseAuthenticator(f.Auth, minNonceArea)
 	ok = ok && f.AuthOffset+efHeaderLen+len(f.Auth) == len(req) &&
 		q.uid != nil && f.Cookies == 1 &&
 		len(q.cookie) <= MaxCookieLen && q.placeholders <= maxPlaceholders &&
@@ -209,6 +215,9 @@ func (s *Server) seal(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit
 	if len(reply) < ntp.HeaderLen {
 		return nil, false
 	}
+	if o.cookie.AEAD == AEADAES128GCMSIV {
+		return s.sealGCMSIV(ring, o, reply, limit, tx)
+	}
 	hdr := len(reply) - ntp.HeaderLen
 	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, o.uid)
 	room := limit - len(reply)
@@ -223,7 +232,7 @@ func (s *Server) seal(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit
 	s2c.UseKey(&o.keys.s2c)
 	defer s2c.Reset()
 	r := s.rand()
-	reply, w, err := beginAuth(reply, r)
+	reply, w, err := beginAuth(reply, r, authNonceLen)
 	if err != nil {
 		return nil, false
 	}

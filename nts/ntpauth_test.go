@@ -328,7 +328,7 @@ func TestParseAuthenticator(t *testing.T) {
 		{"nonzero additional padding", auth(16, 16, append(z(32), 0, 0, 0, 1)...), false},
 	}
 	for _, c := range cases {
-		if _, _, ok := parseAuthenticator(c.v); ok != c.ok {
+		if _, _, ok := parseAuthenticator(c.v, minNonceArea); ok != c.ok {
 			t.Errorf("%s: ok = %v", c.name, ok)
 		}
 	}

@@ -1,10 +1,12 @@
 package nts
 
 import (
+	"crypto/cipher"
 	"encoding/binary"
 	"io"
 	"slices"
 
+	"timegate/gcmsiv"
 	"timegate/ntp"
 	"timegate/siv"
 )
@@ -30,8 +32,9 @@ const (
 	authLengthsLen = 4 // Nonce Length + Ciphertext Length
 	efHeaderLen    = 4 // RFC 7822 field type + length
 
-	// authNonceLen is the nonce we send: 16 octets, the length RFC 5297 §3
-	// asks of a random SIV nonce and the one chrony and ntpd-rs send.
+	// authNonceLen is the nonce we send with AEAD 15: 16 octets, the length
+	// RFC 5297 §3 asks of a random SIV nonce and the one chrony and ntpd-rs
+	// send. AEAD 30 takes exactly gcmsiv.NonceSize (12) octets.
 	authNonceLen = siv.NonceSize
 
 	// minNonceArea is N_REQ of RFC 8915 §5.6 for AES-SIV-CMAC: the padded
@@ -67,13 +70,23 @@ func authFieldLen(ptLen int) int {
 	return efHeaderLen + authLengthsLen + authNonceLen + pad4(siv.TagSize+ptLen)
 }
 
+// nonceLenFor is the nonce length we send with aead.
+func nonceLenFor(aead uint16) int {
+	if aead == AEADAES128GCMSIV {
+		return gcmsiv.NonceSize
+	}
+	return authNonceLen
+}
+
 // parseAuthenticator splits the value of an Authenticator field into nonce
 // and ciphertext. Every length is checked against the field before it is
-// used, the nonce area obeys N_REQ, the ciphertext holds at least a tag, and
-// every padding octet is zero: padding is not covered by the AEAD, so
-// insisting on zeros (which RFC 8915 §5.6 prescribes) leaves no bit of the
-// field that an attacker could flip unnoticed.
-func parseAuthenticator(v []byte) (nonce, ciphertext []byte, ok bool) {
+// used, the nonce area obeys minArea (a server passes N_REQ, minNonceArea;
+// a client reading a reply passes 0, since N_REQ binds requests only), the
+// ciphertext holds at least a tag, and every padding octet is zero: padding
+// is not covered by the AEAD, so insisting on zeros (which RFC 8915 §5.6
+// prescribes) leaves no bit of the field that an attacker could flip
+// unnoticed.
+func parseAuthenticator(v []byte, minArea int) (nonce, ciphertext []byte, ok bool) {
 	if len(v) < authLengthsLen {
 		return nil, nil, false
 	}
@@ -81,7 +94,7 @@ func parseAuthenticator(v []byte) (nonce, ciphertext []byte, ok bool) {
 	cl := int(binary.BigEndian.Uint16(v[2:]))
 	body := v[authLengthsLen:]
 	if nl < 1 || cl < siv.TagSize || pad4(nl)+pad4(cl) > len(body) ||
-		len(body)-pad4(cl) < minNonceArea {
+		len(body)-pad4(cl) < minArea {
 		return nil, nil, false
 	}
 	nonce = body[:nl]
@@ -107,18 +120,20 @@ func allZero(b []byte) bool {
 // reserves V's slot first and uses close, which lays out the field and
 // leaves the seal to a siv.Cipher, split around the transmit timestamp.
 type authWriter struct {
-	start   int  // offset of the field header in the buffer
-	ptStart int  // offset of the plaintext (and then of the ciphertext)
-	tagged  bool // a V slot was reserved at ptStart (reserveTag)
+	start    int  // offset of the field header in the buffer
+	ptStart  int  // offset of the plaintext (and then of the ciphertext)
+	nonceLen int  // octets of nonce before ptStart
+	tagged   bool // a V slot was reserved at ptStart (reserveTag)
 }
 
-// beginAuth appends the start of an Authenticator field to b.
-func beginAuth(b []byte, rand io.Reader) ([]byte, authWriter, error) {
-	w := authWriter{start: len(b)}
+// beginAuth appends the start of an Authenticator field with a nonce of
+// nonceLen octets (a multiple of 4: 16 or 12) to b.
+func beginAuth(b []byte, rand io.Reader, nonceLen int) ([]byte, authWriter, error) {
+	w := authWriter{start: len(b), nonceLen: nonceLen}
 	b = append(b, byte(ntp.EFAuthenticator>>8), byte(ntp.EFAuthenticator&0xff), 0, 0,
-		0, authNonceLen, 0, 0)
+		0, byte(nonceLen), 0, 0)
 	n := len(b)
-	b = append(b, make([]byte, authNonceLen)...)
+	b = append(b, make([]byte, nonceLen)...)
 	if _, err := io.ReadFull(rand, b[n:]); err != nil {
 		return nil, w, err
 	}
@@ -126,20 +141,22 @@ func beginAuth(b []byte, rand io.Reader) ([]byte, authWriter, error) {
 	return b, w, nil
 }
 
-// finish seals the plaintext appended since beginAuth with a, the
+// finish seals the plaintext appended since beginAuth with a (either AEAD:
+// both put a 16-octet tag and the ciphertext in place of the plaintext), the
 // associated data being b[adStart:w.start] (the packet from its header up
 // to this field, RFC 8915 §5.6), and pads the field with zeros to at least
 // minLen octets (rounded down to a multiple of 4), so a reply can match the
-// length of its request. The caller bounds minLen and the plaintext so the
-// field fits its 16-bit length.
-func (w authWriter) finish(b []byte, a *siv.AEAD, adStart, minLen int) []byte {
+// length of its request, and so that the nonce and padding span
+// minNonceArea (N_REQ, which a 12-octet nonce alone does not). The caller
+// bounds minLen and the plaintext so the field fits its 16-bit length.
+func (w authWriter) finish(b []byte, a cipher.AEAD, adStart, minLen int) []byte {
 	ptLen := len(b) - w.ptStart
 	ctLen := siv.TagSize + ptLen
-	fieldLen := max(efHeaderLen+authLengthsLen+authNonceLen+pad4(ctLen), minLen&^3)
+	fieldLen := max(efHeaderLen+authLengthsLen+max(w.nonceLen, minNonceArea)+pad4(ctLen), minLen&^3)
 	b = slices.Grow(b, w.start+fieldLen-len(b))
-	nonce := b[w.ptStart-authNonceLen : w.ptStart]
+	nonce := b[w.ptStart-w.nonceLen : w.ptStart]
 	pt := b[w.ptStart:]
-	// In place: V ‖ C lands where the plaintext began (siv.AEAD.Seal).
+	// In place: tag and ciphertext land where the plaintext began.
 	a.Seal(pt[:0], nonce, pt, b[adStart:w.start])
 	b = b[:w.ptStart+ctLen]
 	b = append(b, make([]byte, w.start+fieldLen-len(b))...)
@@ -174,7 +191,7 @@ func (w authWriter) close(b []byte, minLen int) (_, out, nonce []byte) {
 	b = append(b, make([]byte, w.start+fieldLen-len(b))...)
 	binary.BigEndian.PutUint16(b[w.start+2:], uint16(fieldLen))
 	binary.BigEndian.PutUint16(b[w.start+6:], uint16(ctLen))
-	return b, b[w.ptStart : w.ptStart+ctLen], b[w.ptStart-authNonceLen : w.ptStart]
+	return b, b[w.ptStart : w.ptStart+ctLen], b[w.ptStart-w.nonceLen : w.ptStart]
 }
 
 // appendFieldHeader appends an RFC 7822 field header announcing a value of

@@ -2,9 +2,11 @@ package nts
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"errors"
 	"io"
 
+	"timegate/gcmsiv"
 	"timegate/ntp"
 	"timegate/siv"
 )
@@ -39,27 +41,28 @@ var (
 // is pure (no I/O, no clock) and not safe for concurrent use: an
 // association owns it.
 type ClientSession struct {
-	// AEAD is the negotiated algorithm (only AEAD_AES_SIV_CMAC_256, 15).
+	// AEAD is the negotiated algorithm: AEAD_AES_SIV_CMAC_256 (15) or
+	// AEAD_AES_128_GCM_SIV (30).
 	AEAD uint16
 	// Poll is the poll exponent written into requests.
 	Poll     int8
-	c2s, s2c *siv.AEAD
+	c2s, s2c cipher.AEAD
 	jar      [][]byte // oldest first; every cookie a private copy
 }
 
 // NewClientSession starts a session from the result of an NTS-KE exchange.
 func NewClientSession(ke *KEResult) (*ClientSession, error) {
-	if ke.AEAD != AEADAESSIVCMAC256 {
+	if !supportedAEAD(ke.AEAD) {
 		return nil, ErrUnsupportedAEAD
 	}
-	if len(ke.C2S) != KeyLen || len(ke.S2C) != KeyLen {
+	if n := aeadKeyLen(ke.AEAD); len(ke.C2S) != n || len(ke.S2C) != n {
 		return nil, ErrExport
 	}
-	c2s, err := siv.New(ke.C2S)
+	c2s, err := newSessionAEAD(ke.AEAD, ke.C2S)
 	if err != nil {
 		return nil, err
 	}
-	s2c, err := siv.New(ke.S2C)
+	s2c, err := newSessionAEAD(ke.AEAD, ke.S2C)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +74,13 @@ func NewClientSession(ke *KEResult) (*ClientSession, error) {
 		return nil, ErrNoCookies
 	}
 	return s, nil
+}
+
+func newSessionAEAD(aead uint16, key []byte) (cipher.AEAD, error) {
+	if aead == AEADAES128GCMSIV {
+		return gcmsiv.New(key)
+	}
+	return siv.New(key)
 }
 
 // Cookies is the number of unused cookies in the jar.
@@ -124,7 +134,7 @@ func (s *ClientSession) BuildRequest(dst []byte, nonce ntp.Time64, uid []byte, r
 		dst = appendFieldHeader(dst, ntp.EFCookiePlaceholder, value)
 		dst = append(dst, make([]byte, value)...)
 	}
-	dst, w, err := beginAuth(dst, rand)
+	dst, w, err := beginAuth(dst, rand, nonceLenFor(s.AEAD))
 	if err != nil {
 		return nil, err
 	}
@@ -195,8 +205,8 @@ func uidMatches(v, uid []byte) bool {
 // and takes the New Cookie fields of the plaintext into the jar. The
 // cookies are taken only once the whole plaintext parsed.
 func (s *ClientSession) openReply(reply []byte, auth ntp.ExtField) (int, error) {
-	nonce, ct, ok := parseAuthenticator(auth.Value)
-	if !ok {
+	nonce, ct, ok := parseAuthenticator(auth.Value, 0)
+	if !ok || (s.AEAD == AEADAES128GCMSIV && len(nonce) != gcmsiv.NonceSize) {
 		return 0, ErrReplyAuth
 	}
 	var buf [ntp.MaxPacketLen]byte

@@ -17,7 +17,8 @@ func TestNewClientSessionRejects(t *testing.T) {
 		mod  func(*KEResult)
 		want error
 	}{
-		{"AES-128-GCM-SIV", func(k *KEResult) { k.AEAD = 30 }, ErrUnsupportedAEAD},
+		{"AES-SIV-CMAC-384", func(k *KEResult) { k.AEAD = 16 }, ErrUnsupportedAEAD},
+		{"AES-128-GCM-SIV with 32-octet keys", func(k *KEResult) { k.AEAD = 30 }, ErrExport},
 		{"short C2S", func(k *KEResult) { k.C2S = k.C2S[:16] }, ErrExport},
 		{"long S2C", func(k *KEResult) { k.S2C = make([]byte, 48) }, ErrExport},
 		{"no cookies", func(k *KEResult) { k.Cookies = nil }, ErrNoCookies},

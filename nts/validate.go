@@ -68,8 +68,7 @@ func knownType(t RecordType) bool { return t <= RecPort }
 // request is what Negotiate needs from a valid request.
 type request struct {
 	ntpv4 bool   // NTPv4 among the offered next protocols
-	aead  uint16 // first offered AEAD that we support
-	found bool   // whether aead is set
+	aeads []byte // the AEAD record's body: the client's ids, big-endian
 }
 
 // readRequest validates a server-side request (RFC 8915 §4.1) and returns
@@ -125,25 +124,39 @@ func (q *request) add(r Record, seen *seenSet) error {
 		if len(r.Body) == 0 { // §4.1.5: a request lists at least one
 			return badRequest(ErrBodyLength)
 		}
-		q.aead, q.found = chooseAEAD(r.Body)
+		q.aeads = r.Body
 	}
 	// Server and Port in a request state a preference that §4.1.7 and
 	// §4.1.8 let us ignore; they were still validated above.
 	return nil
 }
 
-// chooseAEAD picks the first id in the client's list (its order of
-// preference, RFC 8915 §4.1.5) that we support.
-func chooseAEAD(list []byte) (uint16, bool) {
-	for i := 0; i+1 < len(list); i += 2 {
-		if id := binary.BigEndian.Uint16(list[i:]); supportedAEAD(id) {
+// chooseAEAD picks the server's most preferred AEAD among those the client
+// lists (RFC 8915 §4.1.5 leaves the choice to the server), as chrony's
+// ntsaeads orders it. prefs nil means DefaultAEADs.
+func chooseAEAD(list []byte, prefs []uint16) (uint16, bool) {
+	if prefs == nil {
+		prefs = DefaultAEADs()
+	}
+	for _, id := range prefs {
+		if supportedAEAD(id) && containsID(list, id) {
 			return id, true
 		}
 	}
 	return 0, false
 }
 
-func supportedAEAD(id uint16) bool { return id == AEADAESSIVCMAC256 }
+// DefaultAEADs returns the server's preference and the client's offer when
+// none is configured: AES-128-GCM-SIV first for its shorter cookies, as
+// chrony 4.4+ orders them, then the mandatory AES-SIV-CMAC-256. (A function,
+// so that no package-level slice can be changed by a caller.)
+func DefaultAEADs() []uint16 { return []uint16{AEADAES128GCMSIV, AEADAESSIVCMAC256} }
+
+// supportedAEAD reports whether the NTP path implements id.
+func supportedAEAD(id uint16) bool { return id == AEADAESSIVCMAC256 || id == AEADAES128GCMSIV }
+
+// SupportedAEAD reports whether this package can use AEAD id for NTP.
+func SupportedAEAD(id uint16) bool { return supportedAEAD(id) }
 
 func containsID(list []byte, id uint16) bool {
 	for i := 0; i+1 < len(list); i += 2 {

@@ -89,6 +89,9 @@ type Decision struct {
 	Limited bool
 	// KoD: a ratelimit.KoD verdict becomes a RATE kiss, not a drop.
 	KoD bool
+	// NoPeer: the deciding entry has nopeer: symmetric-active (mode 1)
+	// requests are refused, client requests unaffected.
+	NoPeer bool
 	// Rule is the index, in the rules given to New, of the last rule merged
 	// into the deciding entry; -1 for the built-in default alone.
 	Rule int
@@ -164,7 +167,7 @@ func (p *Policy) Decide(addr netip.Addr, authenticated bool) Decision {
 
 // decide applies one entry's flags, most restrictive first (ntpd's order).
 func decide(f Flags, rule int32, authenticated bool) Decision {
-	d := Decision{Rule: int(rule)}
+	d := Decision{Rule: int(rule), NoPeer: f&FlagNoPeer != 0}
 	switch {
 	case f&FlagIgnore != 0:
 		d.Action, d.Cause = Drop, FlagIgnore

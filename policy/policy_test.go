@@ -42,7 +42,9 @@ var seedLines = []string{
 // a RATE kiss on violations because their default rule says kod.
 func TestSeedConfig(t *testing.T) {
 	p := mustPolicy(t, seedLines...)
-	limitedKoD := Decision{Action: Serve, Limited: true, KoD: true}
+	// The default rules say nopeer: symmetric-active requests are refused
+	// there, answered from the trusted /24 and loopback.
+	limitedKoD := Decision{Action: Serve, Limited: true, KoD: true, NoPeer: true}
 	free := Decision{Action: Serve}
 	tests := []struct {
 		addr string

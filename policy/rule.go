@@ -41,11 +41,13 @@ const (
 	// The flags below concern ntpd services timegate never offers on the
 	// network at all: control (mode 6) and private (mode 7) queries, traps,
 	// peer associations and remote configuration. They are accepted so that
-	// an ntp.conf restrict line reads unchanged, and are always on.
+	// an ntp.conf restrict line reads unchanged, and are always on, except
+	// nopeer: without it, a symmetric-active (mode 1) request is answered
+	// statelessly in mode 2, as ntpd and chronyd do (w32time polls so).
 
 	FlagNoModify    // no remote configuration
 	FlagNoQuery     // no mode 6/7 queries
-	FlagNoPeer      // no symmetric associations
+	FlagNoPeer      // no symmetric associations; refuses mode 1 requests
 	FlagNoEPeer     // no ephemeral symmetric associations
 	FlagNoTrap      // no mode 6 traps
 	FlagLowPrioTrap // traps (there are none) at low priority

@@ -24,6 +24,9 @@ func FuzzParse(f *testing.F) {
 		"5 MD5 x\n5 SHA1 y\n",
 		"4294967295 aes-256 HEX:" + strings.Repeat("ab", 32) + "\n",
 		"1 SHA1 " + strings.Repeat("x", MaxSecretLen) + "\n",
+		"12 SHA256 HEX:948B8FAD4ABFC974A48C4A6B12DA226550FC3EA3\n15 SHA3-224 HEX:6E35\n14 SHA512 ASCII:x\n",
+		" 1 AES z0]Ge$F`Ia|cSqsS\n11 AES 5ac4e3865899ed8979350a4fb7b7b4d6\n3 sha384 k\n4 sha224 0123456789abcdef0123\n",
+		"5 TIGER x\n6 sha3_512 y\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -58,6 +61,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse has %d keys, want %d", again.Len(), set.Len())
 		}
 		for k := range set.All() {
+			checkMACLens(t, k)
 			k2, ok := again.Lookup(k.ID())
 			if !ok || k2.Type() != k.Type() || !bytes.Equal(k2.secret, k.secret) {
 				t.Fatalf("key %d did not survive re-serialisation", k.ID())
@@ -84,6 +88,21 @@ func checkFuzzErrors(t *testing.T, set *Set, err error) {
 		}
 		if !known {
 			t.Fatalf("error with no sentinel: %v", e)
+		}
+	}
+}
+
+// checkMACLens: every accepted key fits an NTPv4 MAC (at most 20 octets)
+// and verifies its own digest in both versions.
+func checkMACLens(t *testing.T, k *Key) {
+	msg := []byte("a 48-octet stand-in for an NTP header, say.....")
+	for _, vn := range []uint8{3, 4} {
+		n := k.MACLen(vn)
+		if vn == 4 && n > V4MaxDigest {
+			t.Fatalf("%v: NTPv4 digest of %d octets", k, n)
+		}
+		if mac := k.SumTrunc(nil, msg, n); len(mac) != n || !k.Verify(msg, mac) {
+			t.Fatalf("%v: v%d digest of %d octets does not verify", k, vn, n)
 		}
 	}
 }

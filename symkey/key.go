@@ -3,6 +3,9 @@ package symkey
 import (
 	"crypto/md5"
 	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha3"
+	"crypto/sha512"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -24,9 +27,9 @@ var (
 // so every key timegate holds can be written out and read back by chrony.
 const MaxSecretLen = (maxLineLen - len("4294967295 AES256 HEX:")) / 2
 
-// maxMACSize is the longest digest any Type produces (SHA-1), sizing the
-// stack buffer Verify computes into.
-const maxMACSize = 20
+// maxMACSize is the longest digest any Type produces (SHA-512, SHA3-512),
+// sizing the stack buffer Sum and Verify compute into.
+const maxMACSize = 64
 
 // Key is one symmetric key. It is immutable and safe for concurrent use.
 // Its secret is unexported and never printed.
@@ -70,8 +73,12 @@ func (k *Key) ID() uint32 { return k.id }
 // Type returns the MAC algorithm.
 func (k *Key) Type() Type { return k.typ }
 
-// Size returns the digest length, without the 4-byte key ID.
+// Size returns the whole digest length, without the 4-byte key ID.
 func (k *Key) Size() int { return k.typ.MACSize() }
+
+// MACLen is the digest length carried in a packet of NTP version vn (see
+// Type.MACLen): digests longer than 20 octets are truncated in NTPv4.
+func (k *Key) MACLen(vn uint8) int { return k.typ.MACLen(vn) }
 
 // Legacy reports whether the key uses MD5 or SHA-1.
 func (k *Key) Legacy() bool { return k.typ.Legacy() }
@@ -82,44 +89,117 @@ func (k *Key) String() string { return fmt.Sprintf("key %d (%v)", k.id, k.typ) }
 // GoString keeps %#v from printing the secret.
 func (k *Key) GoString() string { return fmt.Sprintf("symkey.Key{ID: %d, Type: %v}", k.id, k.typ) }
 
-// Sum appends the MAC digest of msg to dst: AES-CMAC(key, msg) for the AES
-// types (RFC 8573 §4), H(key ‖ msg) for MD5 and SHA-1 as ntpd and chrony
+// Sum appends the whole MAC digest of msg to dst: AES-CMAC(key, msg) for the
+// AES types (RFC 8573 §4), H(key ‖ msg) for the hash types as ntpd and chrony
 // compute them (RFC 5905 §7.3). It allocates nothing when dst has room.
-func (k *Key) Sum(dst, msg []byte) []byte {
+func (k *Key) Sum(dst, msg []byte) []byte { return k.SumTrunc(dst, msg, k.Size()) }
+
+// SumTrunc appends the first n octets of the digest of msg to dst (n is
+// clamped to 0..Size), the truncation NTPv4 applies to long digests.
+func (k *Key) SumTrunc(dst, msg []byte, n int) []byte {
+	n = max(0, min(n, k.Size()))
 	if k.cmac != nil {
-		return k.cmac.Sum(dst, msg)
+		// AES-CMAC tags (16 octets) fit every version and are never
+		// truncated; a shorter n is honoured all the same.
+		return k.cmac.Sum(dst, msg)[:len(dst)+n]
 	}
-	return k.hashSum(dst, msg)
+	var buf [maxMACSize]byte
+	return append(dst, k.digest(buf[:0], msg)[:n]...)
 }
 
-// hashSum is kept apart from the CMAC path so that the compiler sees the
-// concrete hash types and keeps their state, and Verify's buffer, on the
-// stack.
-func (k *Key) hashSum(dst, msg []byte) []byte {
-	if k.typ == SHA1 {
-		h := sha1.New()
-		h.Write(k.secret)
-		h.Write(msg)
-		return h.Sum(dst)
+// digest computes the hash types' digest into buf (the AES types go
+// through k.cmac, whose Sum keeps its own buffers). Each hash is created by its concrete
+// constructor in its own small function so that the compiler sees the
+// concrete type and keeps the state, and the caller's buffer, on the stack
+// (a shared hash.Hash variable makes both escape: an allocation per packet).
+func (k *Key) digest(buf, msg []byte) []byte {
+	switch k.typ {
+	case SHA1:
+		return sumSHA1(buf, k.secret, msg)
+	case SHA224:
+		return sumSHA224(buf, k.secret, msg)
+	case SHA256:
+		return sumSHA256(buf, k.secret, msg)
+	case SHA384:
+		return sumSHA384(buf, k.secret, msg)
+	case SHA512:
+		return sumSHA512(buf, k.secret, msg)
+	case SHA3_224:
+		return sumSHA3(sha3.New224(), buf, k.secret, msg)
+	case SHA3_256:
+		return sumSHA3(sha3.New256(), buf, k.secret, msg)
+	case SHA3_384:
+		return sumSHA3(sha3.New384(), buf, k.secret, msg)
+	case SHA3_512:
+		return sumSHA3(sha3.New512(), buf, k.secret, msg)
 	}
+	return sumMD5(buf, k.secret, msg)
+}
+
+func sumMD5(buf, key, msg []byte) []byte {
 	h := md5.New()
-	h.Write(k.secret)
+	h.Write(key)
 	h.Write(msg)
-	return h.Sum(dst)
+	return h.Sum(buf)
+}
+
+func sumSHA1(buf, key, msg []byte) []byte {
+	h := sha1.New()
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
+}
+
+func sumSHA224(buf, key, msg []byte) []byte {
+	h := sha256.New224()
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
+}
+
+func sumSHA256(buf, key, msg []byte) []byte {
+	h := sha256.New()
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
+}
+
+func sumSHA384(buf, key, msg []byte) []byte {
+	h := sha512.New384()
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
+}
+
+func sumSHA512(buf, key, msg []byte) []byte {
+	h := sha512.New()
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
+}
+
+func sumSHA3(h *sha3.SHA3, buf, key, msg []byte) []byte {
+	h.Write(key)
+	h.Write(msg)
+	return h.Sum(buf)
 }
 
 // Verify reports whether mac is the digest of msg, comparing in constant
-// time. A MAC of any other length than Size is rejected: accepting truncated
-// digests would make forgery easier.
+// time. mac must be the whole digest or, for digests longer than 20 octets,
+// its NTPv4 truncation to 20 (chrony's check_auth accepts exactly these);
+// any other length is rejected: accepting shorter truncations would make
+// forgery easier. Which of the two a packet must carry is the caller's
+// decision (MACLen of the packet's version).
 func (k *Key) Verify(msg, mac []byte) bool {
-	if len(mac) != k.Size() {
+	size := k.Size()
+	if len(mac) != size && (size <= V4MaxDigest || len(mac) != V4MaxDigest) {
 		return false
 	}
 	if k.cmac != nil {
 		return k.cmac.Verify(msg, mac)
 	}
 	var buf [maxMACSize]byte
-	return subtle.ConstantTimeCompare(k.hashSum(buf[:0], msg), mac) == 1
+	return subtle.ConstantTimeCompare(k.digest(buf[:0], msg)[:len(mac)], mac) == 1
 }
 
 // Equal reports whether k and o are the same key: ID, type and secret (compared in

@@ -39,6 +39,7 @@ const ntpPacket = "230006ec000000000000000000000000000000000000000000000000" +
 //	openssl mac -cipher AES-256-CBC -macopt hexkey:603d...dff4 -in pkt.bin CMAC
 //	(printf timegate-md5-key; cat pkt.bin) | openssl dgst -md5
 //	(printf '\x01\x23...\x67'; cat pkt.bin) | openssl dgst -sha1
+//	(printf timegate-sha256-key; cat pkt.bin) | openssl dgst -sha256   (and so on)
 func TestGolden(t *testing.T) {
 	pkt := unhex(t, ntpPacket)
 	for _, tc := range []struct {
@@ -50,6 +51,14 @@ func TestGolden(t *testing.T) {
 		{AES256CMAC, unhex(t, "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4"), "5f2aa1c948cfe0c0fc0c971a022199ac"},
 		{MD5, []byte("timegate-md5-key"), "7521063ecfa9c0732190674e404ac502"},
 		{SHA1, unhex(t, "0123456789abcdef0123456789abcdef01234567"), "4530d0d56a7e08e8d2021827f77811de9ba0b0a2"},
+		{SHA224, []byte("timegate-sha224-key"), "0b2978b99b8ab9e06557675af61cf4d587b4348268e92c481a810f66"},
+		{SHA256, []byte("timegate-sha256-key"), "db13d857955ed73b24ce88af5a9545aeb069f3a8b79c2c5dd46b1a488048759f"},
+		{SHA384, []byte("timegate-sha384-key"), "473973f663da2058d8c8e6ede6cabc3aeee098e2c0d9d290f31011a4ce867087123d5b42e4a9ac9f1556e45ee720d84b"},
+		{SHA512, []byte("timegate-sha512-key"), "cce9dd1c7327d9d5b635d07139e47a485876037e677caf21acc937951bfc606bbf3e8f1267893a777904a40de9035a1cc6c8c7ff54e361043927998e31cfdb6c"},
+		{SHA3_224, []byte("timegate-sha3-224-key"), "b8b56b845b80a7c03cff5719394025c37597a518aa4fd9ad95558f9e"},
+		{SHA3_256, []byte("timegate-sha3-256-key"), "c851ff6c94490dfc313167d47a1e4cc8b115b7f0609c8805b00e24d0289f1be9"},
+		{SHA3_384, []byte("timegate-sha3-384-key"), "2ba3d8a0bfb50d09eaf32ee8e79e873737edd87b1032912ac3df5b2e0558ed55eb3c41e4d96c0cc4ce836ac654bc2932"},
+		{SHA3_512, []byte("timegate-sha3-512-key"), "e429e2abb892fb91a5fed1466ea9c4f3a8698f278f0cb8d1168789e20c151c6300ee325720cbbec08bc7fb9b2803f57f7e3923cc6d11f8ee6470a4d742c1df6a"},
 	} {
 		k := mustKey(t, 1, tc.typ, tc.secret)
 		mac := unhex(t, tc.mac)
@@ -67,7 +76,8 @@ func TestGolden(t *testing.T) {
 }
 
 // checkTamper flips every bit of the MAC and of the packet in turn, and tries
-// every truncation: none may verify.
+// every truncation: none may verify, except the NTPv4 truncation of a long
+// digest to 20 octets (chrony's and NTPsec's), which must.
 func checkTamper(t *testing.T, k *Key, pkt, mac []byte) {
 	t.Helper()
 	for i := range 8 * len(mac) {
@@ -85,6 +95,12 @@ func checkTamper(t *testing.T, k *Key, pkt, mac []byte) {
 		}
 	}
 	for n := range len(mac) {
+		if n == V4MaxDigest {
+			if !k.Verify(pkt, mac[:n]) || !bytes.Equal(k.SumTrunc(nil, pkt, n), mac[:n]) {
+				t.Fatalf("%v: NTPv4 truncation to %d octets does not verify", k, n)
+			}
+			continue
+		}
 		if k.Verify(pkt, mac[:n]) {
 			t.Fatalf("%v: %d-byte truncated MAC verifies", k, n)
 		}
@@ -121,7 +137,8 @@ func TestNewKeyChecks(t *testing.T) {
 		{1, MD5, 0, ErrKeyLength},
 		{1, SHA1, 0, ErrKeyLength},
 		{1, 0, 16, ErrType},
-		{1, MD5 + 1, 16, ErrType},
+		{1, lastType + 1, 16, ErrType},
+		{1, SHA256, 16, nil},
 		{1, AES128CMAC, 16, nil},
 		{^uint32(0), AES256CMAC, 32, nil},
 		{7, MD5, 1, nil},
@@ -172,7 +189,22 @@ func TestTypeProperties(t *testing.T) {
 		{AES256CMAC, "AES256", 16, 32, false},
 		{SHA1, "SHA1", 20, 0, true},
 		{MD5, "MD5", 16, 0, true},
+		{SHA224, "SHA224", 28, 0, false},
+		{SHA256, "SHA256", 32, 0, false},
+		{SHA384, "SHA384", 48, 0, false},
+		{SHA512, "SHA512", 64, 0, false},
+		{SHA3_224, "SHA3-224", 28, 0, false},
+		{SHA3_256, "SHA3-256", 32, 0, false},
+		{SHA3_384, "SHA3-384", 48, 0, false},
+		{SHA3_512, "SHA3-512", 64, 0, false},
 	} {
+		wantV4, wantPref := min(tc.macSize, 20), uint8(4)
+		if tc.macSize > 20 {
+			wantPref = 3
+		}
+		if tc.typ.MACLen(4) != wantV4 || tc.typ.MACLen(3) != tc.macSize || tc.typ.PreferredVersion() != wantPref {
+			t.Errorf("%v: MACLen(4) %d MACLen(3) %d PreferredVersion %d", tc.typ, tc.typ.MACLen(4), tc.typ.MACLen(3), tc.typ.PreferredVersion())
+		}
 		if tc.typ.String() != tc.name || tc.typ.MACSize() != tc.macSize ||
 			tc.typ.KeySize() != tc.keySize || tc.typ.Legacy() != tc.legacy {
 			t.Errorf("%v: %s %d %d %v", tc.typ, tc.typ, tc.typ.MACSize(), tc.typ.KeySize(), tc.typ.Legacy())
@@ -191,6 +223,11 @@ func TestZeroAllocs(t *testing.T) {
 		mustKey(t, 2, AES256CMAC, make([]byte, 32)),
 		mustKey(t, 3, SHA1, make([]byte, 20)),
 		mustKey(t, 4, MD5, make([]byte, 16)),
+		mustKey(t, 5, SHA256, make([]byte, 32)),
+		mustKey(t, 6, SHA384, make([]byte, 32)),
+		mustKey(t, 7, SHA512, make([]byte, 32)),
+		mustKey(t, 8, SHA3_256, make([]byte, 32)),
+		mustKey(t, 9, SHA224, make([]byte, 32)),
 	} {
 		mac := k.Sum(nil, pkt)
 		if n := testing.AllocsPerRun(100, func() { k.Sum(dst, pkt) }); n != 0 {

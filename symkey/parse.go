@@ -46,7 +46,9 @@ func (e *lineError) Unwrap() error { return e.sentinel }
 //
 //	# comment
 //	ID KEY          chrony: type MD5
-//	ID TYPE KEY     TYPE: AES128, AES256, SHA1, MD5 (also M, AES128CMAC, ...)
+//	ID TYPE KEY     TYPE: chrony's AES128, AES256, MD5, SHA1, SHA256, SHA384,
+//	                SHA512, SHA3-224..SHA3-512; ntpd/NTPsec's M, AES128CMAC,
+//	                aes-128, sha1, sha224, sha256, ... (any case)
 //
 // KEY is HEX:digits, ASCII:text, or bare: bare text longer than 20 characters
 // that is all hex digits is hex (ntpd's rule), anything else ASCII (chrony's).
@@ -171,12 +173,12 @@ func (p *parser) parseType(n int, id uint32, fields []string) (Type, bool) {
 	if t, ok := lookupType(name); ok {
 		return t, true
 	}
-	if d := longDigest(name); d != 0 {
-		p.fail(n, id, ErrType, "%s is not supported: its %d-byte digest is longer than the 20 bytes an NTPv4 MAC can carry (RFC 7822 §7.5); use AES128", name, d)
+	if unsupportedDigest(name) {
+		p.fail(n, id, ErrType, "%s is not supported (no Go standard implementation, and chrony's Nettle builds lack it too): use AES128", strings.ToUpper(name))
 		return 0, false
 	}
 	// The word is not echoed: with a space in a password, it is half of it.
-	p.fail(n, id, ErrType, "unknown key type (supported: AES128, AES256, SHA1, MD5)")
+	p.fail(n, id, ErrType, "unknown key type (supported: AES128, AES256, SHA1, MD5, SHA224, SHA256, SHA384, SHA512, SHA3-224, SHA3-256, SHA3-384, SHA3-512)")
 	return 0, false
 }
 
@@ -228,9 +230,9 @@ func (p *parser) addKey(n int, id uint32, t Type, secret []byte) {
 	p.seen[id] = n
 	if t.Legacy() {
 		p.warn(n, id, "%v is legacy, use AES128 (RFC 8573)", t)
-		if len(secret) < minSecureLen {
-			p.warn(n, id, "key is %d bytes, shorter than the 80 bits chrony calls secure", len(secret))
-		}
+	}
+	if t.KeySize() == 0 && len(secret) < minSecureLen {
+		p.warn(n, id, "key is %d bytes, shorter than the 80 bits chrony calls secure", len(secret))
 	}
 	k, err := NewKey(id, t, secret)
 	if err != nil { // unreachable after the checks above; kept as a guard

@@ -94,7 +94,7 @@ func TestParseErrors(t *testing.T) {
 		"0 MD5 HEX:00",                // 4
 		"4294967296 MD5 HEX:00",       // 5
 		"12abc MD5 HEX:00",            // 6
-		"8 SHA256 HEX:0011",           // 7
+		"8 WHIRLPOOL HEX:0011",        // 7
 		"9 FOO HEX:0011",              // 8
 		"10 MD5 HEX:0",                // 9
 		"11 MD5 HEX:zz",               // 10
@@ -120,8 +120,8 @@ func TestParseErrors(t *testing.T) {
 		{"keys.conf:4: invalid key ID 0: 0 means no key", ErrKeyID},
 		{"keys.conf:5: invalid key ID: larger than 4294967295", ErrKeyID},
 		{"keys.conf:6: invalid key ID: must be a decimal number", ErrKeyID},
-		{"keys.conf:7: key 8: SHA256 is not supported: its 32-byte digest is longer than the 20 bytes an NTPv4 MAC can carry", ErrType},
-		{"keys.conf:8: key 9: unknown key type (supported: AES128, AES256, SHA1, MD5)", ErrType},
+		{"keys.conf:7: key 8: WHIRLPOOL is not supported", ErrType},
+		{"keys.conf:8: key 9: unknown key type (supported: AES128, AES256, SHA1, MD5, SHA224, SHA256", ErrType},
 		{"keys.conf:9: key 10: HEX: key must be", ErrEncoding},
 		{"keys.conf:10: key 11: HEX: key must be", ErrEncoding},
 		{"keys.conf:11: key 12: HEX: key must be", ErrEncoding},
@@ -150,9 +150,10 @@ func TestParseWarnings(t *testing.T) {
 	data := "1 ALongAndRandomPassword\n" + // no type: MD5 assumed, legacy
 		"2 SHA1 HEX:0011\n" + // legacy and short
 		"3 MD5 0123456789abcdef0123456789abcdef\n" + // bare hex, ambiguous
-		"4 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n" // clean
+		"4 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n" + // clean
+		"5 SHA256 HEX:0011\n" // short, not legacy
 	set, warnings, err := Parse("k", []byte(data))
-	if err != nil || set.Len() != 4 {
+	if err != nil || set.Len() != 5 {
 		t.Fatalf("Parse: %v, %d keys", err, set.Len())
 	}
 	all := strings.Join(warnings, "\n")
@@ -162,12 +163,13 @@ func TestParseWarnings(t *testing.T) {
 		"k:2: key 2: SHA1 is legacy, use AES128",
 		"k:2: key 2: key is 2 bytes, shorter than the 80 bits",
 		"k:3: key 3: bare key of 32 hex digits read as 16 bytes of hex",
+		"k:5: key 5: key is 2 bytes, shorter than the 80 bits",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing warning %q in:\n%s", want, all)
 		}
 	}
-	if strings.Contains(all, "key 4") {
+	if strings.Contains(all, "key 4") || strings.Contains(all, "key 5: SHA256 is legacy") {
 		t.Errorf("warning about the AES128 key:\n%s", all)
 	}
 }
@@ -282,5 +284,70 @@ func TestParseNeverEchoesSecrets(t *testing.T) {
 		if out := err.Error() + strings.Join(warnings, ""); strings.Contains(out, "Hunter2") {
 			t.Errorf("Parse(%q) echoed the secret: %s", line, out)
 		}
+	}
+}
+
+// Every type chronyc keygen writes loads, with the digest sizes chrony uses;
+// only MD5 and SHA1 warn (legacy), nothing fails.
+func TestParseChronyKeygenAllTypes(t *testing.T) {
+	data, err := os.ReadFile("testdata/chronyc-keygen-all.keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, warnings, err := Parse("chronyc-keygen-all.keys", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint32]Type{10: MD5, 11: SHA1, 12: SHA256, 13: SHA384, 14: SHA512,
+		15: SHA3_224, 16: SHA3_256, 17: SHA3_384, 18: SHA3_512, 19: AES128CMAC, 20: AES256CMAC,
+		21: SHA256, 22: MD5}
+	if set.Len() != len(want) {
+		t.Fatalf("%d keys, want %d", set.Len(), len(want))
+	}
+	for id, typ := range want {
+		if k, ok := set.Lookup(id); !ok || k.Type() != typ {
+			t.Errorf("key %d: %v, want %v", id, k, typ)
+		}
+	}
+	if k, _ := set.Lookup(21); len(k.secret) != 32 {
+		t.Errorf("key 21 (keygen ... 256) has %d bytes, want 32", len(k.secret))
+	}
+	for _, w := range warnings {
+		if !strings.Contains(w, "legacy") {
+			t.Errorf("unexpected warning %q", w)
+		}
+	}
+	if len(warnings) != 3 {
+		t.Errorf("warnings %q, want the three MD5/SHA1 legacy ones", warnings)
+	}
+}
+
+// NTPsec's ntpkeygen output (type "AES", 16 printable characters or 32 hex
+// digits) loads unchanged as AES-128-CMAC keys, the ASCII ones byte for byte.
+func TestParseNTPsecKeygen(t *testing.T) {
+	data, err := os.ReadFile("testdata/ntpsec-1.2.2-ntpkeygen.keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, warnings, err := Parse("ntp.keys", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Len() != 20 {
+		t.Fatalf("%d keys, want 20", set.Len())
+	}
+	for k := range set.All() {
+		if k.Type() != AES128CMAC || len(k.secret) != 16 {
+			t.Errorf("%v: %d bytes, want AES128 with 16", k, len(k.secret))
+		}
+	}
+	k1, _ := set.Lookup(1)
+	if !bytes.Equal(k1.secret, []byte("z0]Ge$F`Ia|cSqsS")) {
+		t.Errorf("key 1 is not its 16 ASCII characters")
+	}
+	// Keys 11..20 are bare hex, which chrony would read as ASCII: one warning
+	// each says so, nothing else warns.
+	if len(warnings) != 10 {
+		t.Errorf("warnings %q, want the ten bare-hex ones", warnings)
 	}
 }

@@ -142,21 +142,10 @@ func runAs(t *testing.T, bin string, uid, gid uint32, args ...string) (string, i
 // Issue 8: a caller outside root, the daemon's user and the admin group (`cmdgroup`)
 // is refused — by the socket's mode, and by SO_PEERCRED even when the mode is wrong.
 func TestControlSocketRefusesOthers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if harness.InCI() {
-			t.Fatal("needs root to run gatectl as other users")
-		}
-		t.Skip("needs root to run gatectl as other users")
-	}
+	harness.RequireRoot(t, "runs gatectl as other users")
 	bins := build.Binaries(t)
 	// A copy of gatectl that other users may execute, in a directory they may enter.
-	// (t.TempDir's parent is private to root.)
-	pub, err := os.MkdirTemp("/tmp", "timegate-ctl-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pub) })
-	os.Chmod(pub, 0o755)
+	pub := publicDir(t)
 	gatectl := filepath.Join(pub, "gatectl")
 	data, err := os.ReadFile(bins.Gatectl)
 	if err != nil {

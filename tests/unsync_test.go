@@ -13,7 +13,9 @@ import (
 // Issue 2 point 4: with upstreams that cannot be reached (here an NTS
 // server whose KE port is closed, as on a machine without Internet access),
 // timegate serves unsynchronised and says why — in its log and through
-// gatectl query.
+// gatectl query; and (issue 8) gatectl status and sources say it in words:
+// unsynchronised for want of a selectable source, the source failing NTS-KE
+// with the connection error.
 func TestUnreachableUpstreamSaysWhy(t *testing.T) {
 	bins := build.Binaries(t)
 	port := harness.FreeUDPPort(t)
@@ -30,5 +32,14 @@ func TestUnreachableUpstreamSaysWhy(t *testing.T) {
 	})
 	if !strings.Contains(out, "stratum:         16") || !strings.Contains(out, "refid:           NSRC") {
 		t.Errorf("gatectl output:\n%s", out)
+	}
+	status, _, err := p.Gatectl(t, bins.Gatectl, "status")
+	if exitCode(err) != 3 || !strings.Contains(status, "State           : unsynchronised") || !strings.Contains(status, "Reference ID    : NSRC") ||
+		!strings.Contains(status, "Why             : no ") {
+		t.Errorf("gatectl status (exit %d):\n%s", exitCode(err), status)
+	}
+	sources, _, err := p.Gatectl(t, bins.Gatectl, "sources")
+	if err != nil || !strings.Contains(sources, "ke-failing") || !strings.Contains(sources, "connection refused") {
+		t.Errorf("gatectl sources (%v):\n%s", err, sources)
 	}
 }

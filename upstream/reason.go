@@ -46,7 +46,7 @@ func (k ReasonKind) text(agree, of int) string {
 	case ReasonStarting:
 		return "not yet synchronised"
 	case ReasonNoSources:
-		return "no sources"
+		return "no source has a usable sample"
 	case ReasonNoSelectable:
 		return "no selectable sources"
 	case ReasonBeyondMaxDistance:

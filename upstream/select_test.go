@@ -30,7 +30,7 @@ func TestSelectReasons(t *testing.T) {
 		cands []Candidate
 		want  string
 	}{
-		{"none", nil, "no sources"},
+		{"none", nil, "no source has a usable sample"},
 		{"far", []Candidate{far, far}, "all sources beyond maxdistance"},
 		{"unselectable", []Candidate{unsync, strat, nodata, far}, "no selectable sources"},
 		{"split", []Candidate{cand(0, ms(10)), cand(time.Second, ms(10))}, "no majority of 2 sources agrees"},

@@ -35,6 +35,10 @@ type SourceConfig struct {
 	// Rand supplies request nonces, NTS Unique Identifiers and back-off jitter; nil means
 	// crypto/rand. The nonce is what makes a reply unforgeable off-path (RFC 9109).
 	Rand io.Reader
+	// MaxDelay, when not zero, makes a reply with a longer round trip count as reachable
+	// but unusable, as chrony's maxdelay: a sample delayed that much (a congested path,
+	// a delay attack) carries a large asymmetry error.
+	MaxDelay time.Duration
 }
 
 // SourceStats counts what a source did with the datagrams it was given.
@@ -62,9 +66,12 @@ type SourceStats struct {
 // request is the one outstanding request. Only one is kept: a reply to an older one
 // fails the origin test, and a second reply to this one finds it already answered.
 type request struct {
-	nonce  ntp.Time64
-	token  []byte
-	active bool
+	nonce ntp.Time64
+	token []byte
+	// version is the request's NTP version, which the reply must repeat: 3 for
+	// keys whose digest an NTPv4 MAC cannot carry whole.
+	version uint8
+	active  bool
 }
 
 // Source is the poll state machine of one upstream association (RFC 5905 §13 poll
@@ -88,7 +95,8 @@ type Source struct {
 	// unsynced: the latest authentic reply said the server is unsynchronised, so its
 	// older samples must not be selected either.
 	unsynced bool
-	stopped  string // non-empty: demobilized, and why
+	stopped  string       // non-empty: demobilized, and why
+	lastKiss ntp.KissCode // the latest kiss acted upon
 
 	rekeying bool // a Rekey is out and its HandleRekey not yet in
 	keyFails int  // NTS-KE failures, and rekeys with no authentic reply in between
@@ -142,7 +150,7 @@ func (s *Source) HandleTimer(now time.Time) []Action {
 	if err != nil {
 		return []Action{WakeAfter{s.interval()}}
 	}
-	s.req = request{nonce: nonce, token: token, active: true}
+	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}
@@ -185,7 +193,7 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 		s.stats.Unexpected++
 		return nil
 	}
-	smp, err := ntp.CheckReply(reply, ntpVersion, s.req.nonce, sent, rx)
+	smp, err := ntp.CheckReply(reply, s.req.version, s.req.nonce, sent, rx)
 	switch {
 	case errors.Is(err, ntp.ErrKiss):
 		return s.kiss(rx, reply, &smp.Header)
@@ -214,6 +222,10 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 	}
 	s.reach |= 1
 	s.unsynced = false
+	if s.cfg.MaxDelay > 0 && smp.Delay > s.cfg.MaxDelay {
+		s.stats.Unusable++
+		return nil
+	}
 	s.stats.Accepted++
 	s.accept(toSample(&smp, sent, rx, s.cfg.Precision))
 	return nil
@@ -262,6 +274,7 @@ func (s *Source) kiss(now time.Time, reply []byte, h *ntp.Header) []Action {
 		return nil
 	}
 	s.stats.Kisses++
+	s.lastKiss = code
 	s.req = request{}
 	switch code {
 	case ntp.KissRATE:
@@ -328,7 +341,7 @@ func (s *Source) HandleRekey(now time.Time, auth Auth, refID uint32, err error) 
 		s.keyFails++
 		return []Action{WakeAfter{s.keBackoff()}}
 	}
-	s.req = request{nonce: nonce, token: token, active: true}
+	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}
@@ -392,3 +405,7 @@ func (s *Source) KEFailing() int { return s.keyFails }
 // ServerUnsynchronised reports whether the latest authentic reply said the server is
 // unsynchronised (leap 3 or stratum 0/16), which keeps the source out of selection.
 func (s *Source) ServerUnsynchronised() bool { return s.unsynced }
+
+// LastKiss is the code of the latest kiss the source acted upon (0 before any): what the
+// edge records when Stats().Kisses moves.
+func (s *Source) LastKiss() ntp.KissCode { return s.lastKiss }

@@ -49,26 +49,43 @@ type Auth interface {
 }
 
 // NoAuth is an unauthenticated association: plain mode-3 requests, replies taken as they
-// come (after the origin test, which is all that protects them).
-type NoAuth struct{}
+// come (after the origin test, which is all that protects them). Version is the NTP
+// version of the requests (chrony's `version` option); 0 means 4.
+type NoAuth struct {
+	Version uint8
+}
 
 // Authenticated is false.
 func (NoAuth) Authenticated() bool { return false }
 
 // Request builds a plain request.
-func (NoAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
-	return ntp.ClientRequest(dst, ntpVersion, poll, nonce), nil, nil
+func (n NoAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
+	vn := n.Version
+	if vn == 0 {
+		vn = ntpVersion
+	}
+	return ntp.ClientRequest(dst, vn, poll, nonce), nil, nil
 }
 
 // Check accepts everything.
 func (NoAuth) Check([]byte, []byte) AuthVerdict { return AuthOK }
 
-// KeyAuth authenticates with a symmetric key (RFC 8573 AES-CMAC, or a legacy digest):
+// KeyAuth authenticates with a symmetric key (RFC 8573 AES-CMAC, or a digest):
 // the request and the reply carry the 4-octet key ID and the MAC of everything before
-// it, the way ntp.Responder.respondKeyed answers.
+// it, the way ntp.Responder.respondKeyed answers. Version is the NTP version of the
+// requests: 3 for digests longer than 20 octets, so that the whole digest is carried
+// (chrony sends NTPv3 for such keys and answers NTPv3), 4 otherwise; 0 means 4.
 type KeyAuth struct {
-	ID  uint32
-	Key ntp.MACKey
+	ID      uint32
+	Key     ntp.MACKey
+	Version uint8
+}
+
+func (k KeyAuth) version() uint8 {
+	if k.Version == 0 {
+		return ntpVersion
+	}
+	return k.Version
 }
 
 // Authenticated is true.
@@ -77,13 +94,14 @@ func (KeyAuth) Authenticated() bool { return true }
 // Request builds a request with a MAC trailer.
 func (k KeyAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
 	start := len(dst)
-	dst = ntp.ClientRequest(dst, ntpVersion, poll, nonce)
+	dst = ntp.ClientRequest(dst, k.version(), poll, nonce)
 	dst = append(dst, byte(k.ID>>24), byte(k.ID>>16), byte(k.ID>>8), byte(k.ID))
-	return k.Key.Sum(dst, dst[start:len(dst)-4]), nil, nil
+	return k.Key.SumTrunc(dst, dst[start:len(dst)-4], k.Key.MACLen(k.version())), nil, nil
 }
 
 // Check verifies the MAC over the raw received bytes (never a re-serialisation), with
-// our key ID and a digest of exactly our key's size. A crypto-NAK (a bare key ID of 0,
+// our key ID and a digest of exactly the length our request carried (the Source has
+// already checked that the reply's version is the request's). A crypto-NAK (a bare key ID of 0,
 // RFC 5905 §7.4) is unauthenticated and fails like any other bad MAC.
 func (k KeyAuth) Check(reply, _ []byte) AuthVerdict {
 	p, err := ntp.Parse(reply)
@@ -92,7 +110,7 @@ func (k KeyAuth) Check(reply, _ []byte) AuthVerdict {
 	}
 	id, ok := p.KeyID()
 	digest := p.Digest()
-	if !ok || id != k.ID || len(digest) != k.Key.Size() {
+	if !ok || id != k.ID || len(digest) != k.Key.MACLen(k.version()) {
 		return AuthFailed
 	}
 	if !k.Key.Verify(reply[:len(reply)-len(p.MAC)], digest) {

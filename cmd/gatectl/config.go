@@ -16,11 +16,17 @@ func runConfig(socket string, args []string, stdout, stderr io.Writer) int {
 	}
 	rest := args[1:]
 	if len(rest) == 1 && rest[0] != "-h" && rest[0] != "-help" && rest[0] != "--help" && rest[0][0] != '-' {
-		if err := gateway.Check(rest[0]); err != nil {
+		// Warnings, errors and the verdict all go to stderr, as
+		// `timegate -check-config` prints them.
+		warnings, err := gateway.CheckWithWarnings(rest[0])
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
 		}
-		fmt.Fprintf(stdout, "%s: OK\n", rest[0])
+		fmt.Fprintf(stderr, "%s: OK\n", rest[0])
 		return exitOK
 	}
 	cmd := ctlCommand{name: "config check", usage: "[FILE]", help: "Without FILE, the daemon re-checks the configuration file it runs from, as it\nreads it; with FILE, gatectl checks FILE itself (no daemon needed).",

@@ -181,6 +181,9 @@ func runningCheck(c *ctlClient, out io.Writer) int {
 		return code
 	}
 	code := c.emit(out, res, func() {
+		for _, w := range res.Warnings {
+			printf(out, "warning: %s\n", w)
+		}
 		for _, p := range res.Problems {
 			printf(out, "%s\n", p)
 		}

@@ -110,6 +110,9 @@ func stateMark(state string) string {
 func authColumn(s *report.Source) string {
 	switch s.Auth {
 	case "nts":
+		if s.SinceKE >= 0 {
+			return fmt.Sprintf("NTS %dck KE %s ago", s.Cookies, ago(s.SinceKE))
+		}
 		return fmt.Sprintf("NTS %dck", s.Cookies)
 	case "key":
 		if s.KeyType != "" {

@@ -16,6 +16,7 @@ import (
 	"timegate/internal/config"
 	"timegate/internal/gateway"
 	"timegate/internal/logging"
+	"timegate/internal/sdnotify"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -29,15 +30,23 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of console text")
 	printDefaults := fs.Bool("print-defaults", false, "print the embedded default configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version (module, VCS revision, Go) and exit")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	switch {
+	case *showVersion:
+		fmt.Println(versionString())
+		return 0
 	case *printDefaults:
 		os.Stdout.Write(config.EmbeddedText())
 		return 0
 	case *check != "":
-		if err := gateway.Check(*check); err != nil {
+		warnings, err := gateway.CheckWithWarnings(*check)
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -58,16 +67,40 @@ func run(args []string, stderr io.Writer) int {
 	if *stateDir == "" {
 		*stateDir = config.DefaultStateDir()
 	}
+	source := *confPath
+	if source == "" {
+		source = "embedded defaults (timegate -print-defaults)"
+	}
+	log.Info("timegate starting", zap.String("version", gateway.Version()), zap.String("config", source), zap.String("state_dir", *stateDir))
+	// Signals are caught before the slow part of start-up: a SIGHUP sent as
+	// soon as the ports are bound must reload, not kill the daemon.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	g, err := gateway.New(cfg, gateway.Options{ConfigPath: *confPath, StateDir: *stateDir, Log: log})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	// The PID file is written as root, where root wants it (chronyd does the
+	// same); after the drop a clean exit may not be able to remove it, and a
+	// stale one is recognised as such at the next start.
+	removePID, err := writePID(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	defer removePID()
+	if err := g.DropPrivileges(); err != nil {
+		log.Error("cannot drop privileges", zap.Error(err))
+		return 1
+	}
 	go handleSignals(g, sigs, log)
+	// Every socket is bound (New) and the privileges are gone: clients that
+	// systemd starts after us find the service up.
+	notify(log, sdnotify.Ready)
+	context.AfterFunc(ctx, func() { notify(log, sdnotify.Stopping) })
 	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped", zap.Error(err))
 		return 1

@@ -39,3 +39,21 @@ func TestUnreadableConfigFails(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }
+
+// -h prints the usage and succeeds; -version prints module, revision and Go
+// version and succeeds.
+func TestHelpAndVersion(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stderr bytes.Buffer
+		if code := run([]string{arg}, &stderr); code != 0 || !strings.Contains(stderr.String(), "-check-config") {
+			t.Errorf("%s: exit %d: %s", arg, code, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"-version"}, &stderr); code != 0 {
+		t.Errorf("-version: exit %d", code)
+	}
+	if v := versionString(); !strings.HasPrefix(v, "timegate ") || !strings.Contains(v, "go1.") {
+		t.Errorf("version %q", v)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"timegate/internal/config"
 	"timegate/internal/gateway"
+	"timegate/internal/sdnotify"
 )
 
 // handleSignals: SIGHUP reloads configuration, keys and certificate;
@@ -20,9 +21,11 @@ func handleSignals(g *gateway.Gateway, sigs <-chan os.Signal, log *zap.Logger) {
 			}
 			continue
 		}
+		notify(log, sdnotify.Reloading)
 		if err := g.Reload(); err != nil {
 			log.Error("reload rejected; still serving the previous configuration", zap.Error(err))
 		}
+		notify(log, sdnotify.Ready)
 	}
 }
 
@@ -31,4 +34,12 @@ func loadConfig(path string) (*config.Config, error) {
 		return config.Embedded()
 	}
 	return config.Load(path)
+}
+
+// notify tells systemd (Type=notify) about a state change; outside systemd it
+// does nothing.
+func notify(log *zap.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("cannot notify systemd", zap.String("state", state), zap.Error(err))
+	}
 }

@@ -24,6 +24,8 @@ func (p Position) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) 
 // Config is the parsed configuration. The zero value is not useful; start
 // from Defaults or Parse, which fills defaults for what a file leaves out.
 type Config struct {
+	// File is the name of the main configuration file, as given to Parse.
+	File string
 	// Port is the NTP UDP port (chrony `port`); 0 disables NTP service.
 	Port int
 	// NTSPort is the NTS-KE TCP port (chrony `ntsport`); 0 disables NTS-KE.
@@ -43,9 +45,18 @@ type Config struct {
 	NTSServerCert   string   // chrony `ntsservercert`
 	NTSServerKey    string   // chrony `ntsserverkey`
 	NTSTrustedCerts []string // chrony `ntstrustedcerts`: CA files for upstream NTS-KE
-	NTSDumpDir      string   // chrony `ntsdumpdir`: where the NTS key ring is kept
-	NTSRotate       time.Duration
-	NTSNTPServer    string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
+	NoSystemCert    bool     // chrony `nosystemcert`: trust only NTSTrustedCerts
+	// NTSAEADs is chrony's `ntsaeads`: the AEADs for NTS on the NTP path in
+	// order of preference, as the server chooses and as the client offers;
+	// nil: 30 (AES-128-GCM-SIV), then 15 (AES-SIV-CMAC-256).
+	NTSAEADs     []uint16
+	NTSDumpDir   string // chrony `ntsdumpdir`: where the NTS key ring is kept
+	NTSRotate    time.Duration
+	NTSNTPServer string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
+
+	// MaxNTSConnections caps concurrent NTS-KE sessions (chrony
+	// `maxntsconnections`); 0: the listener's default (256).
+	MaxNTSConnections int
 
 	RateLimit      RateLimit // chrony `ratelimit` (NTP)
 	NTSRateLimit   RateLimit // chrony `ntsratelimit` (NTS-KE connections)
@@ -56,6 +67,9 @@ type Config struct {
 	MaxDistance    time.Duration // chrony `maxdistance`
 	AuthSelectMode string        // chrony `authselectmode`
 	Holdover       time.Duration // timegate `holdover`: serve without sources this long
+	// PIDFile is where the process ID is written once the sockets are bound
+	// (chrony and ntpd `pidfile`); "" writes none.
+	PIDFile string
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool
@@ -66,6 +80,10 @@ type Config struct {
 	// empty means DefaultControlSocket. ControlOff is `bindcmdaddress /`.
 	ControlSocket string
 	ControlOff    bool
+	// User is who timegate runs as after binding its sockets (chrony
+	// `user`); empty means the user "timegate" when started as root and that
+	// user exists.
+	User string
 	// ControlGroup may use the control socket besides root and the daemon's
 	// user (timegate `cmdgroup`); empty means the group "timegate" if it
 	// exists.
@@ -74,16 +92,36 @@ type Config struct {
 	// Metrics is where Prometheus metrics, /healthz and /readyz are served
 	// over HTTP (timegate `metrics ADDR:PORT`); the zero value is off.
 	Metrics netip.AddrPort
+	Audit   Audit // the audit trail (auditlog, auditkey, auditship, ...)
+	// TrustedKeys, when not nil, are the only key IDs of KeyFile that
+	// authenticate, in either direction (ntpd `trustedkey`); nil: all of them.
+	TrustedKeys []uint32
 
 	// Positions records where each single-valued directive was set, so that
 	// later checks (a missing certificate file, say) can name the line.
 	Positions map[string]Position
+
+	// Warnings are the lines accepted without the effect they have in chrony
+	// or ntpd, each saying why; timegate logs every one once at start-up and
+	// -check-config prints them.
+	Warnings []Warning
 }
 
-// Local is `local [stratum N] [orphan]`.
+// Warning is one accepted line that does not do here what it does in chrony
+// or ntpd.
+type Warning struct {
+	Pos       Position
+	Directive string
+	Msg       string
+}
+
+func (w Warning) String() string { return fmt.Sprintf("%s: %s: %s", w.Pos, w.Directive, w.Msg) }
+
+// Local is `local [stratum N]` (or ntpd's `server 127.127.1.0` with `fudge
+// 127.127.1.0 stratum N`). chrony's and ntpd's orphan mode is not
+// implemented, and the word is refused rather than ignored.
 type Local struct {
 	Stratum int
-	Orphan  bool
 }
 
 // RateLimit is chrony's `ratelimit interval I burst B leak L`, plus
@@ -112,6 +150,15 @@ type Source struct {
 	MaxPoll int
 	Port    int
 	NTSPort int
+	// MaxDelay, when not zero, discards samples with a longer round trip
+	// (chrony `maxdelay`).
+	MaxDelay time.Duration
+	// Version is the NTP version of requests (chrony/ntpd `version`); 0:
+	// 4, or 3 for keys whose digest NTPv4 cannot carry whole.
+	Version int
+	// MaxSources is how many addresses a pool contributes (chrony
+	// `maxsources`, default 4).
+	MaxSources int
 }
 
 // Restrict is one `restrict` line, parsed by package policy.
@@ -147,6 +194,7 @@ func Defaults() *Config {
 		MaxDistance:    DefaultMaxDistance,
 		AuthSelectMode: "require",
 		Holdover:       DefaultHoldover,
+		Audit:          defaultAudit(),
 		Positions:      map[string]Position{},
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -128,8 +129,20 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("port 123\nserver a nts iburst\nrestrict default kod\n"))
 	f.Add([]byte("ratelimit interval -19 burst 255 leak 4 kod\nlocal stratum 3 orphan\n"))
 	f.Add([]byte("#x\n!y\n;z\nbindaddress ::1\n"))
+	f.Add([]byte("allow 192.168\ndeny all 10/8\ntos minsane 2 maxclock 4\nserver 127.127.1.0\nfudge 127.127.1.0 stratum 9\n"))
+	f.Add([]byte("keys k\ntrustedkey 1 (3 ... 5)\ninterface listen 127.0.0.1\nserver a maxdelay 0.1 xleave noselect\nrtcsync\nrestrict h.example ignore\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz", data)
+		if c != nil {
+			// Every warning names this file (or a file it included, which
+			// exists) and a line of it: none is silent or unplaceable.
+			for _, w := range c.Warnings {
+				_, statErr := os.Stat(w.Pos.File)
+				if (w.Pos.File != "fuzz" && statErr != nil) || w.Pos.Line < 0 || w.Directive == "" || w.Msg == "" {
+					t.Fatalf("warning without position or reason: %+v", w)
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrConfig) {
 				t.Fatalf("error not wrapping ErrConfig: %v", err)

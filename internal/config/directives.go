@@ -28,7 +28,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntpWorkers, true}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -56,10 +56,16 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindCmdAddress, true}, true
 	case "cmdgroup":
 		return handler{cmdGroup, true}, true
+	case "user":
+		return handler{userDirective, true}, true
 	case "metrics":
 		return handler{metricsDirective, true}, true
+	case "auditlog", "auditkey", "auditcheckpoint", "auditepisodes", "auditship":
+		return auditDirective(name)
 	}
-	return handler{}, false
+	// chrony's and ntpd's directives that map onto the ones above, or that
+	// timegate implements in its own way (compat.go).
+	return compatDirective(name)
 }
 
 func portDirective(p *parser, name string, args []string) {
@@ -101,7 +107,10 @@ func bindAddress(p *parser, name string, args []string) {
 	}
 }
 
-// local [stratum N] [orphan] — chrony's syntax; the default stratum is 10.
+// local [stratum N] — chrony's syntax; the default stratum is 10. chrony's
+// `orphan` and `distance` options are refused: timegate does not implement
+// orphan mode (electing one of several local-clock servers by reference ID),
+// and parsing the word without doing it would mislead.
 func local(p *parser, name string, args []string) {
 	l := &Local{Stratum: 10}
 	for i := 0; i < len(args); i++ {
@@ -118,9 +127,13 @@ func local(p *parser, name string, args []string) {
 			}
 			l.Stratum = v
 		case "orphan":
-			l.Orphan = true
+			p.fail(name, "orphan mode is not implemented: remove `orphan` (timegate serves its local clock whenever no upstream is usable, and never polls other orphan servers)")
+			return
+		case "distance":
+			p.fail(name, "distance is not implemented: remove it (timegate serves its local clock only when no upstream is usable at all)")
+			return
 		default:
-			p.fail(name, "unknown option %q (want stratum N or orphan)", args[i])
+			p.fail(name, "unknown option %q (want stratum N)", args[i])
 			return
 		}
 	}
@@ -143,6 +156,8 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSDumpDir = v
 	case "ntsntpserver":
 		p.cfg.NTSNTPServer = v
+	case "pidfile":
+		p.cfg.PIDFile = v
 	}
 }
 
@@ -268,12 +283,23 @@ func restrict(p *parser, name string, args []string) {
 		p.fail(name, "needs an address or default")
 		return
 	}
+	if strings.EqualFold(args[0], "source") {
+		// ntpd: the rights of the servers it polls. timegate's upstream
+		// exchanges do not pass the access policy, and a server asking
+		// timegate for time is served by the other rules like any client.
+		p.warn(name, "source: no effect: upstream exchanges are not subject to restrict rules")
+		return
+	}
 	if len(p.cfg.Restrict) >= maxRestricts {
 		p.fail(name, "more than %d restrict lines", maxRestricts)
 		return
 	}
 	rule, err := policy.ParseRestrict(args)
 	if err != nil {
+		if host := restrictHost(args); host != "" {
+			restrictHostname(p, name, host, args)
+			return
+		}
 		p.fail(name, "%v", err)
 		return
 	}
@@ -326,4 +352,14 @@ func cmdGroup(p *parser, name string, args []string) {
 		return
 	}
 	p.cfg.ControlGroup = args[0]
+}
+
+// user NAME: the user timegate runs as once its sockets are bound (chrony's
+// directive). Checked against the user database at start, not here, so that
+// a configuration can be checked on another machine.
+func userDirective(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	p.cfg.User = args[0]
 }

@@ -43,6 +43,22 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrConfig, name, maxFileSize)
 	}
 	p := &parser{cfg: Defaults(), name: name}
+	p.cfg.File = name
+	p.parseText(name, data)
+	p.finish()
+	if len(p.errs) > 0 {
+		return p.cfg, errors.Join(p.errs...)
+	}
+	return p.cfg, nil
+}
+
+// parseText parses one file's text, the main file or an included one.
+func (p *parser) parseText(name string, data []byte) {
+	p.total += len(data)
+	if p.total > maxFileSize {
+		p.errs = append(p.errs, fmt.Errorf("%w: %s: configuration with its includes is larger than %d bytes", ErrConfig, name, maxFileSize))
+		return
+	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 1024), maxLineLen)
 	line := 0
@@ -54,11 +70,6 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := sc.Err(); err != nil {
 		p.errs = append(p.errs, fmt.Errorf("%w: %s:%d: %v", ErrConfig, name, line+1, err))
 	}
-	p.finish()
-	if len(p.errs) > 0 {
-		return p.cfg, errors.Join(p.errs...)
-	}
-	return p.cfg, nil
 }
 
 type parser struct {
@@ -67,6 +78,30 @@ type parser struct {
 	pos  Position
 	errs []error
 	seen map[string]Position
+	// include state: depth of nesting, bytes read in all files, and
+	// whether the current file is a sourcedir *.sources file, which may
+	// hold only source lines (as in chrony).
+	depth   int
+	total   int
+	sources bool
+	// ntpd's local clock (server 127.127.1.N, fudge ... stratum N).
+	ntpdLocal    *ntpdLocal
+	fudgeStratum int
+	// chrony's allow/deny lines, applied in order by finishAccess.
+	access []access
+	// ntpd's `interface ignore wildcard`.
+	ignoreWildcard bool
+}
+
+// errorAt is an error for a line other than the current one.
+func errorAt(pos Position, directive, msg string) error {
+	return fmt.Errorf("%w: %s: %s: %s", ErrConfig, pos, directive, msg)
+}
+
+// warn records a warning for the current line: accepted, but without the
+// effect it has in chrony or ntpd.
+func (p *parser) warn(directive, format string, args ...any) {
+	p.cfg.Warnings = append(p.cfg.Warnings, Warning{Pos: p.pos, Directive: directive, Msg: fmt.Sprintf(format, args...)})
 }
 
 // fail records an error for the current line.
@@ -87,8 +122,16 @@ func (p *parser) line(text string) {
 		return
 	}
 	name, args := strings.ToLower(words[0]), words[1:]
+	if p.sources && !isSourceDirective(name) {
+		p.fail(name, "only server, pool, peer and refclock lines belong in a sourcedir *.sources file")
+		return
+	}
 	h, ok := lookupDirective(name)
 	if !ok {
+		if why, known := noEffect(name); known {
+			p.warn(name, "%s", why)
+			return
+		}
 		p.fail(name, "unknown directive")
 		return
 	}
@@ -110,12 +153,14 @@ func (p *parser) line(text string) {
 
 func (p *parser) finish() {
 	c := p.cfg
+	p.finishCompat()
 	if c.Port == 0 && c.NTSPort == 0 {
 		p.errs = append(p.errs, fmt.Errorf("%w: %s: port and ntsport are both 0: nothing would be served", ErrConfig, p.name))
 	}
 	if (c.NTSServerCert == "") != (c.NTSServerKey == "") {
 		p.errs = append(p.errs, fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
 	}
+	p.finishAudit()
 }
 
 // intArg parses one integer argument within [lo, hi].

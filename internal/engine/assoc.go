@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -36,6 +37,9 @@ type assoc struct {
 	resolveErr string    // the last failed name lookup
 	// removed: a reload dropped the line; events still in flight for it are ignored.
 	removed bool
+	// What the audit trail was last told: kisses acted upon, reachable.
+	auditKisses    uint64
+	auditReachable bool
 }
 
 func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }
@@ -62,7 +66,7 @@ func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 	cfg := upstream.SourceConfig{
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
 		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
-		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand,
+		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
 	}
 	if a.addr.IsValid() {
 		cfg.RefID = upstream.RefIDForAddr(a.addr.Addr())
@@ -118,6 +122,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 		}
 		wait := min(resolveRetryMin<<min(a.resolveFails-1, 10), resolveRetryMax)
 		r.log.Warn("cannot resolve source", zap.String("source", a.spec.Host), zap.Error(ev.err), zap.Duration("retry_in", wait))
+		r.auditSourceDown(a.spec.Host, "resolve", fmt.Sprint(ev.err))
 		r.resolve(a, wait)
 		return
 	}
@@ -125,7 +130,11 @@ func (r *runner) resolved(ev resolvedEvent) {
 	if !a.spec.Pool {
 		addrs = addrs[:1]
 	}
-	for i, ip := range addrs[:min(len(addrs), poolSize)] {
+	n := poolSize
+	if a.spec.MaxSources != 0 {
+		n = a.spec.MaxSources
+	}
+	for i, ip := range addrs[:min(len(addrs), n)] {
 		b := a
 		if i > 0 {
 			b = &assoc{spec: a.spec, auth: a.auth, id: r.newID()}
@@ -262,12 +271,13 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	if err != nil {
 		r.log.Warn("NTS-KE failed", zap.String("source", a.spec.Host), zap.Error(err))
 		a.keErr = err.Error()
+		r.auditSourceDown(a.spec.Host, "nts-ke", err.Error())
 		r.apply(a, a.src.HandleRekey(local, nil, 0, err))
 		return
 	}
 	a.addr = ev.addr
 	a.keAt, a.keErr = r.now(), ""
 	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
-		zap.Int("cookies", len(ev.res.Cookies)))
+		zap.Uint16("aead", ev.res.AEAD), zap.Int("cookies", len(ev.res.Cookies)))
 	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))
 }

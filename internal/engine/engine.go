@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"timegate/audit"
 
 	"go.uber.org/zap"
 
@@ -57,6 +58,12 @@ type Options struct {
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
 	// (chrony's ntstrustedcerts).
 	TrustedCerts []string
+	// NoSystemCert trusts only TrustedCerts, not the system roots (chrony's
+	// nosystemcert).
+	NoSystemCert bool
+	// AEADs are offered in NTS-KE in this order (chrony's ntsaeads); nil
+	// offers nts.DefaultAEADs.
+	AEADs []uint16
 	// Precision is the local clock's, log2 seconds; it goes into the served header.
 	Precision int8
 	// Fallback is served while unsynchronised (`local stratum N`); nil serves
@@ -69,7 +76,11 @@ type Options struct {
 	Discipliner upstream.Discipliner
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
-	Log     *zap.Logger
+	// Audit, when set, receives audit events (system peer changes,
+	// falsetickers, failing or stopped sources, refused clock steps). It
+	// must not block.
+	Audit func(audit.Event)
+	Log   *zap.Logger
 
 	Now      func() time.Time // nil: time.Now
 	Rand     io.Reader        // nil: crypto/rand
@@ -127,7 +138,7 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.opts.Rand == nil {
 		e.opts.Rand = rand.Reader
 	}
-	if e.tls, err = trustConfig(opts.TrustedCerts); err != nil {
+	if e.tls, err = trustConfig(opts.TrustedCerts, opts.NoSystemCert); err != nil {
 		return nil, nil, err
 	}
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
@@ -160,12 +171,19 @@ func (e *Engine) newAssoc(spec config.Source) (*assoc, []string) {
 		if key.Legacy() {
 			warn = append(warn, fmt.Sprintf("%s: key %d is %v, a legacy digest: prefer AES128 or AES256 (RFC 8573)", where, spec.KeyID, key.Type()))
 		}
-		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key}
+		// NTPv3 for digests an NTPv4 MAC cannot carry whole, as chrony does, unless
+		// the line says which version.
+		vn := key.Type().PreferredVersion()
+		if spec.Version != 0 {
+			vn = uint8(spec.Version)
+		}
+		auth = upstream.KeyAuth{ID: spec.KeyID, Key: key, Version: vn}
 	case spec.NTS:
 	default:
 		if !e.mode.Allows(false) {
 			warn = append(warn, fmt.Sprintf("%s: not authenticated (no nts or key): authselectmode %s never selects it", where, e.mode))
 		}
+		auth = upstream.NoAuth{Version: uint8(spec.Version)}
 	}
 	a := &assoc{spec: spec, auth: auth, id: e.newID()}
 	return a, warn
@@ -214,7 +232,11 @@ func (e *Engine) keFunc() KEFunc {
 		return e.opts.KE
 	}
 	d := e.dialer()
+	aeads := e.opts.AEADs
+	if aeads == nil {
+		aeads = nts.DefaultAEADs()
+	}
 	return func(ctx context.Context, addr string, conf *tls.Config) (*nts.KEResult, error) {
-		return nts.Exchange(ctx, d, addr, conf, nil)
+		return nts.Exchange(ctx, d, addr, conf, aeads)
 	}
 }

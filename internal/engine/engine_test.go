@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+	"timegate/audit"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -115,7 +117,10 @@ func TestEngineSynchronises(t *testing.T) {
 			t.Fatal(err)
 		}
 		var state atomic.Pointer[ntp.ServedState]
-		e, logs, warnings := testEngine(t, Options{Sources: srcs, Keys: set, Rand: r}, net, &state)
+		var auditMu sync.Mutex
+		var events []audit.Event
+		rec := func(e audit.Event) { auditMu.Lock(); events = append(events, e); auditMu.Unlock() }
+		e, logs, warnings := testEngine(t, Options{Sources: srcs, Keys: set, Rand: r, Audit: rec}, net, &state)
 		if len(warnings) != 0 {
 			t.Fatalf("warnings: %v", warnings)
 		}
@@ -151,6 +156,27 @@ func TestEngineSynchronises(t *testing.T) {
 		}
 		if f := fmt.Sprint(ctxm["falsetickers"]); f != "[10.0.0.3:123]" && f != "[]" {
 			t.Fatalf("falsetickers %v", f)
+		}
+		// The audit trail has the selection once and the liar once as a
+		// falseticker: changes, not rounds.
+		auditMu.Lock()
+		var got []string
+		for _, ev := range events {
+			got = append(got, string(ev.Type)+" "+ev.Subject.Source)
+		}
+		auditMu.Unlock()
+		count := func(prefix string) (n int) {
+			for _, g := range got {
+				if strings.HasPrefix(g, prefix) {
+					n++
+				}
+			}
+			return n
+		}
+		// (An honest source may be outvoted in an early round, before all
+		// are heard; that is on the record too.)
+		if count("upstream.selected ") != 1 || count("upstream.falseticker 10.0.0.3:123") != 1 {
+			t.Fatalf("audit events %q, want one upstream.selected and 10.0.0.3 once as a falseticker", got)
 		}
 		dials, open, writes := net.stats()
 		if len(dials) != writes || writes < 4*upstream.IBurstCount || open > 4 {

@@ -111,6 +111,7 @@ func (r *runner) logChange(st *upstream.Status) {
 			zap.Duration("since_last_estimate", st.Age), zap.Duration("root_dispersion", st.RootDispersion))
 	case st.Synchronised:
 		r.log.Info("synchronised", r.selectionFields(st)...)
+		r.auditSelection(st)
 	case r.opts.Fallback != nil:
 		r.log.Info("unsynchronised: serving the local clock", zap.String("why", st.Reason.String()),
 			zap.Uint8("stratum", r.opts.Fallback.Stratum))

@@ -3,32 +3,48 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
 	"timegate/internal/config"
 	"timegate/symkey"
+	"timegate/upstream"
 )
 
-// reconfigureEvent carries a reload's server lines and keys to the loop.
+// reconfigureEvent carries a reload's settings to the loop.
 type reconfigureEvent struct {
-	sources []config.Source
-	keys    *symkey.Set
-	reply   chan<- []string
+	opts  Reload
+	mode  upstream.AuthSelectMode
+	reply chan<- []string
 }
 
-// Reconfigure applies reloaded `server`/`pool` lines and keys without a restart (chrony's
-// `reload sources`): associations whose line and key are unchanged keep running with
-// their state, removed ones stop, new ones start. It returns the warnings New would give
-// for the new lines.
-func (e *Engine) Reconfigure(ctx context.Context, sources []config.Source, keys *symkey.Set) ([]string, error) {
+// Reload is what a configuration reload changes in a running engine.
+type Reload struct {
+	Sources        []config.Source
+	Keys           *symkey.Set
+	MinSources     int
+	MaxDistance    time.Duration
+	AuthSelectMode string
+}
+
+// Reconfigure applies reloaded `server`/`pool` lines, keys and selection settings
+// without a restart (chrony's `reload sources`): associations whose line and key are
+// unchanged keep running with their state, removed ones stop, new ones start; the next
+// selection round uses the new minsources, maxdistance and authselectmode. It returns
+// the warnings New would give for the new configuration.
+func (e *Engine) Reconfigure(ctx context.Context, o Reload) ([]string, error) {
+	mode, err := upstream.ParseAuthSelectMode(o.AuthSelectMode)
+	if err != nil {
+		return nil, err
+	}
 	r := e.loop.Load()
 	if r == nil {
 		return nil, ErrNotRunning
 	}
 	reply := make(chan []string, 1)
 	select {
-	case r.events <- reconfigureEvent{sources: sources, keys: keys, reply: reply}:
+	case r.events <- reconfigureEvent{opts: o, mode: mode, reply: reply}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-r.ctx.Done():
@@ -44,13 +60,16 @@ func (e *Engine) Reconfigure(ctx context.Context, sources []config.Source, keys 
 
 // reconfigure runs on the loop goroutine.
 func (r *runner) reconfigure(ev reconfigureEvent) []string {
+	o := ev.opts
 	oldKeys := r.opts.Keys
-	r.opts.Keys = ev.keys
-	r.opts.Sources = ev.sources
+	r.opts.Keys, r.opts.Sources = o.Keys, o.Sources
+	r.opts.MinSources, r.opts.MaxDistance, r.opts.AuthSelectMode = o.MinSources, o.MaxDistance, o.AuthSelectMode
+	r.sel.MinSources, r.sel.MaxDistance = o.MinSources, o.MaxDistance
+	r.mode = ev.mode
 	var warnings []string
 	kept := make(map[*assoc]bool)
 	var started []*assoc
-	for _, spec := range ev.sources {
+	for _, spec := range o.Sources {
 		if olds := r.matching(spec, oldKeys, kept); len(olds) > 0 {
 			for _, a := range olds {
 				a.spec.Pos = spec.Pos

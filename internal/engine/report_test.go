@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -72,7 +73,7 @@ func TestEngineSourcesAndReconfigure(t *testing.T) {
 		set2, _ := symkey.NewSet(newKey1, keys[1], keys[2], keys[4])
 		srcs2 := []config.Source{srcs[0], srcs[1], srcs[2], server("10.0.0.5", 123, "key 5")}
 		srcs2[1].Pos = config.Position{File: "moved.conf", Line: 9} // where a line is does not matter
-		warnings, err := e.Reconfigure(t.Context(), srcs2, set2)
+		warnings, err := e.Reconfigure(t.Context(), Reload{Sources: srcs2, Keys: set2, MinSources: 2})
 		if err != nil || len(warnings) != 0 {
 			t.Fatalf("Reconfigure: %v %v", warnings, err)
 		}
@@ -97,6 +98,16 @@ func TestEngineSourcesAndReconfigure(t *testing.T) {
 		}
 		if s := state.Load(); s.Stratum != 2 || s.Leap != ntp.LeapNone {
 			t.Fatalf("not synchronised after the reload: %+v", s)
+		}
+		// Selection settings apply too: five agreeing sources cannot be had from
+		// four, so the next rounds lose synchronisation (holding over first).
+		if _, err := e.Reconfigure(t.Context(), Reload{Sources: srcs2, Keys: set2, MinSources: 5}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if sum := e.Summary(); !sum.Holdover || !strings.Contains(sum.Reason, "minsources 5") {
+			t.Fatalf("after minsources 5: %+v", sum)
 		}
 		cancel()
 		<-done

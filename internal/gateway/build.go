@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"timegate/internal/config"
 	"timegate/internal/secfile"
@@ -45,7 +47,7 @@ func buildGate(cfg *config.Config) (*gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{policy: pol}
+	g := &gate{policy: pol, rateKoD: cfg.RateLimit.KoD}
 	if cfg.RateLimit.Enabled {
 		rc := rateConfig(cfg.RateLimit, cfg.ClientLogLimit, anyKoD)
 		if err := rc.Validate(); err != nil {
@@ -63,11 +65,48 @@ func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
 	if cfg.KeyFile == "" {
 		return nil, nil, nil
 	}
-	data, err := secfile.ReadPrivate(cfg.KeyFile)
+	data, err := secfile.ReadPrivateOwned(cfg.KeyFile, trustedOwners(cfg)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: keyfile: %v", config.ErrConfig, cfg.Positions["keyfile"], err)
 	}
-	return symkey.Parse(cfg.KeyFile, data)
+	set, warnings, err := symkey.Parse(cfg.KeyFile, data)
+	if err != nil || cfg.TrustedKeys == nil {
+		return set, warnings, err
+	}
+	return trustedOnly(set, cfg, warnings)
+}
+
+// trustedOnly keeps the keys ntpd's trustedkey lines name: in ntpd a key
+// that is not trusted authenticates nothing, in either direction.
+func trustedOnly(set *symkey.Set, cfg *config.Config, warnings []string) (*symkey.Set, []string, error) {
+	trusted := make(map[uint32]bool, len(cfg.TrustedKeys))
+	for _, id := range cfg.TrustedKeys {
+		trusted[id] = true
+	}
+	var keep []*symkey.Key
+	var untrusted []string
+	for k := range set.All() {
+		if trusted[k.ID()] {
+			keep = append(keep, k)
+			delete(trusted, k.ID())
+			continue
+		}
+		untrusted = append(untrusted, strconv.FormatUint(uint64(k.ID()), 10))
+	}
+	// One line for all of them: an NTPsec ntp.keys holds 20 keys, and
+	// trustedkey usually names one or two.
+	if len(untrusted) > 0 {
+		warnings = append(warnings, fmt.Sprintf("%s: not listed by trustedkey, so authenticating nothing: key(s) %s",
+			cfg.KeyFile, strings.Join(untrusted, ", ")))
+	}
+	for _, id := range cfg.TrustedKeys {
+		if trusted[id] {
+			warnings = append(warnings, fmt.Sprintf("%s: trustedkey %d: no such key in %s", cfg.Positions["trustedkey"], id, cfg.KeyFile))
+			delete(trusted, id)
+		}
+	}
+	kept, err := symkey.NewSet(keep...)
+	return kept, warnings, err
 }
 
 // keyLookup adapts a key set to the responder's lookup.

@@ -16,13 +16,28 @@ import (
 // `timegate -check-config` and `gatectl config check` run, and the same code
 // a start or reload runs, so a file that passes the check also loads.
 func Check(path string) error {
+	_, err := CheckWithWarnings(path)
+	return err
+}
+
+// CheckWithWarnings is Check that also returns the warnings start-up would
+// log: lines without effect here, keys-file warnings, and the reasons a
+// configuration can never synchronise, each with its fix.
+func CheckWithWarnings(path string) ([]string, error) {
 	cfg, err := config.Load(path)
 	if cfg == nil {
-		return err
+		return nil, err
 	}
+	var warnings []string
+	for _, w := range cfg.Warnings {
+		warnings = append(warnings, w.String())
+	}
+	keys, keyWarnings, _ := loadKeys(cfg)
+	warnings = append(warnings, keyWarnings...)
+	warnings = append(warnings, syncWarnings(cfg, keys)...)
 	// Report problems with the files the configuration names even when
 	// some lines did not parse: an operator fixes everything in one pass.
-	return errors.Join(err, CheckConfig(cfg))
+	return warnings, errors.Join(err, CheckConfig(cfg))
 }
 
 // CheckConfig is Check for an already parsed configuration.
@@ -32,7 +47,7 @@ func CheckConfig(cfg *config.Config) error {
 	_, _, keErr := keRateLimit(cfg)
 	var certErr error
 	if cfg.NTSServerCert != "" {
-		if _, err := certs.LoadFiles(cfg.NTSServerCert, cfg.NTSServerKey, time.Now()); err != nil {
+		if _, err := certs.LoadFilesOwned(cfg.NTSServerCert, cfg.NTSServerKey, time.Now(), trustedOwners(cfg)...); err != nil {
 			certErr = fmt.Errorf("%w: %s: ntsservercert: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 		}
 	}
@@ -40,5 +55,5 @@ func CheckConfig(cfg *config.Config) error {
 	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
 		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr)
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg))
 }

@@ -32,3 +32,13 @@ func TestCheckReportsEverythingWithPositions(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckAuditShipFiles(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "t.conf")
+	os.WriteFile(conf, []byte("port 11123\nntsport 0\nauditlog "+dir+"/a.log\nauditship tls://127.0.0.1:6514 ca "+dir+"/missing.pem\n"), 0o644)
+	err := Check(conf)
+	if err == nil || !strings.Contains(err.Error(), "t.conf:4: auditship:") {
+		t.Fatalf("%v", err)
+	}
+}

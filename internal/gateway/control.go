@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/audit"
 	"timegate/internal/config"
 	"timegate/internal/control"
 	"timegate/internal/report"
@@ -69,6 +70,7 @@ type (
 	CheckResult  struct {
 		File     string
 		Problems []string
+		Warnings []string
 	}
 )
 
@@ -178,7 +180,7 @@ func (g *Gateway) checkRunning() CheckResult {
 			err = CheckConfig(cfg)
 		}
 	} else {
-		err = Check(g.opts.ConfigPath)
+		res.Warnings, err = CheckWithWarnings(g.opts.ConfigPath)
 	}
 	res.Problems = append(res.Problems, splitErrors(err)...)
 	return res
@@ -240,4 +242,45 @@ func controlGroup(name string) (int, error) {
 		return -1, err
 	}
 	return strconv.Atoi(grp.Gid)
+}
+
+// readOnly are the commands that only look: they are not audit records, so
+// that a monitoring script polling `gatectl status` does not flood the trail.
+func readOnly(cmd string) bool {
+	switch cmd {
+	case CmdStatus, CmdSources, CmdServerStats, CmdClients, CmdKeysList, CmdSymList, CmdCertShow, CmdConfigCheck:
+		return true
+	}
+	return false
+}
+
+// controlServer is the control socket's server, its commands and refusals on
+// the audit trail.
+func (g *Gateway) controlServer() *control.Server {
+	return &control.Server{
+		Handler:   g,
+		Authorize: g.ctlPolicy.Authorize,
+		Log:       g.log.Named("control"),
+		OnCommand: func(who control.Cred, cmd string, err error) {
+			if !readOnly(cmd) {
+				g.rec.Record(audit.ControlCommand(callerName(who), cmd, err))
+			}
+		},
+		OnRefused: func(who control.Cred, err error) {
+			g.rec.Record(audit.ControlRefused(callerName(who), "", err.Error()))
+		},
+	}
+}
+
+// callerName names a control-socket caller for the audit trail: user name
+// (when the user database has one), uid and pid.
+func callerName(c control.Cred) string {
+	if !c.Known {
+		return "unknown"
+	}
+	name := strconv.Itoa(c.UID)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username + "(" + name + ")"
+	}
+	return name + " pid " + strconv.Itoa(c.PID)
 }

@@ -97,3 +97,31 @@ func TestGateRateLimitOff(t *testing.T) {
 		t.Errorf("ratelimit off: %v", got)
 	}
 }
+
+// Campaign finding: `ratelimit ... kod` without any `restrict ... kod` rule
+// sent no RATE kiss, contrary to the README. The kiss must come from the
+// ratelimit directive alone; without either, over-limit requests are dropped.
+func TestGateRatelimitKoDWithoutRestrictKoD(t *testing.T) {
+	g := testGate(t, "ratelimit interval 3 burst 8 leak 2 kod\n")
+	if got := admitN(g, "198.51.100.9", ntp.AuthNone, 200); got[ntp.ActionKoD] != 1 {
+		t.Errorf("ratelimit kod, 200 requests in 200 ms: %v, want exactly one RATE kiss", got)
+	}
+	g = testGate(t, "ratelimit interval 3 burst 8 leak 2\n")
+	if got := admitN(g, "198.51.100.9", ntp.AuthNone, 200); got[ntp.ActionKoD] != 0 {
+		t.Errorf("ratelimit without kod: %v, want no kiss", got)
+	}
+}
+
+// nopeer travels with every admission, so that the responder refuses
+// symmetric-active requests under the seed's default line and answers them
+// from networks whose rule lacks it.
+func TestGateNoPeer(t *testing.T) {
+	g := testGate(t, "restrict default kod nomodify notrap nopeer noquery\nrestrict 127.0.0.1\n")
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	if adm := g.Admit(netip.MustParseAddr("198.51.100.9"), now, ntp.AuthNone); !adm.NoPeer {
+		t.Errorf("default rule: %+v, want NoPeer", adm)
+	}
+	if adm := g.Admit(netip.MustParseAddr("127.0.0.1"), now, ntp.AuthNone); adm.NoPeer {
+		t.Errorf("127.0.0.1: %+v, want peers answered", adm)
+	}
+}

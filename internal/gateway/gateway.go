@@ -16,6 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/audit"
+	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/control"
 	"timegate/internal/engine"
@@ -67,7 +69,9 @@ type Gateway struct {
 	ctlPath   string
 	ctlPolicy control.Policy
 
-	metricsLn net.Listener // nil unless `metrics` is set
+	metricsLn net.Listener    // nil unless `metrics` is set
+	audit     *auditTrail     // nil without auditlog
+	rec       iaudit.Recorder // audit events go here; iaudit.Nop without auditlog
 }
 
 // New checks cfg and opens every socket, so that a bad configuration or a
@@ -76,42 +80,65 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), started: opts.now()}
+	g := &Gateway{opts: opts, log: opts.Log, precision: measurePrecision(opts.now), started: opts.now(), rec: iaudit.Nop{}}
 	g.cfg.Store(cfg)
+	// The audit trail opens first, so that what start-up does (certificate
+	// load, key ring) and a failed start are on the record.
+	trail, err := g.openAudit(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if trail != nil {
+		g.audit, g.rec = trail, trail.w
+	}
+	if err := g.start(cfg); err != nil {
+		if g.audit != nil {
+			g.audit.close(err)
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// start builds and opens everything but the audit trail.
+func (g *Gateway) start(cfg *config.Config) error {
 	g.state.Store(g.initialState(cfg))
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
 	keys, warnings, err := loadKeys(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	up, upWarnings, err := g.newUpstream(cfg, keys)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if up != nil {
 		g.upstream.Store(up)
 	}
-	// What the configuration does not do as written is logged once and kept
-	// for `gatectl status` until the next reload.
-	warnings = append(warnings, upWarnings...)
+	// What the configuration does not do as written — lines accepted without
+	// the effect they have in chrony or ntpd, sources that cannot be used, a
+	// configuration that can never synchronise — is logged once, with
+	// file:line and why, and kept for `gatectl status` until the next reload.
+	warnings = append(configWarnings(cfg), append(warnings, upWarnings...)...)
+	warnings = append(warnings, syncWarnings(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("configuration", zap.String("warning", w))
 	}
 	g.loaded.Store(&loaded{at: g.started, warnings: warnings})
 	if err := g.open(cfg, keys); err != nil {
 		g.closeAll()
-		return nil, err
+		return err
 	}
 	if err := g.controlListen(cfg); err != nil {
 		g.closeAll()
-		return nil, err
+		return err
 	}
 	if err := g.metricsListen(cfg); err != nil {
 		g.closeAll()
-		return nil, err
+		return err
 	}
-	return g, nil
+	return nil
 }
 
 // open binds the sockets and builds the NTP responder, which needs the NTS
@@ -239,8 +266,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var ring *iaudit.Ring
+	stopShip := func() {}
+	if g.audit != nil {
+		ring = g.audit.ring
+		stopShip = g.audit.run(ctx, spawn)
+	}
 	for _, group := range g.udp {
-		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp")}
+		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	if g.nts != nil {
@@ -259,7 +292,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.engMu.Unlock()
 	})
 	if g.ctlLn != nil {
-		srv := &control.Server{Handler: g, Authorize: g.ctlPolicy.Authorize, Log: g.log.Named("control")}
+		srv := g.controlServer()
 		spawn(func() error { return srv.Serve(ctx, g.ctlLn) })
 	}
 	if g.metricsLn != nil {
@@ -271,7 +304,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for err := range errs {
 		all = append(all, err)
 	}
-	return errors.Join(all...)
+	err := errors.Join(all...)
+	if g.audit != nil {
+		g.audit.close(err)
+		stopShip()
+	}
+	return err
 }
 
 // Stats returns the NTP verdict counters.
@@ -325,19 +363,32 @@ func measurePrecision(now func() time.Time) int8 {
 
 // Reload re-reads the configuration file and applies what can change
 // without a restart. A file with errors is rejected whole and the running
-// configuration keeps serving.
+// configuration keeps serving. Either way it is an audit record.
 func (g *Gateway) Reload() error {
 	_, err := g.reload()
 	return err
 }
 
 // reload is Reload, returning the warnings it logged: directives it could
-// not apply, and what the keys file warned about.
+// not apply, and what the keys file warned about. Either way it is an audit
+// record.
 func (g *Gateway) reload() ([]string, error) {
 	// SIGHUP and the control socket may ask at once; one reload at a time
 	// keeps "validate, then swap" whole.
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	warnings, err := g.reloadLocked()
+	e := audit.Event{Type: audit.TypeConfigReload, Outcome: audit.OutcomeAccepted,
+		Details: map[string]string{"config": g.opts.ConfigPath}}
+	if err != nil {
+		e.Outcome = audit.OutcomeRejected
+		e.Details["error"] = err.Error()
+	}
+	g.rec.Record(e)
+	return warnings, err
+}
+
+func (g *Gateway) reloadLocked() ([]string, error) {
 	var cfg *config.Config
 	var err error
 	if g.opts.ConfigPath == "" {
@@ -379,15 +430,16 @@ func (g *Gateway) reload() ([]string, error) {
 // server lines.
 const reloadSourcesTimeout = 5 * time.Second
 
-// reloadSources hands reloaded server/pool lines and keys to the upstream
-// engine, or starts one for the first lines a reload adds. Settings the
-// engine reads only at start (minsources, maxdistance, ...) are named by
-// notApplied instead.
+// reloadSources hands reloaded server/pool lines, keys and selection
+// settings to the upstream engine, or starts one for the first lines a
+// reload adds. Settings the engine reads only at start (holdover, local,
+// ntstrustedcerts, clockcontrol) are named by notApplied instead.
 func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
 	if up := g.upstream.Load(); up != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), reloadSourcesTimeout)
 		defer cancel()
-		w, err := up.Reconfigure(ctx, cfg.Sources, keys)
+		w, err := up.Reconfigure(ctx, engine.Reload{Sources: cfg.Sources, Keys: keys,
+			MinSources: cfg.MinSources, MaxDistance: cfg.MaxDistance, AuthSelectMode: cfg.AuthSelectMode})
 		if err != nil {
 			return []string{fmt.Sprintf("server/pool lines not applied: %v", err)}
 		}
@@ -408,4 +460,13 @@ func (g *Gateway) reloadSources(cfg *config.Config, keys *symkey.Set) []string {
 	g.upstream.Store(e)
 	g.spawnEngine(e)
 	return warnings
+}
+
+// configWarnings are the parser's: lines accepted with no effect here.
+func configWarnings(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Warnings))
+	for _, w := range cfg.Warnings {
+		out = append(out, w.String())
+	}
+	return out
 }

@@ -13,7 +13,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/audit"
 	"timegate/certs"
+	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/kelisten"
 	"timegate/internal/keystore"
@@ -24,6 +26,7 @@ import (
 // ntsService is the NTS-KE front end: certificate, key ring and listener.
 type ntsService struct {
 	log      *zap.Logger
+	rec      iaudit.Recorder
 	store    *certs.Store
 	rotator  *keystore.Rotator
 	listener *kelisten.Listener
@@ -42,14 +45,16 @@ func (s *ntsService) certLoaded() time.Time { return time.Unix(0, s.certAt.Load(
 const certWatchInterval = 10 * time.Second
 
 func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService, error) {
-	s := &ntsService{log: g.log.Named("nts")}
+	s := &ntsService{log: g.log.Named("nts"), rec: g.rec}
 	store, err := g.certStore(cfg, s)
 	if err != nil {
+		g.rec.Record(certAuditEvent(audit.TypeCertLoad, audit.OutcomeFailed, certs.Info{}, err))
 		return nil, err
 	}
 	s.store = store
 	s.certAt.Store(g.opts.now().UnixNano())
 	info := store.Info()
+	g.rec.Record(certAuditEvent(audit.TypeCertLoad, audit.OutcomeOK, info, nil))
 	s.log.Info("NTS-KE certificate", zap.Strings("names", info.SANs), zap.Time("not_after", info.NotAfter),
 		zap.Int("days_to_expiry", info.DaysToExpiry), zap.String("sha256", info.FingerprintString()))
 	dir := cfg.NTSDumpDir
@@ -60,9 +65,19 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
 	}
 	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
-	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys")}
+	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys"),
+		OnRotate: s.rotated, Owners: trustedOwners(cfg)}
 	if err := s.rotator.Load(); err != nil {
+		g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
 		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
+	}
+	g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeOK,
+		Subject: audit.Subject{KeyID: strconv.FormatUint(uint64(s.rotator.Ring().CurrentID()), 10)},
+		Details: map[string]string{"file": s.rotator.Path(), "keys": strconv.Itoa(len(s.rotator.Ring().IDs()))}})
+	var onFailure func(netip.Addr, uint8)
+	if g.audit != nil {
+		ring := g.audit.ring
+		onFailure = func(a netip.Addr, why uint8) { ring.Offer(a, iaudit.KindNTSKE, why) }
 	}
 	allow, table, err := keRateLimit(cfg)
 	if err != nil {
@@ -74,11 +89,13 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		Server: &nts.ServerConfig{
 			Ring:    s.rotator.Ring,
 			Now:     g.opts.Now,
-			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port)},
+			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port), AEADs: cfg.NTSAEADs},
 		},
-		Allow: allow,
-		Now:   g.opts.Now,
-		Log:   s.log.Named("ke"),
+		Allow:     allow,
+		MaxConns:  cfg.MaxNTSConnections,
+		OnFailure: onFailure,
+		Now:       g.opts.Now,
+		Log:       s.log.Named("ke"),
 	})
 	if err != nil {
 		return nil, err
@@ -109,7 +126,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 		}
 		var generated bool
 		var err error
-		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader)
+		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader, trustedOwners(cfg)...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: self-signed certificate: %w", err)
 		}
@@ -118,7 +135,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 			zap.String("certificate", certFile), zap.Bool("generated_now", generated))
 	}
 	s.certFile, s.keyFile = certFile, keyFile
-	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now})
+	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now, KeyOwners: trustedOwners(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: ntsservercert/ntsserverkey: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 	}
@@ -137,10 +154,12 @@ func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelim
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
 	}
-	return func(a netip.Addr, now time.Time) bool {
-		v := t.Allow(a, now)
-		return v == ratelimit.Pass || v == ratelimit.Leak
-	}, t, nil
+	// No leak: the table's 1-in-2^leak answers exist so that a spoofer
+	// cannot silence the UDP address it forges, but a TCP peer has completed
+	// a handshake and cannot be spoofed, so a leak would only let a flooding
+	// source through (a campaign completed 102 handshakes in 5 s from one
+	// address).
+	return func(a netip.Addr, now time.Time) bool { return t.Allow(a, now) == ratelimit.Pass }, t, nil
 }
 
 func listenAddrs(bind []netip.Addr, port int) []string {
@@ -200,15 +219,20 @@ func (s *ntsService) logExpiry(info certs.Info) {
 		s.log.Error("NTS-KE certificate expires within a week (or has expired): replace it", fields...)
 	case info.DaysToExpiry < expiryWarnDays:
 		s.log.Warn("NTS-KE certificate expires within a month", fields...)
+	default:
+		return
 	}
+	s.recorder().Record(certAuditEvent(audit.TypeCertExpiry, audit.OutcomeWarning, info, nil))
 }
 
 func (s *ntsService) certEvent(e certs.Event) {
 	switch {
 	case e.Err != nil:
 		s.log.Error("new certificate refused; still serving the previous one", zap.Error(e.Err))
+		s.recorder().Record(certAuditEvent(audit.TypeCertReload, audit.OutcomeRejected, e.Info, e.Err))
 	case e.Changed:
 		s.certAt.Store(time.Now().UnixNano())
+		s.recorder().Record(certAuditEvent(audit.TypeCertReload, audit.OutcomeAccepted, e.Info, nil))
 		s.log.Info("certificate reloaded", zap.Strings("names", e.Info.SANs),
 			zap.Int("days_to_expiry", e.Info.DaysToExpiry), zap.String("sha256", e.Info.FingerprintString()))
 	}
@@ -222,6 +246,25 @@ func (s *ntsService) reloadCert() error {
 	}
 	return err
 }
+
+// rotated records a key rotation and the keys it pruned.
+func (s *ntsService) rotated(prev, next *nts.KeyRing) {
+	id := func(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
+	s.recorder().Record(audit.Event{Type: audit.TypeKeyRotate, Outcome: audit.OutcomeOK, Subject: audit.Subject{KeyID: id(next.CurrentID())},
+		Details: map[string]string{"previous": id(prev.CurrentID()), "next": id(next.NextID()), "keys": strconv.Itoa(len(next.IDs()))}})
+	kept := map[uint32]bool{}
+	for _, k := range next.IDs() {
+		kept[k] = true
+	}
+	for _, k := range prev.IDs() {
+		if !kept[k] {
+			s.recorder().Record(audit.Event{Type: audit.TypeKeyPrune, Outcome: audit.OutcomeOK, Subject: audit.Subject{KeyID: id(k)}})
+		}
+	}
+}
+
+// keReasonName names kelisten's failure codes in audit episodes.
+func keReasonName(code uint8) string { return kelisten.FailureName(code) }
 
 func (s *ntsService) close() {
 	for _, ln := range s.sockets {
@@ -241,4 +284,13 @@ func (g *Gateway) RotateNTSKeys() error {
 	}
 	g.log.Info("NTS key ring rotated", zap.Uint32("sealing_key", g.nts.rotator.Ring().CurrentID()))
 	return nil
+}
+
+// recorder is where the NTS front end reports audit events (discarding
+// when the service was built without one, as in tests).
+func (s *ntsService) recorder() iaudit.Recorder {
+	if s.rec == nil {
+		return iaudit.Nop{}
+	}
+	return s.rec
 }

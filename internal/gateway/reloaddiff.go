@@ -26,12 +26,10 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsratelimit", func(c *config.Config) any { return c.NTSRateLimit }},
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
-		{"minsources", func(c *config.Config) any { return c.MinSources }},
-		{"maxdistance", func(c *config.Config) any { return c.MaxDistance }},
-		{"authselectmode", func(c *config.Config) any { return c.AuthSelectMode }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
+		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }
 
@@ -56,4 +54,14 @@ func notApplied(old, cur *config.Config) []string {
 		out = append(out, fmt.Sprintf("%s: %s changed: takes effect only after a restart", loc, d.directive))
 	}
 	return out
+}
+
+// auditSettings compares audit directives by value (auditship is a pointer).
+func auditSettings(a config.Audit) any {
+	ship := a.Ship
+	a.Ship = nil
+	if ship == nil {
+		return a
+	}
+	return [2]any{a, *ship}
 }

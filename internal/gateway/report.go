@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -191,7 +192,7 @@ func (g *Gateway) KeyRing() report.KeyRing {
 		case 1:
 			role = report.KeySealing
 		}
-		out.Keys = append(out.Keys, report.Key{ID: fmt.Sprintf("%08x", k.ID), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
+		out.Keys = append(out.Keys, report.Key{ID: strconv.FormatUint(uint64(k.ID), 10), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
 	}
 	return out
 }
@@ -234,32 +235,29 @@ func leapWords(l ntp.Leap) string {
 	return "not synchronised"
 }
 
-// Version is the module version and VCS revision the binary was built from.
+// Version is the module version, VCS revision (+dirty), commit time and Go
+// version the binary was built from: what `timegate -version`, `gatectl
+// version` and `gatectl status` print.
 func Version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	rev, dirty := "", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
+	version, rev, when, dirty := "(devel)", "unknown revision", "", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.time":
+				when = " " + s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "+dirty"
+				}
+			}
 		}
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		v += " " + rev
-		if dirty {
-			v += "+dirty"
-		}
-	}
-	return v + " " + info.GoVersion
+	return fmt.Sprintf("%s (%s%s%s) %s", version, rev, dirty, when, runtime.Version())
 }
 
 // modeName names RFC 5905 §7.3's modes as `serverstats` labels them.

@@ -13,7 +13,7 @@ import (
 type Stats struct {
 	Accepted         uint64 // connections accepted from the socket
 	Active           uint64 // sessions running now
-	RefusedTotalCap  uint64 // closed at once: MaxConns sessions running
+	RefusedTotalCap  uint64 // evicted: idle before its handshake while MaxConns sessions ran
 	RefusedSourceCap uint64 // closed at once: the source had its share
 	RefusedRate      uint64 // closed at once: Allow said no
 	AcceptErrors     uint64 // failed accepts (EMFILE...), each backed off
@@ -85,29 +85,64 @@ type counters struct {
 	latency                                                                histogram
 }
 
-// record classifies the result of nts.ServeConn; took is the session's
-// length.
-func (c *counters) record(err error, took time.Duration) {
+// Failure reasons reported to Config.OnFailure, by code.
+const (
+	FailNone uint8 = iota
+	FailNoCommon
+	FailErrorRecord
+	FailALPN
+	FailTLSVersion
+	FailTimeout
+	FailHandshake
+	FailIO
+	FailRate      // refused before TLS: ntsratelimit
+	FailSourceCap // refused before TLS: the source had its share of sessions
+	FailTotalCap  // refused before TLS: all sessions in use
+	numFailures
+)
+
+// FailureName names a failure reason code for logs and audit records, with
+// the names `gatectl serverstats` and the metrics use.
+func FailureName(code uint8) string {
+	names := [numFailures]string{"none", FailedNoCommon, "error-record", FailedALPN,
+		FailedVersion, FailedTimeout, FailedHandshake, FailedIO, RefusedRate, RefusedSourceCap, RefusedTotalCap}
+	if code < numFailures {
+		return names[code]
+	}
+	return "unknown"
+}
+
+// record classifies the result of nts.ServeConn, whose session lasted took,
+// and returns the failure reason (FailNone when the session was served).
+func (c *counters) record(err error, took time.Duration) uint8 {
 	var pe *nts.ProtocolError
 	var ne net.Error
 	switch {
 	case err == nil:
 		c.served.Add(1)
 		c.latency.observe(took)
+		return FailNone
 	case errors.Is(err, nts.ErrNoCommonProtocol), errors.Is(err, nts.ErrNoCommonAEAD):
 		c.noCommon.Add(1)
+		return FailNoCommon
 	case errors.As(err, &pe) && int(pe.Code) < len(c.errors):
 		c.errors[pe.Code].Add(1)
+		return FailErrorRecord
 	case errors.Is(err, nts.ErrALPN):
 		c.badALPN.Add(1)
+		return FailALPN
 	case errors.Is(err, nts.ErrTLSVersion):
 		c.badVersion.Add(1)
+		return FailTLSVersion
 	case errors.As(err, &ne) && ne.Timeout():
 		c.timeouts.Add(1)
+		return FailTimeout
 	case errors.Is(err, nts.ErrHandshake):
 		c.handshake.Add(1)
+		return FailHandshake
 	default:
 		c.ioErrors.Add(1)
+		return FailIO
 	}
 }
 
@@ -126,8 +161,6 @@ func (l *Listener) Stats() Stats {
 	for i := range c.errors {
 		s.Errors[i] = c.errors[i].Load()
 	}
-	l.mu.Lock()
-	s.Active = uint64(l.active)
-	l.mu.Unlock()
+	s.Active = uint64(l.slots.running())
 	return s
 }

@@ -94,11 +94,11 @@ func TestLoadRefusesLooseModeAndCorruption(t *testing.T) {
 	if err := r.Load(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(r.Path(), 0o640); err != nil {
+	if err := os.Chmod(r.Path(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := newRotator(t, dir).Load(); !errors.Is(err, secfile.ErrInsecureMode) {
-		t.Fatalf("group-readable file: %v", err)
+		t.Fatalf("world-readable file: %v", err)
 	}
 	data, _ := os.ReadFile(r.Path())
 	data[len(data)/2] ^= 1

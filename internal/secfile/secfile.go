@@ -3,8 +3,21 @@
 //
 // Reading refuses a secret that other local users could read or alter, the
 // way OpenSSH refuses a private key with loose permissions: a key that has
-// already leaked should not quietly go into service. Writing is atomic, so a
-// crash or a concurrent reader never sees a half-written key.
+// already leaked should not quietly go into service. The one rule, for every
+// secret timegate reads (keys file, TLS private key, NTS key ring):
+//
+//   - no permission at all for others (mode & 0o007 == 0);
+//   - the group may read but not write (mode & 0o020 == 0): 0640 with a group
+//     such as _chrony or ssl-cert is how Debian ships chrony.keys and TLS
+//     keys, and a reading group cannot alter the secret;
+//   - owned by root, by the user timegate runs as or by the user a root
+//     start drops to (ReadPrivateOwned): any other owner could chmod the
+//     file open, or replace it, at any time;
+//   - no directory on its way writable by others without the sticky bit
+//     (checkDirs), or any local user could put their own file there.
+//
+// Writing is atomic, so a crash or a concurrent reader never sees a
+// half-written key.
 package secfile
 
 import (
@@ -25,21 +38,37 @@ const MaxSize = 1 << 20
 
 // Errors returned by this package, wrapped with the file name and details.
 var (
-	ErrInsecureMode = errors.New("secfile: file is accessible by group or others")
-	ErrNotRegular   = errors.New("secfile: not a regular file")
-	ErrTooLarge     = errors.New("secfile: file too large")
+	ErrInsecureMode  = errors.New("secfile: file is writable by its group or accessible by others")
+	ErrInsecureOwner = errors.New("secfile: file is owned by another user than root, this process's or timegate's")
+	ErrNotRegular    = errors.New("secfile: not a regular file")
+	ErrTooLarge      = errors.New("secfile: file too large")
 )
 
-// ReadPrivate reads the secret file at path. It refuses the file when its
-// permission bits grant any access to group or others (mode&0o077 != 0), when
-// it is not a regular file, and when it is larger than MaxSize.
+// ReadPrivate reads the secret file at path. It refuses the file when it breaks
+// the package's rule (others have any access, the group may write, the owner
+// is neither root nor the effective user), when it is not a regular file, and
+// when it is larger than MaxSize.
 //
 // Symbolic links are followed, on purpose: certbot's live/ directory and
 // Kubernetes secret volumes are made of symlinks. The checks apply to the
 // file actually opened (fstat on the descriptor, never a second lookup of the
 // name), so a symlink cannot launder a world-readable target, and swapping
 // the file between the check and the read is not possible.
+//
+// The directories on the way to the file must not be writable by others
+// (see checkDirs).
 func ReadPrivate(path string) ([]byte, error) {
+	return ReadPrivateOwned(path)
+}
+
+// ReadPrivateOwned is ReadPrivate for a secret that may also be owned by
+// one of owners (besides root and the effective user): the NTS key ring,
+// which a root start reads from a state directory that the unprivileged
+// user it drops to owns and writes.
+func ReadPrivateOwned(path string, owners ...int) ([]byte, error) {
+	if err := checkDirs(path); err != nil {
+		return nil, err
+	}
 	// O_NONBLOCK keeps open(2) from blocking forever when path names a FIFO
 	// with no writer; such a file is refused just below.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -54,9 +83,12 @@ func ReadPrivate(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is a %s", ErrNotRegular, path, kind(fi.Mode()))
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o; make it private with chmod 600 %s",
+	if perm := fi.Mode().Perm(); perm&0o027 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o; fix it with chmod 600 %s (or 640 to let a group read it)",
 			ErrInsecureMode, path, perm, path)
+	}
+	if err := checkOwner(path, fi, owners); err != nil {
+		return nil, err
 	}
 	if fi.Size() > MaxSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, path, fi.Size(), MaxSize)

@@ -32,11 +32,13 @@ func TestReadPrivateModes(t *testing.T) {
 		{0o400, true},
 		{0o700, true},
 		{0o200, true}, // unreadable only when not root; mode is still private
-		{0o640, false},
+		{0o640, true}, // group may read (Debian's chrony.keys is 0640 root:_chrony)
+		{0o440, true},
+		{0o660, false},
 		{0o604, false},
 		{0o620, false},
 		{0o602, false},
-		{0o610, false},
+		{0o610, true}, // execute for the group grants nothing on a regular file
 		{0o601, false},
 		{0o644, false},
 		{0o666, false},

@@ -66,3 +66,24 @@ func TestWriteAtomicIgnoresUmask(t *testing.T) {
 		}
 	}
 }
+
+// A private mode is not enough when another user owns the file: that user
+// could chmod it open at any time. Root-owned files and our own pass.
+func TestReadPrivateOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte("1 AES128 HEX:00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(path); err != nil {
+		t.Fatalf("root-owned 0600 file: %v", err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPrivate(path); !errors.Is(err, ErrInsecureOwner) {
+		t.Fatalf("file owned by uid 65534: err = %v, want ErrInsecureOwner", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"timegate/internal/audit"
 	"timegate/ntp"
 )
 
@@ -36,6 +37,11 @@ type Server struct {
 	// Stats gets one block of counters per worker. Required.
 	Stats *Stats
 	Log   *zap.Logger
+	// Audit, when set, is told of refusals worth an audit episode (policy,
+	// rate limit, authentication failures) through a lock-free ring: no
+	// lock, allocation or formatting on this path; the aggregation into one
+	// record per source and interval happens on the ring's consumer.
+	Audit *audit.Ring
 }
 
 // bufSize bounds what is read per datagram: ntp.MaxPacketLen plus one byte so
@@ -99,5 +105,12 @@ func (s *Server) readError(ctx context.Context, err error) error {
 func (s *Server) logDrop(from netip.AddrPort, v ntp.Verdict) {
 	if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
 		ce.Write(zap.Stringer("client", from), zap.Stringer("reason", v.Reason))
+	}
+}
+
+// offerAudit hands a refusal worth an audit episode to the ring.
+func (s *Server) offerAudit(from netip.AddrPort, v ntp.Verdict) {
+	if v.Reason != ntp.ReasonOK && s.Audit != nil && audit.NTPEpisodeType(v.Reason) != "" {
+		s.Audit.Offer(from.Addr(), audit.KindNTP, uint8(v.Reason))
 	}
 }

@@ -198,6 +198,7 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	w.cnt.request(req)
 	k := w.pending
 	reply, v := resp.Respond(b.out[k][:0], req, from, rx)
+	w.s.offerAudit(from, v)
 	if v.Action == ntp.ActionDrop {
 		w.cnt.record(v, false)
 		w.s.logDrop(from, v)

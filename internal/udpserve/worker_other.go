@@ -50,6 +50,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.cnt.request(buf[:n])
 		reply, v := w.s.Responder().Respond(out, buf[:n], from, rx)
+		w.s.offerAudit(from, v)
 		if v.Action == ntp.ActionDrop {
 			w.cnt.record(v, false)
 			w.s.logDrop(from, v)

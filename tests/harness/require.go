@@ -32,6 +32,8 @@ func debianPackage(name string) string {
 		return "rsyslog"
 	case "setpriv":
 		return "util-linux"
+	case "systemd-analyze":
+		return "systemd"
 	}
 	return name
 }

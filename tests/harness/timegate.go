@@ -121,6 +121,9 @@ func (b *Build) build() {
 	}
 	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", b.dir + string(filepath.Separator)}, b.pkgs...)...)
 	cmd.Dir = root
+	// As `make build`: static and cgo-free, which privilege dropping needs to
+	// change every thread's capabilities.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	b.output, b.err = string(out), err
 }
@@ -141,6 +144,13 @@ type TimegateOptions struct {
 	UDPPorts, TCPPorts []int
 	LogReady           string
 	ReadyTimeout       time.Duration // default 10 s
+
+	// Public makes the instance's directory (0755) and configuration (0644)
+	// readable by other users, for a daemon that drops privileges: it must
+	// re-read its configuration as its own user. Without it, and without a
+	// `user` line, the daemon is told `user root`, so that tests never depend
+	// on whether the machine has a `timegate` user.
+	Public bool
 }
 
 // StartTimegate writes conf to a file in a fresh directory under /tmp, runs
@@ -167,7 +177,16 @@ func StartTimegateWith(t testing.TB, bin, conf string, o TimegateOptions) *Proce
 		p.ControlSocket = filepath.Join(p.Dir, "timegate.sock")
 		conf += "\nbindcmdaddress " + p.ControlSocket + "\n"
 	}
-	if err := os.WriteFile(p.ConfPath, []byte(conf), 0o600); err != nil {
+	confMode := os.FileMode(0o600)
+	if o.Public {
+		confMode = 0o644
+		if err := os.Chmod(p.Dir, 0o755); err != nil {
+			t.Fatalf("%s: %v", o.Name, err)
+		}
+	} else if configValue(conf, "user") == "" {
+		conf += "user root\n"
+	}
+	if err := os.WriteFile(p.ConfPath, []byte(conf), confMode); err != nil {
 		t.Fatalf("%s: %v", o.Name, err)
 	}
 	p.path, p.args, p.env = bin, append([]string{"-config", p.ConfPath}, o.Args...), o.Env

@@ -1,0 +1,251 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Problem names the first record where a file's evidence fails. Line is
+// 1-based; Seq is the record's sequence number when known (0 otherwise).
+type Problem struct {
+	Line   int
+	Seq    uint64
+	Reason string
+}
+
+func (p *Problem) Error() string {
+	if p.Seq != 0 {
+		return fmt.Sprintf("line %d (seq %d): %s", p.Line, p.Seq, p.Reason)
+	}
+	return fmt.Sprintf("line %d: %s", p.Line, p.Reason)
+}
+
+// VerifyOptions say what Verify requires.
+type VerifyOptions struct {
+	// Key verifies checkpoints; nil checks the chain only and counts the
+	// checkpoints as unverified.
+	Key *PublicKey
+	// Live accepts what a file that is still being written may end with:
+	// records after the last checkpoint and an incomplete last line. Without
+	// it those are reported, since they are what truncation past a
+	// checkpoint leaves (a cleanly stopped gateway ends its file with one).
+	Live bool
+	// Dedup accepts what a collector's copy holds: records delivered more
+	// than once (at-least-once shipping re-sends after a reconnect). A
+	// record whose seq was already seen is skipped when it is byte for
+	// byte the earlier copy, and is a Problem when it differs or when the
+	// earlier copy is older than DedupWindow records (it cannot be
+	// compared then). Memory stays fixed (DedupWindow hashes).
+	Dedup bool
+}
+
+// DedupWindow is how far back Dedup compares a repeated record: far more
+// than a shipper ever re-sends (its window plus what a crash leaves
+// unacknowledged).
+const DedupWindow = 1 << 16
+
+type seenRecord struct {
+	seq  uint64
+	hash Hash
+}
+
+// Summary describes a file that verified.
+type Summary struct {
+	Records        int
+	FirstSeq       uint64
+	LastSeq        uint64
+	Checkpoints    int
+	Unverified     int    // checkpoints not checked (no key)
+	LastCheckpoint uint64 // seq of the last checkpoint, 0 if none
+	Unsigned       int    // records after the last checkpoint
+	Duplicates     int    // repeated records skipped (Dedup)
+}
+
+// Verifier checks a file line by line; feed it with Line, then call End.
+// Memory is constant: it keeps one record and one hash.
+type Verifier struct {
+	opts       VerifyOptions
+	sum        Summary
+	line       int
+	prev       Record
+	prevHash   Hash
+	firstUncov int // line of the first record after the last checkpoint
+	seen       []seenRecord
+}
+
+// NewVerifier returns a verifier.
+func NewVerifier(opts VerifyOptions) *Verifier { return &Verifier{opts: opts} }
+
+// Line checks the next line (without its newline).
+func (v *Verifier) Line(line []byte) *Problem {
+	v.line++
+	r, err := Parse(line)
+	if err != nil {
+		return &Problem{Line: v.line, Reason: "not a valid record (edited?): " + err.Error()}
+	}
+	if v.opts.Dedup && v.sum.Records > 0 && r.Seq <= v.prev.Seq {
+		return v.duplicate(r, line)
+	}
+	if p := v.link(r); p != nil {
+		return p
+	}
+	if p := v.signature(r); p != nil {
+		return p
+	}
+	if v.sum.Records == 0 {
+		v.sum.FirstSeq = r.Seq
+	}
+	v.sum.Records++
+	v.sum.LastSeq = r.Seq
+	if r.Type == TypeCheckpoint {
+		v.sum.Checkpoints++
+		v.sum.LastCheckpoint = r.Seq
+		v.sum.Unsigned = 0
+	} else {
+		if v.sum.Unsigned == 0 {
+			v.firstUncov = v.line
+		}
+		v.sum.Unsigned++
+	}
+	v.prev, v.prevHash = r, HashLine(line)
+	if v.opts.Dedup {
+		if v.seen == nil {
+			v.seen = make([]seenRecord, DedupWindow)
+		}
+		v.seen[r.Seq%DedupWindow] = seenRecord{r.Seq, v.prevHash}
+	}
+	return nil
+}
+
+// duplicate checks a record whose seq was already seen (Dedup).
+func (v *Verifier) duplicate(r Record, line []byte) *Problem {
+	s := v.seen[r.Seq%DedupWindow]
+	switch {
+	case s.seq != r.Seq:
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("repeats seq %d from more than %d records back: cannot compare it with the first copy", r.Seq, DedupWindow)}
+	case s.hash != HashLine(line):
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("a second copy of seq %d differs from the first", r.Seq)}
+	}
+	v.sum.Duplicates++
+	return nil
+}
+
+// link checks r against the record before it.
+func (v *Verifier) link(r Record) *Problem {
+	if v.sum.Records == 0 {
+		if r.Seq != 1 || r.Prev != (Hash{}).String() {
+			return &Problem{Line: v.line, Seq: r.Seq, Reason: "the file does not start the chain (want seq 1 with prev all zeros): records before it were removed"}
+		}
+		return nil
+	}
+	if r.Seq != v.prev.Seq+1 {
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("seq %d follows seq %d: records were removed, inserted or reordered", r.Seq, v.prev.Seq)}
+	}
+	if r.Prev != v.prevHash.String() {
+		// The numbering is intact, so nothing was removed here: the
+		// record before this one is not the one this record chained to.
+		return &Problem{Line: v.line - 1, Seq: v.prev.Seq, Reason: fmt.Sprintf("record altered: its hash does not match the prev of seq %d", r.Seq)}
+	}
+	return nil
+}
+
+// signature checks a checkpoint's signature; other records carry none.
+func (v *Verifier) signature(r Record) *Problem {
+	bad := func(reason string) *Problem { return &Problem{Line: v.line, Seq: r.Seq, Reason: reason} }
+	if r.Type != TypeCheckpoint {
+		if r.Sig != "" {
+			return bad("a signature on a record that is not a checkpoint")
+		}
+		return nil
+	}
+	sig, err := base64.StdEncoding.DecodeString(r.Sig)
+	if err != nil || len(sig) == 0 {
+		return bad("checkpoint without a valid signature")
+	}
+	if v.opts.Key == nil {
+		v.sum.Unverified++
+		return nil
+	}
+	if r.Details["alg"] != string(v.opts.Key.Alg) || r.Details["key"] != v.opts.Key.Fingerprint() {
+		return bad(fmt.Sprintf("checkpoint signed by another key (%s %s; want %s %s)",
+			r.Details["alg"], r.Details["key"], v.opts.Key.Alg, v.opts.Key.Fingerprint()))
+	}
+	unsigned := r
+	unsigned.Sig = ""
+	if !v.opts.Key.Verify(unsigned.Encode(), sig) {
+		return bad("forged checkpoint: the signature does not verify")
+	}
+	return nil
+}
+
+// End finishes the file; torn says the input ended inside a line.
+func (v *Verifier) End(torn bool) (Summary, *Problem) {
+	if v.opts.Live {
+		return v.sum, nil
+	}
+	if torn {
+		return v.sum, &Problem{Line: v.line + 1, Reason: "incomplete last line: the file was truncated (or is being written; -live)"}
+	}
+	if v.sum.Records == 0 {
+		return v.sum, &Problem{Line: 1, Reason: "no records"}
+	}
+	if v.sum.Unsigned > 0 {
+		return v.sum, &Problem{Line: v.firstUncov, Seq: v.sum.LastSeq - uint64(v.sum.Unsigned) + 1,
+			Reason: fmt.Sprintf("not covered by a signed checkpoint (%d records up to seq %d): the file was truncated past its last checkpoint, or is still being written (-live)", v.sum.Unsigned, v.sum.LastSeq)}
+	}
+	return v.sum, nil
+}
+
+// Verify reads a whole audit file from r. The error is a *Problem for bad
+// evidence, anything else for a read failure.
+func Verify(r io.Reader, opts VerifyOptions) (Summary, error) {
+	v := NewVerifier(opts)
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, torn, err := readLine(br)
+		if err == io.EOF {
+			sum, p := v.End(torn)
+			if p != nil {
+				return sum, p
+			}
+			return sum, nil
+		}
+		if err != nil {
+			if errors.Is(err, ErrTooLong) {
+				return v.sum, &Problem{Line: v.line + 1, Reason: "line longer than the format allows"}
+			}
+			return v.sum, err
+		}
+		if p := v.Line(line); p != nil {
+			return v.sum, p
+		}
+	}
+}
+
+// readLine returns the next complete line without its newline. At the end
+// it returns io.EOF, with torn set when bytes without a newline were left.
+// A line longer than MaxLineLen is ErrTooLong: memory stays bounded.
+func readLine(br *bufio.Reader) ([]byte, bool, error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxLineLen+1 {
+			return nil, false, ErrTooLong
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return bytes.TrimSuffix(buf, []byte("\n")), false, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF:
+			return nil, len(buf) > 0, io.EOF
+		default:
+			return nil, false, err
+		}
+	}
+}

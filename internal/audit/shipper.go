@@ -1,0 +1,309 @@
+package audit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/audit"
+)
+
+// Source is what the shipper reads: the writer's file and how far it is
+// complete. *Writer implements it.
+type Source interface {
+	Path() string
+	Durable() int64
+	Notify() <-chan struct{}
+}
+
+// Overflow policies for a backlog beyond ShipConfig.SpoolMax.
+const (
+	// OverflowKeep keeps every record for the collector (the file is the
+	// spool; disk is the bound) and raises the alarm.
+	OverflowKeep = "keep"
+	// OverflowDropOldest gives up shipping the oldest records (they stay
+	// in the local file, verifiable) down to half the limit, and records
+	// the skipped range in an audit.ship.overflow record that is shipped.
+	OverflowDropOldest = "drop-oldest"
+)
+
+// ShipConfig configures a Shipper.
+type ShipConfig struct {
+	Transport string // "relp" or "tls" (RFC 5425)
+	Addr      string // host:port
+	// TLS is required for "tls" and optional for "relp" (RELP over TLS).
+	TLS      *tls.Config
+	Hostname string // RFC 5424 HOSTNAME
+	// Cursor is where the last acknowledged position is kept.
+	Cursor string
+	// SpoolMax bounds the backlog (bytes of the file not yet delivered)
+	// before the alarm and the overflow policy act; 0 means 64 MiB.
+	SpoolMax int64
+	Overflow string
+	Rec      Recorder // the shipper's own events (alarm, overflow)
+	Now      func() time.Time
+	Log      *zap.Logger
+}
+
+// Shipping constants: what they protect is named with each.
+const (
+	DefaultSpoolMax = 64 << 20
+	// dialTimeout and ioTimeout keep a collector that accepts and then
+	// stalls from holding the shipper (never the time service) forever.
+	dialTimeout = 5 * time.Second
+	ioTimeout   = 10 * time.Second
+	ackTimeout  = 30 * time.Second
+	// Back-off between connection attempts: doubling, with jitter so that
+	// a fleet of gateways does not reconnect in step after an outage.
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	// saveEvery bounds cursor writes (each is fsync + rename): a crash
+	// re-sends at most this much, as duplicates with the same seq.
+	saveEvery = 200 * time.Millisecond
+	tickEvery = 100 * time.Millisecond
+)
+
+// Shipper delivers the audit file to a collector, at least once.
+type Shipper struct {
+	cfg   ShipConfig
+	src   Source
+	log   *zap.Logger
+	acked Cursor // in memory; saved to cfg.Cursor at most every saveEvery
+	saved Cursor
+	sp    *spool
+
+	mu     sync.Mutex
+	status ShipStatus
+}
+
+// ShipStatus is what a status or metrics reader sees.
+type ShipStatus struct {
+	Target       string
+	Connected    bool
+	AckedSeq     uint64
+	BacklogBytes int64
+	Alarm        bool   // backlog over SpoolMax
+	Skipped      uint64 // records given up by drop-oldest
+	Reconnects   uint64
+	LastError    string
+}
+
+// NewShipper loads the cursor and checks it against the file.
+func NewShipper(cfg ShipConfig, src Source) (*Shipper, error) {
+	if cfg.Transport != "relp" && cfg.Transport != "tls" {
+		return nil, fmt.Errorf("audit: unknown transport %q", cfg.Transport)
+	}
+	if cfg.Transport == "tls" && cfg.TLS == nil {
+		return nil, errors.New("audit: tls transport needs a TLS configuration")
+	}
+	if cfg.SpoolMax <= 0 {
+		cfg.SpoolMax = DefaultSpoolMax
+	}
+	if cfg.Overflow == "" {
+		cfg.Overflow = OverflowKeep
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Rec == nil {
+		cfg.Rec = Nop{}
+	}
+	c, err := loadCursor(cfg.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := openSpool(src.Path(), 0)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	c, ok := checkCursor(sp.f, c)
+	if !ok {
+		cfg.Log.Warn("the audit shipping cursor does not match the audit file (file replaced?); shipping it from the start",
+			zap.String("cursor", cfg.Cursor))
+	}
+	sp.seek(c.Offset)
+	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, sp: sp}
+	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq}
+	return s, nil
+}
+
+// Status returns a snapshot.
+func (s *Shipper) Status() ShipStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	return st
+}
+
+func (s *Shipper) update(f func(*ShipStatus)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+// Run ships until ctx ends. Failures never end it: it reconnects with
+// back-off, and the cursor makes every reconnect resume where the
+// collector's acknowledgements stopped.
+func (s *Shipper) Run(ctx context.Context) error {
+	defer s.sp.close()
+	defer s.saveCursor()
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		s.checkSpool()
+		before := s.acked.Seq
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		prev := s.Status()
+		s.update(func(st *ShipStatus) { st.Connected = false; st.LastError = err.Error(); st.Reconnects++ })
+		// Warn when shipping stops or fails differently; the retries of a
+		// long outage (every 30 s at most) are Debug, so they do not flood.
+		level := zap.DebugLevel
+		if prev.Connected || prev.LastError != err.Error() {
+			level = zap.WarnLevel
+		}
+		s.log.Log(level, "audit shipping interrupted; will resume from the last acknowledged record",
+			zap.String("collector", prev.Target), zap.Uint64("acked_seq", s.acked.Seq), zap.Error(err))
+		if s.acked.Seq != before {
+			backoff = minBackoff
+		}
+		s.saveCursor()
+		if !s.sleep(ctx, jitter(backoff)) {
+			return nil
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+	return nil
+}
+
+// sleep waits d, watching the spool meanwhile: an outage is exactly when
+// the backlog grows.
+func (s *Shipper) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-tick.C:
+			s.checkSpool()
+		}
+	}
+}
+
+// jitter spreads d over [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d)
+}
+
+func (s *Shipper) saveCursor() {
+	if s.acked == s.saved {
+		return
+	}
+	if err := saveCursor(s.cfg.Cursor, s.acked); err != nil {
+		s.log.Error("cannot save the audit shipping cursor; a restart will re-send more", zap.Error(err))
+		return
+	}
+	s.saved = s.acked
+}
+
+// advance records that everything up to it is delivered.
+func (s *Shipper) advance(it pending) {
+	if it.seq <= s.acked.Seq && it.end <= s.acked.Offset {
+		return
+	}
+	s.acked = Cursor{Seq: it.seq, Offset: it.end, Hash: it.hash}
+	s.update(func(st *ShipStatus) { st.AckedSeq = it.seq })
+}
+
+// checkSpool raises or clears the alarm and applies the overflow policy.
+func (s *Shipper) checkSpool() {
+	backlog := s.src.Durable() - s.acked.Offset
+	st := s.Status()
+	s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
+	switch {
+	case backlog > s.cfg.SpoolMax && !st.Alarm:
+		s.update(func(st *ShipStatus) { st.Alarm = true })
+		s.log.Warn("AUDIT SHIPPING BACKLOG over its limit: the collector is not keeping up or unreachable",
+			zap.Int64("backlog_bytes", backlog), zap.Int64("limit", s.cfg.SpoolMax), zap.String("overflow", s.cfg.Overflow))
+		s.cfg.Rec.Record(audit.Event{Type: audit.TypeShipAlarm, Outcome: audit.OutcomeWarning,
+			Subject: audit.Subject{Source: st.Target}, Details: map[string]string{
+				"backlog_bytes": strconv.FormatInt(backlog, 10), "limit": strconv.FormatInt(s.cfg.SpoolMax, 10),
+				"overflow": s.cfg.Overflow, "acked_seq": strconv.FormatUint(s.acked.Seq, 10)}})
+	case backlog <= s.cfg.SpoolMax/2 && st.Alarm:
+		s.update(func(st *ShipStatus) { st.Alarm = false })
+		s.log.Info("audit shipping backlog back under half its limit", zap.Int64("backlog_bytes", backlog))
+		s.cfg.Rec.Record(audit.Event{Type: audit.TypeShipAlarm, Outcome: audit.OutcomeOK,
+			Subject: audit.Subject{Source: st.Target}, Details: map[string]string{"backlog_bytes": strconv.FormatInt(backlog, 10)}})
+	}
+	if backlog > s.cfg.SpoolMax && s.cfg.Overflow == OverflowDropOldest {
+		s.skip(s.src.Durable() - s.cfg.SpoolMax/2)
+		backlog = s.src.Durable() - s.acked.Offset
+		s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
+	}
+}
+
+// skip gives up shipping records that end before target.
+func (s *Shipper) skip(target int64) {
+	sp, err := openSpool(s.src.Path(), s.acked.Offset)
+	if err != nil {
+		return
+	}
+	defer sp.close()
+	from, to, n := uint64(0), uint64(0), uint64(0)
+	for sp.off < target {
+		it, ok, err := sp.next(target)
+		if err != nil || !ok {
+			break
+		}
+		if from == 0 {
+			from = it.rec.Seq
+		}
+		to, n = it.rec.Seq, n+1
+		s.acked = Cursor{Seq: it.rec.Seq, Offset: it.end, Hash: audit.HashLine(it.line)}
+	}
+	if n == 0 {
+		return
+	}
+	s.sp.seek(s.acked.Offset)
+	s.saveCursor()
+	s.update(func(st *ShipStatus) { st.Skipped += n; st.AckedSeq = s.acked.Seq })
+	s.log.Error("audit shipping overflow: oldest records will not reach the collector (they stay in the local file)",
+		zap.Uint64("from_seq", from), zap.Uint64("to_seq", to), zap.Uint64("records", n))
+	s.cfg.Rec.Record(audit.Event{Type: audit.TypeShipOverflow, Outcome: audit.OutcomeFailed,
+		Subject: audit.Subject{Source: s.Status().Target}, Details: map[string]string{
+			"from_seq": strconv.FormatUint(from, 10), "to_seq": strconv.FormatUint(to, 10),
+			"records": strconv.FormatUint(n, 10), "policy": OverflowDropOldest}})
+}
+
+func (s *Shipper) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	c, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.TLS == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, s.cfg.TLS)
+	hctx, cancel := context.WithTimeout(ctx, ioTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake with the collector: %w", err)
+	}
+	return tc, nil
+}

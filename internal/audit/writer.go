@@ -1,0 +1,220 @@
+package audit
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"timegate/audit"
+)
+
+// WriterConfig configures a Writer. Zero values take the defaults.
+type WriterConfig struct {
+	Path   string
+	Signer *audit.Signer // required: checkpoints are the point
+	// CheckpointRecords and CheckpointInterval: a checkpoint is written
+	// after this many records or this long after the first record it
+	// would cover, whichever comes first; also at start and at stop.
+	CheckpointRecords  int
+	CheckpointInterval time.Duration
+	// NoSync skips the fsync after each batch (faster; a crash may lose
+	// the last records, which the chain then simply does not have).
+	NoSync bool
+	// QueueLen bounds the events waiting to be written; more are counted
+	// and reported in an audit.dropped record.
+	QueueLen int
+	Now      func() time.Time
+	Log      *zap.Logger
+}
+
+// Defaults.
+const (
+	DefaultCheckpointRecords  = 1000
+	DefaultCheckpointInterval = time.Minute
+	DefaultQueueLen           = 4096
+	// maxBatch bounds one write (and so the writer's buffer): 256 records
+	// of at most MaxLineLen is 4 MiB in the very worst case.
+	maxBatch = 256
+)
+
+// Writer appends records to the audit file from its own goroutine.
+type Writer struct {
+	cfg     WriterConfig
+	log     *zap.Logger
+	f       *os.File
+	chain   audit.Chain
+	size    int64
+	firstAt time.Time // time of the first record after the last checkpoint
+
+	queue   chan audit.Event
+	quit    chan struct{}
+	done    chan struct{}
+	stop    sync.Once
+	final   audit.Event
+	dropped atomic.Uint64
+	durable atomic.Int64  // bytes of complete, written (and synced) lines
+	seq     atomic.Uint64 // last written seq
+	notify  chan struct{}
+	lastErr atomic.Pointer[string]
+}
+
+// OpenWriter opens (or creates) the audit file, resumes its chain, cuts a
+// torn last line, writes start-up records (recovery note, then first) and a
+// checkpoint, and starts the writing goroutine.
+func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
+	if cfg.Signer == nil {
+		return nil, fmt.Errorf("audit: writer needs a signing key")
+	}
+	cfg.CheckpointRecords = cmp(cfg.CheckpointRecords, DefaultCheckpointRecords)
+	cfg.QueueLen = cmp(cfg.QueueLen, DefaultQueueLen)
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	st, err := readTail(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %s: %w", cfg.Path, err)
+	}
+	w := &Writer{cfg: cfg, log: cfg.Log, f: f, chain: st.chain, size: st.size,
+		queue: make(chan audit.Event, cfg.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
+		notify: make(chan struct{}, 1)}
+	var initial []audit.Event
+	if len(st.torn) > 0 {
+		if err := f.Truncate(st.size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: cutting the torn last line: %w", err)
+		}
+		w.log.Warn("audit file ended in an incomplete line (crash?); cut it off and recorded that",
+			zap.String("file", cfg.Path), zap.Int("bytes", len(st.torn)))
+		initial = append(initial, recoveredEvent(st.torn))
+	}
+	initial = append(initial, first)
+	// Signing at once seals whatever an earlier run left unsigned.
+	if err := w.write(initial, true); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+func cmp(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Record queues e; it never blocks.
+func (w *Writer) Record(e audit.Event) {
+	select {
+	case <-w.quit:
+		w.dropped.Add(1)
+		return
+	default:
+	}
+	select {
+	case w.queue <- e:
+	default:
+		w.dropped.Add(1)
+	}
+}
+
+// Close writes what is queued, then final, then a checkpoint, syncs and
+// closes the file. It returns the last write error, if any.
+func (w *Writer) Close(final audit.Event) error {
+	w.stop.Do(func() {
+		w.final = final
+		close(w.quit)
+	})
+	<-w.done
+	if p := w.lastErr.Load(); p != nil {
+		return fmt.Errorf("audit: %s", *p)
+	}
+	return nil
+}
+
+// Durable returns how many bytes of the file hold complete, written records
+// (synced unless NoSync); a reader never sees a partial line below it.
+func (w *Writer) Durable() int64 { return w.durable.Load() }
+
+// Notify is signalled after each write.
+func (w *Writer) Notify() <-chan struct{} { return w.notify }
+
+// Path is the audit file.
+func (w *Writer) Path() string { return w.cfg.Path }
+
+// Seq returns the last sequence number written.
+func (w *Writer) Seq() uint64 { return w.seq.Load() }
+
+// Dropped returns events lost to a full queue or a write error since the
+// last audit.dropped record.
+func (w *Writer) Dropped() uint64 { return w.dropped.Load() }
+
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(min(w.cfg.CheckpointInterval, time.Second))
+	defer tick.Stop()
+	batch := make([]audit.Event, 0, maxBatch)
+	for {
+		select {
+		case e := <-w.queue:
+			batch = w.fill(append(batch[:0], e))
+			w.writeLogged(batch, false)
+		case <-tick.C:
+			if w.chain.SinceCheckpoint > 0 && w.now().Sub(w.firstAt) >= w.cfg.CheckpointInterval {
+				w.writeLogged(nil, true)
+			}
+		case <-w.quit:
+			for {
+				batch = w.fill(batch[:0])
+				if len(batch) == 0 {
+					break
+				}
+				w.writeLogged(batch, false)
+			}
+			w.writeLogged([]audit.Event{w.final}, true)
+			if err := w.f.Close(); err != nil {
+				w.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// fill takes what else is queued, up to maxBatch, without waiting: group
+// commit, one write and one fsync for a burst.
+func (w *Writer) fill(batch []audit.Event) []audit.Event {
+	for len(batch) < maxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (w *Writer) writeLogged(batch []audit.Event, checkpoint bool) {
+	if err := w.write(batch, checkpoint); err != nil {
+		w.fail(err)
+	}
+}
+
+func (w *Writer) fail(err error) {
+	s := err.Error()
+	w.lastErr.Store(&s)
+	w.log.Error("audit log write failed; events are counted as dropped", zap.Error(err))
+}
