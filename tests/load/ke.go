@@ -51,11 +51,12 @@ func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	pacer := Pacer{Rate: cfg.Rate / float64(cfg.Conns)}
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		// Each client from its own loopback address, as distinct clients
-		// are: a server's per-source cap on concurrent sessions (timegate:
-		// 8) would otherwise refuse sessions of one address whose earlier
-		// ones it has not finished closing.
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%250))}}
+		// Each client from its own loopback /24, as distinct clients are:
+		// a server's caps on concurrent sessions per source and per /24
+		// (timegate: 8, and a share per /24) would otherwise refuse
+		// sessions of one address whose earlier ones it has not finished
+		// closing.
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, byte(1+i%250), 0, 1)}}
 		wg.Go(func() { keLoop(sendCtx, d, cfg.KE, conf, w, pacer, start) })
 	}
 	wg.Wait()
