@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,5 +115,38 @@ func runTimegateBriefly(t *testing.T, bin, dir, dump, user string) (string, erro
 		cmd.Process.Signal(os.Interrupt)
 		<-done
 		return out.String(), nil
+	}
+}
+
+// Campaign findings on reload: a FIFO as the configuration path blocked
+// the signal loop (SIGUSR1 no longer handled), and a 200 MB configuration
+// was read whole on SIGHUP (RSS 10 → 216 MB). Both reloads are refused at
+// once, the daemon keeps serving and still handles SIGUSR1, and its memory
+// does not grow.
+func TestHostileReloadFiles(t *testing.T) {
+	p, _, _, _ := ntsTimegate(t, 5)
+	before := readUsage(t, p.Pid())
+	os.Remove(p.ConfPath)
+	if err := syscall.Mkfifo(p.ConfPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*not a regular file`, 5*time.Second)
+	from = p.LogSize()
+	p.Signal(syscall.SIGUSR1)
+	p.WaitLog(t, from, `rotated`, 5*time.Second)
+	os.Remove(p.ConfPath)
+	f, err := os.Create(p.ConfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(200 << 20) // sparse: 200 MB to read, nothing on disk
+	f.Close()
+	from = p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*larger than`, 5*time.Second)
+	if after := readUsage(t, p.Pid()); after.rssKB > before.rssKB+maxRSSGrowthKB/4 {
+		t.Errorf("RSS %d kB → %d kB across a 200 MB reload", before.rssKB, after.rssKB)
 	}
 }

@@ -79,7 +79,9 @@ type ClockOptions struct {
 	PanicThreshold time.Duration // ≤ 0: DefaultPanicThreshold
 	MaxSlew        float64       // ≤ 0: DefaultMaxSlew
 	MaxFreq        float64       // ≤ 0: DefaultMaxFreq
-	HoldoverLimit  time.Duration // ≤ 0: DefaultHoldoverLimit
+	// HoldoverLimit: 0 means DefaultHoldoverLimit; negative means no
+	// holdover at all: unsynchronised as soon as the sources are lost.
+	HoldoverLimit time.Duration
 	// BuildDate: estimates that put the time before it are refused. Zero: no check.
 	BuildDate time.Time
 	// Discipliner, if not nil, makes the system clock follow the served clock.
@@ -99,7 +101,7 @@ func (o ClockOptions) withDefaults() ClockOptions {
 	if o.MaxFreq <= 0 {
 		o.MaxFreq = DefaultMaxFreq
 	}
-	if o.HoldoverLimit <= 0 {
+	if o.HoldoverLimit == 0 {
 		o.HoldoverLimit = DefaultHoldoverLimit
 	}
 	return o

@@ -174,6 +174,22 @@ func TestSoftClockHoldover(t *testing.T) {
 	}
 }
 
+// Campaign finding: `holdover 0` (documented range 0..) silently meant
+// 3600 s. A negative limit, which `holdover 0` maps to, is no holdover:
+// unsynchronised as soon as the sources are lost, and no age limit while
+// they are not (a poll interval is not a loss).
+func TestSoftClockNoHoldover(t *testing.T) {
+	c := NewSoftClock(ClockOptions{HoldoverLimit: -1})
+	last := feedLine(t, c, t0, ms(-30), -12e-6, 16*time.Second, 40)
+	if st := c.Status(last.Add(2 * time.Hour)); !st.Synchronised {
+		t.Fatalf("synchronised sources, last estimate 2 h old: %+v", st)
+	}
+	c.Lose(Reason{Kind: ReasonTooFew, Agree: 2, Of: 3})
+	if st := c.Status(last.Add(time.Millisecond)); st.Synchronised || st.Stratum != MaxStratum || st.Reason.Kind != ReasonHoldover {
+		t.Fatalf("sources lost without holdover: %+v", st)
+	}
+}
+
 func TestSoftClockIgnoresRepeatedEstimates(t *testing.T) {
 	c := NewSoftClock(ClockOptions{})
 	last := feedLine(t, c, t0, ms(5), 10e-6, 16*time.Second, 10)

@@ -137,7 +137,9 @@ func (s *Snapshot) Status(sys time.Time) Status {
 		return unsynchronised(st)
 	}
 	st.Age = local.Sub(s.estAt)
-	if st.Age > s.limit {
+	// A negative limit is `holdover 0`: no holdover once the sources are
+	// lost, and no age limit while they are not.
+	if s.limit >= 0 && st.Age > s.limit || s.limit < 0 && s.holdover {
 		st.Reason = Reason{Kind: ReasonHoldover, Cause: s.reason.Kind, Agree: s.reason.Agree, Of: s.reason.Of}
 		return unsynchronised(st)
 	}

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -155,4 +159,60 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Campaign finding: `maxdistance nan` and `holdover nan` passed
+// -check-config (NaN fails every comparison, so the range check let it
+// through) and silently became defaults. NaN and infinities are refused
+// wherever seconds are parsed; `holdover 0` stays 0 (no holdover).
+func TestSecondsRefuseNaNAndInf(t *testing.T) {
+	for _, line := range []string{"maxdistance nan", "holdover nan", "holdover NaN", "holdover inf", "maxdistance +Inf", "holdover -inf"} {
+		if _, err := Parse("t.conf", []byte(line+"\n")); err == nil || !strings.Contains(err.Error(), "number of seconds") {
+			t.Errorf("%q: err = %v, want a refusal", line, err)
+		}
+	}
+	c, err := Parse("t.conf", []byte("holdover 0\n"))
+	if err != nil || c.Holdover != 0 {
+		t.Fatalf("holdover 0: %v, %v", c.Holdover, err)
+	}
+}
+
+// Campaign findings: a 200 MB config was read whole on SIGHUP, and a FIFO
+// as the config path blocked the signal loop. Load refuses both at once.
+func TestLoadRefusesFIFOAndOversize(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO: err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load blocked on a FIFO")
+	}
+	big := filepath.Join(dir, "big.conf")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), maxFileSize/10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversize: err = %v", err)
+	}
+}
+
+// At most maxReported errors are reported, then a count: a file of half a
+// million bad lines must not become one enormous log line.
+func TestErrorsCapped(t *testing.T) {
+	_, err := Parse("t.conf", bytes.Repeat([]byte("bogus directive\n"), 1000))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxReported+1 || !strings.Contains(msg, fmt.Sprintf("%d more errors not shown", 1000-maxReported)) {
+		t.Fatalf("%d lines; ending %q", n, msg[max(0, len(msg)-100):])
+	}
 }

@@ -52,7 +52,9 @@ type Options struct {
 	MaxDistance time.Duration
 	// AuthSelectMode is chrony's authselectmode; "" means require.
 	AuthSelectMode string
-	Holdover       time.Duration
+	// Holdover is how long to serve after the sources are lost: 0 means
+	// upstream.DefaultHoldoverLimit, negative none (`holdover 0`).
+	Holdover time.Duration
 	// Keys holds the symmetric keys `key ID` refers to.
 	Keys *symkey.Set
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
