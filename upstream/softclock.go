@@ -16,10 +16,19 @@ var (
 	// ErrBeforeBuild: the sources claim a time before the build date, which cannot be now.
 	// It guards against replayed or forged old time.
 	ErrBeforeBuild = errors.New("upstream: time before build date")
+	// ErrLoneStep: before the first synchronisation, fewer than startQuorum sources put the
+	// time further from the system clock than ClockOptions.StartLimit. A lone keyed upstream
+	// 200 s off was followed at start-up (campaign finding); with the limit set, such a step
+	// waits for a second source to agree.
+	ErrLoneStep = errors.New("upstream: start-up offset of a lone source beyond maxstartoffset")
 	// ErrDiscipline: the Discipliner failed. The served clock was updated regardless; only
 	// the system clock did not follow.
 	ErrDiscipline = errors.New("upstream: system clock discipline failed")
 )
+
+// startQuorum is how many combined sources may move the clock past StartLimit at start-up:
+// two independent servers lying alike is a far stronger attack than one.
+const startQuorum = 2
 
 // Soft clock defaults.
 const (
@@ -82,6 +91,9 @@ type ClockOptions struct {
 	// HoldoverLimit: 0 means DefaultHoldoverLimit; negative means no
 	// holdover at all: unsynchronised as soon as the sources are lost.
 	HoldoverLimit time.Duration
+	// StartLimit, when positive, is the largest offset from the system clock that the first
+	// synchronisation accepts from fewer than startQuorum combined sources. Zero: no limit.
+	StartLimit time.Duration
 	// BuildDate: estimates that put the time before it are refused. Zero: no check.
 	BuildDate time.Time
 	// Discipliner, if not nil, makes the system clock follow the served clock.
@@ -192,10 +204,14 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 	return err
 }
 
-// refuse applies the panic threshold and the build date to an estimate.
+// refuse applies the panic threshold, the start-up limit and the build date to an estimate.
 func (c *SoftClock) refuse(local time.Time, cur float64, est Estimate) (Reason, error) {
-	if away := est.Offset.Seconds() - cur; math.Abs(away) > c.opts.PanicThreshold.Seconds() {
+	away := est.Offset.Seconds() - cur
+	if math.Abs(away) > c.opts.PanicThreshold.Seconds() {
 		return Reason{Kind: ReasonPanic}, fmt.Errorf("%w: sources are %v from served time", ErrPanic, dur(away))
+	}
+	if lim := c.opts.StartLimit.Seconds(); !c.snap.synced && lim > 0 && math.Abs(away) > lim && est.Survivors < startQuorum {
+		return Reason{Kind: ReasonLoneStep}, fmt.Errorf("%w: %d source(s) put the time %v from the system clock", ErrLoneStep, est.Survivors, dur(away))
 	}
 	if claimed := local.Add(est.Offset); claimed.Before(c.opts.BuildDate) {
 		return Reason{Kind: ReasonBeforeBuild}, fmt.Errorf("%w: sources say %v", ErrBeforeBuild, claimed.UTC())

@@ -219,3 +219,34 @@ func TestSnapshotIsImmutable(t *testing.T) {
 		t.Fatal("snapshot changed after an update")
 	}
 }
+
+// Campaign finding: a lone keyed upstream 200 s off was followed at
+// start-up. With StartLimit set, the first synchronisation refuses a step
+// beyond it from fewer than two combined sources, and takes it from two;
+// once synchronised the limit no longer applies (the panic threshold does).
+func TestSoftClockStartLimit(t *testing.T) {
+	c := NewSoftClock(ClockOptions{StartLimit: time.Second})
+	lone := estimate(t0, 200*time.Second)
+	lone.Survivors = 1
+	if err := c.Update(t0, lone); !errors.Is(err, ErrLoneStep) {
+		t.Fatalf("lone source 200 s off: err = %v, want ErrLoneStep", err)
+	}
+	if st := c.Status(t0); st.Synchronised || st.Reason.Kind != ReasonLoneStep || st.Reason.Kind.RefID() != refIDLone {
+		t.Fatalf("after the refusal: %+v", st)
+	}
+	near := estimate(t0.Add(time.Second), 500*time.Millisecond)
+	near.Survivors = 1
+	if err := c.Update(t0.Add(time.Second), near); err != nil {
+		t.Fatalf("lone source 0.5 s off: %v", err)
+	}
+	two := NewSoftClock(ClockOptions{StartLimit: time.Second})
+	agreed := estimate(t0, 200*time.Second)
+	agreed.Survivors = 2
+	if err := two.Update(t0, agreed); err != nil || !two.Status(t0).Synchronised {
+		t.Fatalf("two sources 200 s off: %v", err)
+	}
+	off := NewSoftClock(ClockOptions{})
+	if err := off.Update(t0, lone); err != nil {
+		t.Fatalf("no limit configured: %v", err)
+	}
+}

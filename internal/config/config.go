@@ -63,6 +63,12 @@ type Config struct {
 	MaxDistance    time.Duration // chrony `maxdistance`
 	AuthSelectMode string        // chrony `authselectmode`
 	Holdover       time.Duration // timegate `holdover`: serve without sources this long
+	// MaxStartOffset (timegate `maxstartoffset`): the largest start-up step
+	// one source alone may make the served clock take; 0 is no limit.
+	MaxStartOffset time.Duration
+	// CMACOnly (timegate `keytypes cmac`): the keys file may hold AES-CMAC
+	// keys only; MD5, SHA-1 and the other digests are refused.
+	CMACOnly bool
 	// PIDFile is where the process ID is written once the sockets are bound
 	// (chrony and ntpd `pidfile`); "" writes none.
 	PIDFile string

@@ -216,3 +216,19 @@ func TestErrorsCapped(t *testing.T) {
 		t.Fatalf("%d lines; ending %q", n, msg[max(0, len(msg)-100):])
 	}
 }
+
+// The hardening options of issue 11: maxstartoffset and keytypes.
+func TestHardeningDirectives(t *testing.T) {
+	c, err := Parse("t.conf", []byte("maxstartoffset 2.5\nkeytypes cmac\n"))
+	if err != nil || c.MaxStartOffset != 2500*time.Millisecond || !c.CMACOnly {
+		t.Fatalf("%v: %+v", err, c)
+	}
+	if c := Defaults(); c.MaxStartOffset != 0 || c.CMACOnly {
+		t.Fatalf("defaults: maxstartoffset %v, cmac only %v", c.MaxStartOffset, c.CMACOnly)
+	}
+	for _, bad := range []string{"maxstartoffset nan", "maxstartoffset 1001", "maxstartoffset -1", "keytypes md5", "keytypes", "keytypes cmac\nkeytypes any"} {
+		if _, err := Parse("t.conf", []byte(bad+"\n")); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

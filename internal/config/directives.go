@@ -46,6 +46,10 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{authSelectMode, true}, true
 	case "holdover":
 		return handler{holdover, true}, true
+	case "maxstartoffset":
+		return handler{maxStartOffset, true}, true
+	case "keytypes":
+		return handler{keyTypes, true}, true
 	case "restrict":
 		return handler{restrict, false}, true
 	case "clockcontrol":

@@ -55,6 +55,8 @@ type Options struct {
 	// Holdover is how long to serve after the sources are lost: 0 means
 	// upstream.DefaultHoldoverLimit, negative none (`holdover 0`).
 	Holdover time.Duration
+	// MaxStartOffset is upstream.ClockOptions.StartLimit (`maxstartoffset`).
+	MaxStartOffset time.Duration
 	// Keys holds the symmetric keys `key ID` refers to.
 	Keys *symkey.Set
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
@@ -143,7 +145,7 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.tls, err = trustConfig(opts.TrustedCerts, opts.NoSystemCert); err != nil {
 		return nil, nil, err
 	}
-	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
+	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, StartLimit: opts.MaxStartOffset, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	var warnings []string
 	for _, spec := range opts.Sources {

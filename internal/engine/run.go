@@ -224,7 +224,7 @@ func (r *runner) logRefusal(err error) {
 		return
 	}
 	kind := err
-	for _, k := range []error{upstream.ErrPanic, upstream.ErrBeforeBuild, upstream.ErrDiscipline} {
+	for _, k := range []error{upstream.ErrPanic, upstream.ErrLoneStep, upstream.ErrBeforeBuild, upstream.ErrDiscipline} {
 		if errors.Is(err, k) {
 			kind = k
 		}

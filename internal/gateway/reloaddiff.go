@@ -26,6 +26,7 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
+		{"maxstartoffset", func(c *config.Config) any { return c.MaxStartOffset }},
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},

@@ -41,6 +41,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		MaxDistance:    cfg.MaxDistance,
 		AuthSelectMode: cfg.AuthSelectMode,
 		Holdover:       holdoverOption(cfg.Holdover),
+		MaxStartOffset: cfg.MaxStartOffset,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
 		NoSystemCert:   cfg.NoSystemCert,
