@@ -80,7 +80,8 @@ func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
 	return trustedOnly(set, cfg, warnings)
 }
 
-// maxKeyTypeErrors caps the keys named in a `keytypes cmac` refusal.
+// maxKeyTypeErrors caps the keys named in a `keytypes cmac` refusal: a
+// keys file of thousands of MD5 keys must not become one enormous error.
 const maxKeyTypeErrors = 10
 
 // checkKeyTypes refuses, under `keytypes cmac`, every key that is not
