@@ -199,6 +199,9 @@ func keCases() []keCase {
 		{name: "Port 0", payload: cat(recNTP, recAEAD, rec(7, false, u16s(0)), recEOM), want: keErrorBad},
 		{name: "Server name of 300 octets", payload: cat(recNTP, recAEAD, rec(6, false, make([]byte, 300)), recEOM), want: keErrorBad},
 		{name: "empty request, our side closed", halfEnd: true, want: keSilentEnd},
+		// Slowloris inside TLS: cut at the session deadline (2 s), nothing sent.
+		{name: "handshake, then silence", want: keSilentEnd},
+		{name: "half a record, then silence", payload: cat(recNTP, []byte{0x80, 0x04, 0x00}), want: keSilentEnd},
 	}
 }
 
