@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -118,19 +119,31 @@ func runTimegateBriefly(t *testing.T, bin, dir, dump, user string) (string, erro
 	}
 }
 
-// Campaign findings on reload: a FIFO as the configuration path blocked
-// the signal loop (SIGUSR1 no longer handled), and a 200 MB configuration
-// was read whole on SIGHUP (RSS 10 → 216 MB). Both reloads are refused at
-// once, the daemon keeps serving and still handles SIGUSR1, and its memory
-// does not grow.
+// Campaign findings on reload: a keys file of 524k bad lines made one
+// 33 MB log line, a FIFO as the configuration path blocked the signal loop
+// (SIGUSR1 no longer handled), and a 200 MB configuration was read whole on
+// SIGHUP (RSS 10 → 216 MB). Each reload is refused at once with a bounded
+// message, the daemon still handles SIGUSR1, and its memory does not grow.
 func TestHostileReloadFiles(t *testing.T) {
-	p, _, _, _ := ntsTimegate(t, 5)
+	keys := harness.WriteKeys(t, t.TempDir(), harness.NewKey(t, 1, "AES128"))
+	p, _, _, _ := ntsTimegate(t, 5, "keyfile "+keys)
 	before := readUsage(t, p.Pid())
+	// A keys file of 524,288 bad lines (1 MiB, the most a secret may be):
+	// one bounded refusal, not a 33 MB log line.
+	if err := os.WriteFile(keys, bytes.Repeat([]byte("1\n"), 1<<19), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*more errors not shown`, 10*time.Second)
+	if n := p.LogSize() - from; n > 16<<10 {
+		t.Errorf("%d bytes of log for one bad keys file", n)
+	}
 	os.Remove(p.ConfPath)
 	if err := syscall.Mkfifo(p.ConfPath, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	from := p.LogSize()
+	from = p.LogSize()
 	p.Signal(syscall.SIGHUP)
 	p.WaitLog(t, from, `reload rejected.*not a regular file`, 5*time.Second)
 	from = p.LogSize()
