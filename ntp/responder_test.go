@@ -263,7 +263,7 @@ func BenchmarkRespond(b *testing.B) {
 }
 
 // stampProbe is an NTSHandler that records what the responder hands to
-// Seal and what Stamper.Stamp does with it.
+// it and what Stamper.Stamp does with it.
 type stampProbe struct {
 	nowCalls                *int
 	before, after           Time64 // transmit timestamp around tx.Stamp
@@ -271,14 +271,7 @@ type stampProbe struct {
 	sealed                  bool
 }
 
-func (p *stampProbe) Open(req, fields []byte) (NTSState, Reason) {
-	pk := Packet{Fields: fields}
-	it := pk.ExtFields()
-	f, _ := it.Next()
-	return NTSState{UID: f.Value, Cookies: 1}, ReasonOK
-}
-
-func (p *stampProbe) Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]byte, bool) {
+func (p *stampProbe) Respond(reply, req []byte, f NTSFields, limit int, tx Stamper) ([]byte, Reason) {
 	hdr := reply[len(reply)-HeaderLen:]
 	h, _ := DecodeHeader(hdr)
 	p.before, p.callsBefore = h.Transmit, *p.nowCalls
@@ -286,7 +279,7 @@ func (p *stampProbe) Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]b
 	h, _ = DecodeHeader(hdr)
 	p.after, p.callsAfter = h.Transmit, *p.nowCalls
 	p.sealed = true
-	return AppendExtField(reply, EFUniqueIdentifier, st.UID), true
+	return AppendExtField(reply, EFUniqueIdentifier, f.UID), ReasonOK
 }
 
 // TestRespondNTSStampsInSeal: an NTS reply's transmit timestamp is not

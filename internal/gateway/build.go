@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -54,7 +53,7 @@ func buildGate(cfg *config.Config) (*gate, error) {
 		if err := rc.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %s: ratelimit: %v", config.ErrConfig, cfg.Positions["ratelimit"], err)
 		}
-		if g.table, err = ratelimit.New(rc, rand.Reader); err != nil {
+		if g.table, err = ratelimit.New(rc); err != nil {
 			return nil, err
 		}
 	}

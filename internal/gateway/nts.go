@@ -150,7 +150,7 @@ func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelim
 	}
 	rc := rateConfig(cfg.NTSRateLimit, cfg.ClientLogLimit, false)
 	rc.KoD = false // NTS-KE has no kiss
-	t, err := ratelimit.New(rc, rand.Reader)
+	t, err := ratelimit.New(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
 	}
