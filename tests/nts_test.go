@@ -282,7 +282,9 @@ func TestGatectlQueryNTS(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !r.NTS || r.AEAD != 15 || r.KECookies != 8 || r.CookieLen != 104 || r.NewCookies != 1 || r.Stratum != 3 {
+	// gatectl offers AEAD 30 then 15 (13af150) and timegate prefers 30:
+	// AES-128-GCM-SIV with 72-octet cookies.
+	if !r.NTS || r.AEAD != 30 || r.KECookies != 8 || r.CookieLen != 72 || r.NewCookies != 1 || r.Stratum != 3 {
 		t.Errorf("gatectl -nts result: %+v", r)
 	}
 	if !strings.HasSuffix(r.NTPServer, ":"+strconv.Itoa(ntpPort)) {
