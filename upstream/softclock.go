@@ -121,6 +121,12 @@ type SoftClock struct {
 	snap   Snapshot
 	fit    fit
 	newest time.Time // newest sample epoch seen, to tell fresh estimates from repeats
+	// fitted: the fit has a slope of its own, with standard error skew (s/s).
+	fitted bool
+	skew   float64
+	// prior is the drift restored from a drift file (Restore), used until fitted.
+	prior    Drift
+	hasPrior bool
 }
 
 // NewSoftClock returns an unsynchronised clock that serves the system time.
@@ -172,9 +178,13 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 	c.newest = est.Newest
 	c.fit.add(est.Time.Round(0), est.Offset.Seconds())
 	target, freq, mean, fitted := c.fit.line(local, c.snap.corr.freq, c.opts.MaxFreq)
-	c.snap.fitMean, c.snap.freqUnknown = mean, 0
-	if !fitted {
-		c.snap.freqUnknown = c.opts.MaxFreq
+	c.snap.fitMean, c.snap.freqUnknown, c.fitted = mean, 0, fitted
+	if fitted {
+		c.skew = max(c.fit.slopeErr(freq), MinSkew)
+		c.snap.skew = c.skew
+	} else {
+		c.snap.freqUnknown = c.startSkew(local)
+		c.snap.skew = c.snap.freqUnknown
 	}
 	stepped := 0.0
 	if !c.snap.synced && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
