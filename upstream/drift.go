@@ -43,9 +43,10 @@ const driftHeader = "# timegate driftfile 1: soft-clock frequency (ppm) relative
 // Errors of ParseDrift and Drift.Uncertainty.
 var (
 	ErrDriftFormat = errors.New("upstream: not a timegate drift file")
-	// ErrDriftChrony: the file is chronyd's (the system clock's frequency, a different
-	// quantity): it is not used, and is replaced by timegate's own at the next save.
-	ErrDriftChrony = errors.New("upstream: drift file written by chronyd (the system clock's frequency), not by timegate")
+	// ErrDriftChrony: the file is chronyd's or ntpd's (the system clock's frequency, a
+	// different quantity): it is not used, and is replaced by timegate's own at the next
+	// save.
+	ErrDriftChrony = errors.New("upstream: drift file written by chronyd or ntpd (the system clock's frequency), not by timegate")
 	ErrDriftStale  = errors.New("upstream: drift file too old or from the future")
 	ErrDriftValue  = errors.New("upstream: implausible drift file values")
 )
@@ -124,15 +125,19 @@ func ParseDrift(data []byte) (Drift, error) {
 	return Drift{Freq: freq / 1e6, Skew: skew / 1e6, At: time.Unix(unix, 0)}, nil
 }
 
-// isChronyDrift reports whether line is chronyd's drift line: two numbers.
+// isChronyDrift reports whether line is chronyd's drift line (frequency and skew) or
+// ntpd's (frequency alone): one or two numbers.
 func isChronyDrift(line string) bool {
 	f := bytes.Fields([]byte(line))
-	if len(f) != 2 {
+	if len(f) < 1 || len(f) > 2 {
 		return false
 	}
-	_, err1 := strconv.ParseFloat(string(f[0]), 64)
-	_, err2 := strconv.ParseFloat(string(f[1]), 64)
-	return err1 == nil && err2 == nil
+	for _, w := range f {
+		if _, err := strconv.ParseFloat(string(w), 64); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Restore starts the clock on a frequency a drift file kept, valid at system time sys

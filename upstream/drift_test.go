@@ -25,6 +25,7 @@ func TestParseDriftRefuses(t *testing.T) {
 		want       error
 	}{
 		{"chronyd's", "          -21.048730             0.092612\n", ErrDriftChrony},
+		{"ntpd's", "-21.048\n", ErrDriftChrony},
 		{"empty", "", ErrDriftFormat},
 		{"no header", "1.0 0.1 1700000000\n", ErrDriftFormat},
 		{"other header", "# x\n1.0 0.1 1700000000\n", ErrDriftFormat},

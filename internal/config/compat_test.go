@@ -266,3 +266,12 @@ func TestNTPsecNTS(t *testing.T) {
 	}
 	parseErr(t, "nts frob\n", "unknown or malformed")
 }
+
+// driftfile is implemented: the path is kept and nothing warns.
+func TestDriftFileDirective(t *testing.T) {
+	c, err := Parse("t.conf", []byte("driftfile /var/lib/chrony/chrony.drift\n"))
+	if err != nil || c.DriftFile != "/var/lib/chrony/chrony.drift" || len(c.Warnings) != 0 {
+		t.Fatalf("%v %q %v", err, c.DriftFile, c.Warnings)
+	}
+	parseErr(t, "driftfile\n", "driftfile")
+}

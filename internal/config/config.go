@@ -66,6 +66,10 @@ type Config struct {
 	// PIDFile is where the process ID is written once the sockets are bound
 	// (chrony and ntpd `pidfile`); "" writes none.
 	PIDFile string
+	// DriftFile keeps the soft clock's frequency estimate across restarts
+	// (chrony `driftfile`, in timegate's own format: see upstream.Drift);
+	// "" keeps none.
+	DriftFile string
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool

@@ -26,7 +26,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindAddress, false}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -141,6 +141,8 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSNTPServer = v
 	case "pidfile":
 		p.cfg.PIDFile = v
+	case "driftfile":
+		p.cfg.DriftFile = v
 	}
 }
 

@@ -32,8 +32,6 @@ func noEffect(name string) (string, bool) {
 		"maxupdateskew", "clockprecision", "initstepslew", "smoothtime", "tempcomp",
 		"leapsecmode", "manual", "tinker", "tick":
 		return whyDiscipline, true
-	case "driftfile":
-		return "the frequency estimate is not saved: after a restart timegate learns it again from its sources", true
 	case "log", "logdir", "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
 		"filegen", "logfile", "logconfig":
 		return whyLogs, true

@@ -74,6 +74,9 @@ type Options struct {
 	// Discipliner, when set (`clockcontrol on`), makes the system clock
 	// follow the served clock; nil never touches it.
 	Discipliner upstream.Discipliner
+	// DriftFile keeps the soft clock's frequency across restarts (chrony's
+	// driftfile); "" keeps none. Not used with a Discipliner.
+	DriftFile string
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	// Audit, when set, receives audit events (system peer changes,
@@ -104,6 +107,7 @@ type Engine struct {
 	// summary is what the latest publish said, for Summary.
 	summary atomic.Pointer[Summary]
 	lastID  uint64 // the last association ID handed out
+	drift   drift  // the drift file; touched by New and then only by Run's loop
 }
 
 // Limits.
@@ -143,7 +147,7 @@ func New(opts Options) (*Engine, []string, error) {
 	}
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
-	var warnings []string
+	warnings := e.restoreDrift(e.now())
 	for _, spec := range opts.Sources {
 		a, warn := e.newAssoc(spec)
 		warnings = append(warnings, warn...)

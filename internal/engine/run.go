@@ -74,6 +74,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			r.stopTimers()
+			r.saveDrift(e.now(), true)
 			return nil
 		case ev := <-r.events:
 			r.handle(ev)
@@ -207,6 +208,7 @@ func (r *runner) round(sys time.Time) {
 			r.log.Warn("estimate refused", zap.Error(err))
 			r.auditRefused(err)
 		}
+		r.saveDrift(sys, false)
 	}
 	r.publish(sys)
 }

@@ -28,6 +28,7 @@ func restartOnly() []restartOnlyDirective {
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
+		{"driftfile", func(c *config.Config) any { return c.DriftFile }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }

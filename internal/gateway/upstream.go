@@ -49,6 +49,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
+		DriftFile:      cfg.DriftFile,
 		Publish:        g.state.Store,
 		Audit:          g.rec.Record,
 		Log:            g.log.Named("upstream"),
