@@ -95,7 +95,8 @@ type Source struct {
 	// unsynced: the latest authentic reply said the server is unsynchronised, so its
 	// older samples must not be selected either.
 	unsynced bool
-	stopped  string // non-empty: demobilized, and why
+	stopped  string       // non-empty: demobilized, and why
+	lastKiss ntp.KissCode // the latest kiss acted upon
 
 	rekeying bool // a Rekey is out and its HandleRekey not yet in
 	keyFails int  // NTS-KE failures, and rekeys with no authentic reply in between
@@ -273,6 +274,7 @@ func (s *Source) kiss(now time.Time, reply []byte, h *ntp.Header) []Action {
 		return nil
 	}
 	s.stats.Kisses++
+	s.lastKiss = code
 	s.req = request{}
 	switch code {
 	case ntp.KissRATE:
@@ -403,3 +405,7 @@ func (s *Source) KEFailing() int { return s.keyFails }
 // ServerUnsynchronised reports whether the latest authentic reply said the server is
 // unsynchronised (leap 3 or stratum 0/16), which keeps the source out of selection.
 func (s *Source) ServerUnsynchronised() bool { return s.unsynced }
+
+// LastKiss is the code of the latest kiss the source acted upon (0 before any): what the
+// edge records when Stats().Kisses moves.
+func (s *Source) LastKiss() ntp.KissCode { return s.lastKiss }

@@ -37,6 +37,9 @@ type assoc struct {
 	resolveErr string    // the last failed name lookup
 	// removed: a reload dropped the line; events still in flight for it are ignored.
 	removed bool
+	// What the audit trail was last told: kisses acted upon, reachable.
+	auditKisses    uint64
+	auditReachable bool
 }
 
 func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }

@@ -68,3 +68,25 @@ func (r *runner) auditSourceDown(source, stage, why string) {
 	r.audit(audit.Event{Type: typ, Outcome: audit.OutcomeFailed, Subject: audit.Subject{Source: source},
 		Details: map[string]string{"stage": stage, "why": why}})
 }
+
+// auditSourceChanges records, once per change, a kiss a running source acted upon (RATE:
+// it polls less; NTSN: it redoes NTS-KE — DENY and RSTR stop it and are recorded by
+// auditSourceDown) and a source that stopped answering (reach fell to 0).
+func (r *runner) auditSourceChanges() {
+	for _, a := range r.assocs {
+		if a.src == nil {
+			continue
+		}
+		st := a.src.Stats()
+		if st.Kisses > a.auditKisses && a.src.Stopped() == "" {
+			r.audit(audit.Event{Type: audit.TypeUpstreamKoD, Outcome: audit.OutcomeOK, Subject: audit.Subject{Source: a.String()},
+				Details: map[string]string{"kiss": a.src.LastKiss().String(), "poll": strconv.Itoa(int(a.src.Poll()))}})
+		}
+		a.auditKisses = st.Kisses
+		reachable := a.src.Reach() != 0
+		if a.auditReachable && !reachable && a.src.Stopped() == "" {
+			r.auditSourceDown(a.String(), "poll", "no valid reply to the last 8 polls")
+		}
+		a.auditReachable = reachable
+	}
+}

@@ -200,6 +200,7 @@ func (r *runner) round(sys time.Time) {
 	freq := r.clock.Status(sys).Frequency
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
 	r.auditFalsetickers()
+	r.auditSourceChanges()
 	if !r.res.OK() {
 		r.clock.Lose(r.res.Reason)
 	} else {
