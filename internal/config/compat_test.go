@@ -275,3 +275,11 @@ func TestDriftFileDirective(t *testing.T) {
 	}
 	parseErr(t, "driftfile\n", "driftfile")
 }
+
+// dumpdir is implemented; dumponexit still warns (it is implied).
+func TestDumpDirDirective(t *testing.T) {
+	c, err := Parse("t.conf", []byte("dumpdir /var/lib/timegate/dump\n"))
+	if err != nil || c.DumpDir != "/var/lib/timegate/dump" || len(c.Warnings) != 0 {
+		t.Fatalf("%v %q %v", err, c.DumpDir, c.Warnings)
+	}
+}

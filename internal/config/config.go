@@ -70,6 +70,9 @@ type Config struct {
 	// (chrony `driftfile`, in timegate's own format: see upstream.Drift);
 	// "" keeps none.
 	DriftFile string
+	// DumpDir keeps each source's clock filter across restarts (chrony
+	// `dumpdir`; written at the clean stop, read and removed at start).
+	DumpDir string
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool

@@ -26,7 +26,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindAddress, false}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -143,6 +143,8 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.PIDFile = v
 	case "driftfile":
 		p.cfg.DriftFile = v
+	case "dumpdir":
+		p.cfg.DumpDir = v
 	}
 }
 

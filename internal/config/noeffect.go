@@ -35,8 +35,8 @@ func noEffect(name string) (string, bool) {
 	case "log", "logdir", "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
 		"filegen", "logfile", "logconfig":
 		return whyLogs, true
-	case "dumpdir", "dumponexit":
-		return "source measurements are not kept across restarts", true
+	case "dumponexit":
+		return "with dumpdir set, source state is always dumped at a clean stop", true
 	case "cmdport", "cmdallow", "cmddeny", "cmdratelimit", "opencommands", "bindcmddevice",
 		"controlkey", "requestkey", "trap":
 		return whyCommand, true

@@ -84,6 +84,7 @@ func precisionDur(p int8) time.Duration {
 func (r *runner) start(a *assoc) {
 	if a.spec.NTS {
 		a.src = upstream.NewSource(r.sourceConfig(a))
+		r.restoreDump(a, r.clock.Local(r.now()))
 		r.apply(a, a.src.HandleTimer(r.clock.Local(r.now())))
 		return
 	}
@@ -143,6 +144,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 		b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))
 		b.src = upstream.NewSource(r.sourceConfig(b))
 		r.log.Info("polling source", zap.String("source", b.String()), zap.Bool("authenticated", b.authenticated()))
+		r.restoreDump(b, r.clock.Local(r.now()))
 		r.apply(b, b.src.HandleTimer(r.clock.Local(r.now())))
 	}
 }

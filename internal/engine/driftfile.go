@@ -42,7 +42,7 @@ func (e *Engine) restoreDrift(sys time.Time) []string {
 		return []string{where + ": not used with clockcontrol on: the kernel keeps the frequency it was last given across a restart of timegate, so a saved frequency could be applied twice"}
 	}
 	e.drift.path = path
-	data, err := readDriftFile(path)
+	data, err := readStateFile(path, upstream.MaxDriftFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		e.log.Info("no drift file yet: starting on a cold frequency estimate", zap.String("driftfile", path))
 		return nil
@@ -63,10 +63,11 @@ func (e *Engine) restoreDrift(sys time.Time) []string {
 	return nil
 }
 
-// readDriftFile reads a drift file that only root or this process's user can have
-// written: a forged frequency with a small claimed uncertainty would make the gateway
-// serve drifting time with a small root dispersion until its own fit replaces it.
-func readDriftFile(path string) ([]byte, error) {
+// readStateFile reads a drift or dump file that only root or this process's user can
+// have written, at most limit bytes (one more, for the parser to refuse): a forged
+// frequency or forged samples with a small claimed uncertainty would make the gateway
+// serve wrong time with a small root dispersion until its own measurements replace them.
+func readStateFile(path string, limit int64) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func readDriftFile(path string) ([]byte, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
 		return nil, fmt.Errorf("owned by uid %d, neither root nor this process's", st.Uid)
 	}
-	return io.ReadAll(io.LimitReader(f, upstream.MaxDriftFileSize+1))
+	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 // saveDrift writes the soft clock's frequency when it has one worth keeping that the file

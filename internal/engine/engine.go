@@ -77,6 +77,9 @@ type Options struct {
 	// DriftFile keeps the soft clock's frequency across restarts (chrony's
 	// driftfile); "" keeps none. Not used with a Discipliner.
 	DriftFile string
+	// DumpDir keeps every source's clock filter across restarts (chrony's
+	// dumpdir); "" keeps nothing. Not used with a Discipliner.
+	DumpDir string
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	// Audit, when set, receives audit events (system peer changes,
@@ -148,6 +151,9 @@ func New(opts Options) (*Engine, []string, error) {
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	warnings := e.restoreDrift(e.now())
+	if opts.DumpDir != "" && opts.Discipliner != nil {
+		warnings = append(warnings, "dumpdir "+opts.DumpDir+": not used with clockcontrol on: samples are measured against the uncorrected clock, which a restart resets")
+	}
 	for _, spec := range opts.Sources {
 		a, warn := e.newAssoc(spec)
 		warnings = append(warnings, warn...)

@@ -75,6 +75,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			r.stopTimers()
 			r.saveDrift(e.now(), true)
+			r.saveDumps()
 			return nil
 		case ev := <-r.events:
 			r.handle(ev)

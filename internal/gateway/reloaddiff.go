@@ -29,6 +29,7 @@ func restartOnly() []restartOnlyDirective {
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
 		{"driftfile", func(c *config.Config) any { return c.DriftFile }},
+		{"dumpdir", func(c *config.Config) any { return c.DumpDir }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }

@@ -50,6 +50,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
 		DriftFile:      cfg.DriftFile,
+		DumpDir:        cfg.DumpDir,
 		Publish:        g.state.Store,
 		Audit:          g.rec.Record,
 		Log:            g.log.Named("upstream"),
