@@ -13,10 +13,11 @@ import (
 	"timegate/tests/harness"
 )
 
-// Issue 13 item 2 (driftfile): a gateway with driftfile restarted mid-run serves within
-// its previous error bound at once, runs on the saved frequency with the saved (small)
-// uncertainty instead of the cold start's 500 ppm, and so claims a smaller root
-// dispersion than it did after its cold start.
+// Issue 13 item 2 (driftfile, dumpdir): a gateway with driftfile and dumpdir restarted
+// mid-run serves within its previous error bound at once — its served offset and, the
+// source's filter being restored from dumpdir, its root distance — runs on the saved
+// frequency with the saved (small) uncertainty instead of the cold start's 500 ppm, and
+// so claims a smaller root dispersion than it did after its cold start.
 func TestDriftFileAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	keys := harness.WriteKeys(t, dir, harness.NewKey(t, 10, "AES128"))
@@ -24,7 +25,8 @@ func TestDriftFileAcrossRestart(t *testing.T) {
 	driftPath := filepath.Join(dir, "timegate.drift")
 	// 8 s polls: the fit needs estimates 60 s apart, and keeps the latest sixteen.
 	line := fmt.Sprintf("server 127.0.0.1 port %d key 10 iburst minpoll 3 maxpoll 3", up.Port)
-	tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", "driftfile "+driftPath, line)
+	tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", "driftfile "+driftPath,
+		"dumpdir "+filepath.Join(dir, "dump"), line)
 	ctl := func() statusJSON { return gatectlStatus(t, tg) }
 
 	tg.WaitLog(t, 0, syncedLine, 30*time.Second)
@@ -42,6 +44,7 @@ func TestDriftFileAcrossRestart(t *testing.T) {
 	t.Logf("before the restart: %+v", before)
 
 	from := tg.LogSize()
+	stopAt := time.Now()
 	tg.Restart(t)
 	data, err := os.ReadFile(driftPath)
 	if err != nil {
@@ -54,10 +57,18 @@ func TestDriftFileAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.WaitLog(t, from, "frequency restored from the drift file", 10*time.Second)
+	tg.WaitLog(t, from, "source state restored from dumpdir", 10*time.Second)
 	tg.WaitLog(t, from, syncedLine, 30*time.Second)
 	q := gatectlQuery(t, port)
 	st := ctl()
 	t.Logf("first synchronisation after the restart: query %+v, status %+v", q, st)
+	// The bound grows by PHI per second from the estimate it rests on, as it would have
+	// had the process run on: over the downtime and the poll interval (8 s) between.
+	grown := bound + 15e-6*(time.Since(stopAt).Seconds()+8)
+	if st.RootDistance > grown {
+		t.Errorf("root distance %v s at the first synchronisation after the restart, beyond the previous %v s (+PHI·(downtime+poll): %v s)",
+			st.RootDistance, bound, grown)
+	}
 	if math.Abs(q.Offset) > bound {
 		t.Errorf("served offset %v s after the restart, beyond the previous error bound %v s", q.Offset, bound)
 	}

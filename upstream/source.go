@@ -382,6 +382,10 @@ func (s *Source) Stopped() string { return s.stopped }
 // Stats returns the counters.
 func (s *Source) Stats() SourceStats { return s.stats }
 
+// LastSample returns the latest sample the filter took (zero before the first): what
+// measurements.log records.
+func (s *Source) LastSample() Sample { return s.filter.hdr }
+
 // FilterStats returns the clock filter output; ok is false before the first sample.
 func (s *Source) FilterStats() (st Stats, ok bool) { return s.filter.Stats() }
 

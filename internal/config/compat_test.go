@@ -283,3 +283,15 @@ func TestDumpDirDirective(t *testing.T) {
 		t.Fatalf("%v %q %v", err, c.DumpDir, c.Warnings)
 	}
 }
+
+func TestLogDirectives(t *testing.T) {
+	c, err := Parse("t.conf", []byte("logdir /var/log/timegate\nlog measurements statistics\nlog tracking selection\n"))
+	if err != nil || c.LogDir != "/var/log/timegate" || c.Log != (LogFiles{true, true, true}) {
+		t.Fatalf("%v %q %+v", err, c.LogDir, c.Log)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), "t.conf:3: log: selection: not written") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+	parseErr(t, "log\n", "at least one")
+	parseErr(t, "log trackin\n", `unknown log "trackin"`)
+}

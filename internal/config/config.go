@@ -73,6 +73,10 @@ type Config struct {
 	// DumpDir keeps each source's clock filter across restarts (chrony
 	// `dumpdir`; written at the clean stop, read and removed at start).
 	DumpDir string
+	// LogDir and Log are chrony's `logdir` and `log`: which log files are
+	// written where (LogFiles).
+	LogDir string
+	Log    LogFiles
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool

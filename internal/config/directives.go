@@ -42,6 +42,10 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{minSources, true}, true
 	case "maxdistance":
 		return handler{maxDistance, true}, true
+	case "logdir":
+		return handler{logDir, true}, true
+	case "log":
+		return handler{logDirective, false}, true
 	case "authselectmode":
 		return handler{authSelectMode, true}, true
 	case "holdover":

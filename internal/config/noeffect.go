@@ -32,7 +32,7 @@ func noEffect(name string) (string, bool) {
 		"maxupdateskew", "clockprecision", "initstepslew", "smoothtime", "tempcomp",
 		"leapsecmode", "manual", "tinker", "tick":
 		return whyDiscipline, true
-	case "log", "logdir", "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
+	case "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
 		"filegen", "logfile", "logconfig":
 		return whyLogs, true
 	case "dumponexit":

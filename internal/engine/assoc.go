@@ -171,7 +171,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 		}
 		buf := make([]byte, ntp.MaxPacketLen+1)
 		for {
-			n, rx, err := rd.read(buf)
+			n, rx, kernel, err := rd.read(buf)
 			if err != nil {
 				return
 			}
@@ -179,7 +179,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 				continue
 			}
 			done := make(chan bool, 1)
-			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, done: done}) {
+			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, kernelRx: kernel, done: done}) {
 				return
 			}
 			select {
@@ -213,17 +213,18 @@ func (r *runner) reader(conn net.Conn) stampedReader {
 	return rd
 }
 
-func (rd stampedReader) read(buf []byte) (int, time.Time, error) {
+// read returns the datagram's length, its receive time, and whether the kernel stamped
+// it (measurements.log says which).
+func (rd stampedReader) read(buf []byte) (int, time.Time, bool, error) {
 	if rd.udp == nil {
 		n, err := rd.conn.Read(buf)
-		return n, rd.now(), err
+		return n, rd.now(), false, err
 	}
 	n, oobn, _, _, err := rd.udp.ReadMsgUDP(buf, rd.oob)
-	rx := rd.now()
 	if t, ok := sockstamp.Time(rd.oob[:oobn]); ok {
-		rx = t
+		return n, t, true, err
 	}
-	return n, rx, err
+	return n, rd.now(), false, err
 }
 
 // rekey runs NTS-KE with the source's KE server in the background and resolves the NTP

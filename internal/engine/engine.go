@@ -80,6 +80,9 @@ type Options struct {
 	// DumpDir keeps every source's clock filter across restarts (chrony's
 	// dumpdir); "" keeps nothing. Not used with a Discipliner.
 	DumpDir string
+	// LogDir and Logs are chrony's logdir and log: which log files to write where.
+	LogDir string
+	Logs   config.LogFiles
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	// Audit, when set, receives audit events (system peer changes,
@@ -151,6 +154,9 @@ func New(opts Options) (*Engine, []string, error) {
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	warnings := e.restoreDrift(e.now())
+	if opts.Logs.Any() && opts.LogDir == "" {
+		warnings = append(warnings, "log: no logdir is set: no log file is written")
+	}
 	if opts.DumpDir != "" && opts.Discipliner != nil {
 		warnings = append(warnings, "dumpdir "+opts.DumpDir+": not used with clockcontrol on: samples are measured against the uncorrected clock, which a restart resets")
 	}

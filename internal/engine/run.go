@@ -23,6 +23,7 @@ type (
 		req      uint64
 		pkt      []byte
 		sent, rx time.Time // system clock
+		kernelRx bool      // rx is the kernel's receive timestamp
 		done     chan<- bool
 	}
 	keEvent struct {
@@ -54,6 +55,7 @@ type runner struct {
 	// falsetickers are the sources the last round rejected, so that only a
 	// change is an audit record.
 	falsetickers map[string]bool
+	logs         logFiles // chrony's log files (logdir, log)
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -61,7 +63,8 @@ type runner struct {
 // unsynchronised or local time.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64)}
+	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64), logs: newLogFiles(e.opts.LogDir, e.opts.Logs)}
+	defer r.logs.close()
 	e.loop.Store(r)
 	defer e.loop.Store(nil)
 	defer r.wg.Wait()
@@ -125,6 +128,8 @@ func (r *runner) handle(ev any) {
 		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
 		if ev.a.src.Stats().Accepted != before {
 			ev.a.rxAt = ev.rx
+			r.logMeasurement(ev.a, ev.pkt, ev.kernelRx)
+			r.logStatistics(ev.a)
 		}
 		ev.done <- !ev.a.src.Awaiting()
 		r.apply(ev.a, acts)
@@ -198,8 +203,8 @@ func (r *runner) round(sys time.Time) {
 			r.cands = append(r.cands, a)
 		}
 	}
-	freq := r.clock.Status(sys).Frequency
-	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
+	before := r.clock.Status(sys)
+	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, before.Frequency, r.sel)
 	r.auditFalsetickers()
 	r.auditSourceChanges()
 	if !r.res.OK() {
@@ -211,6 +216,9 @@ func (r *runner) round(sys time.Time) {
 			r.auditRefused(err)
 		}
 		r.saveDrift(sys, false)
+		if after := r.clock.Status(sys); !after.RefTime.Equal(before.RefTime) {
+			r.logTracking(sys, &before, &after) // a fresh estimate, not a repeat
+		}
 	}
 	r.publish(sys)
 }

@@ -30,6 +30,8 @@ func restartOnly() []restartOnlyDirective {
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
 		{"driftfile", func(c *config.Config) any { return c.DriftFile }},
 		{"dumpdir", func(c *config.Config) any { return c.DumpDir }},
+		{"logdir", func(c *config.Config) any { return c.LogDir }},
+		{"log", func(c *config.Config) any { return c.Log }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }

@@ -51,6 +51,8 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Discipliner:    disc,
 		DriftFile:      cfg.DriftFile,
 		DumpDir:        cfg.DumpDir,
+		LogDir:         cfg.LogDir,
+		Logs:           cfg.Log,
 		Publish:        g.state.Store,
 		Audit:          g.rec.Record,
 		Log:            g.log.Named("upstream"),
