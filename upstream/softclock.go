@@ -24,8 +24,9 @@ var (
 // Soft clock defaults.
 const (
 	// DefaultStepThreshold is ntpd's 128 ms: at start-up, a larger offset is stepped out
-	// at once rather than slewed for minutes. After the first synchronisation the served
-	// clock is never stepped, since downstream clients would see time jump.
+	// at once rather than slewed for minutes. After the first synchronisation (or the first
+	// StepLimit estimates, chrony's makestep) the served clock is never stepped, since
+	// downstream clients would see time jump.
 	DefaultStepThreshold = 128 * time.Millisecond
 	// DefaultPanicThreshold is ntpd's 1000 s (RFC 5905 Appendix A.5.5.6 PANICT).
 	DefaultPanicThreshold = 1000 * time.Second
@@ -75,7 +76,11 @@ type Adjustment struct {
 
 // ClockOptions configure a SoftClock. The zero value gives the defaults.
 type ClockOptions struct {
-	StepThreshold  time.Duration // ≤ 0: DefaultStepThreshold
+	StepThreshold time.Duration // ≤ 0: DefaultStepThreshold
+	// StepLimit is how many of the first fresh estimates may step the clock (chrony's
+	// makestep LIMIT); 0: 1, only the first, before anything was served as synchronised;
+	// negative: none, the clock is only ever slewed.
+	StepLimit      int
 	PanicThreshold time.Duration // ≤ 0: DefaultPanicThreshold
 	MaxSlew        float64       // ≤ 0: DefaultMaxSlew
 	MaxFreq        float64       // ≤ 0: DefaultMaxFreq
@@ -102,6 +107,9 @@ func (o ClockOptions) withDefaults() ClockOptions {
 	if o.HoldoverLimit <= 0 {
 		o.HoldoverLimit = DefaultHoldoverLimit
 	}
+	if o.StepLimit == 0 {
+		o.StepLimit = 1
+	}
 	return o
 }
 
@@ -121,6 +129,7 @@ type SoftClock struct {
 	snap   Snapshot
 	fit    fit
 	newest time.Time // newest sample epoch seen, to tell fresh estimates from repeats
+	fresh  int       // fresh estimates taken, for StepLimit
 	// fitted: the fit has a slope of its own, with standard error skew (s/s).
 	fitted bool
 	skew   float64
@@ -187,7 +196,8 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 		c.snap.skew = c.snap.freqUnknown
 	}
 	stepped := 0.0
-	if !c.snap.synced && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
+	c.fresh++
+	if c.fresh <= c.opts.StepLimit && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
 		stepped = target - cur
 		c.snap.corr = segment{start: local, base: target, freq: freq}
 	} else {

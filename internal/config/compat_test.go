@@ -295,3 +295,23 @@ func TestLogDirectives(t *testing.T) {
 	parseErr(t, "log\n", "at least one")
 	parseErr(t, "log trackin\n", `unknown log "trackin"`)
 }
+
+func TestMakeStep(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want MakeStep
+		warn bool
+	}{
+		{"makestep 1 3", MakeStep{time.Second, 3}, false},
+		{"makestep 0.1 0", MakeStep{100 * time.Millisecond, -1}, false},
+		{"makestep 1.0 -1", MakeStep{time.Second, 1}, true},
+	} {
+		c, err := Parse("t.conf", []byte(tc.line+"\n"))
+		if err != nil || c.MakeStep != tc.want || (len(c.Warnings) == 1) != tc.warn {
+			t.Errorf("%s: %v %+v %v", tc.line, err, c.MakeStep, c.Warnings)
+		}
+	}
+	parseErr(t, "makestep 0 3\n", "threshold must be")
+	parseErr(t, "makestep 1 x\n", "limit must be")
+	parseErr(t, "makestep 1\n", "takes 2")
+}

@@ -77,6 +77,8 @@ type Config struct {
 	// written where (LogFiles).
 	LogDir string
 	Log    LogFiles
+	// MakeStep is chrony's `makestep`; the zero value keeps timegate's rule.
+	MakeStep MakeStep
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool

@@ -42,6 +42,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{minSources, true}, true
 	case "maxdistance":
 		return handler{maxDistance, true}, true
+	case "makestep":
+		return handler{makeStep, true}, true
 	case "logdir":
 		return handler{logDir, true}, true
 	case "log":

@@ -83,6 +83,10 @@ type Options struct {
 	// LogDir and Logs are chrony's logdir and log: which log files to write where.
 	LogDir string
 	Logs   config.LogFiles
+	// StepThreshold and StepLimit are chrony's makestep (upstream.ClockOptions);
+	// zero keeps the soft clock's defaults.
+	StepThreshold time.Duration
+	StepLimit     int
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	// Audit, when set, receives audit events (system peer changes,
@@ -151,7 +155,8 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.tls, err = trustConfig(opts.TrustedCerts, opts.NoSystemCert); err != nil {
 		return nil, nil, err
 	}
-	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
+	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate,
+		Discipliner: opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	warnings := e.restoreDrift(e.now())
 	if opts.Logs.Any() && opts.LogDir == "" {

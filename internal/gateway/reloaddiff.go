@@ -31,6 +31,7 @@ func restartOnly() []restartOnlyDirective {
 		{"driftfile", func(c *config.Config) any { return c.DriftFile }},
 		{"dumpdir", func(c *config.Config) any { return c.DumpDir }},
 		{"logdir", func(c *config.Config) any { return c.LogDir }},
+		{"makestep", func(c *config.Config) any { return c.MakeStep }},
 		{"log", func(c *config.Config) any { return c.Log }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}

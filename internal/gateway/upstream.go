@@ -52,6 +52,8 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		DriftFile:      cfg.DriftFile,
 		DumpDir:        cfg.DumpDir,
 		LogDir:         cfg.LogDir,
+		StepThreshold:  cfg.MakeStep.Threshold,
+		StepLimit:      cfg.MakeStep.Limit,
 		Logs:           cfg.Log,
 		Publish:        g.state.Store,
 		Audit:          g.rec.Record,
