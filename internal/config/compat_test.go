@@ -315,3 +315,13 @@ func TestMakeStep(t *testing.T) {
 	parseErr(t, "makestep 1 x\n", "limit must be")
 	parseErr(t, "makestep 1\n", "takes 2")
 }
+
+func TestTrustRequire(t *testing.T) {
+	c, err := Parse("t.conf", []byte("server a.example nts trust require\nserver b.example xleave\n"))
+	if err != nil || len(c.Sources) != 2 || !c.Sources[0].Trust || !c.Sources[0].Require || c.Sources[1].Trust {
+		t.Fatalf("%v %+v", err, c.Sources)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), "t.conf:2: server: b.example: no effect: xleave (interleaved mode is not implemented") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+}

@@ -168,6 +168,10 @@ type Source struct {
 	// MaxSources is how many addresses a pool contributes (chrony
 	// `maxsources`, default 4).
 	MaxSources int
+	// Trust and Require are chrony's selection options: a trusted source can
+	// be outvoted only by other trusted sources; while any source is
+	// required, one of them must be among the agreeing sources.
+	Trust, Require bool
 }
 
 // Restrict is one `restrict` line, parsed by package policy.

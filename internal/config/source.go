@@ -38,6 +38,12 @@ func source(p *parser, name string, args []string) {
 		case "prefer":
 			s.Prefer = true
 			continue
+		case "trust":
+			s.Trust = true
+			continue
+		case "require":
+			s.Require = true
+			continue
 		case "noselect":
 			noSelect = true
 			continue
@@ -125,10 +131,11 @@ func sourceFlagNoEffect(opt string) string {
 	switch opt {
 	case "burst":
 		return "one request per poll"
-	case "trust", "require", "true":
-		return "every source goes through the same selection"
+	case "true":
+		return "ntpd's always-truechimer flag: every source goes through the same selection (chrony's trust is implemented)"
 	case "xleave":
-		return "interleaved mode is not supported; basic mode is used, as chrony does with servers without it"
+		return "interleaved mode is not implemented (timegate issue 14): requests use basic client mode, " +
+			"which chrony also falls back to with servers that do not answer interleaved"
 	case "offline", "auto_offline":
 		return "sources are always online"
 	case "copy":

@@ -65,7 +65,7 @@ func (a *assoc) stopTimer() {
 func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 	cfg := upstream.SourceConfig{
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
-		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
+		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Trust: a.spec.Trust, Require: a.spec.Require, Auth: a.auth, NTS: a.spec.NTS,
 		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
 	}
 	if a.addr.IsValid() {

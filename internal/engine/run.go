@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -203,6 +204,7 @@ func (r *runner) round(sys time.Time) {
 			r.cands = append(r.cands, a)
 		}
 	}
+	r.sel.Require = slices.ContainsFunc(r.assocs, func(a *assoc) bool { return a.spec.Require && !a.removed })
 	before := r.clock.Status(sys)
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, before.Frequency, r.sel)
 	r.auditFalsetickers()
