@@ -81,11 +81,17 @@ func Load(certPEM, keyPEM []byte, now time.Time) (*tls.Certificate, error) {
 // so a key readable or writable by group or others is refused. Every error
 // names the file it is about.
 func LoadFiles(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
+	return LoadFilesOwned(certFile, keyFile, now)
+}
+
+// LoadFilesOwned is LoadFiles for a key file that one of owners may own
+// besides root and the effective user (secfile.ReadPrivateOwned).
+func LoadFilesOwned(certFile, keyFile string, now time.Time, owners ...int) (*tls.Certificate, error) {
 	certPEM, err := readCapped(certFile)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := secfile.ReadPrivate(keyFile)
+	keyPEM, err := secfile.ReadPrivateOwned(keyFile, owners...)
 	if err != nil {
 		return nil, fmt.Errorf("certs: key file: %w", err)
 	}

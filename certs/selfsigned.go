@@ -154,10 +154,10 @@ func validDNSName(h string) bool {
 // hosts, or expires within RenewBefore of now. A regenerated certificate
 // must be re-distributed to clients that trust it, so the caller should say
 // so loudly.
-func EnsureSelfSigned(dir string, hosts []string, now time.Time, rand io.Reader) (certPath, keyPath string, generated bool, err error) {
+func EnsureSelfSigned(dir string, hosts []string, now time.Time, rand io.Reader, owners ...int) (certPath, keyPath string, generated bool, err error) {
 	certPath = filepath.Join(dir, SelfSignedCertName)
 	keyPath = filepath.Join(dir, SelfSignedKeyName)
-	if c, err := LoadFiles(certPath, keyPath, now); err == nil && reusable(c.Leaf, hosts, now) {
+	if c, err := LoadFilesOwned(certPath, keyPath, now, owners...); err == nil && reusable(c.Leaf, hosts, now) {
 		return certPath, keyPath, false, nil
 	}
 	certPath, keyPath, err = GenerateSelfSigned(dir, hosts, now, rand)

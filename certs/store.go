@@ -22,6 +22,9 @@ type Options struct {
 	// Now returns the current time, used for the validity check and
 	// DaysToExpiry. nil means time.Now.
 	Now func() time.Time
+	// KeyOwners may own the key file besides root and the effective user
+	// (secfile.ReadPrivateOwned): the user a root start drops to.
+	KeyOwners []int
 }
 
 // Store serves the current certificate of a certificate and key file pair
@@ -30,6 +33,7 @@ type Options struct {
 type Store struct {
 	certFile, keyFile string
 	now               func() time.Time
+	owners            []int
 
 	mu  sync.Mutex // serialises reloads (Watch and SIGHUP may race)
 	cur atomic.Pointer[served]
@@ -58,7 +62,7 @@ type Event struct {
 // NewStore loads certFile and keyFile with LoadFiles and fails if they do
 // not pass every check: the daemon should not start without a certificate.
 func NewStore(certFile, keyFile string, opts Options) (*Store, error) {
-	s := &Store{certFile: certFile, keyFile: keyFile, now: opts.Now}
+	s := &Store{certFile: certFile, keyFile: keyFile, now: opts.Now, owners: opts.KeyOwners}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -99,7 +103,7 @@ func (s *Store) reloadLocked() (bool, error) {
 	// Stat before reading: if a file changes during the read, the stamp
 	// kept is the older one and the next poll reads again.
 	st := statPair(s.certFile, s.keyFile)
-	c, err := LoadFiles(s.certFile, s.keyFile, s.now())
+	c, err := LoadFilesOwned(s.certFile, s.keyFile, s.now(), s.owners...)
 	if err != nil {
 		return false, err
 	}

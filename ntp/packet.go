@@ -28,6 +28,74 @@ type Packet struct {
 	NumFields int
 	// MAC is the key ID and digest, or nil. A 4-byte MAC is a crypto-NAK.
 	MAC []byte
+	// NTS is where Parse found the NTS fields, in its one walk over Fields.
+	NTS NTSFields
+}
+
+// NTSFields locates the NTS extension fields of a packet (RFC 8915 §5.7),
+// as Parse met them in its one walk over the field region: the responder
+// tells an NTS request by them and the NTS handler checks their shape from
+// them, so that no one walks the fields again. Values alias the packet.
+// Counts saturate at 255 (Parse admits at most maxExtFields fields).
+type NTSFields struct {
+	UID    []byte // value of the first Unique Identifier
+	Cookie []byte // value of the last Cookie
+	// Auth is the value of the last Authenticator, and AuthOffset where that
+	// field starts in the packet: its associated data ends there.
+	Auth       []byte
+	AuthOffset int
+	// PlaceholderLen is the value length shared by every Cookie
+	// Placeholder, or -1 when they differ (0 with none).
+	PlaceholderLen                     int
+	UIDs, Cookies, Placeholders, Auths uint8
+}
+
+// Any reports whether the packet has any NTS field at all.
+func (f *NTSFields) Any() bool { return f.UIDs|f.Cookies|f.Placeholders|f.Auths != 0 }
+
+// FindNTS walks a field region that Parse has already framed (fields,
+// starting at HeaderLen in its packet) and locates its NTS fields, as
+// Parse does during its own walk. For callers that hold a field region
+// without a Packet (tests of NTS handlers, with regions longer than a
+// datagram Parse admits).
+func FindNTS(fields []byte) NTSFields {
+	var f NTSFields
+	p := Packet{Fields: fields}
+	it := p.ExtFields()
+	for e, ok := it.Next(); ok; e, ok = it.Next() {
+		f.note(e.Type, e.Value, e.Offset)
+	}
+	return f
+}
+
+// note records one field of the walk.
+func (f *NTSFields) note(typ uint16, value []byte, offset int) {
+	switch typ {
+	case EFUniqueIdentifier:
+		if inc(&f.UIDs) == 1 {
+			f.UID = value
+		}
+	case EFCookie:
+		inc(&f.Cookies)
+		f.Cookie = value
+	case EFCookiePlaceholder:
+		if inc(&f.Placeholders) == 1 {
+			f.PlaceholderLen = len(value)
+		} else if f.PlaceholderLen != len(value) {
+			f.PlaceholderLen = -1
+		}
+	case EFAuthenticator:
+		inc(&f.Auths)
+		f.Auth, f.AuthOffset = value, offset
+	}
+}
+
+// inc counts one more, saturating: a count never wraps to look small.
+func inc(n *uint8) uint8 {
+	if *n < 255 {
+		*n++
+	}
+	return *n
 }
 
 // Framing errors.
@@ -42,27 +110,34 @@ var (
 // same function serves requests, replies and fuzzing.
 func Parse(b []byte) (Packet, error) {
 	var p Packet
+	err := parseInto(&p, b)
+	return p, err
+}
+
+// parseInto is Parse writing into p, which must be zero: the responder
+// parses into its own frame, without copying a Packet out and back.
+func parseInto(p *Packet, b []byte) error {
 	if len(b) > MaxPacketLen {
-		return p, ErrTooLong
+		return ErrTooLong
 	}
 	h, err := DecodeHeader(b)
 	if err != nil {
-		return p, err
+		return err
 	}
 	p.Header = h
 	rest := b[HeaderLen:]
 	if h.Version < versionNTPv4 {
 		// NTPv3 (RFC 1305) has no extension fields: only a MAC may follow.
 		if len(rest) == 0 {
-			return p, nil
+			return nil
 		}
 		if len(rest) == cryptoNAKLen || (len(rest) >= minMACLen && len(rest) <= maxV3MACLen && len(rest)%4 == 0) {
 			p.MAC = rest
-			return p, nil
+			return nil
 		}
-		return p, ErrBadTrailer
+		return ErrBadTrailer
 	}
-	off := 0
+	off, last := 0, 0
 	for off < len(rest) {
 		r := rest[off:]
 		if isMACLen(r) {
@@ -71,18 +146,19 @@ func Parse(b []byte) (Packet, error) {
 		}
 		n := checkExtField(r)
 		if n == 0 {
-			return p, ErrBadExtField
+			return ErrBadExtField
 		}
 		if p.NumFields++; p.NumFields > maxExtFields {
-			return p, ErrTooManyField
+			return ErrTooManyField
 		}
-		off += n
+		p.NTS.note(uint16(r[0])<<8|uint16(r[1]), r[efHeaderLen:n], HeaderLen+off)
+		off, last = off+n, n
 	}
 	p.Fields = rest[:off]
-	if p.MAC == nil && p.NumFields > 0 && lastFieldLen(p.Fields) < minLastExtFieldNoMAC {
-		return p, ErrBadExtField
+	if p.MAC == nil && p.NumFields > 0 && last < minLastExtFieldNoMAC {
+		return ErrBadExtField
 	}
-	return p, nil
+	return nil
 }
 
 // isMACLen decides whether the remaining bytes are a MAC trailer. A 20- or
@@ -97,16 +173,6 @@ func isMACLen(r []byte) bool {
 		return checkExtField(r) != len(r)
 	}
 	return false
-}
-
-func lastFieldLen(fields []byte) int {
-	last := 0
-	for off := 0; off < len(fields); {
-		n := int(fields[off+2])<<8 | int(fields[off+3])
-		last = n
-		off += n
-	}
-	return last
 }
 
 // ExtFields returns an iterator over p's extension fields. base is where the

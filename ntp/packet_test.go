@@ -153,3 +153,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseFindsNTSFields: Parse's one walk locates the NTS fields as
+// FindNTS's separate walk does: counts, the first UID, the last cookie and
+// Authenticator with its offset, and whether the placeholders agree.
+func TestParseFindsNTSFields(t *testing.T) {
+	uid := bytes.Repeat([]byte{1}, 32)
+	cookie := bytes.Repeat([]byte{2}, 100)
+	req := ClientRequest(nil, 4, 3, 1)
+	req = AppendExtField(req, EFUniqueIdentifier, uid)
+	req = AppendExtField(req, EFCookie, cookie)
+	req = AppendExtField(req, EFCookiePlaceholder, make([]byte, 100))
+	req = AppendExtField(req, EFCookiePlaceholder, make([]byte, 100))
+	authAt := len(req)
+	req = AppendExtField(req, EFAuthenticator, make([]byte, 40))
+	p, err := Parse(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := p.NTS
+	if f.UIDs != 1 || f.Cookies != 1 || f.Placeholders != 2 || f.Auths != 1 || !f.Any() ||
+		!bytes.Equal(f.UID, uid) || !bytes.Equal(f.Cookie, cookie) || f.PlaceholderLen != 100 ||
+		f.AuthOffset != authAt || len(f.Auth) != 40 {
+		t.Fatalf("%+v", f)
+	}
+	if g := FindNTS(p.Fields); g.AuthOffset != f.AuthOffset || g.PlaceholderLen != f.PlaceholderLen || g.Placeholders != f.Placeholders {
+		t.Errorf("FindNTS %+v, Parse %+v", g, f)
+	}
+	mixed := AppendExtField(ClientRequest(nil, 4, 3, 1), EFCookiePlaceholder, make([]byte, 100))
+	mixed = AppendExtField(mixed, EFCookiePlaceholder, make([]byte, 104))
+	if p, err := Parse(mixed); err != nil || p.NTS.PlaceholderLen != -1 {
+		t.Errorf("placeholders of two lengths: %v %+v", err, p.NTS)
+	}
+	if p, err := Parse(ClientRequest(nil, 4, 3, 1)); err != nil || p.NTS.Any() {
+		t.Errorf("plain request: %v %+v", err, p.NTS)
+	}
+}

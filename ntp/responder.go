@@ -77,38 +77,27 @@ type MACKey interface {
 // KeyLookup finds a symmetric key by ID.
 type KeyLookup func(id uint32) (MACKey, bool)
 
-// NTSState carries what the NTS handler learned from a request to the reply.
-// It travels by value, out of Open and into Seal: a pointer handed to an
-// interface method escapes to the heap, which cost an allocation per request.
-type NTSState struct {
-	UID       []byte // Unique Identifier value, aliasing the request
-	Cookies   int    // cookies the reply must carry: 1 + placeholders (RFC 8915 §5.7)
-	CookieLen int
-	AEAD      uint16
-	KeyLen    int
-	C2S, S2C  [64]byte
-}
-
-// NTSHandler authenticates NTS requests and seals replies (RFC 8915 §5).
+// NTSHandler authenticates NTS requests and completes their replies (RFC
+// 8915 §5), in one call per request: the NTS state of a request (its
+// cookie's keys, the cookies it asks for) never leaves the handler.
 type NTSHandler interface {
-	// Open checks the NTS fields of req; fields is its extension-field
-	// region (Packet.Fields), starting at HeaderLen. The state it returns
-	// holds the UID whenever the Unique Identifier is well formed, even on
-	// failure, so that a NAK can echo it. ReasonBadCookie asks for an NTS
-	// NAK; other failures drop.
-	Open(req, fields []byte) (NTSState, Reason)
-	// Seal appends the NTS fields of the reply to reply, which holds the
-	// header with every field but the transmit timestamp, without making it
-	// longer than limit. Seal must call tx.Stamp on that header once, after
-	// all its work that the timestamp does not enter (key schedules, new
-	// cookies, nonces) and before the Authenticator that covers the header
-	// is computed: whatever runs after the clock is read delays the reply
-	// past its own transmit timestamp, an offset error every client sees.
-	Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]byte, bool)
+	// Respond checks the NTS request req, whose NTS fields Parse found (f),
+	// and completes its reply. reply holds the reply header with every
+	// field but the transmit timestamp, which the handler writes with
+	// tx.Stamp once, after all its work that the timestamp does not enter
+	// (key schedules, new cookies, nonces) and before the Authenticator
+	// that covers the header: whatever runs after the clock is read delays
+	// the reply past its own transmit timestamp, an offset error every
+	// client sees. The reply must not grow beyond limit.
+	//
+	// It returns the reply and ReasonOK; or, for a well-formed request
+	// whose cookie does not open, an NTS NAK written over reply (RFC 8915
+	// §5.7) and ReasonBadCookie; or nil and the reason to drop.
+	Respond(reply, req []byte, f NTSFields, limit int, tx Stamper) ([]byte, Reason)
 }
 
 // Stamper writes a reply's transmit timestamp (T3, RFC 5905 §7.3). Respond
-// hands one to NTSHandler.Seal, so that the clock is read as late as the
+// hands one to NTSHandler.Respond, so that the clock is read as late as the
 // authentication allows rather than before it.
 //
 // The delay that remains after the reading (the final AEAD pass, then the
@@ -159,7 +148,8 @@ type Responder struct {
 // amplify. Respond does no I/O, starts no goroutines and does not log.
 func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time) ([]byte, Verdict) {
 	limit := min(len(req), cap(dst))
-	p, v := screen(req, client)
+	var p Packet
+	v := screen(&p, req, client)
 	if v.Reason != ReasonOK {
 		return nil, v
 	}
@@ -217,43 +207,54 @@ func admitPeer(adm Admission) Admission {
 // screen applies the checks that need no state: everything that is not a
 // well-formed client (mode 3) or symmetric-active (mode 1) request is
 // dropped before any further work.
-func screen(req []byte, client netip.AddrPort) (Packet, Verdict) {
+func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 	v := Verdict{Action: ActionDrop}
 	if len(req) < HeaderLen {
 		v.Reason = ReasonShort
-		return Packet{}, v
+		return v
 	}
 	if client.Port() == 0 {
 		// Port 0 cannot be a real client; answering it aims at nothing good.
 		v.Reason = ReasonSourcePort
-		return Packet{}, v
+		return v
+	}
+	if !unicastSource(client.Addr()) {
+		v.Reason = ReasonSourceAddr
+		return v
 	}
 	if vn := (req[0] >> 3) & 7; vn == 0 || vn > versionNTPv4 {
 		v.Reason = ReasonVersion
-		return Packet{}, v
+		return v
 	}
 	if m := Mode(req[0] & 7); m != ModeClient && m != ModeSymmetricActive {
 		v.Reason = ReasonMode
-		return Packet{}, v
+		return v
 	}
-	p, err := Parse(req)
-	if err != nil {
+	if parseInto(p, req) != nil {
 		v.Reason = ReasonFraming
-		return Packet{}, v
 	}
-	return p, v
+	return v
+}
+
+// unicastSource reports whether a can be the source of a real request. No
+// host sends from a broadcast, multicast or unspecified address (RFC 1122
+// §3.2.1.3, RFC 4291 §2.7); a datagram claiming one is forged, and a reply
+// to it would go to every host on a link or group (Go sets SO_BROADCAST on
+// UDP sockets, so the kernel does not stop a reply to 255.255.255.255).
+// A directed broadcast (x.y.z.255) cannot be told from a host address
+// without the interface's netmask, which the pure core does not know.
+func unicastSource(a netip.Addr) bool {
+	a = a.Unmap()
+	limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} // RFC 919
+	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an
 // NTS request (which then must be entirely valid), a MAC trailer with a
 // digest makes it keyed.
 func claimedAuth(p *Packet) AuthKind {
-	it := p.ExtFields()
-	for f, ok := it.Next(); ok; f, ok = it.Next() {
-		switch f.Type {
-		case EFUniqueIdentifier, EFCookie, EFCookiePlaceholder, EFAuthenticator:
-			return AuthNTS
-		}
+	if p.NTS.Any() {
+		return AuthNTS
 	}
 	if len(p.MAC) > cryptoNAKLen {
 		return AuthKey
@@ -342,41 +343,30 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 	return finish(reply, limit, adm, v)
 }
 
-// respondNTS authenticates an NTS request and seals the reply (RFC 8915 §5.7).
-// A cookie that does not open earns an NTS NAK echoing the Unique Identifier
-// and nothing else; any other failure earns nothing. The handler's Seal
-// stamps the transmit timestamp itself, between sealing the new cookies and
-// the Authenticator over the header (see NTSHandler).
+// respondNTS hands an NTS request to the NTS handler with the reply
+// header (RFC 8915 §5.7). A cookie that does not open earns the NTS NAK the
+// handler writes; any other failure earns nothing. The handler stamps the
+// transmit timestamp itself, between sealing the new cookies and the
+// Authenticator over the header (see NTSHandler).
 func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
 	if r.NTS == nil {
 		v.Reason = ReasonNTSDisabled
 		return nil, v
 	}
-	st, reason := r.NTS.Open(req, p.Fields)
-	switch reason {
-	case ReasonOK:
-	case ReasonBadCookie:
-		if st.UID == nil {
-			v.Reason = ReasonBadNTS
-			return nil, v
-		}
-		h := KissHeader(&p.Header, KissNTSN)
-		reply := h.Append(dst)
-		reply = AppendExtField(reply, EFUniqueIdentifier, st.UID)
+	reply, tx := r.header(dst, &p.Header, rx, adm)
+	reply, reason := r.NTS.Respond(reply, req, p.NTS, limit, tx)
+	switch {
+	case reason == ReasonOK && reply != nil:
+		return finish(reply, limit, adm, v)
+	case reason == ReasonBadCookie && reply != nil:
 		reply, v = finish(reply, limit, Admission{Action: ActionNTSNAK, Kiss: KissNTSN}, v)
 		if reply != nil {
 			v.Reason = ReasonBadCookie
 		}
 		return reply, v
-	default:
-		v.Reason = reason
-		return nil, v
+	case reason == ReasonOK:
+		reason = ReasonNoRoom
 	}
-	reply, tx := r.header(dst, &p.Header, rx, adm)
-	reply, ok := r.NTS.Seal(st, reply, limit, tx)
-	if !ok {
-		v.Reason = ReasonNoRoom
-		return nil, v
-	}
-	return finish(reply, limit, adm, v)
+	v.Reason = reason
+	return nil, v
 }

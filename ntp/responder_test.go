@@ -263,7 +263,7 @@ func BenchmarkRespond(b *testing.B) {
 }
 
 // stampProbe is an NTSHandler that records what the responder hands to
-// Seal and what Stamper.Stamp does with it.
+// it and what Stamper.Stamp does with it.
 type stampProbe struct {
 	nowCalls                *int
 	before, after           Time64 // transmit timestamp around tx.Stamp
@@ -271,14 +271,7 @@ type stampProbe struct {
 	sealed                  bool
 }
 
-func (p *stampProbe) Open(req, fields []byte) (NTSState, Reason) {
-	pk := Packet{Fields: fields}
-	it := pk.ExtFields()
-	f, _ := it.Next()
-	return NTSState{UID: f.Value, Cookies: 1}, ReasonOK
-}
-
-func (p *stampProbe) Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]byte, bool) {
+func (p *stampProbe) Respond(reply, req []byte, f NTSFields, limit int, tx Stamper) ([]byte, Reason) {
 	hdr := reply[len(reply)-HeaderLen:]
 	h, _ := DecodeHeader(hdr)
 	p.before, p.callsBefore = h.Transmit, *p.nowCalls
@@ -286,7 +279,7 @@ func (p *stampProbe) Seal(st NTSState, reply []byte, limit int, tx Stamper) ([]b
 	h, _ = DecodeHeader(hdr)
 	p.after, p.callsAfter = h.Transmit, *p.nowCalls
 	p.sealed = true
-	return AppendExtField(reply, EFUniqueIdentifier, st.UID), true
+	return AppendExtField(reply, EFUniqueIdentifier, f.UID), ReasonOK
 }
 
 // TestRespondNTSStampsInSeal: an NTS reply's transmit timestamp is not
@@ -324,5 +317,26 @@ func TestRespondNTSStampsInSeal(t *testing.T) {
 	h, _ := DecodeHeader(reply)
 	if v.Action != ActionKoD || !probe.sealed || probe.after != 0 || h.Transmit != 0 || calls != 0 {
 		t.Errorf("kiss: verdict %+v, transmit %#x, %d clock readings; want a zero timestamp and none", v, h.Transmit, calls)
+	}
+}
+
+// Campaign finding: a request from 255.255.255.255 was answered to the
+// broadcast address. Requests from broadcast, multicast or unspecified
+// sources are forged and dropped before any other work.
+func TestRespondDropsNonUnicastSources(t *testing.T) {
+	r := testResponder()
+	for _, src := range []string{
+		"255.255.255.255:123", "0.0.0.0:123", "224.0.1.1:123", "239.255.255.250:5000",
+		"[::]:123", "[ff02::101]:123", "[ff05::1]:123", "[::ffff:255.255.255.255]:123", "[::ffff:224.0.0.1]:123",
+	} {
+		reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx)
+		if reply != nil || v.Action != ActionDrop || v.Reason != ReasonSourceAddr {
+			t.Errorf("%s: reply %d bytes, verdict %+v, want drop/source-addr", src, len(reply), v)
+		}
+	}
+	for _, src := range []string{"192.0.2.255:123", "10.255.255.255:123", "[2001:db8::1]:123"} {
+		if reply, v := r.Respond(make([]byte, 0, 1024), clientRequest(4), netip.MustParseAddrPort(src), testRx); reply == nil {
+			t.Errorf("%s: unicast source dropped: %+v", src, v)
+		}
 	}
 }

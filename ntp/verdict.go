@@ -31,13 +31,14 @@ const (
 	ReasonBadCookie          // NTS cookie did not open (answered with NTS NAK)
 	ReasonBadNTS             // NTS fields malformed or authenticator wrong
 	ReasonNoRoom             // the reply would be larger than the request
+	ReasonSourceAddr         // broadcast, multicast or unspecified source address
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
 	"ok", "short", "framing", "version", "mode", "source-port", "policy",
 	"rate-limited", "require-auth", "unknown-key", "bad-mac", "nts-disabled",
-	"bad-cookie", "bad-nts", "no-room",
+	"bad-cookie", "bad-nts", "no-room", "source-addr",
 }
 
 // String returns a short stable name for logs and metrics labels.

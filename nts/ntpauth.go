@@ -20,16 +20,23 @@ type Server struct {
 	// Rand supplies reply and cookie nonces; nil means crypto/rand.
 	Rand io.Reader
 
-	// ciphers recycles the per-request AES-SIV state (siv.Cipher: C2S to
-	// verify a request, S2C to seal its reply), so that a request allocates
-	// nothing but the AES key schedules that crypto/aes insists on
-	// allocating. A Server must not be copied after first use.
-	ciphers sync.Pool
+	// scratches recycles per-request memory (see scratch). sync.Pool keeps
+	// one per CPU in practice, so the workers of the UDP edge, one per CPU,
+	// do not share it. A Server must not be copied after first use.
+	scratches sync.Pool
 }
 
 var _ ntp.NTSHandler = (*Server)(nil)
 
-// ntsRequest is what scanRequest finds in a request; slices alias it.
+// scratch is the memory one request works in: the AES-SIV state for
+// verifying it (C2S) and sealing its reply (S2C), and the expanded keys of
+// recent clients, so that a request allocates nothing.
+type scratch struct {
+	c2s, s2c siv.Cipher
+	keys     keyCache
+}
+
+// ntsRequest is what checkRequest finds in a request; slices alias it.
 type ntsRequest struct {
 	uid          []byte
 	cookie       []byte
@@ -39,59 +46,83 @@ type ntsRequest struct {
 	authStart    int // offset of the Authenticator: end of the associated data
 }
 
-// Open authenticates an NTS request (RFC 8915 §5.7). The steps are chrony's
-// (nts_ntp_server.c): check the shape of the fields, open the cookie, verify
-// the Authenticator with C2S over the raw request, read any encrypted
-// fields. Anything malformed or unauthentic is ReasonBadNTS, which drops the
-// request; only a well-formed request whose cookie does not open earns
-// ReasonBadCookie and so an NTS NAK, which tells a client whose cookies
-// outlived our keys to run NTS-KE again.
-func (s *Server) Open(req, fields []byte) (ntp.NTSState, ntp.Reason) {
-	var st ntp.NTSState
-	q, ok := scanRequest(req, fields)
-	st.UID = q.uid
-	if !ok {
-		return st, ntp.ReasonBadNTS
-	}
+// opened is an authenticated request: what its reply needs.
+type opened struct {
+	uid     []byte
+	cookies int    // cookies the reply must carry: 1 + placeholders (RFC 8915 §5.7)
+	cookie  Cookie // the AEAD and keys the request's cookie held
+	keys    *cachedKeys
+}
+
+// Respond answers an NTS request (RFC 8915 §5.7) in one pass: check the
+// fields' shape from what ntp.Parse found, open the cookie, verify the
+// Authenticator with C2S, seal the reply with S2C. A well-formed request
+// whose cookie does not open earns an NTS NAK; anything else that is wrong
+// earns nothing.
+func (s *Server) Respond(reply, req []byte, f ntp.NTSFields, limit int, tx ntp.Stamper) ([]byte, ntp.Reason) {
 	ring := s.ring()
 	if ring == nil {
-		return st, ntp.ReasonNTSDisabled
+		return nil, ntp.ReasonNTSDisabled
 	}
-	c, err := ring.OpenCookie(q.cookie)
-	if err != nil {
-		return st, ntp.ReasonBadCookie
+	sc := s.scratch()
+	defer s.release(sc)
+	o, reason := s.open(sc, ring, req, &f)
+	switch reason {
+	case ntp.ReasonOK:
+	case ntp.ReasonBadCookie:
+		return appendNAK(reply[:max(0, len(reply)-ntp.HeaderLen)], req, o.uid), reason
+	default:
+		return nil, reason
+	}
+	out, ok := s.seal(sc, ring, &o, reply, limit, tx)
+	if !ok {
+		return nil, ntp.ReasonNoRoom
+	}
+	return out, ntp.ReasonOK
+}
+
+// open authenticates a request. The steps are chrony's (nts_ntp_server.c):
+// check the shape of the fields, open the cookie, verify the Authenticator
+// with C2S over the raw request, read any encrypted fields. Anything
+// malformed or unauthentic is ReasonBadNTS, which drops the request; only a
+// well-formed request whose cookie does not open earns ReasonBadCookie and
+// so an NTS NAK, which tells a client whose cookies outlived our keys to
+// run NTS-KE again.
+func (s *Server) open(sc *scratch, ring *KeyRing, req []byte, f *ntp.NTSFields) (opened, ntp.Reason) {
+	q, ok := checkRequest(req, f)
+	o := opened{uid: q.uid}
+	if !ok {
+		return o, ntp.ReasonBadNTS
+	}
+	var err error
+	if o.cookie, err = ring.OpenCookie(q.cookie); err != nil {
+		return o, ntp.ReasonBadCookie
 	}
 	var encrypted int
-	switch c.AEAD {
+	switch o.cookie.AEAD {
 	case AEADAESSIVCMAC256:
-		encrypted, ok = s.verify(&c, req, &q)
+		if o.keys, err = sc.keys.lookup(&o.cookie); err != nil {
+			return o, ntp.ReasonBadNTS
+		}
+		encrypted, ok = verify(&sc.c2s, &o.keys.c2s, req, &q)
 	case AEADAES128GCMSIV:
-		encrypted, ok = verifyGCMSIV(&c, req, &q)
+		// RFC 8452 derives a key per message: there is no schedule to cache.
+		encrypted, ok = verifyGCMSIV(&o.cookie, req, &q)
 	default:
 		ok = false
 	}
 	if !ok || q.placeholders+encrypted > maxPlaceholders {
-		return st, ntp.ReasonBadNTS
+		return o, ntp.ReasonBadNTS
 	}
-	st.Cookies = 1 + q.placeholders + encrypted
-	st.CookieLen = len(q.cookie)
-	st.AEAD = c.AEAD
-	st.KeyLen = aeadKeyLen(c.AEAD)
-	copy(st.C2S[:], c.C2S[:])
-	copy(st.S2C[:], c.S2C[:])
-	return st, ntp.ReasonOK
+	o.cookies = 1 + q.placeholders + encrypted
+	return o, ntp.ReasonOK
 }
 
 // verify checks the request's Authenticator with C2S and counts the Cookie
-// Placeholders among its encrypted fields. A request without encrypted
-// fields, the usual one, costs C2S's first AES key only (siv.Cipher expands
-// the CTR key when there is something to decrypt).
-func (s *Server) verify(c *Cookie, req []byte, q *ntsRequest) (int, bool) {
-	c2s := s.cipher()
-	defer s.release(c2s)
-	if c2s.SetKey(c.C2S[:]) != nil {
-		return 0, false
-	}
+// Placeholders among its encrypted fields.
+func verify(c2s *siv.Cipher, key *siv.Key, req []byte, q *ntsRequest) (int, bool) {
+	c2s.UseKey(key)
+	defer c2s.Reset()
 	var buf [ntp.MaxPacketLen]byte
 	pt, err := c2s.Open(buf[:0], q.nonce, q.ciphertext, req[:q.authStart])
 	if err != nil {
@@ -100,57 +131,46 @@ func (s *Server) verify(c *Cookie, req []byte, q *ntsRequest) (int, bool) {
 	return encryptedPlaceholders(pt, len(q.cookie))
 }
 
-// scanRequest checks the shape of an NTS request, strictly as chrony does
-// and stricter where the RFC allows: exactly one Unique Identifier of
-// minUIDLen..maxUIDLen octets (§5.3), exactly one Cookie of at most
-// MaxCookieLen octets (§5.4), at most maxPlaceholders Cookie Placeholders
-// each exactly as long as the cookie (§5.5: so the reply, which carries a
-// cookie per placeholder, is no longer than the request), and exactly one
-// Authenticator that ends the packet (§5.6: nothing after it would be
-// authenticated; a MAC trailer is not allowed either). Fields of other types
-// before the Authenticator are ignored, as chrony does: RFC 7822 gives NTP
-// extension fields no critical bit, and they are still authenticated as
-// associated data. The UID is returned whenever it is well formed, so that
-// an NTS NAK can echo it.
-func scanRequest(req, fields []byte) (ntsRequest, bool) {
-	var q ntsRequest
-	var uids, cookies, auths int
-	p := ntp.Packet{Fields: fields}
-	it := p.ExtFields()
-	cookieLen := -1
-	for f, ok := it.Next(); ok; f, ok = it.Next() {
-		switch f.Type {
-		case ntp.EFUniqueIdentifier:
-			if uids++; uids == 1 && len(f.Value) >= minUIDLen && len(f.Value) <= maxUIDLen {
-				q.uid = f.Value
-			}
-		case ntp.EFCookie:
-			cookies++
-			q.cookie = f.Value
-		case ntp.EFCookiePlaceholder:
-			q.placeholders++
-			if cookieLen < 0 {
-				cookieLen = len(f.Value)
-			} else if cookieLen != len(f.Value) {
-				return q, false
-			}
-		case ntp.EFAuthenticator:
-			auths++
-			q.authStart = f.Offset
-			q.nonce, q.ciphertext, ok = parseAuthenticator(f.Value, minNonceArea)
-			if !ok || f.Offset+efHeaderLen+len(f.Value) != len(req) {
-				return q, false
-			}
-		}
+// checkRequest checks the shape of an NTS request from the fields ntp.Parse
+// located, strictly as chrony does and stricter where the RFC allows:
+// exactly one Unique Identifier of minUIDLen..maxUIDLen octets (§5.3),
+// exactly one Cookie of at most MaxCookieLen octets (§5.4), at most
+// maxPlaceholders Cookie Placeholders each exactly as long as the cookie
+// (§5.5: so the reply, which carries a cookie per placeholder, is no longer
+// than the request), and exactly one Authenticator that ends the packet
+// (§5.6: nothing after it would be authenticated; a MAC trailer is not
+// allowed either). Fields of other types before the Authenticator are
+// ignored, as chrony does: RFC 7822 gives NTP extension fields no critical
+// bit, and they are still authenticated as associated data. The UID is
+// returned whenever it is well formed, so that an NTS NAK can echo it.
+func checkRequest(req []byte, f *ntp.NTSFields) (ntsRequest, bool) {
+	q := ntsRequest{cookie: f.Cookie, placeholders: int(f.Placeholders), authStart: f.AuthOffset}
+	if f.UIDs == 1 && len(f.UID) >= minUIDLen && len(f.UID) <= maxUIDLen {
+		q.uid = f.UID
 	}
-	if uids != 1 {
-		q.uid = nil
+	if f.Auths != 1 {
+		return q, false
 	}
-	ok := q.uid != nil && cookies == 1 && auths == 1 &&
+	var ok bool
+	q.nonce, q.ciphertext, ok = parseAuthenticator(f.Auth, minNonceArea)
+	ok = ok && f.AuthOffset+efHeaderLen+len(f.Auth) == len(req) &&
+		q.uid != nil && f.Cookies == 1 &&
 		len(q.cookie) <= MaxCookieLen && q.placeholders <= maxPlaceholders &&
-		(cookieLen < 0 || cookieLen == len(q.cookie)) &&
-		ntp.HeaderLen+len(fields) == len(req)
+		(f.Placeholders == 0 || f.PlaceholderLen == len(q.cookie))
 	return q, ok
+}
+
+// appendNAK appends to dst an NTS NAK for req (RFC 8915 §5.7): a kiss with
+// code NTSN echoing the Unique Identifier, unauthenticated, and nothing
+// else. A request without a well-formed UID gets nothing (nil): the
+// client could not match the NAK to its request.
+func appendNAK(dst, req []byte, uid []byte) []byte {
+	h, err := ntp.DecodeHeader(req)
+	if uid == nil || err != nil {
+		return nil
+	}
+	k := ntp.KissHeader(&h, ntp.KissNTSN)
+	return ntp.AppendExtField(k.Append(dst), ntp.EFUniqueIdentifier, uid)
 }
 
 // encryptedPlaceholders counts the Cookie Placeholders among the fields a
@@ -171,9 +191,9 @@ func encryptedPlaceholders(pt []byte, cookieLen int) (int, bool) {
 	return n, !w.bad
 }
 
-// Seal appends the NTS fields of a reply (RFC 8915 §5.7) after the header:
+// seal appends the NTS fields of a reply (RFC 8915 §5.7) after the header:
 // the Unique Identifier echoed, then an Authenticator sealed with S2C over
-// everything before it, whose ciphertext holds st.Cookies new cookies as
+// everything before it, whose ciphertext holds o.cookies new cookies as
 // New Cookie fields. If they do not all fit within limit it sends fewer (a
 // client asks for more next time), and none at all is a failure: a reply
 // without a cookie would leave the client one cookie poorer per exchange.
@@ -185,46 +205,41 @@ func encryptedPlaceholders(pt []byte, cookieLen int) (int, bool) {
 // covered by the Authenticator, so tx.Stamp must come before the final AES-
 // SIV pass, and whatever follows it delays the reply past its timestamp.
 // Everything that does not depend on the header therefore comes first: the
-// S2C key schedules, the nonces, the new cookies (each its own AES-SIV under
-// the cookie key), written in plaintext right where their ciphertext will
-// be, and the part of S2V the header does not enter (siv.Cipher.PrepareSeal).
-// After the stamp remain the CMAC of the header and UID field and the CTR
-// pass over the cookies (siv.Cipher.FinishSeal), in place.
-func (s *Server) Seal(st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
-	ring := s.ring()
-	if ring == nil || !supportedAEAD(st.AEAD) || st.KeyLen != aeadKeyLen(st.AEAD) || len(reply) < ntp.HeaderLen {
+// S2C keys (expanded once per client, see keyCache), the nonces, the new
+// cookies (each its own AES-SIV under the cookie key), written in plaintext
+// right where their ciphertext will be, and the part of S2V the header does
+// not enter (siv.Cipher.PrepareSeal). After the stamp remain the CMAC of the
+// header and UID field and the CTR pass over the cookies
+// (siv.Cipher.FinishSeal), in place.
+func (s *Server) seal(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
+	if len(reply) < ntp.HeaderLen {
 		return nil, false
 	}
-	if st.AEAD == AEADAES128GCMSIV {
-		return s.sealGCMSIV(ring, st, reply, limit, tx)
+	if o.cookie.AEAD == AEADAES128GCMSIV {
+		return s.sealGCMSIV(ring, o, reply, limit, tx)
 	}
 	hdr := len(reply) - ntp.HeaderLen
-	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, st.UID)
+	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, o.uid)
 	room := limit - len(reply)
-	n := min(st.Cookies, MaxCookies)
+	n := min(o.cookies, MaxCookies)
 	for n > 0 && authFieldLen(n*cookieFieldLen) > room {
 		n--
 	}
 	if n == 0 {
 		return nil, false
 	}
-	s2c := s.cipher()
-	defer s.release(s2c)
-	if s2c.SetKey(st.S2C[:st.KeyLen]) != nil {
-		return nil, false
-	}
+	s2c := &sc.s2c
+	s2c.UseKey(&o.keys.s2c)
+	defer s2c.Reset()
 	r := s.rand()
 	reply, w, err := beginAuth(reply, r, authNonceLen)
 	if err != nil {
 		return nil, false
 	}
 	reply = w.reserveTag(reply)
-	c := Cookie{AEAD: st.AEAD}
-	copy(c.C2S[:], st.C2S[:KeyLen])
-	copy(c.S2C[:], st.S2C[:KeyLen])
 	for range n {
 		reply = appendFieldHeader(reply, ntp.EFCookie, CookieSize)
-		if reply, err = ring.SealCookie(reply, c, r); err != nil {
+		if reply, err = ring.SealCookie(reply, o.cookie, r); err != nil {
 			return nil, false
 		}
 	}
@@ -235,20 +250,17 @@ func (s *Server) Seal(st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) 
 	return reply, true
 }
 
-// cipher takes a siv.Cipher from the server's pool.
-func (s *Server) cipher() *siv.Cipher {
-	if c, ok := s.ciphers.Get().(*siv.Cipher); ok {
-		return c
+// scratch takes a request's memory from the server's pool.
+func (s *Server) scratch() *scratch {
+	if sc, ok := s.scratches.Get().(*scratch); ok {
+		return sc
 	}
-	return new(siv.Cipher)
+	return new(scratch)
 }
 
-// release wipes c (keys, subkeys, keystream) before recycling it, so no key
-// of one client lingers in memory that serves the next.
-func (s *Server) release(c *siv.Cipher) {
-	c.Reset()
-	s.ciphers.Put(c)
-}
+// release returns sc to the pool. Its Ciphers were wiped (keys, S2V
+// state, keystream) as each finished; the key cache is kept on purpose.
+func (s *Server) release(sc *scratch) { s.scratches.Put(sc) }
 
 func (s *Server) ring() *KeyRing {
 	if s.Ring == nil {

@@ -71,3 +71,26 @@ func BenchmarkClientExchange(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRespondNTSNewClients is the NTS path when the client's keys are
+// not among the expanded keys the server keeps (keyCache): requests cycle
+// through 64 clients whose keys take the same 32 slots, so every request
+// expands its keys as it did before the cache (crypto/aes allocates).
+func BenchmarkRespondNTSNewClients(b *testing.B) {
+	f := newNTSFixture(b)
+	var reqs [][]byte
+	for i := range 64 {
+		f.keys = testCookie(byte(i))
+		_, req := f.request(b, 8)
+		reqs = append(reqs, req)
+	}
+	dst := make([]byte, 0, ntp.MaxPacketLen)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, v := f.resp.Respond(dst, reqs[i%len(reqs)], ntsClient, ntsRx); v.Action != ntp.ActionReply {
+			b.Fatalf("verdict %+v", v)
+		}
+		i++
+	}
+}

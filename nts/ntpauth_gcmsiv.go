@@ -31,17 +31,17 @@ func verifyGCMSIV(c *Cookie, req []byte, q *ntsRequest) (int, bool) {
 
 // sealGCMSIV is Seal for AEAD 30: the UID echoed, then an Authenticator
 // sealed with S2C whose plaintext holds the new cookies, padded to limit.
-func (s *Server) sealGCMSIV(ring *KeyRing, st ntp.NTSState, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
+func (s *Server) sealGCMSIV(ring *KeyRing, o *opened, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
 	kl := aeadKeyLen(AEADAES128GCMSIV)
-	a, err := gcmsiv.New(st.S2C[:kl])
+	a, err := gcmsiv.New(o.cookie.S2C[:kl])
 	if err != nil {
 		return nil, false
 	}
 	hdr := len(reply) - ntp.HeaderLen
-	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, st.UID)
+	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, o.uid)
 	room := limit - len(reply)
 	fieldLen := efHeaderLen + CookieSizeGCMSIV
-	n := min(st.Cookies, MaxCookies)
+	n := min(o.cookies, MaxCookies)
 	for n > 0 && authFieldLen(n*fieldLen) > room {
 		n--
 	}
@@ -53,12 +53,9 @@ func (s *Server) sealGCMSIV(ring *KeyRing, st ntp.NTSState, reply []byte, limit 
 	if err != nil {
 		return nil, false
 	}
-	c := Cookie{AEAD: AEADAES128GCMSIV}
-	copy(c.C2S[:kl], st.C2S[:kl])
-	copy(c.S2C[:kl], st.S2C[:kl])
 	for range n {
 		reply = appendFieldHeader(reply, ntp.EFCookie, CookieSizeGCMSIV)
-		if reply, err = ring.SealCookie(reply, c, r); err != nil {
+		if reply, err = ring.SealCookie(reply, o.cookie, r); err != nil {
 			return nil, false
 		}
 	}

@@ -180,25 +180,28 @@ func TestNTSMalformedDropped(t *testing.T) {
 	}
 }
 
-// TestNTSOpenCountsPlaceholders calls Open directly with requests longer
+// TestNTSOpenCountsPlaceholders calls open directly with requests longer
 // than ntp.Parse admits: with our 104-octet cookies more than 7
 // placeholders cannot fit in 1024 octets, but the handler must not rely on
 // that.
 func TestNTSOpenCountsPlaceholders(t *testing.T) {
 	f := newNTSFixture(t)
+	srv := f.resp.NTS.(*Server)
 	std := func(n int) [][]byte { return f.standardFields(t, n) }
 	for name, r := range map[string]rawRequest{
 		"8 placeholders":                 {fields: std(8)},
 		"7 placeholders and 1 encrypted": {fields: std(7), plaintext: std(1)[2]},
 	} {
 		req := f.raw(r)
-		if _, got := f.resp.NTS.Open(req, req[ntp.HeaderLen:]); got != ntp.ReasonBadNTS {
+		fields := ntp.FindNTS(req[ntp.HeaderLen:])
+		if _, got := srv.open(new(scratch), f.ring, req, &fields); got != ntp.ReasonBadNTS {
 			t.Errorf("%s: %v", name, got)
 		}
 	}
 	req := f.raw(rawRequest{fields: std(6), plaintext: std(1)[2]})
-	if st, got := f.resp.NTS.Open(req, req[ntp.HeaderLen:]); got != ntp.ReasonOK || st.Cookies != MaxCookies {
-		t.Errorf("6+1 placeholders: %v, %d cookies", got, st.Cookies)
+	fields := ntp.FindNTS(req[ntp.HeaderLen:])
+	if st, got := srv.open(new(scratch), f.ring, req, &fields); got != ntp.ReasonOK || st.cookies != MaxCookies {
+		t.Errorf("6+1 placeholders: %v, %d cookies", got, st.cookies)
 	}
 }
 

@@ -61,8 +61,9 @@ const (
 )
 
 // EntryBytes is the memory one table entry occupies: its masked address key,
-// its last-seen and next-kiss times and an inline rate.Limiter.
-const EntryBytes = int(unsafe.Sizeof(entryKey{}) + 8 + 8 + 4 + 4 + unsafe.Sizeof(limiter{}))
+// its last-seen and next-kiss times, its two counters, its token bucket and
+// its share of the bucket's lock and counters.
+const EntryBytes = int(unsafe.Sizeof(bucket{}) / ways)
 
 // DefaultClientLogLimit is chrony's default clientloglimit in bytes.
 const DefaultClientLogLimit = 524288
@@ -143,7 +144,8 @@ func (c Config) Validate() error {
 
 // EntriesForBytes converts a memory limit in bytes (chrony's clientloglimit)
 // into a table size: the largest power of two of entries that fits, clamped
-// to MinSize..MaxSize. chrony's default 524288 bytes gives 4096 entries.
+// to MinSize..MaxSize. chrony's default 524288 bytes, 4096 records in
+// chrony, gives 8192 of our entries.
 func EntriesForBytes(limit int64) int {
 	n := limit / int64(EntryBytes)
 	switch {

@@ -60,7 +60,7 @@ func TestValidate(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Validate() = %q, want it to contain %q", err, tt.want)
 			}
-			if _, err := New(c, nil); !errors.Is(err, ErrConfig) {
+			if _, err := New(c); !errors.Is(err, ErrConfig) {
 				t.Fatalf("New accepted an invalid config: %v", err)
 			}
 		})
@@ -81,7 +81,8 @@ func TestEntriesForBytes(t *testing.T) {
 		bytes int64
 		want  int
 	}{
-		{DefaultClientLogLimit, DefaultSize}, // chrony: 512 KiB is 4096 addresses
+		// chrony's 512 KiB holds 4096 addresses; our 63-octet entries, twice that.
+		{DefaultClientLogLimit, 2 * DefaultSize},
 		{0, MinSize},
 		{-1, MinSize},
 		{int64(EntryBytes) * 1000, 512},
@@ -101,7 +102,7 @@ func TestEntriesForBytes(t *testing.T) {
 func TestNewRoundsSizeDown(t *testing.T) {
 	c := DefaultConfig()
 	c.Size = 5000
-	tb, err := New(c, nil)
+	tb, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

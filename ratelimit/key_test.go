@@ -72,7 +72,7 @@ func FuzzKey(f *testing.F) {
 				t.Fatalf("/%d /%d: %v and %v same key = %v, reference says %v", c.PrefixV4, c.PrefixV6, a, b, got, want)
 			}
 		}
-		tb, err := New(c, nil)
+		tb, err := New(c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,26 +17,23 @@ type Entry struct {
 	Seen     time.Time
 }
 
-// Top returns at most n entries, most requests first. It locks one shard at a time, so
-// the packet path waits at most one shard's scan (a few hundred entries).
+// Top returns at most n entries, most requests first. It locks one bucket
+// at a time, so the packet path waits at most one bucket's scan (8 entries).
 func (t *Table) Top(n int) []Entry {
 	if n <= 0 {
 		return nil
 	}
 	var out []Entry
-	for si := range t.shards {
-		s := &t.shards[si]
-		s.mu.Lock()
-		for bi := range s.buckets {
-			b := &s.buckets[bi]
-			for i := range ways {
-				if b.seen[i] == 0 {
-					continue
-				}
-				out = append(out, Entry{Prefix: t.prefix(b.keys[i]), Requests: b.hits[i], Limited: b.over[i], Seen: time.Unix(0, b.seen[i])})
+	for bi := range t.buckets {
+		b := &t.buckets[bi]
+		b.mu.Lock()
+		for i := range ways {
+			if b.seen[i] == 0 {
+				continue
 			}
+			out = append(out, Entry{Prefix: t.prefix(b.keys[i]), Requests: b.hits[i], Limited: b.over[i], Seen: time.Unix(0, b.seen[i])})
 		}
-		s.mu.Unlock()
+		b.mu.Unlock()
 		// Keep memory bounded by n, not by the table, while scanning.
 		if len(out) > 4*n {
 			out = topN(out, n)

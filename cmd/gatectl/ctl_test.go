@@ -54,9 +54,9 @@ func fixture(synced bool) map[string]any {
 			{Prefix: "2001:db8::/64", Requests: 20, SinceRx: 3000},
 		}},
 		gateway.CmdKeysList: report.KeyRing{RotateEvery: 86400, NextRotate: t0.Add(6 * time.Hour), File: "/var/lib/timegate/ntskeys.bin", Keys: []report.Key{
-			{ID: "0a1b2c3d", Role: report.KeyNext, Created: t0.Add(-18 * time.Hour), Age: 18 * 3600},
-			{ID: "99887766", Role: report.KeySealing, Created: t0.Add(-18 * time.Hour), Age: 18 * 3600},
-			{ID: "12345678", Role: report.KeyOpening, Created: t0.Add(-42 * time.Hour), Age: 42 * 3600},
+			{ID: "169552957", Role: report.KeyNext, Created: t0.Add(-18 * time.Hour), Age: 18 * 3600},
+			{ID: "2575857510", Role: report.KeySealing, Created: t0.Add(-18 * time.Hour), Age: 18 * 3600},
+			{ID: "305419896", Role: report.KeyOpening, Created: t0.Add(-42 * time.Hour), Age: 42 * 3600},
 		}},
 		gateway.CmdSymList: gateway.SymList{File: "/etc/timegate/keys", Keys: []gateway.SymKey{{ID: 1, Type: "AES128"}, {ID: 7, Type: "SHA1", Legacy: true}}},
 		gateway.CmdSymGen:  gateway.SymGenResult{ID: 8, Type: "AES128", Line: "8 AES128 HEX:000102030405060708090A0B0C0D0E0F", File: "/etc/timegate/keys"},

@@ -26,7 +26,7 @@ func startServer(t *testing.T, st *ntp.ServedState) int {
 		t.Fatal(err)
 	}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
-	srv := &udpserve.Server{Conn: conn, Responder: func() *ntp.Responder { return resp }, Stats: &udpserve.Stats{}, Log: zaptest.NewLogger(t), Workers: 1}
+	srv := &udpserve.Server{Conns: []*net.UDPConn{conn}, Responder: func() *ntp.Responder { return resp }, Stats: &udpserve.Stats{}, Log: zaptest.NewLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()

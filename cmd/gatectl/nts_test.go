@@ -97,7 +97,7 @@ func startNTPWithNTS(t *testing.T, st *ntp.ServedState, ring *nts.KeyRing) int {
 		State: func() *ntp.ServedState { return st },
 		NTS:   &nts.Server{Ring: func() *nts.KeyRing { return ring }},
 	}
-	srv := &udpserve.Server{Conn: conn, Responder: func() *ntp.Responder { return resp }, Stats: &udpserve.Stats{}, Log: zaptest.NewLogger(t), Workers: 1}
+	srv := &udpserve.Server{Conns: []*net.UDPConn{conn}, Responder: func() *ntp.Responder { return resp }, Stats: &udpserve.Stats{}, Log: zaptest.NewLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx); close(done) }()

@@ -30,6 +30,10 @@ type Config struct {
 	Port int
 	// NTSPort is the NTS-KE TCP port (chrony `ntsport`); 0 disables NTS-KE.
 	NTSPort int
+	// NTPWorkers is how many sockets (SO_REUSEPORT), each read by its own
+	// goroutine, serve NTP on each address; 0 means one per CPU
+	// (GOMAXPROCS). timegate's `ntpworkers`; chrony has no equivalent.
+	NTPWorkers int
 	// BindAddresses are the local addresses served (chrony `bindaddress`);
 	// empty means every address, IPv4 and IPv6.
 	BindAddresses []netip.Addr

@@ -36,6 +36,7 @@ authselectmode mix
 holdover 600
 restrict default kod nomodify notrap nopeer noquery
 restrict 192.0.2.0 mask 255.255.255.0 nomodify notrap
+ntpworkers 3
 `
 	c, err := Parse("t.conf", []byte(text))
 	if err != nil {
@@ -47,7 +48,7 @@ restrict 192.0.2.0 mask 255.255.255.0 nomodify notrap
 	if c.Local == nil || c.Local.Stratum != 7 || c.KeyFile != "/etc/timegate/keys" || len(c.NTSTrustedCerts) != 2 {
 		t.Errorf("local/keyfile/certs: %+v", c)
 	}
-	if c.NTSRotate != time.Hour || c.ClientLogLimit != 1<<20 || c.MinSources != 2 || c.MaxDistance != 1500*time.Millisecond {
+	if c.NTSRotate != time.Hour || c.ClientLogLimit != 1<<20 || c.NTPWorkers != 3 || c.MinSources != 2 || c.MaxDistance != 1500*time.Millisecond {
 		t.Errorf("rotate/limits: %+v", c)
 	}
 	want := RateLimit{Enabled: true, Interval: 1, Burst: 16, Leak: 3, KoD: true, Prefix4: 32, Prefix6: 56}
@@ -96,7 +97,7 @@ func TestParseDefaults(t *testing.T) {
 }
 
 func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
-	text := "port 70000\nfrobnicate yes\nratelimit burst 0\nlocal stratum 16\nport 1\nserver\nserver h minpoll 9 maxpoll 3\nserver h nts key 3\nntsservercert /x\nmaxdistance -1\n"
+	text := "port 70000\nfrobnicate yes\nratelimit burst 0\nlocal stratum 16\nport 1\nserver\nserver h minpoll 9 maxpoll 3\nserver h nts key 3\nntsservercert /x\nmaxdistance -1\nntpworkers 257\nntpworkers x\n"
 	_, err := Parse("bad.conf", []byte(text))
 	if err == nil {
 		t.Fatal("no error")
@@ -115,6 +116,8 @@ func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
 		"bad.conf:8: server: h: nts and key are exclusive",
 		"bad.conf: ntsservercert and ntsserverkey must be given together",
 		"bad.conf:10: maxdistance: must be a number of seconds",
+		`bad.conf:11: ntpworkers: worker count must be an integer 0..256, got "257"`,
+		"bad.conf:12: ntpworkers: already set at line 11",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

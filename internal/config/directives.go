@@ -24,6 +24,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{portDirective, true}, true
 	case "bindaddress":
 		return handler{bindAddress, false}, true
+	case "ntpworkers":
+		return handler{ntpWorkers, true}, true
 	case "local":
 		return handler{local, true}, true
 	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
@@ -84,6 +86,21 @@ func portDirective(p *parser, name string, args []string) {
 		p.cfg.Port = v
 	} else {
 		p.cfg.NTSPort = v
+	}
+}
+
+// MaxNTPWorkers bounds `ntpworkers`: each worker holds a socket and about
+// 140 kB of batch buffers, so a typo must not open thousands; no machine
+// this gateway runs on has more cores than this.
+const MaxNTPWorkers = 256
+
+// ntpworkers N: sockets per served address, 0 = one per CPU.
+func ntpWorkers(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	if v, ok := p.intArg(name, "worker count", args[0], 0, MaxNTPWorkers); ok {
+		p.cfg.NTPWorkers = v
 	}
 }
 

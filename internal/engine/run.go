@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"sync"
@@ -53,6 +54,10 @@ type runner struct {
 	cands  []*assoc        // whose candidates res indexes
 	lawGen uint64
 	law    *time.Timer
+	// refused is the kind of the last refused estimate (upstream.ErrPanic,
+	// ...), nil after an accepted one: a refusal is logged and audited when
+	// it starts, not on every reply of a source that keeps lying.
+	refused error
 	// falsetickers are the sources the last round rejected, so that only a
 	// change is an audit record.
 	falsetickers map[string]bool
@@ -213,16 +218,37 @@ func (r *runner) round(sys time.Time) {
 		r.clock.Lose(r.res.Reason)
 	} else {
 		r.sel.SystemPeer = r.res.Estimate.PeerID
-		if err := r.clock.Update(sys, r.res.Estimate); err != nil {
-			r.log.Warn("estimate refused", zap.Error(err))
-			r.auditRefused(err)
-		}
+		r.logRefusal(r.clock.Update(sys, r.res.Estimate))
 		r.saveDrift(sys, false)
 		if after := r.clock.Status(sys); !after.RefTime.Equal(before.RefTime) {
 			r.logTracking(sys, &before, &after) // a fresh estimate, not a repeat
 		}
 	}
 	r.publish(sys)
+}
+
+// logRefusal logs a refused estimate at Warn, and puts it on the audit
+// trail, when its kind differs from the previous one's, else logs it at
+// Debug: a hostile upstream polled every 1/16 s must not write 16 warnings
+// and 16 audit records a second (issue 11).
+func (r *runner) logRefusal(err error) {
+	if err == nil {
+		r.refused = nil
+		return
+	}
+	kind := err
+	for _, k := range []error{upstream.ErrPanic, upstream.ErrBeforeBuild, upstream.ErrDiscipline} {
+		if errors.Is(err, k) {
+			kind = k
+		}
+	}
+	if kind == r.refused {
+		r.log.Debug("estimate refused", zap.Error(err))
+		return
+	}
+	r.refused = kind
+	r.log.Warn("estimate refused", zap.Error(err))
+	r.auditRefused(err)
 }
 
 // removedAssoc reports whether ev belongs to an association a reload removed (its reply

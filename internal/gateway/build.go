@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,13 +47,13 @@ func buildGate(cfg *config.Config) (*gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{policy: pol}
+	g := &gate{policy: pol, rateKoD: cfg.RateLimit.KoD}
 	if cfg.RateLimit.Enabled {
 		rc := rateConfig(cfg.RateLimit, cfg.ClientLogLimit, anyKoD)
 		if err := rc.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %s: ratelimit: %v", config.ErrConfig, cfg.Positions["ratelimit"], err)
 		}
-		if g.table, err = ratelimit.New(rc, rand.Reader); err != nil {
+		if g.table, err = ratelimit.New(rc); err != nil {
 			return nil, err
 		}
 	}
@@ -66,7 +65,7 @@ func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
 	if cfg.KeyFile == "" {
 		return nil, nil, nil
 	}
-	data, err := secfile.ReadPrivate(cfg.KeyFile)
+	data, err := secfile.ReadPrivateOwned(cfg.KeyFile, trustedOwners(cfg)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: keyfile: %v", config.ErrConfig, cfg.Positions["keyfile"], err)
 	}

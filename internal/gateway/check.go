@@ -47,7 +47,7 @@ func CheckConfig(cfg *config.Config) error {
 	_, _, keErr := keRateLimit(cfg)
 	var certErr error
 	if cfg.NTSServerCert != "" {
-		if _, err := certs.LoadFiles(cfg.NTSServerCert, cfg.NTSServerKey, time.Now()); err != nil {
+		if _, err := certs.LoadFilesOwned(cfg.NTSServerCert, cfg.NTSServerKey, time.Now(), trustedOwners(cfg)...); err != nil {
 			certErr = fmt.Errorf("%w: %s: ntsservercert: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 		}
 	}

@@ -17,6 +17,10 @@ import (
 type gate struct {
 	policy *policy.Policy
 	table  *ratelimit.Table // nil: rate limiting off
+	// rateKoD is `ratelimit ... kod`: every limited source over its limit
+	// gets RATE kisses, whatever its restrict rule says (README). Without
+	// it, only sources whose rule has `kod` do.
+	rateKoD bool
 }
 
 func (g *gate) Admit(client netip.Addr, now time.Time, auth ntp.AuthKind) ntp.Admission {
@@ -41,7 +45,7 @@ func (g *gate) admit(d policy.Decision, client netip.Addr, now time.Time) ntp.Ad
 			return ntp.Admission{Action: ntp.ActionDrop, Reason: ntp.ReasonRateLimited}
 		case ratelimit.KoD:
 			if d.Action == policy.Serve {
-				if !d.KoD {
+				if !d.KoD && !g.rateKoD {
 					return ntp.Admission{Action: ntp.ActionDrop, Reason: ntp.ReasonRateLimited}
 				}
 				return ntp.Admission{Action: ntp.ActionKoD, Kiss: ntp.KissRATE, Reason: ntp.ReasonRateLimited}

@@ -98,6 +98,20 @@ func TestGateRateLimitOff(t *testing.T) {
 	}
 }
 
+// Campaign finding: `ratelimit ... kod` without any `restrict ... kod` rule
+// sent no RATE kiss, contrary to the README. The kiss must come from the
+// ratelimit directive alone; without either, over-limit requests are dropped.
+func TestGateRatelimitKoDWithoutRestrictKoD(t *testing.T) {
+	g := testGate(t, "ratelimit interval 3 burst 8 leak 2 kod\n")
+	if got := admitN(g, "198.51.100.9", ntp.AuthNone, 200); got[ntp.ActionKoD] != 1 {
+		t.Errorf("ratelimit kod, 200 requests in 200 ms: %v, want exactly one RATE kiss", got)
+	}
+	g = testGate(t, "ratelimit interval 3 burst 8 leak 2\n")
+	if got := admitN(g, "198.51.100.9", ntp.AuthNone, 200); got[ntp.ActionKoD] != 0 {
+		t.Errorf("ratelimit without kod: %v, want no kiss", got)
+	}
+}
+
 // nopeer travels with every admission, so that the responder refuses
 // symmetric-active requests under the seed's default line and answers them
 // from networks whose rule lacks it.

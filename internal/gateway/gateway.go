@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +47,8 @@ type Gateway struct {
 	state     atomic.Pointer[ntp.ServedState]
 	responder atomic.Pointer[ntp.Responder]
 	gate      atomic.Pointer[gate]
-	udp       []*net.UDPConn
-	nts       *ntsService // nil when NTS-KE is off (ntsport 0)
+	udp       [][]*net.UDPConn // a group of sockets per served address
+	nts       *ntsService      // nil when NTS-KE is off (ntsport 0)
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -223,8 +224,9 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 	return r, nil
 }
 
-// openUDP binds one socket per configured address, or one dual-stack socket
-// for all addresses (Go opens [::] with IPV6_V6ONLY off).
+// openUDP binds, for each configured address (or once for every address,
+// dual-stack: Go opens [::] with IPV6_V6ONLY off), a group of sockets
+// sharing the port, one per worker (`ntpworkers`, default one per CPU).
 func (g *Gateway) openUDP(cfg *config.Config) error {
 	if cfg.Port == 0 {
 		return nil
@@ -233,17 +235,17 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 	if len(addrs) == 0 {
 		addrs = []netip.Addr{{}}
 	}
+	workers := cfg.NTPWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	for _, a := range addrs {
-		ua := &net.UDPAddr{Port: cfg.Port}
-		if a.IsValid() {
-			ua.IP = a.AsSlice()
-		}
-		c, err := net.ListenUDP("udp", ua)
+		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), workers)
 		if err != nil {
 			return fmt.Errorf("gateway: NTP port: %w", err)
 		}
-		g.udp = append(g.udp, c)
-		g.log.Info("serving NTP", zap.Stringer("addr", c.LocalAddr()))
+		g.udp = append(g.udp, group)
+		g.log.Info("serving NTP", zap.Stringer("addr", group[0].LocalAddr()), zap.Int("sockets", len(group)))
 	}
 	return nil
 }
@@ -270,8 +272,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		ring = g.audit.ring
 		stopShip = g.audit.run(ctx, spawn)
 	}
-	for _, c := range g.udp {
-		srv := &udpserve.Server{Conn: c, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
+	for _, group := range g.udp {
+		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	if g.nts != nil {
@@ -317,8 +319,10 @@ func (g *Gateway) Stats() *udpserve.Stats { return &g.stats }
 func (g *Gateway) State() *ntp.ServedState { return g.state.Load() }
 
 func (g *Gateway) closeAll() {
-	for _, c := range g.udp {
-		c.Close()
+	for _, group := range g.udp {
+		for _, c := range group {
+			c.Close()
+		}
 	}
 	if g.nts != nil {
 		g.nts.close()

@@ -65,7 +65,8 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
 	}
 	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
-	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys"), OnRotate: s.rotated}
+	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys"),
+		OnRotate: s.rotated, Owners: trustedOwners(cfg)}
 	if err := s.rotator.Load(); err != nil {
 		g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
 		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
@@ -125,7 +126,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 		}
 		var generated bool
 		var err error
-		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader)
+		certFile, keyFile, generated, err = certs.EnsureSelfSigned(g.opts.StateDir, hosts, g.opts.now(), rand.Reader, trustedOwners(cfg)...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: self-signed certificate: %w", err)
 		}
@@ -134,7 +135,7 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 			zap.String("certificate", certFile), zap.Bool("generated_now", generated))
 	}
 	s.certFile, s.keyFile = certFile, keyFile
-	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now})
+	store, err := certs.NewStore(certFile, keyFile, certs.Options{Now: g.opts.Now, KeyOwners: trustedOwners(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: ntsservercert/ntsserverkey: %v", config.ErrConfig, cfg.Positions["ntsservercert"], err)
 	}
@@ -149,14 +150,16 @@ func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelim
 	}
 	rc := rateConfig(cfg.NTSRateLimit, cfg.ClientLogLimit, false)
 	rc.KoD = false // NTS-KE has no kiss
-	t, err := ratelimit.New(rc, rand.Reader)
+	t, err := ratelimit.New(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
 	}
-	return func(a netip.Addr, now time.Time) bool {
-		v := t.Allow(a, now)
-		return v == ratelimit.Pass || v == ratelimit.Leak
-	}, t, nil
+	// No leak: the table's 1-in-2^leak answers exist so that a spoofer
+	// cannot silence the UDP address it forges, but a TCP peer has completed
+	// a handshake and cannot be spoofed, so a leak would only let a flooding
+	// source through (a campaign completed 102 handshakes in 5 s from one
+	// address).
+	return func(a netip.Addr, now time.Time) bool { return t.Allow(a, now) == ratelimit.Pass }, t, nil
 }
 
 func listenAddrs(bind []netip.Addr, port int) []string {

@@ -104,3 +104,26 @@ func (g *Gateway) needs(cfg *config.Config) privdrop.Needs {
 	}
 	return n
 }
+
+// trustedOwners are the users besides root and ourselves who may own a
+// secret (NTS key ring, TLS key, keys file): for a root start, the user it
+// drops to, which owns and writes the state directory after the first run
+// and must be able to re-read the others. A lookup that fails trusts
+// nobody more; DropPrivileges reports the error.
+func trustedOwners(cfg *config.Config) []int {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	name := cfg.User
+	if name == "" {
+		name = defaultUser
+	}
+	if name == "root" {
+		return nil
+	}
+	t, err := privdrop.Lookup(name)
+	if err != nil {
+		return nil
+	}
+	return []int{t.UID}
+}

@@ -16,6 +16,7 @@ func restartOnly() []restartOnlyDirective {
 		{"port", func(c *config.Config) any { return c.Port }},
 		{"ntsport", func(c *config.Config) any { return c.NTSPort }},
 		{"bindaddress", func(c *config.Config) any { return c.BindAddresses }},
+		{"ntpworkers", func(c *config.Config) any { return c.NTPWorkers }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},
 		{"metrics", func(c *config.Config) any { return c.Metrics }},

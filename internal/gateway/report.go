@@ -193,7 +193,7 @@ func (g *Gateway) KeyRing() report.KeyRing {
 		case 1:
 			role = report.KeySealing
 		}
-		out.Keys = append(out.Keys, report.Key{ID: fmt.Sprintf("%08x", k.ID), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
+		out.Keys = append(out.Keys, report.Key{ID: strconv.FormatUint(uint64(k.ID), 10), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
 	}
 	return out
 }

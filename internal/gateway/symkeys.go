@@ -31,7 +31,7 @@ func (g *Gateway) symKeys(cmd string, args json.RawMessage) (any, error) {
 	if path == "" {
 		return nil, control.Failed("no keyfile directive: add `keyfile /etc/timegate/keys` to the configuration and reload")
 	}
-	data, err := secfile.ReadPrivate(path)
+	data, err := secfile.ReadPrivateOwned(path, trustedOwners(g.cfg.Load())...)
 	if err != nil && !(cmd == CmdSymGen && errors.Is(err, fs.ErrNotExist)) {
 		return nil, control.Failed("keyfile %s: %v", path, err)
 	}

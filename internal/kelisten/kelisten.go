@@ -25,14 +25,21 @@ import (
 // (2 s), so 256 slots serve over 100 new clients a second even if every one
 // stalls to the deadline, while bounding the memory and CPU of handshakes.
 // Eight per source are plenty for clients behind one NAT address yet keep a
-// single attacker from holding more than 1/32 of the slots.
+// single attacker from holding more than 1/32 of the slots; 32 per block
+// (IPv4 /24, IPv6 /48) keep one network that owns many addresses (a /24,
+// or the 2^16 /64s of one IPv6 site) to 1/8 of them.
 const (
 	DefaultMaxConns          = 256
 	DefaultMaxConnsPerSource = 8
+	DefaultMaxConnsPerBlock  = 32
 
-	// IPv6 sources are aggregated by /64, the smallest block an end site
-	// gets: a per-address cap would be void for a host with 2^64 addresses.
+	// Sources are aggregated twice. IPv6 by /64, the smallest block an end
+	// site gets (a per-address cap would be void for a host with 2^64
+	// addresses), and by /48, the usual site allocation, whose 65536 /64s
+	// would otherwise each get their own share. IPv4 by address and by /24.
 	ipv6SourceBits = 64
+	ipv6BlockBits  = 48
+	ipv4BlockBits  = 24
 
 	minAcceptDelay = 5 * time.Millisecond
 	maxAcceptDelay = time.Second
@@ -45,10 +52,12 @@ type Config struct {
 
 	MaxConns          int // concurrent sessions in total; 0: DefaultMaxConns
 	MaxConnsPerSource int // per source address (IPv6: /64); 0: default
+	MaxConnsPerBlock  int // per IPv4 /24 or IPv6 /48; 0: default
 
 	// Allow, when set, rate-limits new connections per source (the NTS-KE
 	// table of the ratelimit package). It is called for each accepted
-	// connection, before any TLS work.
+	// connection the caps let in, before any TLS work, so that a
+	// connection refused by a cap does not spend the source's budget.
 	Allow func(addr netip.Addr, now time.Time) bool
 
 	// OnFailure, when set, is told of every refused or failed session
@@ -63,13 +72,11 @@ type Config struct {
 
 // Listener serves NTS-KE. Create it with New.
 type Listener struct {
-	cfg     Config
-	log     *zap.Logger
-	mu      sync.Mutex
-	active  int
-	sources map[netip.Addr]int // sessions per source; at most MaxConns keys
-	wg      sync.WaitGroup
-	stats   counters
+	cfg   Config
+	log   *zap.Logger
+	slots slots
+	wg    sync.WaitGroup
+	stats counters
 }
 
 var errConfig = errors.New("kelisten: invalid configuration")
@@ -85,7 +92,7 @@ func New(cfg Config) (*Listener, error) {
 	if err := cfg.Server.Options.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxConns < 0 || cfg.MaxConnsPerSource < 0 {
+	if cfg.MaxConns < 0 || cfg.MaxConnsPerSource < 0 || cfg.MaxConnsPerBlock < 0 {
 		return nil, fmt.Errorf("%w: negative connection cap", errConfig)
 	}
 	if cfg.MaxConns == 0 {
@@ -94,11 +101,16 @@ func New(cfg Config) (*Listener, error) {
 	if cfg.MaxConnsPerSource == 0 {
 		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
 	}
+	if cfg.MaxConnsPerBlock == 0 {
+		cfg.MaxConnsPerBlock = DefaultMaxConnsPerBlock
+	}
 	log := cfg.Log
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Listener{cfg: cfg, log: log, sources: make(map[netip.Addr]int)}, nil
+	l := &Listener{cfg: cfg, log: log}
+	l.slots.init(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.MaxConnsPerBlock)
+	return l, nil
 }
 
 // Listen opens a TCP listener on addr. With an empty host (":4460") the
@@ -117,11 +129,28 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	defer l.wg.Wait()
 	var delay time.Duration
 	for {
+		// A slot first, then accept: when every slot is busy, new
+		// connections wait in the kernel's accept queue (and their clients
+		// keep waiting) instead of being accepted only to be reset.
+		held := false
+		switch l.waitSlot(ctx, false) {
+		case slotStopped:
+			return nil
+		case slotEvictable:
+			held = true
+		}
 		c, err := ln.Accept()
 		if err == nil {
 			delay = 0
+			if held && l.waitSlot(ctx, true) == slotStopped {
+				c.Close()
+				return nil
+			}
 			l.admit(c)
 			continue
+		}
+		if !held {
+			l.slots.unreserve()
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -151,67 +180,81 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// admit applies the rate limit and the caps, then starts the session.
+// admit applies the per-source caps, then the rate limit, then starts the
+// session in the slot reserved for it.
 func (l *Listener) admit(c net.Conn) {
 	l.stats.accepted.Add(1)
 	addr := remoteAddr(c)
-	if l.cfg.Allow != nil && !l.cfg.Allow(addr, l.now()) {
-		l.stats.refusedRate.Add(1)
-		l.failed(addr, FailRate)
+	s := &session{conn: c, addr: addr, host: sourceKey(addr), block: blockKey(addr), start: l.now()}
+	ok, victim := l.slots.attach(s, &l.stats, s.start)
+	if !ok {
+		l.slots.unreserve()
+		l.failed(addr, FailSourceCap)
 		refuse(c)
 		return
 	}
-	key := sourceKey(addr)
-	if ok, why := l.acquire(key); !ok {
-		l.failed(addr, why)
+	if victim != nil {
+		victim.conn.Close() // its handshake fails now and releases its slot
+	}
+	if l.cfg.Allow != nil && !l.cfg.Allow(addr, l.now()) {
+		l.stats.refusedRate.Add(1)
+		l.failed(addr, FailRate)
+		l.slots.release(s)
 		refuse(c)
 		return
 	}
 	l.wg.Add(1)
-	go l.serve(c, key)
+	go l.serve(s)
 }
 
-func (l *Listener) serve(c net.Conn, key netip.Addr) {
+// serve runs one session: the TLS handshake under the deadline the load
+// allows, then nts.ServeConn for the rest of the session's time.
+func (l *Listener) serve(s *session) {
 	defer l.wg.Done()
-	defer l.release(key)
-	start := l.now()
-	err := nts.ServeConn(tls.Server(c, l.cfg.TLS), l.cfg.Server)
-	if why := l.stats.record(err, l.now().Sub(start)); why != FailNone {
-		l.failed(remoteAddr(c), why)
+	tc := tls.Server(s.conn, l.cfg.TLS)
+	timeout := l.cfg.Server.Timeout
+	if timeout == 0 {
+		timeout = nts.DefaultTimeout
+	}
+	err := l.handshake(tc, s, timeout)
+	l.slots.handshaken(s)
+	if err == nil {
+		sc := *l.cfg.Server
+		// One budget for the whole session, as ServeConn promises.
+		sc.Timeout = max(timeout-l.now().Sub(s.start), time.Millisecond)
+		err = nts.ServeConn(tc, &sc)
+	} else {
+		tc.Close()
+	}
+	evicted := l.slots.release(s)
+	if evicted != FailNone {
+		l.failed(s.addr, evicted) // counted when it was evicted
+	} else if why := l.stats.record(err, l.now().Sub(s.start)); why != FailNone {
+		l.failed(s.addr, why)
 	}
 	if err != nil {
-		l.log.Debug("NTS-KE session", zap.Stringer("client", c.RemoteAddr()), zap.Error(err))
+		l.log.Debug("NTS-KE session", zap.Stringer("client", s.conn.RemoteAddr()), zap.Bool("evicted", evicted != FailNone), zap.Error(err))
 	}
 }
 
-func (l *Listener) acquire(key netip.Addr) (bool, uint8) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.active >= l.cfg.MaxConns {
-		l.stats.refusedTotalCap.Add(1)
-		return false, FailTotalCap
+// handshake completes the TLS handshake, within pressureHandshakeTimeout
+// when the listener is under pressure (see slots.pressure).
+func (l *Listener) handshake(tc *tls.Conn, s *session, timeout time.Duration) error {
+	if l.slots.pressure() {
+		timeout = min(timeout, pressureHandshakeTimeout)
 	}
-	if l.sources[key] >= l.cfg.MaxConnsPerSource {
-		l.stats.refusedSourceCap.Add(1)
-		return false, FailSourceCap
+	if err := tc.SetDeadline(s.start.Add(timeout)); err != nil {
+		return err
 	}
-	l.active++
-	l.sources[key]++
-	return true, FailNone
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("%w: %w", nts.ErrHandshake, err)
+	}
+	return nil
 }
 
 func (l *Listener) failed(addr netip.Addr, why uint8) {
 	if l.cfg.OnFailure != nil {
 		l.cfg.OnFailure(addr, why)
-	}
-}
-
-func (l *Listener) release(key netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.active--
-	if l.sources[key]--; l.sources[key] == 0 {
-		delete(l.sources, key)
 	}
 }
 
@@ -240,6 +283,16 @@ func sourceKey(a netip.Addr) netip.Addr {
 		return p.Addr()
 	}
 	return a
+}
+
+// blockKey is the unit of the per-block cap: the IPv4 /24 or the IPv6 /48.
+func blockKey(a netip.Addr) netip.Addr {
+	bits := ipv4BlockBits
+	if a = a.Unmap(); a.Is6() {
+		bits = ipv6BlockBits
+	}
+	p, _ := a.Prefix(bits)
+	return p.Addr()
 }
 
 func (l *Listener) now() time.Time {

@@ -162,27 +162,139 @@ func TestIdleFloodDoesNotStarveOthers(t *testing.T) {
 	}
 }
 
-func TestTotalCapAndDeadlineFreeSlots(t *testing.T) {
-	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = time.Second })
-	for i := range 4 { // four idle clients from four addresses fill the listener
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(i+1))}}
-		c, err := d.Dial("tcp", f.addr)
+// dialIdle opens a TCP connection from src that never says anything.
+func dialIdle(t *testing.T, addr string, src netip.Addr) net.Conn {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Campaign finding (slowloris from many sources): idle connections from
+// distinct addresses filled every slot. A full listener evicts the oldest
+// connection that has not finished its handshake, and only when a newcomer
+// waits: one eviction for one good client.
+func TestFullCapEvictsIdlePreHandshake(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = 10 * time.Second })
+	for i := range 4 {
+		dialIdle(t, f.addr, netip.AddrFrom4([4]byte{127, 0, byte(i + 1), 1}))
+	}
+	waitFor(t, func() bool { return f.l.Stats().Active == 4 })
+	time.Sleep(2 * evictMinAge)
+	if s := f.l.Stats(); s.RefusedTotalCap != 0 || s.Active != 4 {
+		t.Fatalf("evicted %d with nobody waiting (active %d)", s.RefusedTotalCap, s.Active)
+	}
+	if _, err := f.exchange(t, "127.0.0.2", 5*time.Second); err != nil {
+		t.Fatalf("good client at a full listener: %v", err)
+	}
+	waitFor(t, func() bool { return f.l.Stats().Served == 1 && f.l.Stats().Active == 3 })
+	if s := f.l.Stats(); s.RefusedTotalCap != 1 {
+		t.Fatalf("evicted %d, want 1", s.RefusedTotalCap)
+	}
+}
+
+// When every slot holds a session past its handshake, nothing is evicted
+// and nothing reset: the newcomer waits in the kernel's accept queue and is
+// served when a slot frees.
+func TestFullCapQueuesInsteadOfReset(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 2; c.Server.Timeout = time.Second })
+	cfg := &tls.Config{RootCAs: f.pool, ServerName: "ke.test", NextProtos: []string{nts.ALPN}}
+	for i := range 2 { // handshake done, then silence until the deadline
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(i+1), 9)}}
+		c, err := tls.DialWithDialer(d, "tcp", f.addr, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 	}
+	waitFor(t, func() bool { return f.l.Stats().Active == 2 })
+	if _, err := f.exchange(t, "127.0.0.2", 8*time.Second); err != nil {
+		t.Fatalf("queued client: %v", err)
+	}
+	waitFor(t, func() bool { s := f.l.Stats(); return s.Timeouts == 2 && s.Served == 1 })
+	if s := f.l.Stats(); s.RefusedTotalCap != 0 || s.RefusedSourceCap != 0 {
+		t.Fatalf("evicted %d, refused %d; want none", s.RefusedTotalCap, s.RefusedSourceCap)
+	}
+}
+
+// Many addresses of one IPv4 /24 share one block cap.
+func TestBlockCap(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConnsPerBlock = 4; c.Server.Timeout = 5 * time.Second })
+	for i := range 6 {
+		if c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 5, byte(i+1))}}).Dial("tcp", f.addr); err == nil {
+			defer c.Close()
+		}
+	}
+	waitFor(t, func() bool { return f.l.Stats().Accepted == 6 })
+	if s := f.l.Stats(); s.Active != 4 || s.RefusedSourceCap != 2 {
+		t.Fatalf("active %d, refused %d; want 4, 2", s.Active, s.RefusedSourceCap)
+	}
+	if _, err := f.exchange(t, "127.0.6.1", 5*time.Second); err != nil {
+		t.Fatalf("client of another /24: %v", err)
+	}
+}
+
+// A client sharing its /24 with idle connections that hold the block's
+// share displaces the oldest of them instead of being refused (the lead's
+// KE flood test: attackers on 127.0.0.2-5, the client on 127.0.0.1).
+func TestBlockCapEvictsIdleOfSameBlock(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConnsPerBlock = 4; c.Server.Timeout = 10 * time.Second })
+	for i := range 4 {
+		dialIdle(t, f.addr, netip.AddrFrom4([4]byte{127, 0, 5, byte(i + 1)}))
+	}
 	waitFor(t, func() bool { return f.l.Stats().Active == 4 })
-	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err == nil {
-		t.Fatal("client served beyond MaxConns")
+	time.Sleep(2 * evictMinAge)
+	if _, err := f.exchange(t, "127.0.5.9", 5*time.Second); err != nil {
+		t.Fatalf("client of the same /24: %v", err)
 	}
-	if s := f.l.Stats(); s.RefusedTotalCap != 1 {
-		t.Fatalf("refused by total cap: %d", s.RefusedTotalCap)
+	waitFor(t, func() bool { s := f.l.Stats(); return s.Served == 1 && s.Active == 3 })
+	if s := f.l.Stats(); s.RefusedSourceCap != 1 {
+		t.Fatalf("source-cap evictions %d, want 1", s.RefusedSourceCap)
 	}
-	// The idle sessions hit their deadline and free their slots.
-	waitFor(t, func() bool { return f.l.Stats().Timeouts == 4 && f.l.Stats().Active == 0 })
-	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err != nil {
-		t.Fatalf("after the idle ones timed out: %v", err)
+}
+
+// A connection a cap refuses must not spend the source's rate budget, or a
+// flood would lock the source's legitimate clients out for longer.
+func TestCapRefusalSpendsNoToken(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	f := start(t, "127.0.0.1:0", func(c *Config) {
+		c.Server.Timeout = 5 * time.Second
+		c.Allow = func(netip.Addr, time.Time) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			return true
+		}
+	})
+	for range 40 {
+		if c, err := net.Dial("tcp", f.addr); err == nil {
+			defer c.Close()
+		}
+	}
+	waitFor(t, func() bool { return f.l.Stats().Accepted == 40 })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != DefaultMaxConnsPerSource {
+		t.Fatalf("Allow called %d times for %d admitted connections", calls, DefaultMaxConnsPerSource)
+	}
+}
+
+// Under pressure (three quarters of the slots taken) a new connection gets
+// pressureHandshakeTimeout for its handshake instead of the session timeout.
+func TestPressureShortensHandshake(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = 20 * time.Second })
+	for i := range 4 {
+		dialIdle(t, f.addr, netip.AddrFrom4([4]byte{127, 0, byte(i + 1), 2}))
+		waitFor(t, func() bool { return f.l.Stats().Active == uint64(i+1) })
+	}
+	waitFor(t, func() bool { return f.l.Stats().Timeouts == 2 })
+	if s := f.l.Stats(); s.Active != 2 {
+		t.Fatalf("active %d after the two late connections timed out, want 2", s.Active)
 	}
 }
 
@@ -314,6 +426,19 @@ func (f *flakyListener) Accept() (net.Conn, error) {
 
 func (f *flakyListener) Close() error   { f.once.Do(func() { close(f.closed) }); return nil }
 func (f *flakyListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+func TestBlockKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.0",
+		"::ffff:192.0.2.7":     "192.0.2.0",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1::",
+		"2001:db8:1:ffff::1":   "2001:db8:1::",
+	} {
+		if got := blockKey(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
 
 func TestSourceKey(t *testing.T) {
 	for in, want := range map[string]string{

@@ -13,7 +13,7 @@ import (
 type Stats struct {
 	Accepted         uint64 // connections accepted from the socket
 	Active           uint64 // sessions running now
-	RefusedTotalCap  uint64 // closed at once: MaxConns sessions running
+	RefusedTotalCap  uint64 // evicted: idle before its handshake while MaxConns sessions ran
 	RefusedSourceCap uint64 // closed at once: the source had its share
 	RefusedRate      uint64 // closed at once: Allow said no
 	AcceptErrors     uint64 // failed accepts (EMFILE...), each backed off
@@ -161,8 +161,6 @@ func (l *Listener) Stats() Stats {
 	for i := range c.errors {
 		s.Errors[i] = c.errors[i].Load()
 	}
-	l.mu.Lock()
-	s.Active = uint64(l.active)
-	l.mu.Unlock()
+	s.Active = uint64(l.slots.running())
 	return s
 }

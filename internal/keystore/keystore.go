@@ -43,8 +43,11 @@ var ErrNotLoaded = errors.New("keystore: no key ring loaded")
 // Load reads the ring at path. A file that group or others can access is
 // refused, as is a corrupt one (nts.ErrKeyRing): its keys may have leaked,
 // or guessing would silently orphan every outstanding cookie.
-func Load(path string) (*nts.KeyRing, error) {
-	data, err := secfile.ReadPrivate(path)
+//
+// The file must be owned by root, the effective user or one of owners (see
+// secfile.ReadPrivateOwned).
+func Load(path string, owners ...int) (*nts.KeyRing, error) {
+	data, err := secfile.ReadPrivateOwned(path, owners...)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
@@ -85,6 +88,9 @@ type Rotator struct {
 	// OnRotate, when set, is told of each rotation after the new ring is
 	// saved and in service (the audit trail records it); it must not block.
 	OnRotate func(prev, next *nts.KeyRing)
+	// Owners are the users besides root and the effective user who may own
+	// the ring file: the user a root start drops to, which writes it.
+	Owners []int
 
 	mu   sync.Mutex // serialises Load and Rotate: one writer of the file
 	ring atomic.Pointer[nts.KeyRing]
@@ -102,7 +108,7 @@ func (r *Rotator) Ring() *nts.KeyRing { return r.ring.Load() }
 func (r *Rotator) Load() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ring, err := Load(r.Path())
+	ring, err := Load(r.Path(), r.Owners...)
 	if errors.Is(err, fs.ErrNotExist) {
 		if ring, err = nts.NewKeyRing(r.now(), r.rand()); err != nil {
 			return fmt.Errorf("keystore: new key ring: %w", err)

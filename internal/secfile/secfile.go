@@ -10,8 +10,11 @@
 //   - the group may read but not write (mode & 0o020 == 0): 0640 with a group
 //     such as _chrony or ssl-cert is how Debian ships chrony.keys and TLS
 //     keys, and a reading group cannot alter the secret;
-//   - owned by the user timegate runs as or by root: any other owner could
-//     chmod the file open at any time.
+//   - owned by root, by the user timegate runs as or by the user a root
+//     start drops to (ReadPrivateOwned): any other owner could chmod the
+//     file open, or replace it, at any time;
+//   - no directory on its way writable by others without the sticky bit
+//     (checkDirs), or any local user could put their own file there.
 //
 // Writing is atomic, so a crash or a concurrent reader never sees a
 // half-written key.
@@ -36,7 +39,7 @@ const MaxSize = 1 << 20
 // Errors returned by this package, wrapped with the file name and details.
 var (
 	ErrInsecureMode  = errors.New("secfile: file is writable by its group or accessible by others")
-	ErrInsecureOwner = errors.New("secfile: file is owned by another user than root or this process's")
+	ErrInsecureOwner = errors.New("secfile: file is owned by another user than root, this process's or timegate's")
 	ErrNotRegular    = errors.New("secfile: not a regular file")
 	ErrTooLarge      = errors.New("secfile: file too large")
 )
@@ -51,7 +54,21 @@ var (
 // file actually opened (fstat on the descriptor, never a second lookup of the
 // name), so a symlink cannot launder a world-readable target, and swapping
 // the file between the check and the read is not possible.
+//
+// The directories on the way to the file must not be writable by others
+// (see checkDirs).
 func ReadPrivate(path string) ([]byte, error) {
+	return ReadPrivateOwned(path)
+}
+
+// ReadPrivateOwned is ReadPrivate for a secret that may also be owned by
+// one of owners (besides root and the effective user): the NTS key ring,
+// which a root start reads from a state directory that the unprivileged
+// user it drops to owns and writes.
+func ReadPrivateOwned(path string, owners ...int) ([]byte, error) {
+	if err := checkDirs(path); err != nil {
+		return nil, err
+	}
 	// O_NONBLOCK keeps open(2) from blocking forever when path names a FIFO
 	// with no writer; such a file is refused just below.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -70,9 +87,8 @@ func ReadPrivate(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s has mode %04o; fix it with chmod 600 %s (or 640 to let a group read it)",
 			ErrInsecureMode, path, perm, path)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("%w: %s is owned by uid %d; chown it to root or to uid %d",
-			ErrInsecureOwner, path, st.Uid, os.Geteuid())
+	if err := checkOwner(path, fi, owners); err != nil {
+		return nil, err
 	}
 	if fi.Size() > MaxSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, path, fi.Size(), MaxSize)

@@ -117,7 +117,7 @@ func BenchmarkHandleDrop(b *testing.B) {
 			cnt := s.Stats.worker()
 			b.ReportAllocs()
 			for b.Loop() {
-				s.handle(cnt, req, out, from, rx)
+				dropPath(s, cnt, req, out, from, rx)
 			}
 		})
 		b.Run(c.name+"-parallel", func(b *testing.B) {
@@ -127,9 +127,19 @@ func BenchmarkHandleDrop(b *testing.B) {
 				out := make([]byte, 0, bufSize)
 				cnt := s.Stats.worker()
 				for pb.Next() {
-					s.handle(cnt, req, out, from, rx)
+					dropPath(s, cnt, req, out, from, rx)
 				}
 			})
 		})
 	}
+}
+
+// dropPath is what a worker does with a request the responder drops, without
+// the socket: count it, answer nothing, offer it to the audit ring.
+func dropPath(s *Server, cnt *counters, req, out []byte, from netip.AddrPort, rx time.Time) {
+	cnt.request(req)
+	_, v := s.Responder().Respond(out, req, from, rx)
+	s.offerAudit(from, v)
+	cnt.record(v, false)
+	s.logDrop(from, v)
 }

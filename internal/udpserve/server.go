@@ -2,6 +2,14 @@
 // stamps them with the kernel's receive time, asks the pure ntp.Responder
 // for a verdict and sends what it says. It owns sockets and goroutines and
 // nothing else: every decision is the responder's.
+//
+// One address is served by a group of sockets sharing its port
+// (SO_REUSEPORT, see Listen), each read by its own goroutine, a worker,
+// with its own buffers and counters: nothing on the packet path is shared
+// between workers but the responder's read-only state. On 64-bit Linux a
+// worker receives and sends in batches (recvmmsg/sendmmsg), reading per
+// datagram the kernel receive timestamp and the address the request was
+// sent to, and answers from that address.
 package udpserve
 
 import (
@@ -9,28 +17,26 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"timegate/internal/audit"
-	"timegate/internal/sockstamp"
 	"timegate/ntp"
 )
 
-// Server serves NTP on one socket.
+// Server serves NTP on a group of sockets, one worker each.
 type Server struct {
-	Conn *net.UDPConn
-	// Responder returns the responder to use for the next packet, so a
+	// Conns are the sockets, usually the group Listen opened for one
+	// address. Serve closes them when its context ends.
+	Conns []*net.UDPConn
+	// Responder returns the responder to use for the next packets, so a
 	// reload can swap it without stopping the loop.
 	Responder func() *ntp.Responder
 	// Stats gets one block of counters per worker. Required.
 	Stats *Stats
 	Log   *zap.Logger
-	// Workers is the number of reading goroutines; 0 means GOMAXPROCS.
-	Workers int
 	// Audit, when set, is told of refusals worth an audit episode (policy,
 	// rate limit, authentication failures) through a lock-free ring: no
 	// lock, allocation or formatting on this path; the aggregation into one
@@ -43,22 +49,30 @@ type Server struct {
 // silently truncated into something parseable.
 const bufSize = ntp.MaxPacketLen + 1
 
-// Serve runs until ctx ends or the socket fails.
+// Serve runs until ctx ends or a socket fails.
 func (s *Server) Serve(ctx context.Context) error {
-	kernelStamps := sockstamp.Enable(s.Conn) == nil
-	if !kernelStamps {
-		s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
+	if len(s.Conns) == 0 {
+		return errors.New("udpserve: no sockets")
 	}
-	stop := context.AfterFunc(ctx, func() { s.Conn.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		for _, c := range s.Conns {
+			c.Close()
+		}
+	})
 	defer stop()
-	n := s.Workers
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
 	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { errs[i] = s.loop(ctx) })
+	errs := make([]error, len(s.Conns))
+	warned := false
+	for i, c := range s.Conns {
+		w, err := newWorker(s, c)
+		if err != nil {
+			return err
+		}
+		if !w.stamps && !warned {
+			s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
+			warned = true
+		}
+		wg.Go(func() { errs[i] = w.run(ctx) })
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -67,51 +81,36 @@ func (s *Server) Serve(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (s *Server) loop(ctx context.Context) error {
-	cnt := s.Stats.worker()
-	buf := make([]byte, bufSize)
-	out := make([]byte, 0, bufSize)
-	oob := make([]byte, sockstamp.OOBSize)
-	for {
-		n, oobn, _, from, err := s.Conn.ReadMsgUDPAddrPort(buf, oob)
-		rx := time.Now()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			// A transient error (e.g. ICMP-induced ECONNREFUSED on some
-			// systems) must not stop the service.
-			if !errors.Is(err, net.ErrClosed) {
-				s.Log.Debug("read error", zap.Error(err))
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			return err
-		}
-		if t, ok := sockstamp.Time(oob[:oobn]); ok {
-			rx = t
-		}
-		s.handle(cnt, buf[:n], out, from, rx)
+// readError decides what a failed read means: nil to go on (a transient
+// error, e.g. an ICMP-induced ECONNREFUSED, must not stop the service), or
+// the error that ends the worker.
+func (s *Server) readError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	s.Log.Debug("read error", zap.Error(err))
+	time.Sleep(time.Millisecond)
+	return nil
+}
+
+// logDrop notes a dropped request at debug level; the check costs nothing
+// when debug logging is off, and nothing is formatted unless it is on.
+func (s *Server) logDrop(from netip.AddrPort, v ntp.Verdict) {
+	if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
+		ce.Write(zap.Stringer("client", from), zap.Stringer("reason", v.Reason))
 	}
 }
 
-func (s *Server) handle(cnt *counters, req, out []byte, from netip.AddrPort, rx time.Time) {
-	cnt.request(req)
-	reply, v := s.Responder().Respond(out, req, from, rx)
+// offerAudit hands a refusal worth an audit episode to the ring.
+func (s *Server) offerAudit(from netip.AddrPort, v ntp.Verdict) {
 	if v.Reason != ntp.ReasonOK && s.Audit != nil && audit.NTPEpisodeType(v.Reason) != "" {
 		s.Audit.Offer(from.Addr(), audit.KindNTP, uint8(v.Reason))
 	}
-	if v.Action == ntp.ActionDrop {
-		cnt.record(v, false)
-		if ce := s.Log.Check(zap.DebugLevel, "dropped"); ce != nil {
-			ce.Write(zap.Stringer("client", from), zap.Stringer("reason", v.Reason))
-		}
-		return
-	}
-	_, err := s.Conn.WriteToUDPAddrPort(reply, from)
-	cnt.record(v, err != nil)
 }

@@ -45,6 +45,8 @@ type Config struct {
 	Ring     int
 	Quiet    bool
 	JSONOut  string
+	KE       string // nts: NTS-KE server address
+	CA       string // nts: certificate file to trust
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -60,8 +62,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	var res *Result
 	switch cfg.Mode {
-	case "plain":
+	case "echo":
+		if err := runEcho(ctx, cfg, stderr); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	case "plain", "nts":
 		res, err = runPlain(ctx, cfg, stderr)
+	case "ke":
+		res, err = runKE(ctx, cfg, stderr)
 	case "spoof":
 		res, err = runSpoof(ctx, cfg, stderr)
 	}
@@ -93,16 +103,24 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 
   load -mode plain -target 127.0.0.1:PORT [-rate R] [-duration D] [-conns N] [-json]
   load -mode spoof -target 127.0.0.1:PORT -sources N [-rate R] [-duration D] [-json]   (root)
+  load -mode nts -target 127.0.0.1:PORT -ke 127.0.0.1:KEPORT -ca CERT.pem [flags as plain]
+  load -mode ke -ke 127.0.0.1:KEPORT -ca CERT.pem [-conns N] [-rate R] [-duration D]
+  load -mode echo -target 127.0.0.1:PORT [-duration D]
 
 plain: N UDP sockets send mode-3 NTPv4 requests with random transmit nonces and
 count replies whose origin matches a request in flight. spoof: a raw socket
 sends requests whose IPv4 source walks N distinct addresses of 127.0.0.0/8.
+nts: as plain, with NTS requests (one NTS-KE, then one request built ahead
+per ring slot). ke: N clients run NTS-KE sessions back to back. echo: serve, for -duration, the bare batched UDP answer
+(mode 4, nonce echoed) that measures the ceiling of any server on this path.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.Mode, "mode", "plain", "`plain` or spoof")
+	fs.StringVar(&c.Mode, "mode", "plain", "`plain`, nts, ke, spoof or echo")
+	fs.StringVar(&c.KE, "ke", "", "nts: NTS-KE server `address:port`")
+	fs.StringVar(&c.CA, "ca", "", "nts: the server's certificate (or its CA) as PEM `file`")
 	fs.StringVar(&c.Target, "target", "127.0.0.1:1123", "server `address:port` (loopback only)")
 	fs.Float64Var(&c.Rate, "rate", 0, "total request `rate` per second; 0 = as fast as possible")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send (spoof: at most this long)")
@@ -128,8 +146,19 @@ Flags:
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("load: "+format, a...)) }
-	if c.Mode != "plain" && c.Mode != "spoof" {
-		bad("-mode must be plain or spoof, got %q", c.Mode)
+	switch c.Mode {
+	case "plain", "spoof", "echo":
+	case "nts", "ke":
+		if c.KE == "" || c.CA == "" {
+			bad("-mode %s needs -ke and -ca", c.Mode)
+		} else if _, err := loopbackTarget(c.KE); err != nil {
+			errs = append(errs, fmt.Errorf("-ke: %w", err))
+		}
+		if c.Ring > maxNTSRing {
+			bad("-mode nts: -ring must be at most %d (a request is built per slot)", maxNTSRing)
+		}
+	default:
+		bad("-mode must be plain, nts, ke, spoof or echo, got %q", c.Mode)
 	}
 	if _, err := loopbackTarget(c.Target); err != nil {
 		errs = append(errs, err)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,6 +40,8 @@ type worker struct {
 	// lastReply is when the last matching reply arrived (ns since the run
 	// started); written by the receiving goroutine, read after it ended.
 	lastReply int64
+	// firstErr is the first failure of -mode ke, for the report.
+	firstErr atomic.Pointer[error]
 }
 
 func newWorkers(n, ringSize int) ([]*worker, error) {
@@ -73,7 +76,7 @@ func (w *worker) receive(b []byte, now int64) {
 	}
 }
 
-// runPlain is -mode plain.
+// runPlain is -mode plain and -mode nts.
 func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	target, err := loopbackTarget(cfg.Target)
 	if err != nil {
@@ -82,6 +85,20 @@ func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	ws, err := newWorkers(cfg.Conns, cfg.Ring)
 	if err != nil {
 		return nil, err
+	}
+	var ntsReqs []*ntsRequests
+	if cfg.Mode == "nts" {
+		ke, err := keExchange(ctx, cfg.KE, cfg.CA)
+		if err != nil {
+			return nil, err
+		}
+		for range cfg.Conns {
+			r, err := buildNTSRequests(ke, cfg.Ring)
+			if err != nil {
+				return nil, err
+			}
+			ntsReqs = append(ntsReqs, r)
+		}
 	}
 	conns := make([]*net.UDPConn, cfg.Conns)
 	defer closeAll(conns)
@@ -102,13 +119,24 @@ func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	var senders sync.WaitGroup
 	for i, c := range conns {
 		w := ws[i]
-		senders.Go(func() { sendPlain(sendCtx, c, w, pacer, s.start) })
+		fill := plainFill
+		if ntsReqs != nil {
+			fill = ntsReqs[i].fill
+		}
+		senders.Go(func() { sendPlain(sendCtx, c, w, pacer, s.start, fill) })
 		s.receive(c, w)
 	}
 	senders.Wait()
-	res := &Result{Mode: "plain", Target: target.String(), Conns: cfg.Conns, RateTarget: cfg.Rate}
+	res := &Result{Mode: cfg.Mode, Target: target.String(), Conns: cfg.Conns, RateTarget: cfg.Rate}
 	s.end(ctx, conns, res)
 	return res, nil
+}
+
+// plainFill writes request number seq, a 48-byte request with a random
+// nonce, into buf and records it in w's ring.
+func plainFill(buf []byte, w *worker, seq uint64, now int64) int {
+	BuildRequest(buf, w.ring.Put(seq, rand.Uint64(), now))
+	return ntpLen
 }
 
 func closeAll(conns []*net.UDPConn) {
@@ -119,14 +147,10 @@ func closeAll(conns []*net.UDPConn) {
 	}
 }
 
-// sendPlain writes requests on c until ctx ends, paced by p, in batches of
-// up to sendBatch datagrams per system call.
-func sendPlain(ctx context.Context, c *net.UDPConn, w *worker, p Pacer, start time.Time) {
-	b := newBatch(sendBatch, ntpLen)
-	for i := range b.bufs {
-		BuildRequest(b.bufs[i], 0)
-		b.lens[i] = ntpLen
-	}
+// sendPlain writes requests made by fill on c until ctx ends, paced by p,
+// in batches of up to sendBatch datagrams per system call.
+func sendPlain(ctx context.Context, c *net.UDPConn, w *worker, p Pacer, start time.Time, fill func([]byte, *worker, uint64, int64) int) {
+	b := newBatch(sendBatch, recvBufSize)
 	u, err := newUDPBatcher(c, b)
 	if err != nil {
 		return
@@ -143,7 +167,7 @@ func sendPlain(ctx context.Context, c *net.UDPConn, w *worker, p Pacer, start ti
 		}
 		now := int64(time.Since(start))
 		for i := range n {
-			putTransmit(b.bufs[i], w.ring.Put(seq, rand.Uint64(), now))
+			b.lens[i] = fill(b.bufs[i], w, seq, now)
 			seq++
 		}
 		w.cnt.Sent.Add(uint64(n))

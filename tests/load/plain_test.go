@@ -27,7 +27,7 @@ func startServer(t *testing.T, gate ntp.Gate) (*net.UDPConn, *udpserve.Stats) {
 	st := &ntp.ServedState{Stratum: 2, RefID: 0x7f7f0101}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Gate: gate}
 	stats := &udpserve.Stats{}
-	srv := &udpserve.Server{Conn: conn, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t), Workers: 1}
+	srv := &udpserve.Server{Conns: []*net.UDPConn{conn}, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()

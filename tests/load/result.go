@@ -76,6 +76,9 @@ type Result struct {
 	// loss that is the load generator's, not the server's.
 	OwnDrops uint64 `json:"own_socket_drops"`
 
+	// FirstError is the first failure's message (-mode ke).
+	FirstError string `json:"first_error,omitempty"`
+
 	Samples []Sample `json:"samples,omitempty"`
 }
 
@@ -121,6 +124,8 @@ func (r *Result) WriteText(w io.Writer) error {
 	switch r.Mode {
 	case "plain":
 		p.printf("mode plain  target %s  conns %d  rate %s  %.1f s\n", r.Target, r.Conns, rate, r.Seconds)
+	case "nts", "ke":
+		p.printf("mode %s  target %s  conns %d  rate %s  %.1f s\n", r.Mode, r.Target, r.Conns, rate, r.Seconds)
 	default:
 		p.printf("mode spoof  target %s  sources %d x %d rounds  rate %s  %.1f s\n", r.Target, r.Sources, r.Rounds, rate, r.Seconds)
 	}
@@ -129,6 +134,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	p.printf("kod %d  unmatched %d  bad %d  send errors %d  own socket drops %d\n", r.KoD, r.Unmatched, r.Bad, r.SendErrors, r.OwnDrops)
 	if r.TargetDrops != nil {
 		p.printf("target socket drops (receive buffer full) %d\n", *r.TargetDrops)
+	}
+	if r.FirstError != "" {
+		p.printf("first failure: %s\n", r.FirstError)
 	}
 	p.printf("latency   p50 %.0f µs  p90 %.0f µs  p99 %.0f µs  max %.0f µs\n", r.P50us, r.P90us, r.P99us, r.MaxUs)
 	for _, s := range r.Samples {

@@ -67,10 +67,20 @@ func TestSpoofRunDistinctSources(t *testing.T) {
 	if uint64(len(gate.seen)) != stats.Snapshot().Received {
 		t.Errorf("server received %d requests from %d addresses: a source repeated", stats.Snapshot().Received, len(gate.seen))
 	}
-	// Loopback drops nothing at this rate unless the machine is starved.
-	if len(gate.seen) < sources*9/10 {
-		t.Errorf("server saw %d distinct sources of %d", len(gate.seen), sources)
+	// How many of the datagrams the kernel delivers depends on how busy the
+	// machine is (a starved reader overflows its socket buffer; the
+	// loopback backlog drops too), so loss is logged, never asserted:
+	// performance is measured by the load script. What must hold whatever
+	// the load is behaviour: something arrived, nothing arrived twice or
+	// from outside the walk, and no more arrived than was sent.
+	if len(gate.seen) == 0 || len(gate.seen) > sources {
+		t.Errorf("server saw %d distinct sources of %d sent", len(gate.seen), sources)
 	}
+	drops := "unknown"
+	if r.TargetDrops != nil {
+		drops = strconv.FormatUint(*r.TargetDrops, 10)
+	}
+	t.Logf("server saw %d of %d sources; its socket dropped %s", len(gate.seen), sources, drops)
 	for a := range gate.seen {
 		if !a.Is4() || a.As4()[0] != 127 || a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
 			t.Fatalf("server saw source %v", a)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package udpserve
+
+const raceEnabled = false

@@ -1,0 +1,262 @@
+//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64 || mips64 || mips64le)
+
+package udpserve
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"timegate/ntp"
+)
+
+// batchSize is how many datagrams one recvmmsg takes and one sendmmsg
+// sends at most. chronyd takes up to 16 per call; 64 halves the system
+// calls again at saturation for 140 kB of buffers per worker, and costs
+// nothing at low load (recvmmsg returns what is queued).
+const batchSize = 64
+
+// maxSendLag bounds how long a reply waits, after its transmit timestamp
+// was taken, for the sendmmsg that carries it: batching must not move T3
+// away from the moment the reply leaves by more than this (plus the one
+// request being answered when the bound is found passed). A plain reply
+// takes about 0.1 µs to build and an NTS one about 2.5 µs, so at
+// saturation a send carries about 8 NTS replies or a whole batch of plain
+// ones. The kernel's own work on the replies queued before one in a
+// sendmmsg delays it too, as it would a run of sendmsg calls.
+const maxSendLag = 20 * time.Microsecond
+
+// mmsghdr is struct mmsghdr of <sys/socket.h> on 64-bit Linux.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// batch is one worker's memory: every buffer the packet path touches,
+// allocated once, so that a request allocates nothing. Received datagram
+// i is buf[i] from name[i]; the k-th reply of a send is out[k], addressed
+// to the request's own sockaddr (scope ID included) with its pktinfo in
+// soob[k].
+type batch struct {
+	rhdr [batchSize]mmsghdr
+	riov [batchSize]unix.Iovec
+	name [batchSize][unix.SizeofSockaddrInet6]byte
+	oob  [batchSize][oobLen]byte
+	buf  [batchSize][bufSize]byte
+
+	shdr    [batchSize]mmsghdr
+	siov    [batchSize]unix.Iovec
+	soob    [batchSize][replyOOBLen]byte
+	out     [batchSize][bufSize]byte
+	verdict [batchSize]ntp.Verdict
+}
+
+// worker reads one socket.
+type worker struct {
+	s      *Server
+	rc     syscall.RawConn
+	cnt    *counters
+	b      *batch
+	v6     bool // AF_INET6 socket: replies carry IPV6_PKTINFO
+	stamps bool // kernel receive timestamps are on
+
+	// State of the current read and send, kept here so that the
+	// functions handed to RawConn are made once, not per call.
+	readFn, writeFn func(fd uintptr) bool
+	got             int
+	rerr            syscall.Errno
+	pending, sent   int
+	oldest          time.Time // when the first pending reply was built
+}
+
+func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{s: s, rc: rc, cnt: s.Stats.worker(), b: new(batch)}
+	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
+	w.readFn, w.writeFn = w.read, w.write
+	b := w.b
+	for i := range batchSize {
+		b.riov[i].Base = &b.buf[i][0]
+		b.riov[i].SetLen(bufSize)
+		b.rhdr[i].hdr.Iov = &b.riov[i]
+		b.rhdr[i].hdr.Iovlen = 1
+		b.rhdr[i].hdr.Name = &b.name[i][0]
+		b.rhdr[i].hdr.Control = &b.oob[i][0]
+		b.shdr[i].hdr.Iov = &b.siov[i]
+		b.shdr[i].hdr.Iovlen = 1
+	}
+	return w, nil
+}
+
+// enableControl asks the kernel for what each datagram needs: its receive
+// time and, on a socket bound to every address (anyAddr), the local
+// address it was sent to (with the interface). A socket bound to one
+// address answers from it anyway, so it is spared the pktinfo messages
+// both ways (about a tenth of a loopback exchange's cost). It reports the
+// socket's family and whether timestamps are on; a missing pktinfo option
+// only means replies leave from the kernel's choice.
+func enableControl(rc syscall.RawConn, anyAddr bool) (v6, stamps bool) {
+	on := 0
+	if anyAddr {
+		on = 1
+	}
+	rc.Control(func(fd uintptr) {
+		f := int(fd)
+		dom, _ := unix.GetsockoptInt(f, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		v6 = dom == unix.AF_INET6
+		stamps = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) == nil
+		if v6 {
+			unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, on)
+		}
+		// On a dual-stack socket too: for IPv4 requests it gives
+		// ipi_spec_dst, the right source even for a broadcast request.
+		unix.SetsockoptInt(f, unix.IPPROTO_IP, unix.IP_PKTINFO, on)
+	})
+	return v6, stamps
+}
+
+// boundToAny reports whether a bound socket listens on every address (or
+// its address cannot be read, when asking for pktinfo is the safe side).
+func boundToAny(rc syscall.RawConn) bool {
+	anyAddr := true
+	rc.Control(func(fd uintptr) {
+		switch sa, err := unix.Getsockname(int(fd)); a := sa.(type) {
+		case *unix.SockaddrInet4:
+			anyAddr = err != nil || a.Addr == [4]byte{}
+		case *unix.SockaddrInet6:
+			anyAddr = err != nil || a.Addr == [16]byte{}
+		}
+	})
+	return anyAddr
+}
+
+func (w *worker) run(ctx context.Context) error {
+	for {
+		err := w.rc.Read(w.readFn)
+		if err == nil && w.rerr != 0 {
+			err = w.rerr
+		}
+		if err != nil {
+			if err := w.s.readError(ctx, err); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
+		now := time.Now() // for datagrams without a kernel stamp
+		resp := w.s.Responder()
+		for i := range w.got {
+			w.handle(resp, i, now)
+		}
+		w.flush()
+	}
+}
+
+// read is one recvmmsg, without blocking; false makes RawConn wait until
+// the socket is readable and call it again.
+func (w *worker) read(fd uintptr) bool {
+	b := w.b
+	for i := range batchSize {
+		h := &b.rhdr[i].hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Controllen = oobLen
+		h.Flags = 0
+	}
+	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, 0, 0, 0)
+	if errno == unix.EAGAIN || errno == unix.EINTR {
+		return false
+	}
+	w.got, w.rerr = 0, errno
+	if errno == 0 {
+		w.got = int(r)
+	}
+	return true
+}
+
+// handle answers datagram i of the batch, queueing the reply for the next
+// sendmmsg.
+func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
+	b := w.b
+	rh := &b.rhdr[i]
+	req := b.buf[i][:rh.len]
+	c := parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)])
+	rx := c.rx
+	if rx.IsZero() {
+		rx = now
+	}
+	from := sockaddrAddrPort(b.name[i][:min(rh.hdr.Namelen, unix.SizeofSockaddrInet6)])
+	w.cnt.request(req)
+	k := w.pending
+	reply, v := resp.Respond(b.out[k][:0], req, from, rx)
+	w.s.offerAudit(from, v)
+	if v.Action == ntp.ActionDrop {
+		w.cnt.record(v, false)
+		w.s.logDrop(from, v)
+		return
+	}
+	sh := &b.shdr[k].hdr
+	sh.Name, sh.Namelen = rh.hdr.Name, rh.hdr.Namelen
+	b.siov[k].Base = &reply[0]
+	b.siov[k].SetLen(len(reply))
+	sh.Control, sh.Controllen = nil, 0
+	if n := putReplyControl(b.soob[k][:], w.v6, c); n > 0 {
+		sh.Control, sh.Controllen = &b.soob[k][0], uint64(n)
+	}
+	b.verdict[k] = v
+	w.pending++
+	if w.pending == 1 {
+		w.oldest = time.Now()
+	} else if w.pending == batchSize || time.Since(w.oldest) > maxSendLag {
+		w.flush()
+	}
+}
+
+// flush sends the pending replies and counts them.
+func (w *worker) flush() {
+	if w.pending == 0 {
+		return
+	}
+	w.sent = 0
+	if err := w.rc.Write(w.writeFn); err != nil {
+		// The socket is closed: nothing more leaves.
+		for k := w.sent; k < w.pending; k++ {
+			w.cnt.record(w.b.verdict[k], true)
+		}
+	}
+	w.pending = 0
+}
+
+// write sends what is pending with sendmmsg. A reply the kernel refuses
+// (it names the first one it could not send) is counted and skipped;
+// false makes RawConn wait until the socket is writable.
+func (w *worker) write(fd uintptr) bool {
+	b := w.b
+	for w.sent < w.pending {
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
+			uintptr(w.pending-w.sent), 0, 0, 0)
+		switch errno {
+		case 0:
+			for k := w.sent; k < w.sent+int(r); k++ {
+				w.cnt.record(b.verdict[k], false)
+			}
+			w.sent += int(r)
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		default:
+			w.cnt.record(b.verdict[w.sent], true)
+			w.sent++
+		}
+	}
+	return true
+}

@@ -1,0 +1,221 @@
+//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64 || mips64 || mips64le)
+
+package udpserve
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+
+	"timegate/ntp"
+)
+
+// serve runs a Server with n sockets on addr and returns its port.
+func serve(t *testing.T, addr netip.Addr, n int) (uint16, *Stats) {
+	t.Helper()
+	conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), n)
+	if err != nil {
+		t.Skipf("cannot listen on %v: %v", addr, err) // e.g. no IPv6 in this namespace
+	}
+	if len(conns) != n {
+		t.Fatalf("%d sockets, want %d", len(conns), n)
+	}
+	st := &ntp.ServedState{Stratum: 3, RefID: 0x7f7f0101}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	stats := &Stats{}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return uint16(conns[0].LocalAddr().(*net.UDPAddr).Port), stats
+}
+
+// settled waits (at most 2 s) for the workers to count replied replies: a
+// worker counts a reply when sendmmsg returns, which may be after the
+// client has read it.
+func settled(st *Stats, replied uint64) Snapshot {
+	deadline := time.Now().Add(2 * time.Second)
+	s := st.Snapshot()
+	for s.Replied < replied && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		s = st.Snapshot()
+	}
+	return s
+}
+
+// ask sends one request from c to dst and returns the reply's source and
+// the reply, checked against the request.
+func ask(t *testing.T, c *net.UDPConn, dst netip.AddrPort, nonce uint64) (netip.AddrPort, ntp.Sample) {
+	t.Helper()
+	t1 := time.Now()
+	if _, err := c.WriteToUDPAddrPort(ntp.ClientRequest(nil, 4, 3, ntp.Time64(nonce)), dst); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("to %v: %v", dst, err)
+	}
+	s, err := ntp.CheckReply(buf[:n], 4, ntp.Time64(nonce), t1, time.Now())
+	if err != nil {
+		t.Fatalf("to %v: %v", dst, err)
+	}
+	return from, s
+}
+
+// TestReplyFromDestinationAddress: issue 13 item 5. Every address of
+// 127.0.0.0/8 is local, so a wildcard socket receives requests sent to
+// 127.0.0.2 and 127.0.0.3; without IP_PKTINFO the kernel would answer
+// from 127.0.0.1, the address nearest the client. Both an IPv4 socket
+// and a dual-stack one (IPv4-mapped IPV6_PKTINFO) are checked, and ::1.
+func TestReplyFromDestinationAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bind netip.Addr
+		to   []string
+	}{
+		{"IPv4 wildcard", netip.IPv4Unspecified(), []string{"127.0.0.2", "127.0.0.3", "127.0.0.1"}},
+		{"dual-stack wildcard", netip.Addr{}, []string{"127.0.0.2", "127.0.0.3", "::1"}},
+		// Bound to one address, a socket needs no pktinfo: the bound
+		// address is the source.
+		{"bound to a secondary address", netip.MustParseAddr("127.0.0.3"), []string{"127.0.0.3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port, stats := serve(t, tc.bind, 2)
+			for i, to := range tc.to {
+				dst := netip.AddrPortFrom(netip.MustParseAddr(to), port)
+				network, local := "udp4", "127.0.0.1:0"
+				if dst.Addr().Is6() {
+					network, local = "udp6", "[::1]:0"
+				}
+				c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(local)))
+				if err != nil {
+					t.Skipf("%s: %v", local, err)
+				}
+				defer c.Close()
+				from, s := ask(t, c, dst, uint64(0xabcdef00+i))
+				if from.Addr().Unmap() != dst.Addr() || from.Port() != port {
+					t.Errorf("request to %v answered from %v", dst, from)
+				}
+				if s.Header.Stratum != 3 {
+					t.Errorf("stratum %d", s.Header.Stratum)
+				}
+			}
+			if s := settled(stats, uint64(len(tc.to))); s.Replied != uint64(len(tc.to)) {
+				t.Errorf("replied %d", s.Replied)
+			}
+		})
+	}
+}
+
+// TestBatchStampsEveryDatagram: bursts that recvmmsg takes several at a
+// time each get their own kernel receive time, between their send and the
+// arrival of their reply, and every reply goes to its own request.
+func TestBatchStampsEveryDatagram(t *testing.T) {
+	port, stats := serve(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}), 1)
+	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), port)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const rounds, burst = 4, 48 // a burst stays well inside the socket buffers
+	buf := make([]byte, 2048)
+	for r := range rounds {
+		sentAt := map[ntp.Time64]time.Time{}
+		for i := range burst {
+			nonce := ntp.Time64(uint64(r)<<32 | uint64(i) | 1<<63)
+			sentAt[nonce] = time.Now()
+			if _, err := c.WriteToUDPAddrPort(ntp.ClientRequest(nil, 4, 3, nonce), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range burst {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				t.Fatalf("round %d: %v (%d unanswered)", r, err, len(sentAt))
+			}
+			got := time.Now().Add(time.Microsecond)
+			p, err := ntp.Parse(buf[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t1, ok := sentAt[p.Header.Origin]
+			if !ok {
+				t.Fatalf("reply to an unknown or repeated request %x", p.Header.Origin)
+			}
+			delete(sentAt, p.Header.Origin)
+			rx, tx := p.Header.Receive.Time(t1), p.Header.Transmit.Time(t1)
+			if rx.Before(t1.Add(-time.Microsecond)) || tx.Before(rx) || tx.After(got) {
+				t.Fatalf("stamps rx %v tx %v outside [%v, %v]", rx, tx, t1, got)
+			}
+		}
+	}
+	if s := settled(stats, rounds*burst); s.Received != rounds*burst || s.Replied != rounds*burst || s.SendErrors != 0 {
+		t.Errorf("counters %+v", s)
+	}
+}
+
+// TestWorkerAllocatesNothing: answering a datagram and sending the reply
+// allocates nothing (the request is written into the worker's batch as
+// recvmmsg would, with a kernel stamp and an IP_PKTINFO).
+func TestWorkerAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conns[0].Close()
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	st := &ntp.ServedState{Stratum: 3}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
+	w, err := newWorker(srv, conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.b
+	req := ntp.ClientRequest(nil, 4, 3, 0x1234)
+	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
+	from := client.LocalAddr().(*net.UDPAddr)
+	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
+	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
+	copy(b.name[0][4:], from.IP.To4())
+	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
+	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	oob := appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(time.Now())),
+		unix.IPPROTO_IP, unix.IP_PKTINFO, inPktinfo(1, lo, lo))
+	b.rhdr[0].hdr.Controllen = uint64(copy(b.oob[0][:], oob))
+	now := time.Now()
+	// Few enough that the client's socket buffer holds every reply.
+	allocs := testing.AllocsPerRun(50, func() {
+		w.handle(resp, 0, now)
+		w.flush()
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request", allocs)
+	}
+	if s := srv.Stats.Snapshot(); s.Replied != 51 || s.SendErrors != 0 {
+		t.Errorf("counters %+v", s)
+	}
+}

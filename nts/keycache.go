@@ -1,0 +1,55 @@
+package nts
+
+import (
+	"crypto/subtle"
+	"encoding/binary"
+
+	"timegate/siv"
+)
+
+// keyCacheSize is how many clients' expanded keys one scratch keeps. A
+// client polls with the same C2S/S2C until its next NTS-KE, so a worker
+// that answered it recently finds its AES schedules here instead of
+// allocating three (crypto/aes.NewCipher cannot expand into memory of
+// ours). 32 entries are about 55 kB per scratch, one scratch per CPU.
+const keyCacheSize = 32
+
+// keyCache is a direct-mapped cache of expanded association keys, indexed
+// by the first octets of C2S: exporter output, which no client can aim at
+// a chosen slot (and a cookie forged to do so does not open). A miss
+// evicts whoever held the slot; nothing grows.
+//
+// The cache keeps recent clients' session keys in memory after their
+// request is answered. They are no more exposed than before: each one is
+// in its client's cookies, which the key ring in the same memory opens.
+type keyCache struct {
+	entries [keyCacheSize]cachedKeys
+}
+
+type cachedKeys struct {
+	used     bool
+	raw      [2 * KeyLen]byte // C2S ‖ S2C as the cookie carried them
+	c2s, s2c siv.Key
+}
+
+// lookup returns the expanded keys of c, expanding them into the slot on a
+// miss: C2S without its CTR key (requests rarely carry encrypted fields),
+// S2C whole (every reply encrypts cookies).
+func (k *keyCache) lookup(c *Cookie) (*cachedKeys, error) {
+	e := &k.entries[binary.LittleEndian.Uint64(c.C2S[:8])%keyCacheSize]
+	var raw [2 * KeyLen]byte
+	copy(raw[:KeyLen], c.C2S[:])
+	copy(raw[KeyLen:], c.S2C[:])
+	if e.used && subtle.ConstantTimeCompare(e.raw[:], raw[:]) == 1 {
+		return e, nil
+	}
+	e.used = false
+	if err := e.c2s.SetKey(c.C2S[:], false); err != nil {
+		return nil, err
+	}
+	if err := e.s2c.SetKey(c.S2C[:], true); err != nil {
+		return nil, err
+	}
+	e.raw, e.used = raw, true
+	return e, nil
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"timegate/nts"
+)
+
+// runKE is -mode ke: cfg.Conns clients each run NTS-KE sessions with
+// cfg.KE back to back (at most cfg.Rate sessions per second in all, 0 =
+// as fast as they go) for cfg.Duration. A session that ends with keys and
+// at least one cookie is a reply; any other end is a send error. Latency is
+// the whole session: TCP, TLS 1.3, the KE records. A KE client costs about
+// what the server does, so one load core cannot saturate one server core:
+// the script divides handshakes by the server's CPU time instead.
+func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
+	pem, err := os.ReadFile(cfg.CA)
+	if err != nil {
+		return nil, fmt.Errorf("load: -ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("load: -ca %s: no certificate", cfg.CA)
+	}
+	conf := &tls.Config{RootCAs: pool}
+	ws := make([]*worker, cfg.Conns)
+	cs := make([]*Counters, cfg.Conns)
+	for i := range ws {
+		ws[i] = &worker{}
+		cs[i] = &ws[i].cnt
+	}
+	start := time.Now()
+	prog := &progress{start: start, every: cfg.Every, pid: cfg.PID, cs: cs, out: log, quiet: cfg.Quiet}
+	progDone := make(chan struct{})
+	var progWG sync.WaitGroup
+	progWG.Go(func() { prog.run(progDone) })
+	sendCtx, cancel := context.WithDeadline(ctx, start.Add(cfg.Duration))
+	defer cancel()
+	pacer := Pacer{Rate: cfg.Rate / float64(cfg.Conns)}
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		// Each client from its own loopback address, as distinct clients
+		// are: a server's per-source cap on concurrent sessions (timegate:
+		// 8) would otherwise refuse sessions of one address whose earlier
+		// ones it has not finished closing.
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i%250))}}
+		wg.Go(func() { keLoop(sendCtx, d, cfg.KE, conf, w, pacer, start) })
+	}
+	wg.Wait()
+	close(progDone)
+	progWG.Wait()
+	var h Histogram
+	for _, w := range ws {
+		h.Merge(&w.hist)
+	}
+	res := &Result{Mode: "ke", Target: cfg.KE, Conns: cfg.Conns, RateTarget: cfg.Rate}
+	res.finish(cs, &h, time.Since(start), lastReply(ws))
+	for _, w := range ws {
+		if e := w.firstErr.Load(); e != nil && res.FirstError == "" {
+			res.FirstError = (*e).Error()
+		}
+	}
+	res.Samples = prog.final()
+	return res, nil
+}
+
+// keLoop runs sessions one after another until ctx ends.
+func keLoop(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config, w *worker, p Pacer, start time.Time) {
+	var seq uint64
+	for ctx.Err() == nil {
+		elapsed := time.Since(start)
+		if p.Due(elapsed, seq, 1) == 0 {
+			if wait := p.NextAt(seq) - elapsed; wait > 0 {
+				time.Sleep(wait)
+			}
+			continue
+		}
+		seq++
+		w.cnt.Sent.Add(1)
+		t0 := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ke, err := nts.Exchange(kctx, d, addr, conf, nil)
+		cancel()
+		if err != nil || len(ke.Cookies) == 0 {
+			if ctx.Err() == nil {
+				w.cnt.SendErrors.Add(1)
+				if err != nil {
+					w.firstErr.CompareAndSwap(nil, &err)
+				}
+			} else {
+				w.cnt.Sent.Add(^uint64(0)) // cut short by the end of the run: not counted
+			}
+			continue
+		}
+		w.cnt.Replies.Add(1)
+		w.hist.Record(time.Since(t0))
+		w.lastReply = int64(time.Since(start))
+	}
+}
