@@ -28,24 +28,11 @@ func source(p *parser, name string, args []string) {
 	var ignored []string
 	for i := 1; i < len(args); i++ {
 		opt := strings.ToLower(args[i])
-		switch opt {
-		case "nts":
-			s.NTS = true
-			continue
-		case "iburst":
-			s.IBurst = true
-			continue
-		case "prefer":
-			s.Prefer = true
-			continue
-		case "trust":
-			s.Trust = true
-			continue
-		case "require":
-			s.Require = true
-			continue
-		case "noselect":
+		if opt == "noselect" {
 			noSelect = true
+			continue
+		}
+		if sourceFlag(&s, opt) {
 			continue
 		}
 		if why := sourceFlagNoEffect(opt); why != "" {
@@ -78,6 +65,26 @@ func source(p *parser, name string, args []string) {
 		return
 	}
 	p.cfg.Sources = append(p.cfg.Sources, s)
+}
+
+// sourceFlag sets the option without a value that timegate implements, and
+// reports whether opt is one.
+func sourceFlag(s *Source, opt string) bool {
+	switch opt {
+	case "nts":
+		s.NTS = true
+	case "iburst":
+		s.IBurst = true
+	case "prefer":
+		s.Prefer = true
+	case "trust":
+		s.Trust = true
+	case "require":
+		s.Require = true
+	default:
+		return false
+	}
+	return true
 }
 
 // sourceOption parses one OPTION VALUE pair that timegate implements.
