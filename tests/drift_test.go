@@ -25,8 +25,12 @@ func TestDriftFileAcrossRestart(t *testing.T) {
 	driftPath := filepath.Join(dir, "timegate.drift")
 	// 8 s polls: the fit needs estimates 60 s apart, and keeps the latest sixteen.
 	line := fmt.Sprintf("server 127.0.0.1 port %d key 10 iburst minpoll 3 maxpoll 3", up.Port)
+	logDir := filepath.Join(dir, "log")
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", "driftfile "+driftPath,
-		"dumpdir "+filepath.Join(dir, "dump"), line)
+		"dumpdir "+filepath.Join(dir, "dump"), "logdir "+logDir, "log measurements statistics tracking", line)
 	ctl := func() statusJSON { return gatectlStatus(t, tg) }
 
 	tg.WaitLog(t, 0, syncedLine, 30*time.Second)
@@ -78,6 +82,7 @@ func TestDriftFileAcrossRestart(t *testing.T) {
 	if st.SkewPPM > 1 || st.SkewPPM < savedSkew {
 		t.Errorf("restored skew %v ppm: want the saved %v ppm, aged by seconds", st.SkewPPM, savedSkew)
 	}
+	checkChronyLogs(t, logDir)
 	warmAt20 := statusAfter(t, ctl, 20*time.Second)
 	t.Logf("20 s after the first synchronisation: cold start %+v, restart %+v", coldAt20, warmAt20)
 	if warmAt20.RootDispersion >= coldAt20.RootDispersion {
@@ -110,4 +115,33 @@ func statusAfter(t *testing.T, ctl func() statusJSON, d time.Duration) statusJSO
 	t.Helper()
 	time.Sleep(d)
 	return ctl()
+}
+
+// checkChronyLogs checks the log files timegate wrote across both runs: chrony's banner
+// first, then lines with chrony's number of columns naming the upstream.
+func checkChronyLogs(t *testing.T, dir string) {
+	t.Helper()
+	for name, cols := range map[string]int{"measurements": 20, "statistics": 13, "tracking": 14} {
+		data, err := os.ReadFile(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Errorf("%s.log: %v", name, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		if len(lines) < 4 || !strings.HasPrefix(lines[0], "=====") || !strings.HasPrefix(lines[1], "   Date (UTC) Time") {
+			t.Errorf("%s.log does not start with chrony's banner:\n%s", name, data)
+			continue
+		}
+		rows := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, "=") || strings.HasPrefix(l, "   Date") {
+				continue
+			}
+			if f := strings.Fields(l); len(f) != cols || f[2] != "127.0.0.1" {
+				t.Errorf("%s.log line %q: want %d columns naming 127.0.0.1", name, l, cols)
+			}
+			rows++
+		}
+		t.Logf("%s.log: %d lines; last: %s", name, rows, lines[len(lines)-1])
+	}
 }
