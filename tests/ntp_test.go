@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,11 +94,15 @@ func TestGatectlQueryAgrees(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		if r.Offset > 0.010 || r.Offset < -0.010 || r.Stratum != 4 || r.Leap != 0 || r.RefID != "127.127.1.1" {
+		if r.Stratum != 4 || r.Leap != 0 || r.RefID != "127.127.1.1" {
 			t.Errorf("%s: %+v", host, r)
 		}
-		if r.Delay < 0 || r.Delay > 0.010 || r.Distance <= 0 {
-			t.Errorf("%s: delay %v distance %v", host, r.Delay, r.Distance)
+		// Server and client read the same clock, so the true offset is 0 and
+		// a correct measurement lies within half its round trip (RFC 5905
+		// §8), however slow a busy machine makes that trip (plus 1 µs of
+		// timestamp rounding).
+		if r.Delay < 0 || r.Distance <= 0 || math.Abs(r.Offset) > r.Delay/2+1e-6 {
+			t.Errorf("%s: offset %v outside ± delay/2 (delay %v), distance %v", host, r.Offset, r.Delay, r.Distance)
 		}
 	}
 }

@@ -29,11 +29,13 @@ One-shot NTP and NTS queries (no daemon needed):
   query [-port P] [-json] [-timeout D] [-version N] HOST
         one NTP exchange with HOST; prints offset, delay, stratum, refid,
         leap and root distance (-json: one JSON object)
-  query -nts [-ca FILE] [-port P] [-json] [-timeout D] HOST[:KEPORT]
+  query -nts [-ca FILE] [-aead LIST] [-port P] [-json] [-timeout D] HOST[:KEPORT]
         NTS-KE with HOST over TLS 1.3 (port 4460 by default; trusting the
         system roots, or only FILE), then one NTS-authenticated NTP exchange
         with the server and port it negotiated (-port, if given, overrides
         the port); adds the AEAD, cookie counts and KE time to the output.
+        -aead offers AEAD 30 (AES-128-GCM-SIV) and 15 (AES-SIV-CMAC-256);
+        default 30,15
         -timeout bounds each of the two exchanges
   config check FILE
         validate a timegate configuration file as this user reads it;

@@ -13,7 +13,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"timegate/ntp"
@@ -39,6 +41,7 @@ type ntsResult struct {
 type ntsQuery struct {
 	keAddr  string
 	caFile  string
+	aeads   string // the -aead list, e.g. "30,15"
 	port    int
 	timeout time.Duration
 }
@@ -48,13 +51,17 @@ type ntsQuery struct {
 // the server and port the KE negotiated (RFC 8915 §4.1.7, §4.1.8). -port
 // overrides the negotiated port only when given explicitly, for a server
 // behind a port mapping; -timeout bounds each of the two exchanges.
-func runQueryNTS(fs *flag.FlagSet, caFile string, port, version int, timeout time.Duration, asJSON bool, stdout, stderr io.Writer) int {
+func runQueryNTS(fs *flag.FlagSet, q ntsQuery, port, version int, asJSON bool, stdout, stderr io.Writer) int {
 	if fs.NArg() != 1 || version != 4 {
-		fmt.Fprint(stderr, "usage: gatectl query -nts [-ca FILE] [-port P] [-json] [-timeout D] HOST[:KEPORT]\n"+
+		fmt.Fprint(stderr, "usage: gatectl query -nts [-ca FILE] [-aead LIST] [-port P] [-json] [-timeout D] HOST[:KEPORT]\n"+
 			"(NTS needs NTPv4: -version 3 is not allowed)\n")
 		return exitUsage
 	}
-	q := ntsQuery{keAddr: fs.Arg(0), caFile: caFile, timeout: timeout}
+	if _, err := parseAEADs(q.aeads); err != nil {
+		fmt.Fprintf(stderr, "gatectl query -nts: -aead: %v\n", err)
+		return exitUsage
+	}
+	q.keAddr = fs.Arg(0)
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "port" {
 			q.port = port
@@ -81,7 +88,11 @@ func (q *ntsQuery) run() (*ntsResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
 	defer cancel()
 	start := time.Now()
-	ke, err := nts.Exchange(ctx, nil, q.keAddr, conf, nil)
+	aeads, err := parseAEADs(q.aeads)
+	if err != nil {
+		return nil, err
+	}
+	ke, err := nts.Exchange(ctx, nil, q.keAddr, conf, aeads)
 	if err != nil {
 		return nil, fmt.Errorf("NTS-KE: %w", err)
 	}
@@ -201,8 +212,25 @@ func keHostPort(addr string) string {
 }
 
 func aeadName(id uint16) string {
-	if id == nts.AEADAESSIVCMAC256 {
+	switch id {
+	case nts.AEADAESSIVCMAC256:
 		return "AEAD_AES_SIV_CMAC_256"
+	case nts.AEADAES128GCMSIV:
+		return "AEAD_AES_128_GCM_SIV"
 	}
 	return "unknown"
+}
+
+// parseAEADs reads -aead: AEAD IDs this client supports, in order of
+// preference, each at most once.
+func parseAEADs(list string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+		if err != nil || !nts.SupportedAEAD(uint16(n)) || slices.Contains(out, uint16(n)) {
+			return nil, fmt.Errorf("%q: want a list of 15 and/or 30", list)
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
 }

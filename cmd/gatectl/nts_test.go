@@ -143,7 +143,7 @@ func TestQueryNTSJSON(t *testing.T) {
 	s := startNTSServer(t, syncedState(), ntsServerOpts{})
 	var out, errb bytes.Buffer
 	ke := "127.0.0.1:" + strconv.Itoa(s.kePort)
-	if code := run([]string{"query", "-nts", "-json", "-ca", s.caFile, ke}, &out, &errb); code != exitOK {
+	if code := run([]string{"query", "-nts", "-aead", "15", "-json", "-ca", s.caFile, ke}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var r map[string]any
@@ -171,7 +171,7 @@ func TestQueryNTSJSON(t *testing.T) {
 func TestQueryNTSText(t *testing.T) {
 	s := startNTSServer(t, syncedState(), ntsServerOpts{})
 	var out, errb bytes.Buffer
-	if code := run([]string{"query", "-nts", "-ca", s.caFile, "127.0.0.1:" + strconv.Itoa(s.kePort)}, &out, &errb); code != exitOK {
+	if code := run([]string{"query", "-nts", "-aead", "15", "-ca", s.caFile, "127.0.0.1:" + strconv.Itoa(s.kePort)}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	for _, want := range []string{"offset:", "stratum:         2", "authenticated:   yes (NTS)", "aead:            15 (AEAD_AES_SIV_CMAC_256)", "ke cookies:      8 of 104 octets", "new cookies:     1"} {
@@ -266,6 +266,30 @@ func TestKEHostPort(t *testing.T) {
 	} {
 		if got := keHostPort(in); got != want {
 			t.Errorf("keHostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestQueryNTSOffersAEAD30: by default gatectl offers AES-128-GCM-SIV first, and a
+// server that has it (timegate) negotiates it, with its shorter cookies; -aead
+// refuses what the client cannot do.
+func TestQueryNTSOffersAEAD30(t *testing.T) {
+	s := startNTSServer(t, syncedState(), ntsServerOpts{})
+	var out, errb bytes.Buffer
+	ke := "127.0.0.1:" + strconv.Itoa(s.kePort)
+	if code := run([]string{"query", "-nts", "-json", "-ca", s.caFile, ke}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r map[string]any
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r["aead"] != 30.0 || r["cookie_len"] != float64(nts.CookieSizeGCMSIV) || r["synchronised"] != true {
+		t.Fatalf("default offer: %s", out.String())
+	}
+	for _, bad := range []string{"16", "15,15", "x", ""} {
+		if code := run([]string{"query", "-nts", "-aead", bad, ke}, &out, &errb); code != exitUsage {
+			t.Errorf("-aead %q: exit %d", bad, code)
 		}
 	}
 }

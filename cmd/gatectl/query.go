@@ -45,15 +45,16 @@ func runQuery(args []string, stdout, stderr io.Writer) int {
 	version := fs.Int("version", 4, "NTP `version` of the request (3 or 4)")
 	useNTS := fs.Bool("nts", false, "authenticate with NTS (RFC 8915): NTS-KE with HOST[:KEPORT], then NTP with the server it negotiates")
 	caFile := fs.String("ca", "", "with -nts: trust only the CA certificates in this PEM `file` instead of the system roots")
+	aeads := fs.String("aead", "30,15", "with -nts: AEAD algorithms to offer, in order (`list` of 15 = AES-SIV-CMAC-256, 30 = AES-128-GCM-SIV)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if *useNTS {
-		return runQueryNTS(fs, *caFile, *port, *version, *timeout, *asJSON, stdout, stderr)
+		return runQueryNTS(fs, ntsQuery{caFile: *caFile, aeads: *aeads, timeout: *timeout}, *port, *version, *asJSON, stdout, stderr)
 	}
 	if fs.NArg() != 1 || (*version != 3 && *version != 4) || *caFile != "" {
 		fmt.Fprint(stderr, "usage: gatectl query [-port P] [-json] [-timeout D] [-version 3|4] HOST\n"+
-			"       gatectl query -nts [-ca FILE] [-port P] [-json] [-timeout D] HOST[:KEPORT]\n")
+			"       gatectl query -nts [-ca FILE] [-aead LIST] [-port P] [-json] [-timeout D] HOST[:KEPORT]\n")
 		return exitUsage
 	}
 	addr := net.JoinHostPort(fs.Arg(0), strconv.Itoa(*port))
