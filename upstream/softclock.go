@@ -121,7 +121,11 @@ func (o ClockOptions) withDefaults() ClockOptions {
 // now is the target; the served clock slews towards it at no more than MaxSlew while
 // running at the line's slope, so served time never jumps, only bends. The one exception is
 // the first estimate, which is stepped to when it is more than StepThreshold away: the
-// gateway has served nothing as synchronised yet.
+// gateway has served nothing as synchronised yet (chrony's makestep widens this to the
+// first StepLimit estimates).
+//
+// A frequency restored from a drift file (Restore) stands in for the slope until the
+// line has one of its own.
 //
 // A SoftClock is owned by one goroutine; share its Snapshot.
 type SoftClock struct {
