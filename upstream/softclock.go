@@ -33,8 +33,9 @@ const startQuorum = 2
 // Soft clock defaults.
 const (
 	// DefaultStepThreshold is ntpd's 128 ms: at start-up, a larger offset is stepped out
-	// at once rather than slewed for minutes. After the first synchronisation the served
-	// clock is never stepped, since downstream clients would see time jump.
+	// at once rather than slewed for minutes. After the first synchronisation (or the first
+	// StepLimit estimates, chrony's makestep) the served clock is never stepped, since
+	// downstream clients would see time jump.
 	DefaultStepThreshold = 128 * time.Millisecond
 	// DefaultPanicThreshold is ntpd's 1000 s (RFC 5905 Appendix A.5.5.6 PANICT).
 	DefaultPanicThreshold = 1000 * time.Second
@@ -84,7 +85,11 @@ type Adjustment struct {
 
 // ClockOptions configure a SoftClock. The zero value gives the defaults.
 type ClockOptions struct {
-	StepThreshold  time.Duration // ≤ 0: DefaultStepThreshold
+	StepThreshold time.Duration // ≤ 0: DefaultStepThreshold
+	// StepLimit is how many of the first fresh estimates may step the clock (chrony's
+	// makestep LIMIT); 0: 1, only the first, before anything was served as synchronised;
+	// negative: none, the clock is only ever slewed.
+	StepLimit      int
 	PanicThreshold time.Duration // ≤ 0: DefaultPanicThreshold
 	MaxSlew        float64       // ≤ 0: DefaultMaxSlew
 	MaxFreq        float64       // ≤ 0: DefaultMaxFreq
@@ -116,6 +121,9 @@ func (o ClockOptions) withDefaults() ClockOptions {
 	if o.HoldoverLimit == 0 {
 		o.HoldoverLimit = DefaultHoldoverLimit
 	}
+	if o.StepLimit == 0 {
+		o.StepLimit = 1
+	}
 	return o
 }
 
@@ -127,7 +135,11 @@ func (o ClockOptions) withDefaults() ClockOptions {
 // now is the target; the served clock slews towards it at no more than MaxSlew while
 // running at the line's slope, so served time never jumps, only bends. The one exception is
 // the first estimate, which is stepped to when it is more than StepThreshold away: the
-// gateway has served nothing as synchronised yet.
+// gateway has served nothing as synchronised yet (chrony's makestep widens this to the
+// first StepLimit estimates).
+//
+// A frequency restored from a drift file (Restore) stands in for the slope until the
+// line has one of its own.
 //
 // A SoftClock is owned by one goroutine; share its Snapshot.
 type SoftClock struct {
@@ -135,6 +147,13 @@ type SoftClock struct {
 	snap   Snapshot
 	fit    fit
 	newest time.Time // newest sample epoch seen, to tell fresh estimates from repeats
+	fresh  int       // fresh estimates taken, for StepLimit
+	// fitted: the fit has a slope of its own, with standard error skew (s/s).
+	fitted bool
+	skew   float64
+	// prior is the drift restored from a drift file (Restore), used until fitted.
+	prior    Drift
+	hasPrior bool
 }
 
 // NewSoftClock returns an unsynchronised clock that serves the system time.
@@ -186,12 +205,17 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 	c.newest = est.Newest
 	c.fit.add(est.Time.Round(0), est.Offset.Seconds())
 	target, freq, mean, fitted := c.fit.line(local, c.snap.corr.freq, c.opts.MaxFreq)
-	c.snap.fitMean, c.snap.freqUnknown = mean, 0
-	if !fitted {
-		c.snap.freqUnknown = c.opts.MaxFreq
+	c.snap.fitMean, c.snap.freqUnknown, c.fitted = mean, 0, fitted
+	if fitted {
+		c.skew = max(c.fit.slopeErr(freq), MinSkew)
+		c.snap.skew = c.skew
+	} else {
+		c.snap.freqUnknown = c.startSkew(local)
+		c.snap.skew = c.snap.freqUnknown
 	}
 	stepped := 0.0
-	if !c.snap.synced && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
+	c.fresh++
+	if c.fresh <= c.opts.StepLimit && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
 		stepped = target - cur
 		c.snap.corr = segment{start: local, base: target, freq: freq}
 	} else {

@@ -250,3 +250,24 @@ func TestSoftClockStartLimit(t *testing.T) {
 		t.Fatalf("no limit configured: %v", err)
 	}
 }
+
+// makestep 1 3: the first three fresh estimates may step, by more than 1 s only; later
+// ones are slewed whatever their size.
+func TestSoftClockStepLimit(t *testing.T) {
+	c := NewSoftClock(ClockOptions{StepThreshold: time.Second, StepLimit: 3})
+	steps := []struct {
+		off  time.Duration
+		step bool
+	}{{ms(500), false}, {2 * time.Second, true}, {ms(2500), false}, {5 * time.Second, false}}
+	for i, s := range steps {
+		at := t0.Add(time.Duration(i) * 2 * time.Second)
+		before := correction(c, at)
+		if err := c.Update(at, estimate(at, s.off)); err != nil {
+			t.Fatal(err)
+		}
+		jumped := math.Abs(correction(c, at)-before) > 1e-9
+		if jumped != s.step {
+			t.Errorf("estimate %d (%v): stepped %v, want %v", i+1, s.off, jumped, s.step)
+		}
+	}
+}

@@ -135,6 +135,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("#x\n!y\n;z\nbindaddress ::1\n"))
 	f.Add([]byte("allow 192.168\ndeny all 10/8\ntos minsane 2 maxclock 4\nserver 127.127.1.0\nfudge 127.127.1.0 stratum 9\n"))
 	f.Add([]byte("keys k\ntrustedkey 1 (3 ... 5)\ninterface listen 127.0.0.1\nserver a maxdelay 0.1 xleave noselect\nrtcsync\nrestrict h.example ignore\n"))
+	f.Add([]byte("driftfile /var/lib/chrony/drift\ndumpdir d\nlogdir l\nlog measurements rawmeasurements selection\nmakestep 1.0 -1\nserver a key 1 trust require\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz", data)
 		if c != nil {

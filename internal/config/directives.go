@@ -28,7 +28,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntpWorkers, true}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -44,6 +44,12 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{minSources, true}, true
 	case "maxdistance":
 		return handler{maxDistance, true}, true
+	case "makestep":
+		return handler{makeStep, true}, true
+	case "logdir":
+		return handler{logDir, true}, true
+	case "log":
+		return handler{logDirective, false}, true
 	case "authselectmode":
 		return handler{authSelectMode, true}, true
 	case "holdover":
@@ -162,6 +168,10 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSNTPServer = v
 	case "pidfile":
 		p.cfg.PIDFile = v
+	case "driftfile":
+		p.cfg.DriftFile = v
+	case "dumpdir":
+		p.cfg.DumpDir = v
 	}
 }
 
