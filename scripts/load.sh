@@ -38,7 +38,7 @@
 # Knobs (environment): PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=5
 #   LOSS_STEPS="0.9 0.8 0.7 0.6 0.5 0.4 0.3" CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
-#   SERVER_CPU=0 LOAD_CPU=1 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
+#   SERVER_CPU=0 LOAD_CPU=1 SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
@@ -59,6 +59,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 SKIP_CHRONY=${SKIP_CHRONY:-0}
 SKIP_NTS=${SKIP_NTS:-0}
 SKIP_SCALING=${SKIP_SCALING:-0}
+SKIP_SIDE=${SKIP_SIDE:-0}
 SKIP_SPOOF=${SKIP_SPOOF:-0}
 
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -304,85 +305,87 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # (a) side by side: echo, timegate and chronyd, plain and NTS.
-start_echo
-nts_conf=""
-if [[ $SKIP_NTS != 1 ]]; then
-	nts_conf="ntsservercert $work/cert.pem
-ntsserverkey $work/key.pem"
-fi
-start_timegate timegate "ratelimit off
-ntsratelimit off
-$nts_conf"
-say "timegate pid $tg_pid port $tg_port ke $tg_ke: $(rss "$tg_pid")"
-if [[ $SKIP_CHRONY != 1 ]]; then
-	start_chronyd
-	say "chronyd $("$(command -v chronyd || echo /usr/sbin/chronyd)" -v | awk '{print $4}') pid $ch_pid port $ch_port: $(rss "$ch_pid")"
-fi
-modes=(plain)
-[[ $SKIP_NTS == 1 ]] || modes+=(nts)
-for round in $(seq "$ROUNDS"); do
-	measure echo plain "$echo_port" "$echo_pid" 0 0 "$PLAIN_SECONDS" "sat-echo-plain-$round"
-	for mode in "${modes[@]}"; do
-		if ((round % 2 == 1)); then
-			measure timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke" 0 "$PLAIN_SECONDS" "sat-timegate-$mode-$round"
-		fi
-		if [[ $SKIP_CHRONY != 1 ]]; then
-			measure chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}" 0 "$PLAIN_SECONDS" "sat-chronyd-$mode-$round"
-		fi
-		if ((round % 2 == 0)); then
-			measure timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke" 0 "$PLAIN_SECONDS" "sat-timegate-$mode-$round"
-		fi
-	done
-done
-lossfree echo plain "$echo_port" "$echo_pid" 0
-for mode in "${modes[@]}"; do
-	lossfree timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke"
-	[[ $SKIP_CHRONY == 1 ]] || lossfree chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}"
-done
-if [[ $SKIP_NTS != 1 ]]; then
-	kerate timegate "$tg_pid" "$tg_ke"
-	[[ $SKIP_CHRONY == 1 ]] || kerate chronyd "$ch_pid" "$ch_ke"
-	besideke timegate "$tg_port" "$tg_pid" "$tg_ke"
-	[[ $SKIP_CHRONY == 1 ]] || besideke chronyd "$ch_port" "$ch_pid" "$ch_ke"
-fi
-say "after the runs: timegate $(rss "$tg_pid")"
-stop_pid "$tg_pid"
-stop_pid "$echo_pid"
-[[ $SKIP_CHRONY == 1 ]] || stop_pid "$ch_pid"
-
-# The table: best saturation rate of the rounds with its p99, the highest
-# offered rate with < 1 % loss with its p99, and the ratios the issue asks for.
-table() {
-	local name mode peak p99s lf lfp99
-	printf '%-9s %-5s %10s %11s %11s %11s\n' server mode peak/s p99@peak '<1%loss/s' p99@that
-	: >"$work/table.txt"
-	for name in echo timegate chronyd; do
-		for mode in plain nts; do
-			compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
-			peak=$(jq -s 'map(.replies_per_s) | max | floor' "$out"/sat-"$name"-"$mode"-*.json)
-			p99s=$(jq -s 'max_by(.replies_per_s) | .latency_p99_us | floor' "$out"/sat-"$name"-"$mode"-*.json)
-			lf=- lfp99=-
-			if compgen -G "$out/loss-$name-$mode-*.json" >/dev/null; then
-				lf=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .rate_target | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
-				lfp99=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .latency_p99_us | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
+if [[ $SKIP_SIDE != 1 ]]; then
+	start_echo
+	nts_conf=""
+	if [[ $SKIP_NTS != 1 ]]; then
+		nts_conf="ntsservercert $work/cert.pem
+	ntsserverkey $work/key.pem"
+	fi
+	start_timegate timegate "ratelimit off
+	ntsratelimit off
+	$nts_conf"
+	say "timegate pid $tg_pid port $tg_port ke $tg_ke: $(rss "$tg_pid")"
+	if [[ $SKIP_CHRONY != 1 ]]; then
+		start_chronyd
+		say "chronyd $("$(command -v chronyd || echo /usr/sbin/chronyd)" -v | awk '{print $4}') pid $ch_pid port $ch_port: $(rss "$ch_pid")"
+	fi
+	modes=(plain)
+	[[ $SKIP_NTS == 1 ]] || modes+=(nts)
+	for round in $(seq "$ROUNDS"); do
+		measure echo plain "$echo_port" "$echo_pid" 0 0 "$PLAIN_SECONDS" "sat-echo-plain-$round"
+		for mode in "${modes[@]}"; do
+			if ((round % 2 == 1)); then
+				measure timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke" 0 "$PLAIN_SECONDS" "sat-timegate-$mode-$round"
 			fi
-			printf '%-9s %-5s %10s %9sµs %11s %9sµs\n' "$name" "$mode" "$peak" "$p99s" "${lf//\"/}" "${lfp99//\"/}"
-			echo "$name $mode $peak ${lf//\"/}" >>"$work/table.txt"
+			if [[ $SKIP_CHRONY != 1 ]]; then
+				measure chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}" 0 "$PLAIN_SECONDS" "sat-chronyd-$mode-$round"
+			fi
+			if ((round % 2 == 0)); then
+				measure timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke" 0 "$PLAIN_SECONDS" "sat-timegate-$mode-$round"
+			fi
 		done
 	done
-	awk '{ peak[$1" "$2] = $3; lf[$1" "$2] = $4 }
-	function r(a, b) { return (a != "" && b != "" && a != "-" && b != "-" && b > 0) ? sprintf("%.2f", a / b) : "n/a" }
-	END {
-		print ""
-		print "timegate/chronyd plain: peak " r(peak["timegate plain"], peak["chronyd plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["chronyd plain"])
-		print "timegate/echo    plain: peak " r(peak["timegate plain"], peak["echo plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["echo plain"])
-		print "timegate/chronyd nts:   peak " r(peak["timegate nts"], peak["chronyd nts"]) ", <1% loss rate " r(lf["timegate nts"], lf["chronyd nts"])
-		print "timegate nts/plain:     peak " r(peak["timegate nts"], peak["timegate plain"])
-	}' "$work/table.txt"
-}
-say "table (peak: best of $ROUNDS saturation runs; <1%loss: highest rate tried that lost under 1 %)"
-table | tee -a "$out/summary.txt"
-[[ ! -f $work/ke.txt ]] || cat "$work/ke.txt" | tee -a "$out/summary.txt"
+	lossfree echo plain "$echo_port" "$echo_pid" 0
+	for mode in "${modes[@]}"; do
+		lossfree timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke"
+		[[ $SKIP_CHRONY == 1 ]] || lossfree chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}"
+	done
+	if [[ $SKIP_NTS != 1 ]]; then
+		kerate timegate "$tg_pid" "$tg_ke"
+		[[ $SKIP_CHRONY == 1 ]] || kerate chronyd "$ch_pid" "$ch_ke"
+		besideke timegate "$tg_port" "$tg_pid" "$tg_ke"
+		[[ $SKIP_CHRONY == 1 ]] || besideke chronyd "$ch_port" "$ch_pid" "$ch_ke"
+	fi
+	say "after the runs: timegate $(rss "$tg_pid")"
+	stop_pid "$tg_pid"
+	stop_pid "$echo_pid"
+	[[ $SKIP_CHRONY == 1 ]] || stop_pid "$ch_pid"
+
+	# The table: best saturation rate of the rounds with its p99, the highest
+	# offered rate with < 1 % loss with its p99, and the ratios the issue asks for.
+	table() {
+		local name mode peak p99s lf lfp99
+		printf '%-9s %-5s %10s %11s %11s %11s\n' server mode peak/s p99@peak '<1%loss/s' p99@that
+		: >"$work/table.txt"
+		for name in echo timegate chronyd; do
+			for mode in plain nts; do
+				compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
+				peak=$(jq -s 'map(.replies_per_s) | max | floor' "$out"/sat-"$name"-"$mode"-*.json)
+				p99s=$(jq -s 'max_by(.replies_per_s) | .latency_p99_us | floor' "$out"/sat-"$name"-"$mode"-*.json)
+				lf=- lfp99=-
+				if compgen -G "$out/loss-$name-$mode-*.json" >/dev/null; then
+					lf=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .rate_target | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
+					lfp99=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .latency_p99_us | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
+				fi
+				printf '%-9s %-5s %10s %9sµs %11s %9sµs\n' "$name" "$mode" "$peak" "$p99s" "${lf//\"/}" "${lfp99//\"/}"
+				echo "$name $mode $peak ${lf//\"/}" >>"$work/table.txt"
+			done
+		done
+		awk '{ peak[$1" "$2] = $3; lf[$1" "$2] = $4 }
+		function r(a, b) { return (a != "" && b != "" && a != "-" && b != "-" && b > 0) ? sprintf("%.2f", a / b) : "n/a" }
+		END {
+			print ""
+			print "timegate/chronyd plain: peak " r(peak["timegate plain"], peak["chronyd plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["chronyd plain"])
+			print "timegate/echo    plain: peak " r(peak["timegate plain"], peak["echo plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["echo plain"])
+			print "timegate/chronyd nts:   peak " r(peak["timegate nts"], peak["chronyd nts"]) ", <1% loss rate " r(lf["timegate nts"], lf["chronyd nts"])
+			print "timegate nts/plain:     peak " r(peak["timegate nts"], peak["timegate plain"])
+		}' "$work/table.txt"
+	}
+	say "table (peak: best of $ROUNDS saturation runs; <1%loss: highest rate tried that lost under 1 %)"
+	table | tee -a "$out/summary.txt"
+	[[ ! -f $work/ke.txt ]] || cat "$work/ke.txt" | tee -a "$out/summary.txt"
+fi
 
 # (s) scaling: 1 and 2 workers, nothing pinned.
 if [[ $SKIP_SCALING != 1 ]]; then

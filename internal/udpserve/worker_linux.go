@@ -162,6 +162,16 @@ func (w *worker) run(ctx context.Context) error {
 	}
 }
 
+// The batch system calls are raw (unix.RawSyscall6): they never block
+// (MSG_DONTWAIT on a non-blocking socket; RawConn's poller does the
+// waiting) and return within the time the kernel takes to move one batch.
+// Through syscall.Syscall the runtime would mark the worker in a system
+// call, and after 20 µs hand its P to another thread, which on a busy
+// core means a thread switch per batch both ways: measured on a pinned
+// saturated worker, 18 % of its cycles went to finish_task_switch, none
+// with raw calls. The cost is that a stop-the-world waits for the batch
+// in flight (tens of microseconds).
+
 // read is one recvmmsg, without blocking; false makes RawConn wait until
 // the socket is readable and call it again.
 func (w *worker) read(fd uintptr) bool {
@@ -172,8 +182,14 @@ func (w *worker) read(fd uintptr) bool {
 		h.Controllen = oobLen
 		h.Flags = 0
 	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, 0, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	for errno == unix.EINTR {
+		// Never wait for readiness after an interruption: the poller is
+		// edge-triggered, and what is queued now would wait for the next
+		// datagram to arrive.
+		r, _, errno = unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	}
+	if errno == unix.EAGAIN {
 		return false
 	}
 	w.got, w.rerr = 0, errno
@@ -242,8 +258,8 @@ func (w *worker) flush() {
 func (w *worker) write(fd uintptr) bool {
 	b := w.b
 	for w.sent < w.pending {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
-			uintptr(w.pending-w.sent), 0, 0, 0)
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
+			uintptr(w.pending-w.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			for k := w.sent; k < w.sent+int(r); k++ {

@@ -27,7 +27,8 @@ type echoMsg struct {
 // same batched system calls as timegate's edge (recvmmsg, then sendmmsg
 // back to each sender), and for work only what makes a request a reply the
 // load tool accepts (mode 4, a stratum, the nonce copied to the origin).
-// No parsing, no policy, no timestamps, no counters.
+// No parsing, no policy, no timestamps, no counters. Raw system calls, as
+// timegate's workers make them (see udpserve's worker_linux.go).
 type echoServer struct {
 	rc         syscall.RawConn
 	msgs       [echoBatch]echoMsg
@@ -94,7 +95,10 @@ func (e *echoServer) doRead(fd uintptr) bool {
 		e.iovs[i].SetLen(recvBufSize)
 		e.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.msgs[0])), echoBatch, unix.MSG_DONTWAIT, 0, 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.msgs[0])), echoBatch, unix.MSG_DONTWAIT, 0, 0)
+	for errno == unix.EINTR {
+		r, _, errno = unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.msgs[0])), echoBatch, unix.MSG_DONTWAIT, 0, 0)
+	}
 	if errno == unix.EAGAIN {
 		return false
 	}
@@ -107,7 +111,7 @@ func (e *echoServer) doRead(fd uintptr) bool {
 
 func (e *echoServer) doSend(fd uintptr) bool {
 	for e.sent < e.got {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.msgs[e.sent])), uintptr(e.got-e.sent), unix.MSG_DONTWAIT, 0, 0)
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.msgs[e.sent])), uintptr(e.got-e.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			e.sent += int(r)

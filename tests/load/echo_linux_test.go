@@ -7,8 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"timegate/nts"
 )
 
 // The echo server answers a plain run: every reply matches its request.
@@ -39,5 +42,38 @@ func TestEchoAnswersPlainRun(t *testing.T) {
 	}
 	if r.Replies == 0 || r.Replies > r.Sent || r.Bad != 0 || r.Unmatched != 0 {
 		t.Errorf("%+v", r)
+	}
+}
+
+// The NTS pre-flight refuses a server whose reply does not authenticate:
+// the echo server sends the request back as a reply, with the client's own
+// Authenticator, which S2C does not open.
+func TestNTSPreflightRefusesUnauthenticated(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runEcho(ctx, Config{Target: addr, Duration: 30 * time.Second}, &bytes.Buffer{}) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond)
+	ke := &nts.KEResult{AEAD: nts.AEADAESSIVCMAC256, C2S: bytes.Repeat([]byte{1}, 32), S2C: bytes.Repeat([]byte{2}, 32)}
+	for range nts.MaxCookies {
+		ke.Cookies = append(ke.Cookies, bytes.Repeat([]byte{3}, nts.CookieSize))
+	}
+	r, err := buildNTSRequests(ke, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := r.preflight(c.(*net.UDPConn)); err == nil || !strings.Contains(err.Error(), "does not authenticate") {
+		t.Fatalf("pre-flight against an echo: %v", err)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"time"
 
@@ -29,6 +31,9 @@ const maxNTSRing = 1 << 16
 type ntsRequests struct {
 	reqs   [][]byte
 	nonces []uint64
+	// The session and UID of slot 0's request, for the pre-flight check.
+	sess0 *nts.ClientSession
+	uid0  []byte
 }
 
 // keExchange runs one NTS-KE with the server at addr, trusting caFile.
@@ -72,8 +77,35 @@ func buildNTSRequests(ke *nts.KEResult, size int) (*ntsRequests, error) {
 			return nil, fmt.Errorf("load: %w", err)
 		}
 		r.reqs[s], r.nonces[s] = req, nonce
+		if s == 0 {
+			r.sess0, r.uid0 = sess, bytes.Clone(uid)
+		}
 	}
 	return r, nil
+}
+
+// preflight sends slot 0's request on c and authenticates the reply, so
+// that a run counts replies of a server that really speaks NTS with the
+// keys it negotiated (the run itself checks only headers).
+func (r *ntsRequests) preflight(c *net.UDPConn) error {
+	buf := make([]byte, recvBufSize)
+	for range 3 {
+		if _, err := c.Write(r.reqs[0]); err != nil {
+			return fmt.Errorf("load: NTS pre-flight: %w", err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			continue
+		}
+		c.SetReadDeadline(time.Time{})
+		if _, err := r.sess0.ProcessReply(buf[:n], r.uid0); err != nil {
+			return fmt.Errorf("load: NTS pre-flight: the reply does not authenticate: %w", err)
+		}
+		return nil
+	}
+	c.SetReadDeadline(time.Time{})
+	return fmt.Errorf("load: NTS pre-flight: no reply from %v", c.RemoteAddr())
 }
 
 // fill writes request number seq into buf and records it in w's ring; it

@@ -110,6 +110,11 @@ func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 		c.SetReadBuffer(socketBuffer)
 		c.SetWriteBuffer(socketBuffer)
 		conns[i] = c
+		if ntsReqs != nil {
+			if err := ntsReqs[i].preflight(c); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	s := startSession(cfg, ws, target.Port(), log)
