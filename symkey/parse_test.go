@@ -3,6 +3,7 @@ package symkey
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -349,5 +350,28 @@ func TestParseNTPsecKeygen(t *testing.T) {
 	// each says so, nothing else warns.
 	if len(warnings) != 10 {
 		t.Errorf("warnings %q, want the ten bare-hex ones", warnings)
+	}
+}
+
+// Campaign finding: a keys file of 524,000 bad lines made one 33 MB log
+// line. At most maxReported errors (and warnings) are kept, then a count.
+func TestParseCapsReportedProblems(t *testing.T) {
+	data := bytes.Repeat([]byte("1\n"), 524_000)
+	_, _, err := Parse("keys", data)
+	if err == nil || !errors.Is(err, ErrSyntax) {
+		t.Fatalf("err = %v", err)
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxReported+1 || len(msg) > 10_000 ||
+		!strings.Contains(msg, fmt.Sprintf("keys: %d more errors not shown", 524_000-maxReported)) {
+		t.Fatalf("%d lines, %d bytes, ending %q", n, len(msg), msg[max(0, len(msg)-80):])
+	}
+	var legacy strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&legacy, "%d MD5 HEX:00112233445566778899aabbccddeeff\n", i+1)
+	}
+	_, warnings, err := Parse("keys", []byte(legacy.String()))
+	if err != nil || len(warnings) != maxReported+1 || !strings.Contains(warnings[maxReported], "150 more warnings") {
+		t.Fatalf("err %v, %d warnings, last %q", err, len(warnings), warnings[len(warnings)-1])
 	}
 }

@@ -85,6 +85,10 @@ func (t Type) String() string {
 	return "Type(invalid)"
 }
 
+// CMAC reports whether the type is AES-CMAC, the algorithm RFC 8573 makes
+// mandatory.
+func (t Type) CMAC() bool { return t == AES128CMAC || t == AES256CMAC }
+
 // Legacy reports whether the type is one RFC 8573 replaces (MD5, SHA-1).
 func (t Type) Legacy() bool { return t == SHA1 || t == MD5 }
 

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,5 +116,50 @@ func runTimegateBriefly(t *testing.T, bin, dir, dump, user string) (string, erro
 		cmd.Process.Signal(os.Interrupt)
 		<-done
 		return out.String(), nil
+	}
+}
+
+// Campaign findings on reload: a keys file of 524k bad lines made one
+// 33 MB log line, a FIFO as the configuration path blocked the signal loop
+// (SIGUSR1 no longer handled), and a 200 MB configuration was read whole on
+// SIGHUP (RSS 10 → 216 MB). Each reload is refused at once with a bounded
+// message, the daemon still handles SIGUSR1, and its memory does not grow.
+func TestHostileReloadFiles(t *testing.T) {
+	keys := harness.WriteKeys(t, t.TempDir(), harness.NewKey(t, 1, "AES128"))
+	p, _, _, _ := ntsTimegate(t, 5, "keyfile "+keys)
+	before := readUsage(t, p.Pid())
+	// A keys file of 524,288 bad lines (1 MiB, the most a secret may be):
+	// one bounded refusal, not a 33 MB log line.
+	if err := os.WriteFile(keys, bytes.Repeat([]byte("1\n"), 1<<19), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*more errors not shown`, 10*time.Second)
+	if n := p.LogSize() - from; n > 16<<10 {
+		t.Errorf("%d bytes of log for one bad keys file", n)
+	}
+	os.Remove(p.ConfPath)
+	if err := syscall.Mkfifo(p.ConfPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from = p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*not a regular file`, 5*time.Second)
+	from = p.LogSize()
+	p.Signal(syscall.SIGUSR1)
+	p.WaitLog(t, from, `rotated`, 5*time.Second)
+	os.Remove(p.ConfPath)
+	f, err := os.Create(p.ConfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(200 << 20) // sparse: 200 MB to read, nothing on disk
+	f.Close()
+	from = p.LogSize()
+	p.Signal(syscall.SIGHUP)
+	p.WaitLog(t, from, `reload rejected.*larger than`, 5*time.Second)
+	if after := readUsage(t, p.Pid()); after.rssKB > before.rssKB+maxRSSGrowthKB/4 {
+		t.Errorf("RSS %d kB → %d kB across a 200 MB reload", before.rssKB, after.rssKB)
 	}
 }

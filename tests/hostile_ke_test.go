@@ -38,11 +38,11 @@ func u16s(vs ...uint16) []byte {
 	return b
 }
 
-var (
-	recEOM  = rec(0, true, nil)
-	recNTP  = rec(1, true, u16s(0))
-	recAEAD = rec(4, false, u16s(15))
-)
+// The records of a good request: End of Message, Next Protocol NTPv4,
+// AEAD 15. Functions, not variables: no package-level state.
+func recEOM() []byte  { return rec(0, true, nil) }
+func recNTP() []byte  { return rec(1, true, u16s(0)) }
+func recAEAD() []byte { return rec(4, false, u16s(15)) }
 
 func parseRecords(b []byte) ([]keRecord, error) {
 	var out []keRecord
@@ -167,7 +167,7 @@ func keCases() []keCase {
 	}
 	ids[999] = 15
 	bigAEAD = rec(4, false, u16s(ids...))
-	good := cat(recNTP, recAEAD, recEOM)
+	good := cat(recNTP(), recAEAD(), recEOM())
 	return []keCase{
 		{name: "valid request", payload: good, want: keKeys},
 		{name: "valid request, then our side closed", payload: good, halfEnd: true, want: keKeys},
@@ -177,28 +177,31 @@ func keCases() []keCase {
 		{name: "ALPN ntske/2", tls: &tls.Config{NextProtos: []string{"ntske/2"}}, want: keTLSRefused, tlsErr: "no application protocol"},
 		{name: "oversize record (65535-octet body)", payload: cat(rec(0x4000, false, make([]byte, 65535)), good), want: keErrorBad},
 		{name: "record of 1021 octets (request over 1024)", payload: cat(rec(0x4000, false, make([]byte, 1021)), good), want: keErrorBad},
-		{name: "unterminated, then closed", payload: cat(recNTP, recAEAD), halfEnd: true, want: keErrorBad},
-		{name: "record header cut, then closed", payload: cat(recNTP, recAEAD, []byte{0x80}), halfEnd: true, want: keErrorBad},
+		{name: "unterminated, then closed", payload: cat(recNTP(), recAEAD()), halfEnd: true, want: keErrorBad},
+		{name: "record header cut, then closed", payload: cat(recNTP(), recAEAD(), []byte{0x80}), halfEnd: true, want: keErrorBad},
 		{name: "10000 tiny records", payload: cat(tiny, good), want: keErrorBad},
 		{name: "33 records", payload: cat(repeatRec(30), good), want: keErrorBad},
-		{name: "AEAD list of 1000 entries", payload: cat(recNTP, bigAEAD, recEOM), want: keErrorBad},
-		{name: "unknown critical record", payload: cat(recNTP, recAEAD, rec(0x1234, true, []byte{1, 2}), recEOM), want: keErrorCrit},
-		{name: "unknown non-critical record", payload: cat(recNTP, recAEAD, rec(0x1234, false, []byte{1, 2}), recEOM), want: keKeys},
-		{name: "data after End of Message", payload: cat(good, recNTP), want: keErrorBad},
-		{name: "only End of Message", payload: recEOM, want: keErrorBad},
-		{name: "no Next Protocol", payload: cat(recAEAD, recEOM), want: keErrorBad},
-		{name: "Next Protocol not critical", payload: cat(rec(1, false, u16s(0)), recAEAD, recEOM), want: keErrorBad},
-		{name: "End of Message not critical", payload: cat(recNTP, recAEAD, rec(0, false, nil)), want: keErrorBad},
-		{name: "two Next Protocol records", payload: cat(recNTP, recNTP, recAEAD, recEOM), want: keErrorBad},
-		{name: "odd Next Protocol body", payload: cat(rec(1, true, []byte{0, 0, 0}), recAEAD, recEOM), want: keErrorBad},
-		{name: "Next Protocol 0x7fff only", payload: cat(rec(1, true, u16s(0x7fff)), recAEAD, recEOM), want: keNoProto},
-		{name: "AEAD 999 only", payload: cat(recNTP, rec(4, false, u16s(999)), recEOM), want: keNoAEAD},
-		{name: "empty AEAD list", payload: cat(recNTP, rec(4, false, nil), recEOM), want: keErrorBad},
-		{name: "Error record from the client", payload: cat(recNTP, recAEAD, rec(2, true, u16s(1)), recEOM), want: keErrorBad},
-		{name: "New Cookie from the client", payload: cat(recNTP, recAEAD, rec(5, false, make([]byte, 104)), recEOM), want: keErrorBad},
-		{name: "Port 0", payload: cat(recNTP, recAEAD, rec(7, false, u16s(0)), recEOM), want: keErrorBad},
-		{name: "Server name of 300 octets", payload: cat(recNTP, recAEAD, rec(6, false, make([]byte, 300)), recEOM), want: keErrorBad},
+		{name: "AEAD list of 1000 entries", payload: cat(recNTP(), bigAEAD, recEOM()), want: keErrorBad},
+		{name: "unknown critical record", payload: cat(recNTP(), recAEAD(), rec(0x1234, true, []byte{1, 2}), recEOM()), want: keErrorCrit},
+		{name: "unknown non-critical record", payload: cat(recNTP(), recAEAD(), rec(0x1234, false, []byte{1, 2}), recEOM()), want: keKeys},
+		{name: "data after End of Message", payload: cat(good, recNTP()), want: keErrorBad},
+		{name: "only End of Message", payload: recEOM(), want: keErrorBad},
+		{name: "no Next Protocol", payload: cat(recAEAD(), recEOM()), want: keErrorBad},
+		{name: "Next Protocol not critical", payload: cat(rec(1, false, u16s(0)), recAEAD(), recEOM()), want: keErrorBad},
+		{name: "End of Message not critical", payload: cat(recNTP(), recAEAD(), rec(0, false, nil)), want: keErrorBad},
+		{name: "two Next Protocol records", payload: cat(recNTP(), recNTP(), recAEAD(), recEOM()), want: keErrorBad},
+		{name: "odd Next Protocol body", payload: cat(rec(1, true, []byte{0, 0, 0}), recAEAD(), recEOM()), want: keErrorBad},
+		{name: "Next Protocol 0x7fff only", payload: cat(rec(1, true, u16s(0x7fff)), recAEAD(), recEOM()), want: keNoProto},
+		{name: "AEAD 999 only", payload: cat(recNTP(), rec(4, false, u16s(999)), recEOM()), want: keNoAEAD},
+		{name: "empty AEAD list", payload: cat(recNTP(), rec(4, false, nil), recEOM()), want: keErrorBad},
+		{name: "Error record from the client", payload: cat(recNTP(), recAEAD(), rec(2, true, u16s(1)), recEOM()), want: keErrorBad},
+		{name: "New Cookie from the client", payload: cat(recNTP(), recAEAD(), rec(5, false, make([]byte, 104)), recEOM()), want: keErrorBad},
+		{name: "Port 0", payload: cat(recNTP(), recAEAD(), rec(7, false, u16s(0)), recEOM()), want: keErrorBad},
+		{name: "Server name of 300 octets", payload: cat(recNTP(), recAEAD(), rec(6, false, make([]byte, 300)), recEOM()), want: keErrorBad},
 		{name: "empty request, our side closed", halfEnd: true, want: keSilentEnd},
+		// Slowloris inside TLS: cut at the session deadline (2 s), nothing sent.
+		{name: "handshake, then silence", want: keSilentEnd},
+		{name: "half a record, then silence", payload: cat(recNTP(), []byte{0x80, 0x04, 0x00}), want: keSilentEnd},
 	}
 }
 

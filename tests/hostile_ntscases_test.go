@@ -37,10 +37,43 @@ func foreignCookie(t *testing.T, k *ntsKeys, withOurID bool) []byte {
 // earns silence; a valid request earns time authenticated under S2C.
 func ntsCases(t *testing.T, h *hostile) []udpCase {
 	k := h.ntsKE(t, srcGood)
-	ck := k.keys.Cookies[0]
-	uid := func(n int) []byte { u := make([]byte, n); rand.Read(u); return u }
-	u := uid(32)
-	ok := func(p ntsParts) ntsParts { // a valid request, then the change
+	u := randomBytes(32)
+	ok := validNTS(u, k.keys.Cookies[0])
+	var cs []udpCase
+	for i, x := range ntsTable(t, k, u) {
+		req := k.build(6000+i, x.parts)
+		uc := udpCase{name: "NTS " + x.name, req: req, want: x.want}
+		switch x.want {
+		case timeReply:
+			uc.check = k.checkNTSReply(x.parts.uid, 1+x.parts.holders)
+		case nakReply:
+			uc.check = checkNAK(x.parts.uid)
+		}
+		cs = append(cs, uc)
+	}
+	return append(cs,
+		// The server keeps no state per cookie (RFC 8915 §6): a replayed
+		// request is answered again, and only its UID lets the client
+		// discard the copy.
+		udpCase{name: "NTS replayed request", req: cs[0].req, want: timeReply, check: cs[0].check},
+		udpCase{name: "NTS from a require-auth source: time", src: srcAuthOnly, req: k.build(6100, ok(ntsParts{})), want: timeReply, check: k.checkNTSReply(u, 1)},
+		udpCase{name: "NTS from an ignored source: silence", src: srcIgnored, req: k.build(6101, ok(ntsParts{}))},
+		// 1000 placeholders make a 20 kB datagram: longer than any NTP
+		// packet timegate parses (ntp.MaxPacketLen), so not even read.
+		udpCase{name: "NTS with 1000 placeholders", req: k.build(6102, ok(ntsParts{holders: 1000, holderLen: 16}))},
+	)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// validNTS completes parts into a valid request (UID u, cookie ck) where
+// they leave a field out, so that a case names only what it breaks.
+func validNTS(u, ck []byte) func(ntsParts) ntsParts {
+	return func(p ntsParts) ntsParts {
 		if p.uid == nil {
 			p.uid = u
 		}
@@ -49,16 +82,24 @@ func ntsCases(t *testing.T, h *hostile) []udpCase {
 		}
 		return p
 	}
+}
+
+type ntsCase struct {
+	name  string
+	parts ntsParts
+	want  outcomeKind
+}
+
+// ntsTable: each NTS field broken in turn; the first case is valid.
+func ntsTable(t *testing.T, k *ntsKeys, u []byte) []ntsCase {
+	ck := k.keys.Cookies[0]
+	ok := validNTS(u, ck)
+	uid := randomBytes
 	flipped := bytes.Clone(ck)
 	flipped[len(flipped)/2] ^= 1
 	forged := uid(len(ck))
 	copy(forged[:4], ck[:4])
-	type c struct {
-		name  string
-		parts ntsParts
-		want  outcomeKind
-	}
-	cases := []c{
+	return []ntsCase{
 		{"valid, no placeholder", ok(ntsParts{}), timeReply},
 		{"valid, 7 placeholders", ok(ntsParts{holders: 7}), timeReply},
 		{"no UID", ntsParts{cookies: [][]byte{ck}}, noReply},
@@ -94,29 +135,4 @@ func ntsCases(t *testing.T, h *hostile) []udpCase {
 		{"MAC trailer after the Authenticator", ok(ntsParts{after: make([]byte, 20)}), noReply},
 		{"NTS fields in NTPv3", ok(ntsParts{vn: 3}), noReply},
 	}
-	var cs []udpCase
-	for i, x := range cases {
-		req := k.build(6000+i, x.parts)
-		uc := udpCase{name: "NTS " + x.name, req: req, want: x.want}
-		switch x.want {
-		case timeReply:
-			uc.check = k.checkNTSReply(x.parts.uid, 1+x.parts.holders)
-		case nakReply:
-			uc.check = checkNAK(x.parts.uid)
-		}
-		cs = append(cs, uc)
-	}
-	valid := cs[0].req
-	cs = append(cs,
-		// The server keeps no state per cookie (RFC 8915 §6): a replayed
-		// request is answered again, and only its UID lets the client
-		// discard the copy.
-		udpCase{name: "NTS replayed request", req: valid, want: timeReply, check: cs[0].check},
-		udpCase{name: "NTS from a require-auth source: time", src: srcAuthOnly, req: k.build(6100, ok(ntsParts{})), want: timeReply, check: k.checkNTSReply(u, 1)},
-		udpCase{name: "NTS from an ignored source: silence", src: srcIgnored, req: k.build(6101, ok(ntsParts{}))},
-		// 1000 placeholders make a 20 kB datagram: longer than any NTP
-		// packet timegate parses (ntp.MaxPacketLen), so not even read.
-		udpCase{name: "NTS with 1000 placeholders", req: k.build(6102, ok(ntsParts{holders: 1000, holderLen: 16}))},
-	)
-	return cs
 }

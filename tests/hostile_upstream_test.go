@@ -31,7 +31,8 @@ type liar struct {
 	name   string
 	reply  func(req ntp.Header, now time.Time) []byte
 	spoof  func(req ntp.Header, now time.Time) []byte
-	synced bool // timegate synchronises (to the honest part) despite it
+	synced bool     // timegate synchronises (to the honest part) despite it
+	conf   []string // more directives for this timegate
 }
 
 // honest is what a stratum-2 server says at now.
@@ -91,6 +92,10 @@ func liars() []liar {
 		{name: "30 years in the past", reply: shifted(-30 * year)},
 		{name: "100 years in the future", reply: shifted(100 * year)},
 		{name: "era 1 (2036+) timestamps", reply: shifted(11 * year)},
+		// Campaign finding: a lone keyed upstream 200 s off was followed at
+		// start-up. maxstartoffset makes such a step wait for a second
+		// source (its default, 0, follows it, as chrony and ntpd do).
+		{name: "lone source 200 s ahead at start-up, maxstartoffset 1", reply: shifted(200 * time.Second), conf: []string{"maxstartoffset 1"}},
 	}
 }
 
@@ -152,7 +157,7 @@ func TestHostileUpstream(t *testing.T) {
 	// a time on a two-core machine.
 	for i, l := range ls {
 		port := fakeServer(t, l, key)
-		procs[i], served[i] = upstreamTimegate(t, "minsources 1", "keyfile "+keys, fastServer(port, "key 1"))
+		procs[i], served[i] = upstreamTimegate(t, append([]string{"minsources 1", "keyfile " + keys, fastServer(port, "key 1")}, l.conf...)...)
 	}
 	time.Sleep(upstreamWindow)
 	for i, l := range ls {

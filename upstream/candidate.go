@@ -68,6 +68,10 @@ type Candidate struct {
 	// Prefer marks a source configured with "prefer": it is never pruned by clustering and
 	// becomes the system peer whenever it survives (RFC 5905 §11.2.3, ntpd's prefer peer).
 	Prefer bool
+	// Trust and Require are chrony's server options (trust.go): a trusted source can be
+	// outvoted only by other trusted ones; while some source is required, one of the
+	// required must be a truechimer.
+	Trust, Require bool
 }
 
 // RootDistance is λ, the maximum error of this source's time relative to its primary

@@ -17,6 +17,8 @@ const (
 	ReasonPanic                               // offset beyond the panic threshold, refused
 	ReasonBeforeBuild                         // sources claim a time before the build date, refused
 	ReasonHoldover                            // holdover limit exceeded
+	ReasonNoRequired                          // no source with the require option agrees
+	ReasonLoneStep                            // a lone source's start-up step beyond maxstartoffset, refused
 )
 
 // Reason is a ReasonKind with the numbers that explain it. It is a plain value so that the
@@ -61,6 +63,10 @@ func (k ReasonKind) text(agree, of int) string {
 		return "time before build date refused"
 	case ReasonHoldover:
 		return "holdover limit exceeded"
+	case ReasonNoRequired:
+		return "no required source (server … require) among the agreeing sources"
+	case ReasonLoneStep:
+		return "start-up step of a lone source beyond maxstartoffset refused"
 	}
 	return "unknown reason " + strconv.Itoa(int(k))
 }

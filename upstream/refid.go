@@ -14,6 +14,8 @@ const (
 	refIDPanic  = 'P'<<24 | 'A'<<16 | 'N'<<8 | 'C' // offset beyond the panic threshold
 	refIDBuild  = 'B'<<24 | 'L'<<16 | 'D'<<8 | 'T' // time before the build date
 	refIDHold   = 'H'<<24 | 'O'<<16 | 'L'<<8 | 'D' // holdover limit exceeded
+	refIDReqd   = 'R'<<24 | 'E'<<16 | 'Q'<<8 | 'D' // no required source agrees
+	refIDLone   = 'L'<<24 | 'O'<<16 | 'N'<<8 | 'E' // lone source's start-up step refused
 )
 
 // RefID returns the stratum-16 reference ID that names k.
@@ -33,6 +35,10 @@ func (k ReasonKind) RefID() uint32 {
 		return refIDBuild
 	case ReasonHoldover:
 		return refIDHold
+	case ReasonNoRequired:
+		return refIDReqd
+	case ReasonLoneStep:
+		return refIDLone
 	}
 	return refIDInit
 }
@@ -57,6 +63,10 @@ func ExplainRefID(id uint32) (string, bool) {
 		return "upstream time before the build date was refused", true
 	case refIDHold:
 		return "upstream sources lost for longer than the holdover limit", true
+	case refIDReqd:
+		return "no upstream source marked `require` is among the agreeing sources", true
+	case refIDLone:
+		return "a lone upstream's start-up offset beyond maxstartoffset was refused (waiting for a second source)", true
 	}
 	return "", false
 }

@@ -1,6 +1,9 @@
 package upstream
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 const (
 	// fitPoints is how many fresh estimates the offset/frequency fit remembers. Sixteen
@@ -69,4 +72,32 @@ func (f *fit) line(at time.Time, prev, maxFreq float64) (off, freq float64, mean
 	}
 	freq = min(max(freq, -maxFreq), maxFreq)
 	return my - freq*mx, freq, at.Add(dur(mx)), fitted
+}
+
+// slopeErr is the standard error of slope freq through the points: the residuals' spread
+// over the spread of their times. It needs at least three points; the caller only asks
+// once line has fitted a slope.
+func (f *fit) slopeErr(freq float64) float64 {
+	if f.n < 3 {
+		return math.Inf(1)
+	}
+	ref := f.pts[0].t
+	var sx, sy float64
+	for i := range f.n {
+		sx += f.pts[i].t.Sub(ref).Seconds()
+		sy += f.pts[i].o
+	}
+	n := float64(f.n)
+	mx, my := sx/n, sy/n
+	var sxx, sres float64
+	for i := range f.n {
+		dx := f.pts[i].t.Sub(ref).Seconds() - mx
+		r := f.pts[i].o - my - freq*dx
+		sxx += dx * dx
+		sres += r * r
+	}
+	if sxx == 0 {
+		return math.Inf(1)
+	}
+	return math.Sqrt(sres / (n - 2) / sxx)
 }

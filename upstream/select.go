@@ -34,6 +34,10 @@ type SelectOptions struct {
 	// stratum of the best survivor it stays, so the gateway does not hop between equally
 	// good sources (RFC 5905 Appendix A.5.5.1).
 	SystemPeer uint64
+	// Require: some configured source has chrony's `require` option, so the gateway
+	// synchronises only while one of those (Candidate.Require) is a truechimer, even
+	// when the required sources are unreachable and not among the candidates.
+	Require bool
 }
 
 func (o SelectOptions) withDefaults() SelectOptions {

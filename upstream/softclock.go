@@ -16,16 +16,26 @@ var (
 	// ErrBeforeBuild: the sources claim a time before the build date, which cannot be now.
 	// It guards against replayed or forged old time.
 	ErrBeforeBuild = errors.New("upstream: time before build date")
+	// ErrLoneStep: before the first synchronisation, fewer than startQuorum sources put the
+	// time further from the system clock than ClockOptions.StartLimit. A lone keyed upstream
+	// 200 s off was followed at start-up (campaign finding); with the limit set, such a step
+	// waits for a second source to agree.
+	ErrLoneStep = errors.New("upstream: start-up offset of a lone source beyond maxstartoffset")
 	// ErrDiscipline: the Discipliner failed. The served clock was updated regardless; only
 	// the system clock did not follow.
 	ErrDiscipline = errors.New("upstream: system clock discipline failed")
 )
 
+// startQuorum is how many combined sources may move the clock past StartLimit at start-up:
+// two independent servers lying alike is a far stronger attack than one.
+const startQuorum = 2
+
 // Soft clock defaults.
 const (
 	// DefaultStepThreshold is ntpd's 128 ms: at start-up, a larger offset is stepped out
-	// at once rather than slewed for minutes. After the first synchronisation the served
-	// clock is never stepped, since downstream clients would see time jump.
+	// at once rather than slewed for minutes. After the first synchronisation (or the first
+	// StepLimit estimates, chrony's makestep) the served clock is never stepped, since
+	// downstream clients would see time jump.
 	DefaultStepThreshold = 128 * time.Millisecond
 	// DefaultPanicThreshold is ntpd's 1000 s (RFC 5905 Appendix A.5.5.6 PANICT).
 	DefaultPanicThreshold = 1000 * time.Second
@@ -75,11 +85,20 @@ type Adjustment struct {
 
 // ClockOptions configure a SoftClock. The zero value gives the defaults.
 type ClockOptions struct {
-	StepThreshold  time.Duration // ≤ 0: DefaultStepThreshold
+	StepThreshold time.Duration // ≤ 0: DefaultStepThreshold
+	// StepLimit is how many of the first fresh estimates may step the clock (chrony's
+	// makestep LIMIT); 0: 1, only the first, before anything was served as synchronised;
+	// negative: none, the clock is only ever slewed.
+	StepLimit      int
 	PanicThreshold time.Duration // ≤ 0: DefaultPanicThreshold
 	MaxSlew        float64       // ≤ 0: DefaultMaxSlew
 	MaxFreq        float64       // ≤ 0: DefaultMaxFreq
-	HoldoverLimit  time.Duration // ≤ 0: DefaultHoldoverLimit
+	// HoldoverLimit: 0 means DefaultHoldoverLimit; negative means no
+	// holdover at all: unsynchronised as soon as the sources are lost.
+	HoldoverLimit time.Duration
+	// StartLimit, when positive, is the largest offset from the system clock that the first
+	// synchronisation accepts from fewer than startQuorum combined sources. Zero: no limit.
+	StartLimit time.Duration
 	// BuildDate: estimates that put the time before it are refused. Zero: no check.
 	BuildDate time.Time
 	// Discipliner, if not nil, makes the system clock follow the served clock.
@@ -99,8 +118,11 @@ func (o ClockOptions) withDefaults() ClockOptions {
 	if o.MaxFreq <= 0 {
 		o.MaxFreq = DefaultMaxFreq
 	}
-	if o.HoldoverLimit <= 0 {
+	if o.HoldoverLimit == 0 {
 		o.HoldoverLimit = DefaultHoldoverLimit
+	}
+	if o.StepLimit == 0 {
+		o.StepLimit = 1
 	}
 	return o
 }
@@ -113,7 +135,11 @@ func (o ClockOptions) withDefaults() ClockOptions {
 // now is the target; the served clock slews towards it at no more than MaxSlew while
 // running at the line's slope, so served time never jumps, only bends. The one exception is
 // the first estimate, which is stepped to when it is more than StepThreshold away: the
-// gateway has served nothing as synchronised yet.
+// gateway has served nothing as synchronised yet (chrony's makestep widens this to the
+// first StepLimit estimates).
+//
+// A frequency restored from a drift file (Restore) stands in for the slope until the
+// line has one of its own.
 //
 // A SoftClock is owned by one goroutine; share its Snapshot.
 type SoftClock struct {
@@ -121,6 +147,13 @@ type SoftClock struct {
 	snap   Snapshot
 	fit    fit
 	newest time.Time // newest sample epoch seen, to tell fresh estimates from repeats
+	fresh  int       // fresh estimates taken, for StepLimit
+	// fitted: the fit has a slope of its own, with standard error skew (s/s).
+	fitted bool
+	skew   float64
+	// prior is the drift restored from a drift file (Restore), used until fitted.
+	prior    Drift
+	hasPrior bool
 }
 
 // NewSoftClock returns an unsynchronised clock that serves the system time.
@@ -172,12 +205,17 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 	c.newest = est.Newest
 	c.fit.add(est.Time.Round(0), est.Offset.Seconds())
 	target, freq, mean, fitted := c.fit.line(local, c.snap.corr.freq, c.opts.MaxFreq)
-	c.snap.fitMean, c.snap.freqUnknown = mean, 0
-	if !fitted {
-		c.snap.freqUnknown = c.opts.MaxFreq
+	c.snap.fitMean, c.snap.freqUnknown, c.fitted = mean, 0, fitted
+	if fitted {
+		c.skew = max(c.fit.slopeErr(freq), MinSkew)
+		c.snap.skew = c.skew
+	} else {
+		c.snap.freqUnknown = c.startSkew(local)
+		c.snap.skew = c.snap.freqUnknown
 	}
 	stepped := 0.0
-	if !c.snap.synced && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
+	c.fresh++
+	if c.fresh <= c.opts.StepLimit && math.Abs(target-cur) > c.opts.StepThreshold.Seconds() {
 		stepped = target - cur
 		c.snap.corr = segment{start: local, base: target, freq: freq}
 	} else {
@@ -190,10 +228,14 @@ func (c *SoftClock) Update(sys time.Time, est Estimate) error {
 	return err
 }
 
-// refuse applies the panic threshold and the build date to an estimate.
+// refuse applies the panic threshold, the start-up limit and the build date to an estimate.
 func (c *SoftClock) refuse(local time.Time, cur float64, est Estimate) (Reason, error) {
-	if away := est.Offset.Seconds() - cur; math.Abs(away) > c.opts.PanicThreshold.Seconds() {
+	away := est.Offset.Seconds() - cur
+	if math.Abs(away) > c.opts.PanicThreshold.Seconds() {
 		return Reason{Kind: ReasonPanic}, fmt.Errorf("%w: sources are %v from served time", ErrPanic, dur(away))
+	}
+	if lim := c.opts.StartLimit.Seconds(); !c.snap.synced && lim > 0 && math.Abs(away) > lim && est.Survivors < startQuorum {
+		return Reason{Kind: ReasonLoneStep}, fmt.Errorf("%w: %d source(s) put the time %v from the system clock", ErrLoneStep, est.Survivors, dur(away))
 	}
 	if claimed := local.Add(est.Offset); claimed.Before(c.opts.BuildDate) {
 		return Reason{Kind: ReasonBeforeBuild}, fmt.Errorf("%w: sources say %v", ErrBeforeBuild, claimed.UTC())

@@ -174,6 +174,22 @@ func TestSoftClockHoldover(t *testing.T) {
 	}
 }
 
+// Campaign finding: `holdover 0` (documented range 0..) silently meant
+// 3600 s. A negative limit, which `holdover 0` maps to, is no holdover:
+// unsynchronised as soon as the sources are lost, and no age limit while
+// they are not (a poll interval is not a loss).
+func TestSoftClockNoHoldover(t *testing.T) {
+	c := NewSoftClock(ClockOptions{HoldoverLimit: -1})
+	last := feedLine(t, c, t0, ms(-30), -12e-6, 16*time.Second, 40)
+	if st := c.Status(last.Add(2 * time.Hour)); !st.Synchronised {
+		t.Fatalf("synchronised sources, last estimate 2 h old: %+v", st)
+	}
+	c.Lose(Reason{Kind: ReasonTooFew, Agree: 2, Of: 3})
+	if st := c.Status(last.Add(time.Millisecond)); st.Synchronised || st.Stratum != MaxStratum || st.Reason.Kind != ReasonHoldover {
+		t.Fatalf("sources lost without holdover: %+v", st)
+	}
+}
+
 func TestSoftClockIgnoresRepeatedEstimates(t *testing.T) {
 	c := NewSoftClock(ClockOptions{})
 	last := feedLine(t, c, t0, ms(5), 10e-6, 16*time.Second, 10)
@@ -201,5 +217,57 @@ func TestSnapshotIsImmutable(t *testing.T) {
 	}
 	if !snap.Now(t0.Add(time.Minute)).Equal(before) {
 		t.Fatal("snapshot changed after an update")
+	}
+}
+
+// Campaign finding: a lone keyed upstream 200 s off was followed at
+// start-up. With StartLimit set, the first synchronisation refuses a step
+// beyond it from fewer than two combined sources, and takes it from two;
+// once synchronised the limit no longer applies (the panic threshold does).
+func TestSoftClockStartLimit(t *testing.T) {
+	c := NewSoftClock(ClockOptions{StartLimit: time.Second})
+	lone := estimate(t0, 200*time.Second)
+	lone.Survivors = 1
+	if err := c.Update(t0, lone); !errors.Is(err, ErrLoneStep) {
+		t.Fatalf("lone source 200 s off: err = %v, want ErrLoneStep", err)
+	}
+	if st := c.Status(t0); st.Synchronised || st.Reason.Kind != ReasonLoneStep || st.Reason.Kind.RefID() != refIDLone {
+		t.Fatalf("after the refusal: %+v", st)
+	}
+	near := estimate(t0.Add(time.Second), 500*time.Millisecond)
+	near.Survivors = 1
+	if err := c.Update(t0.Add(time.Second), near); err != nil {
+		t.Fatalf("lone source 0.5 s off: %v", err)
+	}
+	two := NewSoftClock(ClockOptions{StartLimit: time.Second})
+	agreed := estimate(t0, 200*time.Second)
+	agreed.Survivors = 2
+	if err := two.Update(t0, agreed); err != nil || !two.Status(t0).Synchronised {
+		t.Fatalf("two sources 200 s off: %v", err)
+	}
+	off := NewSoftClock(ClockOptions{})
+	if err := off.Update(t0, lone); err != nil {
+		t.Fatalf("no limit configured: %v", err)
+	}
+}
+
+// makestep 1 3: the first three fresh estimates may step, by more than 1 s only; later
+// ones are slewed whatever their size.
+func TestSoftClockStepLimit(t *testing.T) {
+	c := NewSoftClock(ClockOptions{StepThreshold: time.Second, StepLimit: 3})
+	steps := []struct {
+		off  time.Duration
+		step bool
+	}{{ms(500), false}, {2 * time.Second, true}, {ms(2500), false}, {5 * time.Second, false}}
+	for i, s := range steps {
+		at := t0.Add(time.Duration(i) * 2 * time.Second)
+		before := correction(c, at)
+		if err := c.Update(at, estimate(at, s.off)); err != nil {
+			t.Fatal(err)
+		}
+		jumped := math.Abs(correction(c, at)-before) > 1e-9
+		if jumped != s.step {
+			t.Errorf("estimate %d (%v): stepped %v, want %v", i+1, s.off, jumped, s.step)
+		}
 	}
 }

@@ -22,8 +22,8 @@ type SourceConfig struct {
 	MinPoll, MaxPoll int8
 	// IBurst starts with a burst of polls IBurstGap apart, to be selectable in seconds.
 	IBurst bool
-	// Prefer is passed to selection (Candidate.Prefer).
-	Prefer bool
+	// Prefer, Trust and Require are passed to selection (Candidate).
+	Prefer, Trust, Require bool
 	// Auth authenticates the association; nil with NTS set means "no session yet": the
 	// first timer asks for Rekey. nil without NTS means NoAuth.
 	Auth Auth
@@ -357,7 +357,7 @@ func (s *Source) Candidate() (Candidate, bool) {
 	if !ok {
 		return Candidate{}, false
 	}
-	c.ID, c.RefID, c.Prefer = s.cfg.ID, s.cfg.RefID, s.cfg.Prefer
+	c.ID, c.RefID, c.Prefer, c.Trust, c.Require = s.cfg.ID, s.cfg.RefID, s.cfg.Prefer, s.cfg.Trust, s.cfg.Require
 	return c, true
 }
 
@@ -381,6 +381,10 @@ func (s *Source) Stopped() string { return s.stopped }
 
 // Stats returns the counters.
 func (s *Source) Stats() SourceStats { return s.stats }
+
+// LastSample returns the latest sample the filter took (zero before the first): what
+// measurements.log records.
+func (s *Source) LastSample() Sample { return s.filter.hdr }
 
 // FilterStats returns the clock filter output; ok is false before the first sample.
 func (s *Source) FilterStats() (st Stats, ok bool) { return s.filter.Stats() }

@@ -96,19 +96,31 @@ func MitigateAuth(now time.Time, cands []Candidate, authed []bool, mode AuthSele
 		c.Stats.Offset += dur(freq * now.Sub(c.Stats.Epoch).Seconds())
 		sub = append(sub, c)
 	}
+	sub, keep, distrusted, trustOK := applyTrust(sub, keep, opts.withDefaults(), now)
 	res := Mitigate(now, sub, opts)
+	if !trustOK {
+		res = Result{Selection: Selection{Reason: Reason{Kind: ReasonNoMajority, Of: len(distrusted)}}}
+	}
 	if res.OK() {
 		res.Estimate.Offset -= dur(freq * now.Sub(res.Estimate.Time).Seconds())
 	}
 	remap(&res, keep)
 	for i := range cands {
-		if !slices.Contains(keep, i) {
+		switch {
+		case slices.Contains(distrusted, i):
+			res.Falsetickers = append(res.Falsetickers, i)
+		case !slices.Contains(keep, i):
 			res.Unselectable = append(res.Unselectable, i)
 		}
 	}
 	slices.Sort(res.Unselectable)
+	slices.Sort(res.Falsetickers)
 	if res.OK() && mode == AuthMix && authOK && !slices.ContainsFunc(res.Truechimers, func(i int) bool { return authed[i] }) {
 		res.Reason = Reason{Kind: ReasonNoMajority, Of: len(res.Truechimers) + len(res.Falsetickers)}
+		res.Survivors, res.Estimate = nil, Estimate{}
+	}
+	if res.OK() && opts.Require && !requireMet(&res, cands) {
+		res.Reason = Reason{Kind: ReasonNoRequired}
 		res.Survivors, res.Estimate = nil, Estimate{}
 	}
 	return res

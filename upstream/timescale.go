@@ -67,6 +67,8 @@ type Snapshot struct {
 	// disciplined clock.
 	freqUnknown float64
 	fitMean     time.Time
+	// skew is the frequency's uncertainty: freqUnknown, or the fitted slope's error.
+	skew float64
 }
 
 // Local maps a system clock reading to local time, the timescale samples are measured in:
@@ -115,6 +117,10 @@ type Status struct {
 	// reversed.
 	Offset    time.Duration
 	Frequency float64
+	// Skew is the uncertainty of Frequency (s/s): the fitted slope's standard error, or
+	// before the fit has a slope the restored drift's aged skew or, on a cold start,
+	// MaxFreq. Zero before the first estimate.
+	Skew float64
 	// Reason says why the clock is unsynchronised or holding over; ReasonNone otherwise.
 	Reason Reason
 }
@@ -126,6 +132,7 @@ func (s *Snapshot) Status(sys time.Time) Status {
 	st := Status{
 		Offset:    local.Add(dur(s.corr.at(local))).Sub(sys),
 		Frequency: s.corr.freq,
+		Skew:      s.skew,
 		RefTime:   s.refTime,
 		Reason:    s.reason,
 		Holdover:  s.holdover,
@@ -137,7 +144,9 @@ func (s *Snapshot) Status(sys time.Time) Status {
 		return unsynchronised(st)
 	}
 	st.Age = local.Sub(s.estAt)
-	if st.Age > s.limit {
+	// A negative limit is `holdover 0`: no holdover once the sources are
+	// lost, and no age limit while they are not.
+	if s.limit >= 0 && st.Age > s.limit || s.limit < 0 && s.holdover {
 		st.Reason = Reason{Kind: ReasonHoldover, Cause: s.reason.Kind, Agree: s.reason.Agree, Of: s.reason.Of}
 		return unsynchronised(st)
 	}

@@ -72,6 +72,7 @@ func printStatus(w io.Writer, s *report.Status) {
 	line("Leap status", s.Leap)
 	line("Offset", fmt.Sprintf("%+.9f seconds (served time minus system clock)", s.Offset))
 	line("Frequency", fmt.Sprintf("%+.3f ppm", s.FrequencyPPM))
+	line("Drift", fmt.Sprintf("%+.6f ppm, skew %.6f ppm (estimate, as the drift file keeps it)", s.DriftPPM, s.SkewPPM))
 	line("Root delay", fmt.Sprintf("%.9f seconds", s.RootDelay))
 	line("Root dispersion", fmt.Sprintf("%.9f seconds", s.RootDispersion))
 	line("Root distance", fmt.Sprintf("%.9f seconds", s.RootDistance))

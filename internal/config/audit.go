@@ -199,7 +199,7 @@ func (p *parser) finishAudit() {
 	}
 	for _, d := range []string{"auditkey", "auditcheckpoint", "auditepisodes", "auditship"} {
 		if pos, ok := p.seen[d]; ok {
-			p.errs = append(p.errs, errorAt(pos, d, "needs auditlog FILE"))
+			p.addErr(errorAt(pos, d, "needs auditlog FILE"))
 		}
 	}
 }

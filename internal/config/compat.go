@@ -163,7 +163,7 @@ func (p *parser) finishAccess() {
 		}
 		rule, err := policy.ParseRestrict(args)
 		if err != nil { // unreachable: the prefix was parsed above
-			p.errs = append(p.errs, errorAt(a.pos, "allow", err.Error()))
+			p.addErr(errorAt(a.pos, "allow", err.Error()))
 			continue
 		}
 		p.cfg.Restrict = append(p.cfg.Restrict, Restrict{Pos: a.pos, Args: args, Rule: rule})

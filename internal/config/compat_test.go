@@ -266,3 +266,62 @@ func TestNTPsecNTS(t *testing.T) {
 	}
 	parseErr(t, "nts frob\n", "unknown or malformed")
 }
+
+// driftfile is implemented: the path is kept and nothing warns.
+func TestDriftFileDirective(t *testing.T) {
+	c, err := Parse("t.conf", []byte("driftfile /var/lib/chrony/chrony.drift\n"))
+	if err != nil || c.DriftFile != "/var/lib/chrony/chrony.drift" || len(c.Warnings) != 0 {
+		t.Fatalf("%v %q %v", err, c.DriftFile, c.Warnings)
+	}
+	parseErr(t, "driftfile\n", "driftfile")
+}
+
+// dumpdir is implemented; dumponexit still warns (it is implied).
+func TestDumpDirDirective(t *testing.T) {
+	c, err := Parse("t.conf", []byte("dumpdir /var/lib/timegate/dump\n"))
+	if err != nil || c.DumpDir != "/var/lib/timegate/dump" || len(c.Warnings) != 0 {
+		t.Fatalf("%v %q %v", err, c.DumpDir, c.Warnings)
+	}
+}
+
+func TestLogDirectives(t *testing.T) {
+	c, err := Parse("t.conf", []byte("logdir /var/log/timegate\nlog measurements statistics\nlog tracking selection\n"))
+	if err != nil || c.LogDir != "/var/log/timegate" || c.Log != (LogFiles{true, true, true}) {
+		t.Fatalf("%v %q %+v", err, c.LogDir, c.Log)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), "t.conf:3: log: selection: not written") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+	parseErr(t, "log\n", "at least one")
+	parseErr(t, "log trackin\n", `unknown log "trackin"`)
+}
+
+func TestMakeStep(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want MakeStep
+		warn bool
+	}{
+		{"makestep 1 3", MakeStep{time.Second, 3}, false},
+		{"makestep 0.1 0", MakeStep{100 * time.Millisecond, -1}, false},
+		{"makestep 1.0 -1", MakeStep{time.Second, 1}, true},
+	} {
+		c, err := Parse("t.conf", []byte(tc.line+"\n"))
+		if err != nil || c.MakeStep != tc.want || (len(c.Warnings) == 1) != tc.warn {
+			t.Errorf("%s: %v %+v %v", tc.line, err, c.MakeStep, c.Warnings)
+		}
+	}
+	parseErr(t, "makestep 0 3\n", "threshold must be")
+	parseErr(t, "makestep 1 x\n", "limit must be")
+	parseErr(t, "makestep 1\n", "takes 2")
+}
+
+func TestTrustRequire(t *testing.T) {
+	c, err := Parse("t.conf", []byte("server a.example nts trust require\nserver b.example xleave\n"))
+	if err != nil || len(c.Sources) != 2 || !c.Sources[0].Trust || !c.Sources[0].Require || c.Sources[1].Trust {
+		t.Fatalf("%v %+v", err, c.Sources)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].String(), "t.conf:2: server: b.example: no effect: xleave (interleaved mode is not implemented") {
+		t.Errorf("warnings %v", c.Warnings)
+	}
+}

@@ -67,9 +67,28 @@ type Config struct {
 	MaxDistance    time.Duration // chrony `maxdistance`
 	AuthSelectMode string        // chrony `authselectmode`
 	Holdover       time.Duration // timegate `holdover`: serve without sources this long
+	// MaxStartOffset (timegate `maxstartoffset`): the largest start-up step
+	// one source alone may make the served clock take; 0 is no limit.
+	MaxStartOffset time.Duration
+	// CMACOnly (timegate `keytypes cmac`): the keys file may hold AES-CMAC
+	// keys only; MD5, SHA-1 and the other digests are refused.
+	CMACOnly bool
 	// PIDFile is where the process ID is written once the sockets are bound
 	// (chrony and ntpd `pidfile`); "" writes none.
 	PIDFile string
+	// DriftFile keeps the soft clock's frequency estimate across restarts
+	// (chrony `driftfile`, in timegate's own format: see upstream.Drift);
+	// "" keeps none.
+	DriftFile string
+	// DumpDir keeps each source's clock filter across restarts (chrony
+	// `dumpdir`; written at the clean stop, read and removed at start).
+	DumpDir string
+	// LogDir and Log are chrony's `logdir` and `log`: which log files are
+	// written where (LogFiles).
+	LogDir string
+	Log    LogFiles
+	// MakeStep is chrony's `makestep`; the zero value keeps timegate's rule.
+	MakeStep MakeStep
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool
@@ -159,6 +178,10 @@ type Source struct {
 	// MaxSources is how many addresses a pool contributes (chrony
 	// `maxsources`, default 4).
 	MaxSources int
+	// Trust and Require are chrony's selection options: a trusted source can
+	// be outvoted only by other trusted sources; while any source is
+	// required, one of them must be among the agreeing sources.
+	Trust, Require bool
 }
 
 // Restrict is one `restrict` line, parsed by package policy.

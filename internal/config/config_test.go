@@ -1,10 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -131,6 +135,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("#x\n!y\n;z\nbindaddress ::1\n"))
 	f.Add([]byte("allow 192.168\ndeny all 10/8\ntos minsane 2 maxclock 4\nserver 127.127.1.0\nfudge 127.127.1.0 stratum 9\n"))
 	f.Add([]byte("keys k\ntrustedkey 1 (3 ... 5)\ninterface listen 127.0.0.1\nserver a maxdelay 0.1 xleave noselect\nrtcsync\nrestrict h.example ignore\n"))
+	f.Add([]byte("driftfile /var/lib/chrony/drift\ndumpdir d\nlogdir l\nlog measurements rawmeasurements selection\nmakestep 1.0 -1\nserver a key 1 trust require\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz", data)
 		if c != nil {
@@ -158,4 +163,76 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Campaign finding: `maxdistance nan` and `holdover nan` passed
+// -check-config (NaN fails every comparison, so the range check let it
+// through) and silently became defaults. NaN and infinities are refused
+// wherever seconds are parsed; `holdover 0` stays 0 (no holdover).
+func TestSecondsRefuseNaNAndInf(t *testing.T) {
+	for _, line := range []string{"maxdistance nan", "holdover nan", "holdover NaN", "holdover inf", "maxdistance +Inf", "holdover -inf"} {
+		if _, err := Parse("t.conf", []byte(line+"\n")); err == nil || !strings.Contains(err.Error(), "number of seconds") {
+			t.Errorf("%q: err = %v, want a refusal", line, err)
+		}
+	}
+	c, err := Parse("t.conf", []byte("holdover 0\n"))
+	if err != nil || c.Holdover != 0 {
+		t.Fatalf("holdover 0: %v, %v", c.Holdover, err)
+	}
+}
+
+// Campaign findings: a 200 MB config was read whole on SIGHUP, and a FIFO
+// as the config path blocked the signal loop. Load refuses both at once.
+func TestLoadRefusesFIFOAndOversize(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO: err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load blocked on a FIFO")
+	}
+	big := filepath.Join(dir, "big.conf")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), maxFileSize/10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("oversize: err = %v", err)
+	}
+}
+
+// At most maxReported errors are reported, then a count: a file of half a
+// million bad lines must not become one enormous log line.
+func TestErrorsCapped(t *testing.T) {
+	_, err := Parse("t.conf", bytes.Repeat([]byte("bogus directive\n"), 1000))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "\n") + 1; n != maxReported+1 || !strings.Contains(msg, fmt.Sprintf("%d more errors not shown", 1000-maxReported)) {
+		t.Fatalf("%d lines; ending %q", n, msg[max(0, len(msg)-100):])
+	}
+}
+
+// The hardening options of issue 11: maxstartoffset and keytypes.
+func TestHardeningDirectives(t *testing.T) {
+	c, err := Parse("t.conf", []byte("maxstartoffset 2.5\nkeytypes cmac\n"))
+	if err != nil || c.MaxStartOffset != 2500*time.Millisecond || !c.CMACOnly {
+		t.Fatalf("%v: %+v", err, c)
+	}
+	if c := Defaults(); c.MaxStartOffset != 0 || c.CMACOnly {
+		t.Fatalf("defaults: maxstartoffset %v, cmac only %v", c.MaxStartOffset, c.CMACOnly)
+	}
+	for _, bad := range []string{"maxstartoffset nan", "maxstartoffset 1001", "maxstartoffset -1", "keytypes md5", "keytypes", "keytypes cmac\nkeytypes any"} {
+		if _, err := Parse("t.conf", []byte(bad+"\n")); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

@@ -28,7 +28,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntpWorkers, true}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile":
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -44,10 +44,20 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{minSources, true}, true
 	case "maxdistance":
 		return handler{maxDistance, true}, true
+	case "makestep":
+		return handler{makeStep, true}, true
+	case "logdir":
+		return handler{logDir, true}, true
+	case "log":
+		return handler{logDirective, false}, true
 	case "authselectmode":
 		return handler{authSelectMode, true}, true
 	case "holdover":
 		return handler{holdover, true}, true
+	case "maxstartoffset":
+		return handler{maxStartOffset, true}, true
+	case "keytypes":
+		return handler{keyTypes, true}, true
 	case "restrict":
 		return handler{restrict, false}, true
 	case "clockcontrol":
@@ -158,6 +168,10 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSNTPServer = v
 	case "pidfile":
 		p.cfg.PIDFile = v
+	case "driftfile":
+		p.cfg.DriftFile = v
+	case "dumpdir":
+		p.cfg.DumpDir = v
 	}
 }
 

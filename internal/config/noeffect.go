@@ -28,17 +28,15 @@ func noEffect(name string) (string, bool) {
 	case "rtcsync", "rtcfile", "rtcdevice", "rtconutc", "rtcautotrim", "hwclockfile":
 		return whyRTC, true
 	// chrony and ntpd: discipline tuning.
-	case "makestep", "maxchange", "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
+	case "maxchange", "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
 		"maxupdateskew", "clockprecision", "initstepslew", "smoothtime", "tempcomp",
 		"leapsecmode", "manual", "tinker", "tick":
 		return whyDiscipline, true
-	case "driftfile":
-		return "the frequency estimate is not saved: after a restart timegate learns it again from its sources", true
-	case "log", "logdir", "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
+	case "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
 		"filegen", "logfile", "logconfig":
 		return whyLogs, true
-	case "dumpdir", "dumponexit":
-		return "source measurements are not kept across restarts", true
+	case "dumponexit":
+		return "with dumpdir set, source state is always dumped at a clean stop", true
 	case "cmdport", "cmdallow", "cmddeny", "cmdratelimit", "opencommands", "bindcmddevice",
 		"controlkey", "requestkey", "trap":
 		return whyCommand, true

@@ -274,16 +274,16 @@ func (p *parser) finishCompat() {
 			stratum = p.fudgeStratum
 		}
 		if p.cfg.Local != nil {
-			p.errs = append(p.errs, errorAt(l.pos, "server", "ntpd's local clock 127.127.1.0 and `local` both set the local clock: keep one"))
+			p.addErr(errorAt(l.pos, "server", "ntpd's local clock 127.127.1.0 and `local` both set the local clock: keep one"))
 		} else {
 			p.cfg.Local = &Local{Stratum: stratum}
 		}
 	} else if p.fudgeStratum != 0 {
-		p.cfg.Warnings = append(p.cfg.Warnings, Warning{Pos: Position{p.name, 0}, Directive: "fudge",
+		p.addWarning(Warning{Pos: Position{p.name, 0}, Directive: "fudge",
 			Msg: "stratum for the local clock without `server 127.127.1.0`: no effect"})
 	}
 	if p.ignoreWildcard && len(p.cfg.BindAddresses) == 0 {
-		p.cfg.Warnings = append(p.cfg.Warnings, Warning{Pos: Position{p.name, 0}, Directive: "interface",
+		p.addWarning(Warning{Pos: Position{p.name, 0}, Directive: "interface",
 			Msg: "ignore wildcard without listen ADDR lines: timegate still binds the wildcard address"})
 	}
 	p.finishAccess()

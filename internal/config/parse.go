@@ -5,8 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +26,12 @@ const (
 var ErrConfig = errors.New("config")
 
 // Load reads and parses the file at path.
+//
+// The file is read as includes are (readConfigFile): a regular file of at
+// most maxFileSize bytes, opened without blocking. A campaign made SIGHUP
+// read a 200 MB file whole, and hang the signal loop on a FIFO.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -46,6 +50,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	p.cfg.File = name
 	p.parseText(name, data)
 	p.finish()
+	p.summarise()
 	if len(p.errs) > 0 {
 		return p.cfg, errors.Join(p.errs...)
 	}
@@ -56,7 +61,7 @@ func Parse(name string, data []byte) (*Config, error) {
 func (p *parser) parseText(name string, data []byte) {
 	p.total += len(data)
 	if p.total > maxFileSize {
-		p.errs = append(p.errs, fmt.Errorf("%w: %s: configuration with its includes is larger than %d bytes", ErrConfig, name, maxFileSize))
+		p.addErr(fmt.Errorf("%w: %s: configuration with its includes is larger than %d bytes", ErrConfig, name, maxFileSize))
 		return
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -68,7 +73,7 @@ func (p *parser) parseText(name string, data []byte) {
 		p.line(sc.Text())
 	}
 	if err := sc.Err(); err != nil {
-		p.errs = append(p.errs, fmt.Errorf("%w: %s:%d: %v", ErrConfig, name, line+1, err))
+		p.addErr(fmt.Errorf("%w: %s:%d: %v", ErrConfig, name, line+1, err))
 	}
 }
 
@@ -78,6 +83,8 @@ type parser struct {
 	pos  Position
 	errs []error
 	seen map[string]Position
+	// problems not kept beyond maxReported: counted, reported as one line
+	moreErrs, moreWarnings int
 	// include state: depth of nesting, bytes read in all files, and
 	// whether the current file is a sourcedir *.sources file, which may
 	// hold only source lines (as in chrony).
@@ -100,13 +107,46 @@ func errorAt(pos Position, directive, msg string) error {
 
 // warn records a warning for the current line: accepted, but without the
 // effect it has in chrony or ntpd.
+// maxReported caps the errors, and the warnings, one parse reports: a file
+// of half a million bad lines (a campaign fed the keys file such a one)
+// must not become a 33 MB log line, nor the memory to build it. The first
+// ones say what is wrong; a count says how much more.
+const maxReported = 50
+
+func (p *parser) addErr(err error) {
+	if len(p.errs) >= maxReported {
+		p.moreErrs++
+		return
+	}
+	p.errs = append(p.errs, err)
+}
+
+func (p *parser) addWarning(w Warning) {
+	if len(p.cfg.Warnings) >= maxReported {
+		p.moreWarnings++
+		return
+	}
+	p.cfg.Warnings = append(p.cfg.Warnings, w)
+}
+
+// summarise adds the count of problems left out.
+func (p *parser) summarise() {
+	if p.moreErrs > 0 {
+		p.errs = append(p.errs, fmt.Errorf("%w: %s: %d more errors not shown", ErrConfig, p.name, p.moreErrs))
+	}
+	if p.moreWarnings > 0 {
+		p.cfg.Warnings = append(p.cfg.Warnings, Warning{Pos: Position{p.name, 0}, Directive: "(more)",
+			Msg: fmt.Sprintf("%d more warnings not shown", p.moreWarnings)})
+	}
+}
+
 func (p *parser) warn(directive, format string, args ...any) {
-	p.cfg.Warnings = append(p.cfg.Warnings, Warning{Pos: p.pos, Directive: directive, Msg: fmt.Sprintf(format, args...)})
+	p.addWarning(Warning{Pos: p.pos, Directive: directive, Msg: fmt.Sprintf(format, args...)})
 }
 
 // fail records an error for the current line.
 func (p *parser) fail(directive, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%w: %s: %s: %s", ErrConfig, p.pos, directive, fmt.Sprintf(format, args...)))
+	p.addErr(fmt.Errorf("%w: %s: %s: %s", ErrConfig, p.pos, directive, fmt.Sprintf(format, args...)))
 }
 
 func (p *parser) line(text string) {
@@ -155,10 +195,10 @@ func (p *parser) finish() {
 	c := p.cfg
 	p.finishCompat()
 	if c.Port == 0 && c.NTSPort == 0 {
-		p.errs = append(p.errs, fmt.Errorf("%w: %s: port and ntsport are both 0: nothing would be served", ErrConfig, p.name))
+		p.addErr(fmt.Errorf("%w: %s: port and ntsport are both 0: nothing would be served", ErrConfig, p.name))
 	}
 	if (c.NTSServerCert == "") != (c.NTSServerKey == "") {
-		p.errs = append(p.errs, fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
+		p.addErr(fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
 	}
 	p.finishAudit()
 }
@@ -176,7 +216,10 @@ func (p *parser) intArg(directive, what, s string, lo, hi int) (int, bool) {
 // secondsArg parses a non-negative number of seconds (fractions allowed).
 func (p *parser) secondsArg(directive, s string, lo, hi float64) (time.Duration, bool) {
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < lo || v > hi {
+	// NaN compares false with everything, so it would pass the range check
+	// and then become whatever the conversion makes of it (campaign:
+	// `maxdistance nan` and `holdover nan` passed -check-config).
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < lo || v > hi {
 		p.fail(directive, "must be a number of seconds %g..%g, got %q", lo, hi, s)
 		return 0, false
 	}

@@ -28,18 +28,11 @@ func source(p *parser, name string, args []string) {
 	var ignored []string
 	for i := 1; i < len(args); i++ {
 		opt := strings.ToLower(args[i])
-		switch opt {
-		case "nts":
-			s.NTS = true
-			continue
-		case "iburst":
-			s.IBurst = true
-			continue
-		case "prefer":
-			s.Prefer = true
-			continue
-		case "noselect":
+		if opt == "noselect" {
 			noSelect = true
+			continue
+		}
+		if sourceFlag(&s, opt) {
 			continue
 		}
 		if why := sourceFlagNoEffect(opt); why != "" {
@@ -72,6 +65,26 @@ func source(p *parser, name string, args []string) {
 		return
 	}
 	p.cfg.Sources = append(p.cfg.Sources, s)
+}
+
+// sourceFlag sets the option without a value that timegate implements, and
+// reports whether opt is one.
+func sourceFlag(s *Source, opt string) bool {
+	switch opt {
+	case "nts":
+		s.NTS = true
+	case "iburst":
+		s.IBurst = true
+	case "prefer":
+		s.Prefer = true
+	case "trust":
+		s.Trust = true
+	case "require":
+		s.Require = true
+	default:
+		return false
+	}
+	return true
 }
 
 // sourceOption parses one OPTION VALUE pair that timegate implements.
@@ -125,10 +138,11 @@ func sourceFlagNoEffect(opt string) string {
 	switch opt {
 	case "burst":
 		return "one request per poll"
-	case "trust", "require", "true":
-		return "every source goes through the same selection"
+	case "true":
+		return "ntpd's always-truechimer flag: every source goes through the same selection (chrony's trust is implemented)"
 	case "xleave":
-		return "interleaved mode is not supported; basic mode is used, as chrony does with servers without it"
+		return "interleaved mode is not implemented (timegate issue 14): requests use basic client mode, " +
+			"which chrony also falls back to with servers that do not answer interleaved"
 	case "offline", "auto_offline":
 		return "sources are always online"
 	case "copy":

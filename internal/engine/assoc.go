@@ -65,7 +65,7 @@ func (a *assoc) stopTimer() {
 func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 	cfg := upstream.SourceConfig{
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
-		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Auth: a.auth, NTS: a.spec.NTS,
+		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Trust: a.spec.Trust, Require: a.spec.Require, Auth: a.auth, NTS: a.spec.NTS,
 		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
 	}
 	if a.addr.IsValid() {
@@ -84,6 +84,7 @@ func precisionDur(p int8) time.Duration {
 func (r *runner) start(a *assoc) {
 	if a.spec.NTS {
 		a.src = upstream.NewSource(r.sourceConfig(a))
+		r.restoreDump(a, r.clock.Local(r.now()))
 		r.apply(a, a.src.HandleTimer(r.clock.Local(r.now())))
 		return
 	}
@@ -143,6 +144,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 		b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))
 		b.src = upstream.NewSource(r.sourceConfig(b))
 		r.log.Info("polling source", zap.String("source", b.String()), zap.Bool("authenticated", b.authenticated()))
+		r.restoreDump(b, r.clock.Local(r.now()))
 		r.apply(b, b.src.HandleTimer(r.clock.Local(r.now())))
 	}
 }
@@ -169,7 +171,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 		}
 		buf := make([]byte, ntp.MaxPacketLen+1)
 		for {
-			n, rx, err := rd.read(buf)
+			n, rx, kernel, err := rd.read(buf)
 			if err != nil {
 				return
 			}
@@ -177,7 +179,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 				continue
 			}
 			done := make(chan bool, 1)
-			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, done: done}) {
+			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, kernelRx: kernel, done: done}) {
 				return
 			}
 			select {
@@ -211,17 +213,18 @@ func (r *runner) reader(conn net.Conn) stampedReader {
 	return rd
 }
 
-func (rd stampedReader) read(buf []byte) (int, time.Time, error) {
+// read returns the datagram's length, its receive time, and whether the kernel stamped
+// it (measurements.log says which).
+func (rd stampedReader) read(buf []byte) (int, time.Time, bool, error) {
 	if rd.udp == nil {
 		n, err := rd.conn.Read(buf)
-		return n, rd.now(), err
+		return n, rd.now(), false, err
 	}
 	n, oobn, _, _, err := rd.udp.ReadMsgUDP(buf, rd.oob)
-	rx := rd.now()
 	if t, ok := sockstamp.Time(rd.oob[:oobn]); ok {
-		rx = t
+		return n, t, true, err
 	}
-	return n, rx, err
+	return n, rd.now(), false, err
 }
 
 // rekey runs NTS-KE with the source's KE server in the background and resolves the NTP

@@ -52,7 +52,7 @@ func (r *runner) auditFalsetickers() {
 // the panic threshold or to a time before the build.
 func (r *runner) auditRefused(err error) {
 	typ := audit.TypeClockStepRefused
-	if !errors.Is(err, upstream.ErrPanic) && !errors.Is(err, upstream.ErrBeforeBuild) {
+	if !errors.Is(err, upstream.ErrPanic) && !errors.Is(err, upstream.ErrBeforeBuild) && !errors.Is(err, upstream.ErrLoneStep) {
 		typ = audit.TypeUpstreamDown // discipline failure: not a step, still on the record
 	}
 	r.audit(audit.Event{Type: typ, Outcome: audit.OutcomeRejected, Details: map[string]string{"error": err.Error()}})

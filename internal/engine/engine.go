@@ -52,7 +52,11 @@ type Options struct {
 	MaxDistance time.Duration
 	// AuthSelectMode is chrony's authselectmode; "" means require.
 	AuthSelectMode string
-	Holdover       time.Duration
+	// Holdover is how long to serve after the sources are lost: 0 means
+	// upstream.DefaultHoldoverLimit, negative none (`holdover 0`).
+	Holdover time.Duration
+	// MaxStartOffset is upstream.ClockOptions.StartLimit (`maxstartoffset`).
+	MaxStartOffset time.Duration
 	// Keys holds the symmetric keys `key ID` refers to.
 	Keys *symkey.Set
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
@@ -74,6 +78,19 @@ type Options struct {
 	// Discipliner, when set (`clockcontrol on`), makes the system clock
 	// follow the served clock; nil never touches it.
 	Discipliner upstream.Discipliner
+	// DriftFile keeps the soft clock's frequency across restarts (chrony's
+	// driftfile); "" keeps none. Not used with a Discipliner.
+	DriftFile string
+	// DumpDir keeps every source's clock filter across restarts (chrony's
+	// dumpdir); "" keeps nothing. Not used with a Discipliner.
+	DumpDir string
+	// LogDir and Logs are chrony's logdir and log: which log files to write where.
+	LogDir string
+	Logs   config.LogFiles
+	// StepThreshold and StepLimit are chrony's makestep (upstream.ClockOptions);
+	// zero keeps the soft clock's defaults.
+	StepThreshold time.Duration
+	StepLimit     int
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
 	// Audit, when set, receives audit events (system peer changes,
@@ -104,6 +121,7 @@ type Engine struct {
 	// summary is what the latest publish said, for Summary.
 	summary atomic.Pointer[Summary]
 	lastID  uint64 // the last association ID handed out
+	drift   drift  // the drift file; touched by New and then only by Run's loop
 }
 
 // Limits.
@@ -141,9 +159,16 @@ func New(opts Options) (*Engine, []string, error) {
 	if e.tls, err = trustConfig(opts.TrustedCerts, opts.NoSystemCert); err != nil {
 		return nil, nil, err
 	}
-	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, BuildDate: opts.BuildDate, Discipliner: opts.Discipliner})
+	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, StartLimit: opts.MaxStartOffset, BuildDate: opts.BuildDate,
+		Discipliner: opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
-	var warnings []string
+	warnings := e.restoreDrift(e.now())
+	if opts.Logs.Any() && opts.LogDir == "" {
+		warnings = append(warnings, "log: no logdir is set: no log file is written")
+	}
+	if opts.DumpDir != "" && opts.Discipliner != nil {
+		warnings = append(warnings, "dumpdir "+opts.DumpDir+": not used with clockcontrol on: samples are measured against the uncorrected clock, which a restart resets")
+	}
 	for _, spec := range opts.Sources {
 		a, warn := e.newAssoc(spec)
 		warnings = append(warnings, warn...)

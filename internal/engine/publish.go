@@ -55,9 +55,14 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 	return &s, until
 }
 
+// holdoverLimit is how long the clock serves after its last estimate; 0
+// when there is no holdover (then it never expires by age alone).
 func (r *runner) holdoverLimit() time.Duration {
-	if r.opts.Holdover > 0 {
+	switch {
+	case r.opts.Holdover > 0:
 		return r.opts.Holdover
+	case r.opts.Holdover < 0:
+		return 0
 	}
 	return upstream.DefaultHoldoverLimit
 }

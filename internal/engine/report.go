@@ -155,6 +155,9 @@ type Summary struct {
 	Sources     int
 	// Age is the time since the last accepted estimate; negative before the first.
 	Age time.Duration
+	// Drift and Skew are the soft clock's frequency estimate and its uncertainty (s/s),
+	// what the drift file keeps (chronyc tracking's Frequency and Skew).
+	Drift, Skew float64
 }
 
 // Summary returns the latest selection summary; the zero Summary before Run starts.
@@ -166,7 +169,8 @@ func (e *Engine) Summary() Summary {
 }
 
 func (r *runner) summarise(st *upstream.Status) {
-	s := &Summary{Synchronised: st.Synchronised, Holdover: st.Holdover, Sources: len(r.assocs), Age: -1}
+	s := &Summary{Synchronised: st.Synchronised, Holdover: st.Holdover, Sources: len(r.assocs), Age: -1,
+		Drift: st.Frequency, Skew: st.Skew}
 	if st.Reason.Kind != upstream.ReasonNone {
 		s.Reason = st.Reason.String()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type (
 		req      uint64
 		pkt      []byte
 		sent, rx time.Time // system clock
+		kernelRx bool      // rx is the kernel's receive timestamp
 		done     chan<- bool
 	}
 	keEvent struct {
@@ -59,6 +61,7 @@ type runner struct {
 	// falsetickers are the sources the last round rejected, so that only a
 	// change is an audit record.
 	falsetickers map[string]bool
+	logs         logFiles // chrony's log files (logdir, log)
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -66,7 +69,8 @@ type runner struct {
 // unsynchronised or local time.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64)}
+	r := &runner{Engine: e, ctx: ctx, events: make(chan any, 64), logs: newLogFiles(e.opts.LogDir, e.opts.Logs)}
+	defer r.logs.close()
 	e.loop.Store(r)
 	defer e.loop.Store(nil)
 	defer r.wg.Wait()
@@ -79,6 +83,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			r.stopTimers()
+			r.saveDrift(e.now(), true)
+			r.saveDumps()
 			return nil
 		case ev := <-r.events:
 			r.handle(ev)
@@ -128,6 +134,8 @@ func (r *runner) handle(ev any) {
 		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
 		if ev.a.src.Stats().Accepted != before {
 			ev.a.rxAt = ev.rx
+			r.logMeasurement(ev.a, ev.pkt, ev.kernelRx)
+			r.logStatistics(ev.a)
 		}
 		ev.done <- !ev.a.src.Awaiting()
 		r.apply(ev.a, acts)
@@ -201,8 +209,9 @@ func (r *runner) round(sys time.Time) {
 			r.cands = append(r.cands, a)
 		}
 	}
-	freq := r.clock.Status(sys).Frequency
-	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, freq, r.sel)
+	r.sel.Require = slices.ContainsFunc(r.assocs, func(a *assoc) bool { return a.spec.Require && !a.removed })
+	before := r.clock.Status(sys)
+	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, before.Frequency, r.sel)
 	r.auditFalsetickers()
 	r.auditSourceChanges()
 	if !r.res.OK() {
@@ -210,6 +219,10 @@ func (r *runner) round(sys time.Time) {
 	} else {
 		r.sel.SystemPeer = r.res.Estimate.PeerID
 		r.logRefusal(r.clock.Update(sys, r.res.Estimate))
+		r.saveDrift(sys, false)
+		if after := r.clock.Status(sys); !after.RefTime.Equal(before.RefTime) {
+			r.logTracking(sys, &before, &after) // a fresh estimate, not a repeat
+		}
 	}
 	r.publish(sys)
 }
@@ -224,7 +237,7 @@ func (r *runner) logRefusal(err error) {
 		return
 	}
 	kind := err
-	for _, k := range []error{upstream.ErrPanic, upstream.ErrBeforeBuild, upstream.ErrDiscipline} {
+	for _, k := range []error{upstream.ErrPanic, upstream.ErrLoneStep, upstream.ErrBeforeBuild, upstream.ErrDiscipline} {
 		if errors.Is(err, k) {
 			kind = k
 		}

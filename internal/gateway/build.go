@@ -70,10 +70,37 @@ func loadKeys(cfg *config.Config) (*symkey.Set, []string, error) {
 		return nil, nil, fmt.Errorf("%w: %s: keyfile: %v", config.ErrConfig, cfg.Positions["keyfile"], err)
 	}
 	set, warnings, err := symkey.Parse(cfg.KeyFile, data)
+	if err == nil {
+		err = checkKeyTypes(cfg, cfg.KeyFile, set)
+	}
 	if err != nil || cfg.TrustedKeys == nil {
 		return set, warnings, err
 	}
 	return trustedOnly(set, cfg, warnings)
+}
+
+// maxKeyTypeErrors caps the keys named in a `keytypes cmac` refusal: a
+// keys file of thousands of MD5 keys must not become one enormous error.
+const maxKeyTypeErrors = 10
+
+// checkKeyTypes refuses, under `keytypes cmac`, every key that is not
+// AES-CMAC: with it no request and no upstream can be authenticated by an
+// MD5 or SHA-1 digest, which an attacker may downgrade a client to.
+func checkKeyTypes(cfg *config.Config, path string, set *symkey.Set) error {
+	if !cfg.CMACOnly || set == nil {
+		return nil
+	}
+	var bad []string
+	for k := range set.All() {
+		if !k.Type().CMAC() && len(bad) < maxKeyTypeErrors {
+			bad = append(bad, fmt.Sprintf("key %d (%v)", k.ID(), k.Type()))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: keytypes cmac: %s refuses %s: replace them with AES128 keys (gatectl keys sym gen) or set keytypes any",
+		config.ErrConfig, cfg.Positions["keytypes"], path, strings.Join(bad, ", "))
 }
 
 // trustedOnly keeps the keys ntpd's trustedkey lines name: in ntpd a key

@@ -27,8 +27,14 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
+		{"maxstartoffset", func(c *config.Config) any { return c.MaxStartOffset }},
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"clockcontrol", func(c *config.Config) any { return c.ClockControl }},
+		{"driftfile", func(c *config.Config) any { return c.DriftFile }},
+		{"dumpdir", func(c *config.Config) any { return c.DumpDir }},
+		{"logdir", func(c *config.Config) any { return c.LogDir }},
+		{"makestep", func(c *config.Config) any { return c.MakeStep }},
+		{"log", func(c *config.Config) any { return c.Log }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }

@@ -79,6 +79,7 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 	sum := up.Summary()
 	st.Synchronised = sum.Synchronised
 	st.SystemPeer, st.Truechimers, st.Sources = sum.SystemPeer, sum.Truechimers, sum.Sources
+	st.DriftPPM, st.SkewPPM = sum.Drift*1e6, sum.Skew*1e6
 	if sum.Age >= 0 {
 		st.SinceEstimate = sum.Age.Seconds()
 	}

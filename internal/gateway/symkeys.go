@@ -129,7 +129,11 @@ func (g *Gateway) removeSymKey(path string, data []byte, set *symkey.Set, id uin
 // reloads. A reload refused for another reason leaves the new file in place
 // and says so: the running keys are then the old ones until it succeeds.
 func (g *Gateway) writeKeys(path string, data []byte) error {
-	if _, _, err := symkey.Parse(path, data); err != nil {
+	set, _, err := symkey.Parse(path, data)
+	if err == nil {
+		err = checkKeyTypes(g.cfg.Load(), path, set)
+	}
+	if err != nil {
 		return control.Failed("the edited keys file would not load (not written): %v", err)
 	}
 	if err := secfile.WriteAtomic(path, data, keysFileMode); err != nil {

@@ -19,11 +19,12 @@ const defaultPoolSources = 4
 // unsynchronised (stratum 16) or from its local clock.
 func syncWarnings(cfg *config.Config, keys *symkey.Set) []string {
 	if len(cfg.Sources) == 0 {
+		out := sourcelessWarnings(cfg)
 		if cfg.Local == nil {
-			return []string{fmt.Sprintf("%s: no server, pool or local line: timegate serves stratum 16 (unsynchronised) for ever; "+
-				"add `server HOST nts iburst` lines, or `local stratum 10` to serve this host's clock", cfg.File)}
+			out = append(out, fmt.Sprintf("%s: no server, pool or local line: timegate serves stratum 16 (unsynchronised) for ever; "+
+				"add `server HOST nts iburst` lines, or `local stratum 10` to serve this host's clock", cfg.File))
 		}
-		return nil
+		return out
 	}
 	usable, unauth, missingKey := 0, 0, 0
 	for _, s := range cfg.Sources {
@@ -86,4 +87,23 @@ func posOr(cfg *config.Config, directive string) string {
 		return p.String()
 	}
 	return cfg.File
+}
+
+// sourcelessWarnings names the directives that act on the upstream engine,
+// which a configuration without sources does not run: they would otherwise
+// be accepted and do nothing without a word.
+func sourcelessWarnings(cfg *config.Config) []string {
+	var out []string
+	for _, d := range []struct {
+		name string
+		set  bool
+	}{
+		{"driftfile", cfg.DriftFile != ""}, {"dumpdir", cfg.DumpDir != ""},
+		{"logdir", cfg.LogDir != ""}, {"log", cfg.Log.Any()}, {"makestep", cfg.MakeStep != (config.MakeStep{})},
+	} {
+		if d.set {
+			out = append(out, fmt.Sprintf("%s: %s: no effect without upstream sources (no server or pool line)", posOr(cfg, d.name), d.name))
+		}
+	}
+	return out
 }

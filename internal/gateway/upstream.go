@@ -40,7 +40,8 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		MinSources:     cfg.MinSources,
 		MaxDistance:    cfg.MaxDistance,
 		AuthSelectMode: cfg.AuthSelectMode,
-		Holdover:       cfg.Holdover,
+		Holdover:       holdoverOption(cfg.Holdover),
+		MaxStartOffset: cfg.MaxStartOffset,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
 		NoSystemCert:   cfg.NoSystemCert,
@@ -49,6 +50,12 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Fallback:       fallback,
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
+		DriftFile:      cfg.DriftFile,
+		DumpDir:        cfg.DumpDir,
+		LogDir:         cfg.LogDir,
+		StepThreshold:  cfg.MakeStep.Threshold,
+		StepLimit:      cfg.MakeStep.Limit,
+		Logs:           cfg.Log,
 		Publish:        g.state.Store,
 		Audit:          g.rec.Record,
 		Log:            g.log.Named("upstream"),
@@ -76,4 +83,14 @@ func buildDate() time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// holdoverOption maps `holdover SECONDS` onto engine.Options, where 0 means
+// the default: the directive's 0, documented as "no holdover", must not
+// silently become 3600 s (campaign finding).
+func holdoverOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

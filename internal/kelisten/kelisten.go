@@ -222,6 +222,9 @@ func (l *Listener) serve(s *session) {
 		sc := *l.cfg.Server
 		// One budget for the whole session, as ServeConn promises.
 		sc.Timeout = max(timeout-l.now().Sub(s.start), time.Millisecond)
+		if l.slots.pressure() {
+			sc.Timeout = min(sc.Timeout, pressureRequestTimeout)
+		}
 		err = nts.ServeConn(tc, &sc)
 	} else {
 		tc.Close()
@@ -238,9 +241,9 @@ func (l *Listener) serve(s *session) {
 }
 
 // handshake completes the TLS handshake, within pressureHandshakeTimeout
-// when the listener is under pressure (see slots.pressure).
+// when the session started under pressure (see slots.pressure).
 func (l *Listener) handshake(tc *tls.Conn, s *session, timeout time.Duration) error {
-	if l.slots.pressure() {
+	if s.pressed {
 		timeout = min(timeout, pressureHandshakeTimeout)
 	}
 	if err := tc.SetDeadline(s.start.Add(timeout)); err != nil {

@@ -238,6 +238,30 @@ func TestBlockCap(t *testing.T) {
 	}
 }
 
+// Under pressure a client that finished its handshake gets
+// pressureRequestTimeout to send its request: a slowloris that pays for
+// handshakes from many addresses holds its slot half a second, not 2 s.
+func TestPressureShortensRequestWait(t *testing.T) {
+	f := start(t, "127.0.0.1:0", func(c *Config) { c.MaxConns = 4; c.Server.Timeout = 20 * time.Second })
+	cfg := &tls.Config{RootCAs: f.pool, ServerName: "ke.test", NextProtos: []string{nts.ALPN}}
+	for i := range 4 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(i+1), 3)}}
+		c, err := tls.DialWithDialer(d, "tcp", f.addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waitFor(t, func() bool { return f.l.Stats().Active == uint64(i+1) })
+		// The server finishes its handshake a moment after the client:
+		// let it, so that the next connection does not count yet.
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFor(t, func() bool { return f.l.Stats().Timeouts == 2 })
+	if s := f.l.Stats(); s.Active != 2 {
+		t.Fatalf("active %d after the two late sessions timed out, want 2", s.Active)
+	}
+}
+
 // A client sharing its /24 with idle connections that hold the block's
 // share displaces the oldest of them instead of being refused (the lead's
 // KE flood test: attackers on 127.0.0.2-5, the client on 127.0.0.1).
@@ -291,6 +315,9 @@ func TestPressureShortensHandshake(t *testing.T) {
 	for i := range 4 {
 		dialIdle(t, f.addr, netip.AddrFrom4([4]byte{127, 0, byte(i + 1), 2}))
 		waitFor(t, func() bool { return f.l.Stats().Active == uint64(i+1) })
+		// The server finishes its handshake a moment after the client:
+		// let it, so that the next connection does not count yet.
+		time.Sleep(100 * time.Millisecond)
 	}
 	waitFor(t, func() bool { return f.l.Stats().Timeouts == 2 })
 	if s := f.l.Stats(); s.Active != 2 {

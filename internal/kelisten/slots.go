@@ -21,6 +21,11 @@ const (
 	// three quarters full, instead of the whole session timeout: two round
 	// trips of a 300 ms path, with room for the client's key exchange.
 	pressureHandshakeTimeout = 750 * time.Millisecond
+	// pressureRequestTimeout is, under the same pressure, how long a client
+	// that finished its handshake has to send its request: a real client
+	// sends it at once, in the flight after its Finished, so only a
+	// slowloris that paid for a handshake waits longer.
+	pressureRequestTimeout = 500 * time.Millisecond
 	// slotPoll is how often a full listener looks again for an idle
 	// connection old enough to evict when no session ends meanwhile.
 	slotPoll = 20 * time.Millisecond
@@ -32,6 +37,7 @@ type session struct {
 	addr        netip.Addr // the peer's address
 	host, block netip.Addr // sourceKey and blockKey of the peer
 	start       time.Time
+	pressed     bool  // the slots were under pressure when it got its own
 	evicted     uint8 // FailNone, or why it was closed to make room; under slots.mu
 }
 
@@ -157,6 +163,7 @@ func (s *slots) attach(ss *session, c *counters, now time.Time) (ok bool, victim
 	}
 	s.reserved--
 	s.active++
+	ss.pressed = s.underPressure()
 	s.hosts[ss.host]++
 	s.blocks[ss.block]++
 	s.pending[ss] = struct{}{}
@@ -192,12 +199,16 @@ func dec(m map[netip.Addr]int, k netip.Addr) {
 }
 
 // pressure reports whether three quarters of the slots hold sessions (the
-// one asking included), when new handshakes get pressureHandshakeTimeout.
+// one asking included): a session that starts so gets
+// pressureHandshakeTimeout, one that finishes its handshake so
+// pressureRequestTimeout.
 func (s *slots) pressure() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return 4*s.active >= 3*s.max
+	return s.underPressure()
 }
+
+func (s *slots) underPressure() bool { return 4*s.active >= 3*s.max }
 
 func (s *slots) running() int {
 	s.mu.Lock()

@@ -54,8 +54,12 @@ type Status struct {
 	Leap       string    `json:"leap"`
 	// Offset is served time minus system time (the soft clock's
 	// correction); Frequency its rate in ppm.
-	Offset         float64 `json:"offset_s"`
-	FrequencyPPM   float64 `json:"frequency_ppm"`
+	Offset       float64 `json:"offset_s"`
+	FrequencyPPM float64 `json:"frequency_ppm"`
+	// DriftPPM is the soft clock's frequency estimate without any slew in
+	// progress, and SkewPPM its uncertainty: what the drift file keeps.
+	DriftPPM       float64 `json:"drift_ppm"`
+	SkewPPM        float64 `json:"skew_ppm"`
 	RootDelay      float64 `json:"root_delay_s"`
 	RootDispersion float64 `json:"root_dispersion_s"`
 	RootDistance   float64 `json:"root_distance_s"`

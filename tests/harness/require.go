@@ -34,6 +34,10 @@ func debianPackage(name string) string {
 		return "util-linux"
 	case "systemd-analyze":
 		return "systemd"
+	case "ip":
+		return "iproute2"
+	case "unshare", "nsenter":
+		return "util-linux"
 	}
 	return name
 }
