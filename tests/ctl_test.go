@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"timegate/ntp"
 	"timegate/tests/harness"
 )
 
@@ -220,9 +221,11 @@ func TestControlFloodKeepsNTP(t *testing.T) {
 			}
 		})
 	}
+	// Each query may wait 2 s: a busy 2-core machine shares its CPUs with the
+	// flood, so this checks that NTP is answered, not how fast.
 	answered := 0
 	for range 50 {
-		if _, ok := queryFrom(t, "127.0.0.1", port); ok {
+		if ntpAnswered(t, port, 2*time.Second) {
 			answered++
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -240,4 +243,28 @@ func TestControlFloodKeepsNTP(t *testing.T) {
 		out, _, err := p.Gatectl(t, bins.Gatectl, "status")
 		return err == nil, out
 	})
+}
+
+// ntpAnswered sends one client request to 127.0.0.1:port and reports whether
+// the reply to it came within timeout.
+func ntpAnswered(t *testing.T, port int, timeout time.Duration) bool {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nonce := ntp.Time64(time.Now().UnixNano()) | 1
+	c.Write(ntp.ClientRequest(nil, 4, 0, nonce))
+	c.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 1024)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return false
+		}
+		if h, err := ntp.DecodeHeader(buf[:n]); err == nil && h.Origin == nonce {
+			return true
+		}
+	}
 }
