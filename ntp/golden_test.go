@@ -60,7 +60,7 @@ func TestGoldenChronyClientRequest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CheckReply: %v", err)
 	}
-	if s.Header.Origin != h.Transmit || s.Header.Stratum != 4 || s.Header.Receive != Time64From(rx) || s.Header.Transmit != Time64From(tx) {
+	if s.Header.Origin != h.Transmit || s.Header.Stratum != 4 || s.Header.Receive != Time64From(rx)|1 || s.Header.Transmit != Time64From(tx)&^1 {
 		t.Errorf("reply header %+v", s.Header)
 	}
 }

@@ -1,6 +1,7 @@
 package ntp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 )
@@ -111,20 +112,54 @@ type NTSHandler interface {
 type Stamper struct {
 	state *ServedState // nil for a kiss, whose transmit timestamp stays zero
 	now   func() time.Time
+	// For a request that may be interleaved (RFC 9769): the table that
+	// holds our earlier replies' transmit times, the client's address and
+	// the request's origin and receive timestamps. xl is nil otherwise.
+	xl              TxTable
+	client          netip.Addr
+	origin, receive Time64
 }
 
-// Stamp reads the clock and writes the served time into the transmit
-// timestamp of header, which starts at the reply's first octet. For a kiss,
-// and for the zero Stamper, it writes nothing.
+// Stamp writes the transmit timestamp of header, which starts at the
+// reply's first octet: the served time now, or in interleaved mode the
+// time our previous reply to this client really left, with the origin
+// timestamp turned to the request's receive timestamp (RFC 9769 §3). The
+// entry is looked up here, after the request's authentication was checked,
+// so that a forged request cannot use it up. For a kiss, and for the zero
+// Stamper, it writes nothing.
 func (s Stamper) Stamp(header []byte) {
 	if s.state == nil {
 		return
 	}
-	sys := s.now
-	if sys == nil {
-		sys = time.Now
+	if s.xl != nil {
+		if tx, ok := s.xl.Take(s.origin, s.client); ok {
+			binary.BigEndian.PutUint64(header[24:32], uint64(s.receive))
+			PutTransmit(header, tx&^1)
+			return
+		}
 	}
-	PutTransmit(header, Time64From(s.state.Serve(sys())))
+	PutTransmit(header, Time64From(s.state.Serve(s.sys()))&^1)
+}
+
+func (s Stamper) sys() time.Time {
+	if s.now == nil {
+		return time.Now()
+	}
+	return s.now()
+}
+
+// TxTable keeps, for the replies to interleaved-capable requests, their
+// receive timestamp and the time they left; interleave.Table implements it.
+type TxTable interface {
+	// Take returns the transmit time of the reply whose receive timestamp
+	// was rx, sent to client, and forgets it; ok false when there is none.
+	Take(rx Time64, client netip.Addr) (tx Time64, ok bool)
+	// Save records a reply to client with receive timestamp rx, leaving at
+	// about tx.
+	Save(rx Time64, client netip.Addr, tx Time64)
+	// UpdateTx replaces the transmit time of the reply with receive
+	// timestamp rx by the kernel's, if it is plausible.
+	UpdateTx(rx, tx Time64) bool
 }
 
 // Responder answers client requests. Its fields are set once; to change
@@ -140,6 +175,10 @@ type Responder struct {
 	Keys KeyLookup
 	// NTS handles NTS requests; nil = NTS requests are dropped.
 	NTS NTSHandler
+	// Interleave, when set, serves interleaved mode (RFC 9769) to clients
+	// that ask for it (chrony's xleave), plain, keyed and NTS alike; nil =
+	// basic mode only.
+	Interleave TxTable
 }
 
 // Respond answers one request received from client at rx (system clock),
@@ -173,18 +212,19 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 	}
 	switch v.Auth {
 	case AuthNTS:
-		return r.respondNTS(dst[:0], limit, req, &p, rx, adm, v)
+		return r.respondNTS(dst[:0], limit, req, &p, client, rx, adm, v)
 	case AuthKey:
-		return r.respondKeyed(dst[:0], limit, req, &p, rx, adm, v)
+		return r.respondKeyed(dst[:0], limit, req, &p, client, rx, adm, v)
 	}
 	if len(p.MAC) > 0 {
 		// A bare crypto-NAK trailer in a request is meaningless.
 		v.Reason = ReasonFraming
 		return nil, v
 	}
-	reply, tx := r.header(dst[:0], &p.Header, rx, adm)
+	reply, tx := r.header(dst[:0], &p.Header, client, rx, adm)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
-	return finish(reply, limit, adm, v)
+	reply, v = finish(reply, limit, adm, v)
+	return tx.save(reply, 0, v)
 }
 
 // admitPeer narrows an admission for a symmetric-active (mode 1) request,
@@ -266,7 +306,7 @@ func claimedAuth(p *Packet) AuthKind {
 // otherwise the served time. The transmit timestamp is left to the
 // returned Stamper, which the caller applies once nothing but the work that
 // depends on it remains.
-func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission) ([]byte, Stamper) {
+func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx time.Time, adm Admission) ([]byte, Stamper) {
 	if adm.Action == ActionKoD {
 		h := KissHeader(req, adm.Kiss)
 		return h.Append(dst), Stamper{}
@@ -287,12 +327,70 @@ func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission)
 		RootDispersion: Time32From(st.RootDispersion),
 		RefID:          st.RefID,
 		Origin:         req.Transmit,
-		Receive:        Time64From(st.Serve(rx)),
+		// chrony's marks, which RFC 9769 §3 describes: the receive
+		// timestamp ends in 1 and the transmit timestamp in 0, so a request
+		// whose origin ends in 1 can only be echoing a receive timestamp,
+		// i.e. asking for interleaved mode, and only those need a look
+		// into the table.
+		Receive: Time64From(st.Serve(rx)) | 1,
+	}
+	if h.Receive == req.Origin {
+		// Never equal to the origin: the client could not tell the modes apart.
+		h.Receive += 2
 	}
 	if !st.RefTime.IsZero() {
 		h.RefTime = Time64From(st.RefTime)
 	}
-	return h.Append(dst), Stamper{state: st, now: r.Now}
+	tx := Stamper{state: st, now: r.Now}
+	if r.interleavable(req, adm) {
+		tx.xl, tx.client, tx.origin, tx.receive = r.Interleave, client.Addr().Unmap(), req.Origin, req.Receive
+	}
+	return h.Append(dst), tx
+}
+
+// interleavable says whether a request may be answered in interleaved mode
+// and its reply's transmit time must be kept for the next one: chrony's
+// test, an NTPv4 request with an origin that ends in 1 (one of our receive
+// timestamps, or a random value) and distinct receive and transmit
+// timestamps, admitted without a kiss.
+func (r *Responder) interleavable(req *Header, adm Admission) bool {
+	return r.Interleave != nil && adm.Action == ActionReply && req.Version == versionNTPv4 &&
+		req.Origin&1 == 1 && req.Receive != req.Transmit
+}
+
+// save keeps the transmit time of a reply to an interleavable request, now,
+// with everything but the send done (chrony reads its clock there too),
+// and marks the verdict: TxStamp asks the edge for the kernel's transmit
+// time, Interleaved says the reply was. off is where the reply's header
+// starts. For other requests and dropped replies it does nothing.
+func (s Stamper) save(reply []byte, off int, v Verdict) ([]byte, Verdict) {
+	if s.xl == nil || reply == nil || v.Action != ActionReply {
+		return reply, v
+	}
+	h := reply[off : off+HeaderLen]
+	rx := Time64(binary.BigEndian.Uint64(h[32:40]))
+	s.xl.Save(rx, s.client, Time64From(s.state.Serve(s.sys())))
+	v.TxStamp = true
+	v.Interleaved = Time64(binary.BigEndian.Uint64(h[24:32])) == s.receive
+	return reply, v
+}
+
+// KernelTransmit hands the edge's kernel transmit timestamp (system clock)
+// of a reply it sent to the interleaved table: the next interleaved
+// request of that client gets it instead of the time read before the send.
+// reply is the sent datagram's NTP payload.
+func (r *Responder) KernelTransmit(reply []byte, tx time.Time) bool {
+	if r.Interleave == nil || len(reply) < HeaderLen {
+		return false
+	}
+	if m := Mode(reply[0] & 7); m != ModeServer && m != ModeSymmetricPassive {
+		return false
+	}
+	rx := Time64(binary.BigEndian.Uint64(reply[32:40]))
+	if rx&1 == 0 {
+		return false
+	}
+	return r.Interleave.UpdateTx(rx, Time64From(r.State().Serve(tx))&^1)
 }
 
 func finish(reply []byte, limit int, adm Admission, v Verdict) ([]byte, Verdict) {
@@ -313,7 +411,7 @@ func finish(reply []byte, limit int, adm Admission, v Verdict) ([]byte, Verdict)
 // answers with a MAC under the same key. Unknown keys and bad MACs are
 // dropped silently, as chrony does: a crypto-NAK would be unauthenticated
 // and tells an attacker only that it failed.
-func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
 	id, _ := p.KeyID()
 	var key MACKey
 	ok := false
@@ -332,7 +430,8 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 		v.Reason = ReasonBadMAC
 		return nil, v
 	}
-	reply, tx := r.header(dst, &p.Header, rx, adm)
+	start := len(dst)
+	reply, tx := r.header(dst, &p.Header, client, rx, adm)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
 	if len(reply)+keyIDLen+n > limit {
 		v.Reason = ReasonNoRoom
@@ -340,7 +439,8 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 	}
 	reply = append(reply, p.MAC[:keyIDLen]...)
 	reply = key.SumTrunc(reply, reply[:len(reply)-keyIDLen], n)
-	return finish(reply, limit, adm, v)
+	reply, v = finish(reply, limit, adm, v)
+	return tx.save(reply, start, v)
 }
 
 // respondNTS hands an NTS request to the NTS handler with the reply
@@ -348,16 +448,17 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, r
 // handler writes; any other failure earns nothing. The handler stamps the
 // transmit timestamp itself, between sealing the new cookies and the
 // Authenticator over the header (see NTSHandler).
-func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
 	if r.NTS == nil {
 		v.Reason = ReasonNTSDisabled
 		return nil, v
 	}
-	reply, tx := r.header(dst, &p.Header, rx, adm)
+	reply, tx := r.header(dst, &p.Header, client, rx, adm)
 	reply, reason := r.NTS.Respond(reply, req, p.NTS, limit, tx)
 	switch {
 	case reason == ReasonOK && reply != nil:
-		return finish(reply, limit, adm, v)
+		reply, v = finish(reply, limit, adm, v)
+		return tx.save(reply, 0, v)
 	case reason == ReasonBadCookie && reply != nil:
 		reply, v = finish(reply, limit, Admission{Action: ActionNTSNAK, Kiss: KissNTSN}, v)
 		if reply != nil {

@@ -68,4 +68,11 @@ type Verdict struct {
 	// Leak is set when the source was over its rate limit but was answered
 	// anyway, so a spoofer cannot silence the address it spoofs.
 	Leak bool
+	// TxStamp asks the edge for the kernel's transmit timestamp of this
+	// reply, to hand to Responder.KernelTransmit: the request may be
+	// followed by an interleaved one (RFC 9769).
+	TxStamp bool
+	// Interleaved: the reply is in interleaved mode, its transmit
+	// timestamp that of the previous reply to the client.
+	Interleaved bool
 }
