@@ -17,7 +17,8 @@ import (
 //	| cmsg_len (8, incl. header)| level (4)    | type (4)     | data, pad 8 |
 //	+---------------------------+--------------+--------------+-------------+
 //
-// What we read: SCM_TIMESTAMPNS (timespec: sec 8, nsec 8), IP_PKTINFO
+// What we read: SCM_TIMESTAMPNS (timespec: sec 8, nsec 8) or
+// SCM_TIMESTAMPING (three of them, the first the software one), IP_PKTINFO
 // (in_pktinfo: ifindex 4, spec_dst 4, addr 4) and IPV6_PKTINFO (in6_pktinfo:
 // addr 16, ifindex 4).
 const (
@@ -26,12 +27,14 @@ const (
 	inPktinfoLen = unix.SizeofInet4Pktinfo
 	in6PktLen    = unix.SizeofInet6Pktinfo
 
-	// oobLen holds a timestamp, an IPV6_PKTINFO and an IP_PKTINFO (a
-	// dual-stack socket receiving IPv4 gets both pktinfo forms): 32 + 40 +
-	// 32 octets, rounded up.
-	oobLen = 128
-	// replyOOBLen holds the one pktinfo message a reply carries.
-	replyOOBLen = cmsgHdrLen + 24
+	// oobLen holds a timestamp (SCM_TIMESTAMPNS, or SCM_TIMESTAMPING on
+	// kernels that cannot filter it, 64), an IPV6_PKTINFO and an
+	// IP_PKTINFO (a dual-stack socket receiving IPv4 gets both pktinfo
+	// forms): 64 + 40 + 32 octets, rounded up.
+	oobLen = 144
+	// replyOOBLen holds the pktinfo message a reply carries and the
+	// request for its transmit timestamp.
+	replyOOBLen = cmsgHdrLen + 24 + txStampLen
 )
 
 // control is what the kernel told us about one received datagram.
@@ -58,7 +61,8 @@ func parseControl(oob []byte) control {
 		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
 		data := oob[cmsgHdrLen:l]
 		switch {
-		case level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && len(data) >= timespecLen:
+		case level == unix.SOL_SOCKET && (typ == unix.SCM_TIMESTAMPNS || typ == unix.SCM_TIMESTAMPING) && len(data) >= timespecLen:
+			// SCM_TIMESTAMPING's software stamp is the first of its three.
 			sec := int64(binary.NativeEndian.Uint64(data[0:8]))
 			nsec := int64(binary.NativeEndian.Uint64(data[8:16]))
 			c.rx = time.Unix(sec, nsec)

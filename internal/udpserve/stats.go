@@ -35,9 +35,13 @@ type counters struct {
 	ntsNAK     atomic.Uint64
 	leaked     atomic.Uint64
 	sendErrors atomic.Uint64
-	dropped    [ntp.NumReasons]atomic.Uint64
-	answered   [numAuth]atomic.Uint64
-	_          [cacheLine]byte
+	// interleaved counts replies sent in interleaved mode; txStamps the
+	// kernel transmit timestamps the interleaved table took.
+	interleaved atomic.Uint64
+	txStamps    atomic.Uint64
+	dropped     [ntp.NumReasons]atomic.Uint64
+	answered    [numAuth]atomic.Uint64
+	_           [cacheLine]byte
 }
 
 // request counts a datagram as received, by the mode its first octet
@@ -78,6 +82,9 @@ func (c *counters) record(v ntp.Verdict, sendErr bool) {
 	}
 	if v.Leak {
 		c.leaked.Add(1)
+	}
+	if v.Interleaved {
+		c.interleaved.Add(1)
 	}
 	if int(v.Auth) < numAuth {
 		c.answered[v.Auth].Add(1)
@@ -127,6 +134,9 @@ type Snapshot struct {
 	Answered [numAuth]uint64
 	// SendErrors counts replies the kernel refused.
 	SendErrors uint64
+	// Interleaved counts replies sent in interleaved mode (RFC 9769);
+	// TxStamps the kernel transmit timestamps kept for such replies.
+	Interleaved, TxStamps uint64
 }
 
 // Snapshot sums the workers' counters.
@@ -154,6 +164,8 @@ func (out *Snapshot) add(c *counters) {
 	out.NTSNAK += c.ntsNAK.Load()
 	out.Leaked += c.leaked.Load()
 	out.SendErrors += c.sendErrors.Load()
+	out.Interleaved += c.interleaved.Load()
+	out.TxStamps += c.txStamps.Load()
 	for i := range c.dropped {
 		out.Dropped[i] += c.dropped[i].Load()
 	}

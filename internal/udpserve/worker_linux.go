@@ -54,6 +54,8 @@ type batch struct {
 	soob    [batchSize][replyOOBLen]byte
 	out     [batchSize][bufSize]byte
 	verdict [batchSize]ntp.Verdict
+
+	eq errq // the error queue's transmit timestamps
 }
 
 // worker reads one socket.
@@ -64,6 +66,11 @@ type worker struct {
 	b      *batch
 	v6     bool // AF_INET6 socket: replies carry IPV6_PKTINFO
 	stamps bool // kernel receive timestamps are on
+	// txStamps: the kernel gives transmit timestamps on request;
+	// txWanted counts those asked for and not yet read from the error
+	// queue, which is read only while it is not zero.
+	txStamps bool
+	txWanted int
 
 	// State of the current read and send, kept here so that the
 	// functions handed to RawConn are made once, not per call.
@@ -81,8 +88,10 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	}
 	w := &worker{s: s, rc: rc, cnt: s.Stats.worker(), b: new(batch)}
 	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
+	rc.Control(func(fd uintptr) { w.txStamps = enableTxStamps(int(fd)) })
 	w.readFn, w.writeFn = w.read, w.write
 	b := w.b
+	b.eq.init()
 	for i := range batchSize {
 		b.riov[i].Base = &b.buf[i][0]
 		b.riov[i].SetLen(bufSize)
@@ -190,6 +199,9 @@ func (w *worker) read(fd uintptr) bool {
 		r, _, errno = unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
 	}
 	if errno == unix.EAGAIN {
+		if w.txWanted > 0 {
+			w.drainErrQueue(fd)
+		}
 		return false
 	}
 	w.got, w.rerr = 0, errno
@@ -225,7 +237,11 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	b.siov[k].Base = &reply[0]
 	b.siov[k].SetLen(len(reply))
 	sh.Control, sh.Controllen = nil, 0
-	if n := putReplyControl(b.soob[k][:], w.v6, c); n > 0 {
+	n := putReplyControl(b.soob[k][:], w.v6, c)
+	if v.TxStamp && w.txStamps {
+		n += putTxStampControl(b.soob[k][n:])
+	}
+	if n > 0 {
 		sh.Control, sh.Controllen = &b.soob[k][0], uint64(n)
 	}
 	b.verdict[k] = v
@@ -257,6 +273,14 @@ func (w *worker) flush() {
 // false makes RawConn wait until the socket is writable.
 func (w *worker) write(fd uintptr) bool {
 	b := w.b
+	stamped := w.txWanted
+	defer func() {
+		// On loopback and most drivers the stamps are queued before
+		// sendmmsg returns: read them now rather than at the next wake.
+		if w.txWanted > stamped {
+			w.drainErrQueue(fd)
+		}
+	}()
 	for w.sent < w.pending {
 		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
 			uintptr(w.pending-w.sent), unix.MSG_DONTWAIT, 0, 0)
@@ -264,6 +288,9 @@ func (w *worker) write(fd uintptr) bool {
 		case 0:
 			for k := w.sent; k < w.sent+int(r); k++ {
 				w.cnt.record(b.verdict[k], false)
+				if b.verdict[k].TxStamp && w.txStamps {
+					w.txWanted++
+				}
 			}
 			w.sent += int(r)
 		case unix.EAGAIN:

@@ -1,0 +1,172 @@
+//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64 || mips64 || mips64le)
+
+package udpserve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+
+	"timegate/interleave"
+	"timegate/ntp"
+)
+
+// TestInterleavedKernelTransmit: an interleaved client over loopback gets,
+// from its third request on, the previous reply's kernel transmit time:
+// later than the transmit timestamp that reply carried (read before the
+// send), earlier than the client read it, and taken from the error queue
+// (TxStamps counts it).
+func TestInterleavedKernelTransmit(t *testing.T) {
+	for _, addr := range []netip.Addr{netip.IPv4Unspecified(), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+		t.Run(addr.String(), func(t *testing.T) {
+			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2)
+			if err != nil {
+				t.Skipf("cannot listen on %v: %v", addr, err)
+			}
+			tb, err := interleave.New(1024, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &ntp.ServedState{Stratum: 3, RefID: 0x7f7f0101, Precision: -20}
+			resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Interleave: tb}
+			stats := &Stats{}
+			srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			dstAddr := netip.MustParseAddr("127.0.0.1")
+			if addr.Is6() && !addr.IsUnspecified() {
+				dstAddr = addr
+			}
+			dst := netip.AddrPortFrom(dstAddr, uint16(conns[0].LocalAddr().(*net.UDPAddr).Port))
+
+			var prevRx, prevTx ntp.Time64
+			var prevRead time.Time
+			interleaved := 0
+			for i := range 6 {
+				// A new socket per request, as chronyd's client uses: the
+				// SO_REUSEPORT hash may pick either worker each time.
+				c, err := net.ListenUDP("udp", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				localRx := ntp.Time64(uint64(i)*10 + 2)
+				h := ntp.Header{Version: 4, Mode: ntp.ModeClient, Origin: prevRx, Receive: localRx, Transmit: ntp.Time64(uint64(i)*10 + 5)}
+				if _, err := c.WriteToUDPAddrPort(h.Append(nil), dst); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 512)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := c.Read(buf)
+				read := time.Now()
+				c.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := ntp.DecodeHeader(buf[:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Origin == localRx {
+					interleaved++
+					kernel := r.Transmit.Time(read)
+					if !kernel.After(prevTx.Time(read)) || kernel.After(prevRead) {
+						t.Errorf("request %d: interleaved transmit %v not after the daemon's %v and before the client read %v",
+							i, kernel, prevTx.Time(read), prevRead)
+					}
+				} else if r.Origin != h.Transmit {
+					t.Fatalf("request %d: origin %#x", i, r.Origin)
+				}
+				prevRx, prevTx, prevRead = r.Receive, r.Transmit, read
+			}
+			if interleaved < 4 {
+				t.Errorf("%d of requests 2..5 interleaved, want 4", interleaved)
+			}
+			s := stats.Snapshot()
+			if s.Interleaved != uint64(interleaved) || s.TxStamps < 4 {
+				t.Errorf("counted %d interleaved replies and %d kernel stamps; want %d and at least 4", s.Interleaved, s.TxStamps, interleaved)
+			}
+		})
+	}
+}
+
+// On this kernel the receive stamps stay SO_TIMESTAMPNS where the error
+// queue can be filtered, and either way each datagram carries one stamp.
+func TestEnableTxStamps(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, _ := c.SyscallConn()
+	var ok bool
+	var ns, ts int
+	rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		ok = enableTxStamps(int(fd))
+		ns, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS)
+		ts, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING)
+	})
+	if !ok {
+		t.Fatal("SO_TIMESTAMPING refused")
+	}
+	filtered := ts&sofRxFilter != 0
+	if filtered != (ns == 1) || (!filtered && ts&unix.SOF_TIMESTAMPING_RX_SOFTWARE == 0) {
+		t.Errorf("SO_TIMESTAMPNS %d, SO_TIMESTAMPING %#x: a datagram would carry no stamp or two", ns, ts)
+	}
+	t.Logf("SO_TIMESTAMPING %#x, SO_TIMESTAMPNS %d (rx filter: %v)", ts, ns, filtered)
+}
+
+func TestLoopedPayload(t *testing.T) {
+	ntpHdr := make([]byte, 48)
+	ntpHdr[0] = 0x24
+	udp := binary.BigEndian.AppendUint16(nil, 123)
+	udp = binary.BigEndian.AppendUint16(udp, 40000)
+	udp = binary.BigEndian.AppendUint16(udp, uint16(8+len(ntpHdr)))
+	udp = append(udp, 0, 0)
+	ip4 := []byte{0x45, 0, 0, 76, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1}
+	ip6 := make([]byte, 40)
+	ip6[0], ip6[6] = 0x60, 17
+	eth := func(typ uint16) []byte { return binary.BigEndian.AppendUint16(make([]byte, 12), typ) }
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	vlan := []byte{0x81, 0, 0, 5}
+	for name, c := range map[string]struct {
+		pkt  []byte
+		want int
+	}{
+		"eth ipv4":      {cat(eth(0x0800), ip4, udp, ntpHdr), 48},
+		"eth ipv6":      {cat(eth(0x86dd), ip6, udp, ntpHdr), 48},
+		"vlan ipv4":     {cat(make([]byte, 12), vlan, binary.BigEndian.AppendUint16(nil, 0x0800), ip4, udp, ntpHdr), 48},
+		"bare ipv4":     {cat(ip4, udp, ntpHdr), 48},
+		"bare ipv6":     {cat(ip6, udp, ntpHdr), 48},
+		"cut short":     {cat(eth(0x0800), ip4, udp, ntpHdr[:20]), 20},
+		"tcp":           {cat(eth(0x0800), []byte{0x45, 0, 0, 76, 0, 0, 0, 0, 64, 6}, make([]byte, 10), udp, ntpHdr), -1},
+		"garbage":       {[]byte{1, 2, 3}, -1},
+		"empty":         {nil, -1},
+		"short udp len": {cat(ip4, []byte{0, 123, 0, 1, 0, 4, 0, 0}, ntpHdr), -1},
+	} {
+		p := loopedPayload(c.pkt)
+		if (p == nil) != (c.want < 0) || (p != nil && len(p) != c.want) {
+			t.Errorf("%s: payload %d octets (nil %v), want %d", name, len(p), p == nil, c.want)
+		}
+	}
+}
