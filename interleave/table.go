@@ -106,23 +106,6 @@ func New(size int, rand io.Reader) (*Table, error) {
 	return t, nil
 }
 
-// EntriesForBytes converts chrony's clientloglimit into a size: the
-// largest power of two of entries that fits, within MinSize..MaxSize.
-func EntriesForBytes(limit int64) int {
-	n := limit / int64(EntryBytes)
-	switch {
-	case n < MinSize:
-		return MinSize
-	case n > MaxSize:
-		return MaxSize
-	}
-	p := 1
-	for int64(p) <= n/2 {
-		p *= 2
-	}
-	return p
-}
-
 // Capacity is the number of entries the table holds.
 func (t *Table) Capacity() int { return len(t.buckets) * ways }
 

@@ -155,15 +155,6 @@ func TestNewSizes(t *testing.T) {
 	if err != nil || tb.Capacity() != 512 {
 		t.Fatalf("New(1000): capacity %d, %v; want 512", tb.Capacity(), err)
 	}
-	if got, fit := EntriesForBytes(524288), 524288/EntryBytes; got&(got-1) != 0 || got > fit || 2*got <= fit {
-		t.Errorf("EntriesForBytes(524288) = %d, want the largest power of two <= %d", got, fit)
-	}
-	if got := EntriesForBytes(1); got != MinSize {
-		t.Errorf("EntriesForBytes(1) = %d, want %d", got, MinSize)
-	}
-	if got := EntriesForBytes(1 << 40); got != MaxSize {
-		t.Errorf("EntriesForBytes(1 TiB) = %d, want %d", got, MaxSize)
-	}
 }
 
 func BenchmarkSaveTake(b *testing.B) {

@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"timegate/audit"
+	"timegate/interleave"
 	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/control"
@@ -24,6 +26,7 @@ import (
 	"timegate/internal/udpserve"
 	"timegate/ntp"
 	"timegate/nts"
+	"timegate/ratelimit"
 	"timegate/symkey"
 )
 
@@ -212,16 +215,36 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		}
 	}
 	g.gate.Store(gt)
+	xl, err := g.interleaveTable(cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &ntp.Responder{
-		State: g.state.Load,
-		Now:   g.opts.Now,
-		Gate:  gt,
-		Keys:  keyLookup(keys),
+		State:      g.state.Load,
+		Now:        g.opts.Now,
+		Gate:       gt,
+		Keys:       keyLookup(keys),
+		Interleave: xl,
 	}
 	if g.nts != nil {
 		r.NTS = &nts.Server{Ring: g.nts.rotator.Ring}
 	}
 	return r, nil
+}
+
+// interleaveTable returns the table of transmit timestamps interleaved
+// mode needs: as many entries as the NTP rate table has, as chrony's
+// clientlog keeps one timestamp per record, so clientloglimit bounds both.
+// A reload keeps the table (and what it holds) while its size is
+// unchanged.
+func (g *Gateway) interleaveTable(cfg *config.Config) (*interleave.Table, error) {
+	n := ratelimit.EntriesForBytes(cfg.ClientLogLimit)
+	if prev := g.responder.Load(); prev != nil {
+		if t, ok := prev.Interleave.(*interleave.Table); ok && t.Capacity() == n {
+			return t, nil
+		}
+	}
+	return interleave.New(n, rand.Reader)
 }
 
 // openUDP binds, for each configured address (or once for every address,

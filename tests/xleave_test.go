@@ -1,0 +1,78 @@
+package tests
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"timegate/tests/harness"
+)
+
+// Issue 14 part 2: the real chronyd 4.3 with `xleave` gets interleaved
+// replies from timegate (chrony's ntpdata says "Interleaved : Yes"), over
+// plain NTP, a symmetric key and NTS alike, and stays selected.
+func TestChronyInterleavedClient(t *testing.T) {
+	harness.RequireBinary(t, "chronyd")
+	cases := []struct {
+		name  string
+		start func(t *testing.T) harness.ChronyOptions
+	}{
+		{"plain", func(t *testing.T) harness.ChronyOptions {
+			_, port := startLocalTimegate(t, 6)
+			return harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Options: []string{"xleave"}}}}
+		}},
+		{"key", func(t *testing.T) harness.ChronyOptions {
+			keys := harness.WriteKeys(t, t.TempDir(), harness.NewKey(t, 12, "AES128"))
+			_, port := startLocalTimegate(t, 6, "keyfile "+keys)
+			return harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Key: 12, Options: []string{"xleave"}}}, KeyFile: keys}
+		}},
+		{"nts", func(t *testing.T) harness.ChronyOptions {
+			_, ntpPort, kePort, cert := ntsTimegate(t, 6)
+			return harness.ChronyOptions{
+				Servers:     []harness.ServerLine{{Port: ntpPort, NTS: true, NTSPort: kePort, Options: []string{"xleave"}}},
+				TrustedCert: cert,
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.start(t)
+			o.Name = "chrony-xleave-" + tc.name
+			c := harness.StartChrony(t, o)
+			c.WaitSelected(t, "127.0.0.1", 30*time.Second)
+			var nd map[string]string
+			harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+				nd = c.NTPData(t, "127.0.0.1")
+				return nd["Interleaved"] == "Yes", fmt.Sprintf("%v", nd)
+			})
+			if tc.name != "plain" && nd["Authenticated"] != "Yes" {
+				t.Errorf("ntpdata: interleaved but not authenticated: %v", nd)
+			}
+			// Interleaved replies keep coming: a few more polls later it
+			// still says Yes, and the source stays selected.
+			rx := ntpRx(t, c)
+			harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+				return ntpRx(t, c) >= rx+5, "waiting for more replies"
+			})
+			if nd := c.NTPData(t, "127.0.0.1"); nd["Interleaved"] != "Yes" {
+				t.Errorf("later: %v", nd)
+			}
+			if src, _ := harness.FindSource(c.Sources(t), "127.0.0.1"); !src.Selected() {
+				t.Errorf("source not selected: %+v", src)
+			}
+		})
+	}
+}
+
+// Without xleave chronyd's requests are never answered interleaved.
+func TestChronyBasicClientNotInterleaved(t *testing.T) {
+	harness.RequireBinary(t, "chronyd")
+	_, port := startLocalTimegate(t, 6)
+	c := harness.StartChrony(t, harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port}}})
+	c.WaitSelected(t, "127.0.0.1", 30*time.Second)
+	rx := ntpRx(t, c)
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return ntpRx(t, c) >= rx+5, "waiting for replies" })
+	if nd := c.NTPData(t, "127.0.0.1"); nd["Interleaved"] != "No" {
+		t.Errorf("ntpdata: %v", nd)
+	}
+}
