@@ -39,7 +39,22 @@ func (s *Sample) RootDistance() time.Duration {
 // draft-ietf-ntp-data-minimization): it hides the client's time and makes
 // off-path spoofing of replies a 64-bit guess.
 func ClientRequest(dst []byte, version uint8, poll int8, nonce Time64) []byte {
-	h := Header{Leap: LeapUnsync, Version: version, Mode: ModeClient, Poll: poll, Transmit: nonce}
+	return ClientRequestStamps(dst, version, poll, RequestStamps{Transmit: nonce})
+}
+
+// RequestStamps are the three timestamps a client request carries. In
+// basic mode only Transmit is set (a random nonce). An interleaved request
+// (RFC 9769) also echoes, as Origin, the receive timestamp of the server's
+// previous reply, and carries a second nonce as Receive, which the server
+// returns as the origin of an interleaved reply.
+type RequestStamps struct {
+	Origin, Receive, Transmit Time64
+}
+
+// ClientRequestStamps appends a mode-3 request carrying ts.
+func ClientRequestStamps(dst []byte, version uint8, poll int8, ts RequestStamps) []byte {
+	h := Header{Leap: LeapUnsync, Version: version, Mode: ModeClient, Poll: poll,
+		Origin: ts.Origin, Receive: ts.Receive, Transmit: ts.Transmit}
 	return h.Append(dst)
 }
 
@@ -49,6 +64,25 @@ func ClientRequest(dst []byte, version uint8, poll int8, nonce Time64) []byte {
 // read its code; the caller must still decide whether the kiss is
 // authenticated before acting on it.
 func CheckReply(reply []byte, version uint8, nonce Time64, t1, t4 time.Time) (Sample, error) {
+	return checkClientReply(reply, version, nonce, 0, t1, t4)
+}
+
+// CheckInterleaved applies the same tests to a reply in interleaved mode
+// (RFC 9769 §3): its origin must be rxNonce, the Receive value of the
+// request it answers, and its transmit timestamp is the time the server's
+// previous reply left. The sample is that previous exchange's: t1 when the
+// previous request left, t2 the server's receive timestamp in the previous
+// reply, t4 when the previous reply arrived (local clock).
+func CheckInterleaved(reply []byte, version uint8, rxNonce, t2 Time64, t1, t4 time.Time) (Sample, error) {
+	if t2 == 0 {
+		return Sample{}, ErrBogusOrigin
+	}
+	return checkClientReply(reply, version, rxNonce, t2, t1, t4)
+}
+
+// checkClientReply is CheckReply, with the receive timestamp t2 given (not 0)
+// for an interleaved reply.
+func checkClientReply(reply []byte, version uint8, origin, t2Stamp Time64, t1, t4 time.Time) (Sample, error) {
 	p, err := Parse(reply)
 	if err != nil {
 		return Sample{}, err
@@ -60,14 +94,17 @@ func CheckReply(reply []byte, version uint8, nonce Time64, t1, t4 time.Time) (Sa
 		return s, ErrNotServer
 	case h.Version != version:
 		return s, ErrBadVersion
-	case h.Origin != nonce || nonce == 0:
+	case h.Origin != origin || origin == 0:
 		return s, ErrBogusOrigin
 	case h.Stratum == 0:
 		return s, ErrKiss
 	case h.Transmit == 0:
 		return s, ErrZeroTransmit
 	}
-	t2 := h.Receive.Time(t1)
+	if t2Stamp == 0 {
+		t2Stamp = h.Receive
+	}
+	t2 := t2Stamp.Time(t1)
 	t3 := h.Transmit.Time(t1)
 	s.Offset = (t2.Sub(t1) + t3.Sub(t4)) / 2
 	s.Delay = t4.Sub(t1) - t3.Sub(t2)

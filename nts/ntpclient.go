@@ -118,6 +118,13 @@ func (s *ClientSession) addCookie(c []byte) bool {
 // many cookies as refill the jar to MaxCookies, as far as the request stays
 // within ntp.MaxPacketLen.
 func (s *ClientSession) BuildRequest(dst []byte, nonce ntp.Time64, uid []byte, rand io.Reader) ([]byte, error) {
+	return s.BuildRequestStamps(dst, ntp.RequestStamps{Transmit: nonce}, uid, rand)
+}
+
+// BuildRequestStamps is BuildRequest for a request carrying all of ts: an
+// interleaved request (RFC 9769) has origin and receive timestamps too,
+// which the Authenticator covers like the rest of the header.
+func (s *ClientSession) BuildRequestStamps(dst []byte, ts ntp.RequestStamps, uid []byte, rand io.Reader) ([]byte, error) {
 	if len(uid) < minUIDLen || len(uid) > maxUIDLen {
 		return nil, ErrUIDLength
 	}
@@ -126,7 +133,7 @@ func (s *ClientSession) BuildRequest(dst []byte, nonce ntp.Time64, uid []byte, r
 	}
 	cookie := s.jar[0]
 	start := len(dst)
-	dst = ntp.ClientRequest(dst, 4, s.Poll, nonce)
+	dst = ntp.ClientRequestStamps(dst, 4, s.Poll, ts)
 	dst = ntp.AppendExtField(dst, ntp.EFUniqueIdentifier, uid)
 	dst = ntp.AppendExtField(dst, ntp.EFCookie, cookie)
 	value := ntp.ExtFieldLen(len(cookie)) - efHeaderLen

@@ -39,6 +39,10 @@ type SourceConfig struct {
 	// but unusable, as chrony's maxdelay: a sample delayed that much (a congested path,
 	// a delay attack) carries a large asymmetry error.
 	MaxDelay time.Duration
+	// Interleaved asks the server for interleaved mode (RFC 9769, chrony's xleave):
+	// each reply then carries the time the server's previous reply really left, and
+	// the samples use it. A server that answers in basic mode is used in basic mode.
+	Interleaved bool
 }
 
 // SourceStats counts what a source did with the datagrams it was given.
@@ -61,13 +65,18 @@ type SourceStats struct {
 	Unusable uint64
 	// Rekeys requested and NTS-KE failures reported.
 	Rekeys, KEFailures uint64
+	// Interleaved counts the accepted samples that came in interleaved mode.
+	Interleaved uint64
 }
 
 // request is the one outstanding request. Only one is kept: a reply to an older one
 // fails the origin test, and a second reply to this one finds it already answered.
 type request struct {
 	nonce ntp.Time64
-	token []byte
+	// rxNonce is the receive timestamp of an interleaved request, which an
+	// interleaved reply echoes as its origin; 0 for a basic request.
+	rxNonce ntp.Time64
+	token   []byte
 	// version is the request's NTP version, which the reply must repeat: 3 for
 	// keys whose digest an NTPv4 MAC cannot carry whole.
 	version uint8
@@ -101,7 +110,31 @@ type Source struct {
 	rekeying bool // a Rekey is out and its HandleRekey not yet in
 	keyFails int  // NTS-KE failures, and rekeys with no authentic reply in between
 	stats    SourceStats
+	xl       xlState
 }
+
+// xlState is what interleaved mode carries from one exchange to the next, as chrony's
+// ntp_core.c keeps it in client mode.
+type xlState struct {
+	// serverRx is the receive timestamp of the latest valid reply: the next request's
+	// origin, and T2 of the sample the next interleaved reply completes.
+	serverRx ntp.Time64
+	// t1 and t4 are when that exchange's request left and its reply arrived (local).
+	t1, t4 time.Time
+	// sampled: that reply was in basic mode and already gave its exchange's sample,
+	// so the interleaved reply that follows gives none (chrony's test A): one
+	// exchange is never counted twice.
+	sampled bool
+	// sent counts requests since the latest valid reply (chrony's tx_count): after
+	// maxXLMissed of them the server may answer with a very old transmit time, so
+	// requests go out in basic mode.
+	sent int
+	// last says whether the latest accepted reply was interleaved.
+	last bool
+}
+
+// maxXLMissed is chrony's MAX_CLIENT_INTERLEAVED_TX.
+const maxXLMissed = 4
 
 // NewSource returns an association in its initial state; the edge calls HandleTimer to
 // start it.
@@ -139,19 +172,20 @@ func (s *Source) HandleTimer(now time.Time) []Action {
 		s.stats.Rekeys++
 		return []Action{Rekey{}}
 	}
-	nonce, err := s.nonce()
+	ts, err := s.stamps()
 	if err != nil {
 		return []Action{WakeAfter{s.interval()}}
 	}
-	pkt, token, err := s.auth.Request(nil, nonce, s.poll, s.cfg.Rand)
+	pkt, token, err := s.auth.Request(nil, ts, s.poll, s.cfg.Rand)
 	if errors.Is(err, ErrNeedKey) {
 		return s.needKey()
 	}
 	if err != nil {
 		return []Action{WakeAfter{s.interval()}}
 	}
-	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
+	s.req = request{nonce: ts.Transmit, rxNonce: ts.Receive, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
+	s.xl.sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}
 }
@@ -185,6 +219,29 @@ func (s *Source) nonce() (ntp.Time64, error) {
 	}
 }
 
+// stamps draws the timestamps of the next request: a random transmit nonce, and in
+// interleaved mode, while the previous reply is recent enough, the server's receive
+// timestamp from it as origin (RFC 9769 §3) and a second random nonce as receive
+// timestamp. chrony sends its own receive time there; a random value tells the server
+// (and anyone watching) nothing about our clock, and matches the reply as well.
+func (s *Source) stamps() (ntp.RequestStamps, error) {
+	nonce, err := s.nonce()
+	if err != nil {
+		return ntp.RequestStamps{}, err
+	}
+	ts := ntp.RequestStamps{Transmit: nonce}
+	if !s.cfg.Interleaved || s.xl.serverRx == 0 || s.xl.sent >= maxXLMissed {
+		return ts, nil
+	}
+	for ts.Receive == 0 || ts.Receive == nonce {
+		if ts.Receive, err = s.nonce(); err != nil {
+			return ntp.RequestStamps{}, err
+		}
+	}
+	ts.Origin = s.xl.serverRx
+	return ts, nil
+}
+
 // HandleResponse takes one datagram received at local time rx on the socket of the
 // request that left at local time sent. Everything that does not pass the packet tests
 // and the authentication leaves the source exactly as it was.
@@ -194,6 +251,14 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 		return nil
 	}
 	smp, err := ntp.CheckReply(reply, s.req.version, s.req.nonce, sent, rx)
+	interleaved := false
+	if errors.Is(err, ntp.ErrBogusOrigin) && s.req.rxNonce != 0 {
+		// Not a basic reply: perhaps an interleaved one, whose sample is the
+		// previous exchange's with this reply's transmit timestamp.
+		if xs, xerr := ntp.CheckInterleaved(reply, s.req.version, s.req.rxNonce, s.xl.serverRx, s.xl.t1, s.xl.t4); !errors.Is(xerr, ntp.ErrBogusOrigin) {
+			smp, err, interleaved = xs, xerr, true
+		}
+	}
 	switch {
 	case errors.Is(err, ntp.ErrKiss):
 		return s.kiss(rx, reply, &smp.Header)
@@ -211,6 +276,10 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 	s.req = request{}
 	s.lastXmt = smp.Header.Transmit
 	s.keyFails = 0
+	prev := s.xl
+	if s.cfg.Interleaved {
+		s.xl = xlState{serverRx: smp.Header.Receive, t1: sent, t4: rx, sampled: !interleaved, last: interleaved}
+	}
 	if err != nil {
 		s.stats.Unusable++
 		if errors.Is(err, ntp.ErrUnsynced) || errors.Is(err, ntp.ErrBadStratum) {
@@ -222,11 +291,21 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 	}
 	s.reach |= 1
 	s.unsynced = false
+	if interleaved {
+		if prev.sampled {
+			// The exchange this reply completes already gave a basic sample.
+			return nil
+		}
+		sent, rx = prev.t1, prev.t4
+	}
 	if s.cfg.MaxDelay > 0 && smp.Delay > s.cfg.MaxDelay {
 		s.stats.Unusable++
 		return nil
 	}
 	s.stats.Accepted++
+	if interleaved {
+		s.stats.Interleaved++
+	}
 	s.accept(toSample(&smp, sent, rx, s.cfg.Precision))
 	return nil
 }
@@ -330,19 +409,22 @@ func (s *Source) HandleRekey(now time.Time, auth Auth, refID uint32, err error) 
 		s.keyFails++
 		return []Action{WakeAfter{s.keBackoff()}}
 	}
-	s.auth, s.cfg.RefID, s.req = auth, refID, request{}
-	nonce, err := s.nonce()
+	// A new session may reach another NTP server (RFC 8915 §4.1.7): nothing of the
+	// old one's interleaved exchange carries over.
+	s.auth, s.cfg.RefID, s.req, s.xl = auth, refID, request{}, xlState{}
+	ts, err := s.stamps()
 	if err != nil {
 		return []Action{WakeAfter{s.interval()}}
 	}
-	pkt, token, err := s.auth.Request(nil, nonce, s.poll, s.cfg.Rand)
+	pkt, token, err := s.auth.Request(nil, ts, s.poll, s.cfg.Rand)
 	if err != nil {
 		s.auth = nil
 		s.keyFails++
 		return []Action{WakeAfter{s.keBackoff()}}
 	}
-	s.req = request{nonce: nonce, token: token, version: pkt[0] >> 3 & 7, active: true}
+	s.req = request{nonce: ts.Transmit, rxNonce: ts.Receive, token: token, version: pkt[0] >> 3 & 7, active: true}
 	s.stats.Sent++
+	s.xl.sent++
 	next := s.nextInterval()
 	return []Action{Send{Packet: pkt, Timeout: min(next, MaxReplyWait)}, WakeAfter{next}}
 }
@@ -409,6 +491,10 @@ func (s *Source) KEFailing() int { return s.keyFails }
 // ServerUnsynchronised reports whether the latest authentic reply said the server is
 // unsynchronised (leap 3 or stratum 0/16), which keeps the source out of selection.
 func (s *Source) ServerUnsynchronised() bool { return s.unsynced }
+
+// Interleaved reports whether the latest accepted reply was in interleaved mode
+// (chrony's ntpdata "Interleaved").
+func (s *Source) Interleaved() bool { return s.xl.last }
 
 // LastKiss is the code of the latest kiss the source acted upon (0 before any): what the
 // edge records when Stats().Kisses moves.

@@ -39,10 +39,11 @@ type Auth interface {
 	// Authenticated reports whether replies carry authentication. An authenticated
 	// association acts on nothing unauthenticated, kisses included.
 	Authenticated() bool
-	// Request appends a client request whose transmit timestamp is nonce to dst. token
-	// is whatever Check needs to match the reply (the NTS Unique Identifier); rand
-	// supplies the randomness the method needs.
-	Request(dst []byte, nonce ntp.Time64, poll int8, rand io.Reader) (pkt, token []byte, err error)
+	// Request appends a client request carrying ts (the transmit timestamp a random
+	// nonce; origin and receive set only in interleaved mode) to dst. token is whatever
+	// Check needs to match the reply (the NTS Unique Identifier); rand supplies the
+	// randomness the method needs.
+	Request(dst []byte, ts ntp.RequestStamps, poll int8, rand io.Reader) (pkt, token []byte, err error)
 	// Check authenticates a reply to the request that produced token. The Source calls
 	// it only after the origin timestamp matched.
 	Check(reply, token []byte) AuthVerdict
@@ -59,12 +60,12 @@ type NoAuth struct {
 func (NoAuth) Authenticated() bool { return false }
 
 // Request builds a plain request.
-func (n NoAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
+func (n NoAuth) Request(dst []byte, ts ntp.RequestStamps, poll int8, _ io.Reader) ([]byte, []byte, error) {
 	vn := n.Version
 	if vn == 0 {
 		vn = ntpVersion
 	}
-	return ntp.ClientRequest(dst, vn, poll, nonce), nil, nil
+	return ntp.ClientRequestStamps(dst, vn, poll, ts), nil, nil
 }
 
 // Check accepts everything.
@@ -92,9 +93,9 @@ func (k KeyAuth) version() uint8 {
 func (KeyAuth) Authenticated() bool { return true }
 
 // Request builds a request with a MAC trailer.
-func (k KeyAuth) Request(dst []byte, nonce ntp.Time64, poll int8, _ io.Reader) ([]byte, []byte, error) {
+func (k KeyAuth) Request(dst []byte, ts ntp.RequestStamps, poll int8, _ io.Reader) ([]byte, []byte, error) {
 	start := len(dst)
-	dst = ntp.ClientRequest(dst, k.version(), poll, nonce)
+	dst = ntp.ClientRequestStamps(dst, k.version(), poll, ts)
 	dst = append(dst, byte(k.ID>>24), byte(k.ID>>16), byte(k.ID>>8), byte(k.ID))
 	return k.Key.SumTrunc(dst, dst[start:len(dst)-4], k.Key.MACLen(k.version())), nil, nil
 }
@@ -134,7 +135,7 @@ type NTSAuth struct {
 func (NTSAuth) Authenticated() bool { return true }
 
 // Request builds an NTS request, or returns ErrNeedKey when no cookie is left.
-func (a NTSAuth) Request(dst []byte, nonce ntp.Time64, poll int8, rand io.Reader) ([]byte, []byte, error) {
+func (a NTSAuth) Request(dst []byte, ts ntp.RequestStamps, poll int8, rand io.Reader) ([]byte, []byte, error) {
 	if a.Session.Cookies() == 0 {
 		return nil, nil, ErrNeedKey
 	}
@@ -143,7 +144,7 @@ func (a NTSAuth) Request(dst []byte, nonce ntp.Time64, poll int8, rand io.Reader
 		return nil, nil, err
 	}
 	a.Session.Poll = poll
-	pkt, err := a.Session.BuildRequest(dst, nonce, uid, rand)
+	pkt, err := a.Session.BuildRequestStamps(dst, ts, uid, rand)
 	if errors.Is(err, nts.ErrNoCookies) {
 		return nil, nil, ErrNeedKey
 	}

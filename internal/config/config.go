@@ -182,6 +182,9 @@ type Source struct {
 	// be outvoted only by other trusted sources; while any source is
 	// required, one of them must be among the agreeing sources.
 	Trust, Require bool
+	// XLeave asks the source for interleaved mode (chrony `xleave`, RFC
+	// 9769); basic mode is used while it does not answer interleaved.
+	XLeave bool
 }
 
 // Restrict is one `restrict` line, parsed by package policy.

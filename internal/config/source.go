@@ -81,6 +81,8 @@ func sourceFlag(s *Source, opt string) bool {
 		s.Trust = true
 	case "require":
 		s.Require = true
+	case "xleave":
+		s.XLeave = true
 	default:
 		return false
 	}
@@ -140,9 +142,6 @@ func sourceFlagNoEffect(opt string) string {
 		return "one request per poll"
 	case "true":
 		return "ntpd's always-truechimer flag: every source goes through the same selection (chrony's trust is implemented)"
-	case "xleave":
-		return "interleaved mode is not implemented (timegate issue 14): requests use basic client mode, " +
-			"which chrony also falls back to with servers that do not answer interleaved"
 	case "offline", "auto_offline":
 		return "sources are always online"
 	case "copy":
