@@ -22,7 +22,7 @@ func TestLongDigestRoundTrip(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/v%d", typ, vn), func(t *testing.T) {
 				k := mustKey(t, 42, typ, []byte("a secret of twenty bytes"))
 				auth := upstream.KeyAuth{ID: 42, Key: k, Version: vn}
-				req, _, err := auth.Request(nil, 0x1234567890abcdef, 6, nil)
+				req, _, err := auth.Request(nil, ntp.RequestStamps{Transmit: 0x1234567890abcdef}, 6, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,57 @@ func TestChronyBasicClientNotInterleaved(t *testing.T) {
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) { return ntpRx(t, c) >= rx+5, "waiting for replies" })
 	if nd := c.NTPData(t, "127.0.0.1"); nd["Interleaved"] != "No" {
 		t.Errorf("ntpdata: %v", nd)
+	}
+}
+
+// Issue 14 part 2, client side: timegate with `xleave` towards a real
+// chronyd 4.3 upstream (keyed) uses interleaved mode: `gatectl sources`
+// says so, chronyd counts the interleaved replies it sent, and the served
+// time is right. The same upstream without xleave stays basic.
+func TestUpstreamChronyInterleaved(t *testing.T) {
+	harness.RequireBinary(t, "chronyd")
+	bins := build.Binaries(t)
+	for _, xl := range []bool{true, false} {
+		t.Run(fmt.Sprintf("xleave=%v", xl), func(t *testing.T) {
+			keys := harness.WriteKeys(t, t.TempDir(), harness.NewKey(t, 10, "AES128"))
+			up := harness.StartChrony(t, harness.ChronyOptions{Name: "upstream", LocalStratum: 5, KeyFile: keys})
+			opts := "key 10"
+			if xl {
+				opts += " xleave"
+			}
+			tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", fastServer(up.Port, opts))
+			checkHonest(t, waitServing(t, tg, port, 6))
+			var src struct {
+				Mode        string `json:"mode"`
+				Interleaved bool   `json:"interleaved"`
+				XLeave      bool   `json:"xleave"`
+				Received    uint64 `json:"received"`
+			}
+			harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+				out, _, err := tg.Gatectl(t, bins.Gatectl, "sources", "-json")
+				var rows []json.RawMessage
+				if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
+					return false, fmt.Sprintf("%v: %s", err, out)
+				}
+				json.Unmarshal(rows[0], &src)
+				return src.Received >= 10 && src.Interleaved == xl, out
+			})
+			if src.XLeave != xl || (xl && src.Mode != "interleaved") || (!xl && src.Mode != "basic") {
+				t.Errorf("gatectl sources: %+v", src)
+			}
+			out, _, _ := tg.Gatectl(t, bins.Gatectl, "sources")
+			mode := "  basic  "
+			if xl {
+				mode = "  interleaved  "
+			}
+			if !strings.Contains(out, mode) {
+				t.Errorf("gatectl sources table:\n%s", out)
+			}
+			st := up.ServerStats(t)
+			if xl && st.InterleavedPkts == 0 || !xl && st.InterleavedPkts != 0 {
+				t.Errorf("chronyd sent %d interleaved replies (xleave %v)", st.InterleavedPkts, xl)
+			}
+			checkHonest(t, gatectlQuery(t, port))
+		})
 	}
 }

@@ -38,8 +38,8 @@ func fixture(synced bool) map[string]any {
 	return map[string]any{
 		gateway.CmdStatus: st,
 		gateway.CmdSources: []report.Source{
-			{ID: 1, Name: "ntp1.example.net", Address: "192.0.2.10:123", State: report.SourceSelected, Why: "system peer", Auth: "nts", Cookies: 7, SinceKE: 3600, Stratum: 2, Poll: 6, Reach: 0o377, SinceRx: 12, Samples: 8, Offset: 0.0000123, Delay: 0.00234, Jitter: 0.000045, Authenticated: true},
-			{ID: 2, Name: "192.0.2.20", Address: "192.0.2.20:123", State: report.SourceCombined, Auth: "key", KeyID: 5, KeyType: "AES128", Stratum: 2, Poll: 7, Reach: 0o376, SinceRx: 100, Samples: 7, Offset: -0.00041, Delay: 0.0051, Jitter: 0.0002, Authenticated: true},
+			{ID: 1, Name: "ntp1.example.net", Address: "192.0.2.10:123", State: report.SourceSelected, Why: "system peer", Auth: "nts", Cookies: 7, SinceKE: 3600, Stratum: 2, Poll: 6, Reach: 0o377, SinceRx: 12, Samples: 8, Offset: 0.0000123, Delay: 0.00234, Jitter: 0.000045, Authenticated: true, XLeave: true, Interleaved: true, Mode: "interleaved"},
+			{ID: 2, Name: "192.0.2.20", Address: "192.0.2.20:123", State: report.SourceCombined, Auth: "key", KeyID: 5, KeyType: "AES128", Stratum: 2, Poll: 7, Reach: 0o376, SinceRx: 100, Samples: 7, Offset: -0.00041, Delay: 0.0051, Jitter: 0.0002, Authenticated: true, XLeave: true, Mode: "basic"},
 			{ID: 3, Name: "liar.example.net", Address: "198.51.100.9:123", State: report.SourceFalseticker, Why: "outside the intersection of the majority", Auth: "nts", Cookies: 8, Stratum: 1, Poll: 6, Reach: 0o377, SinceRx: 40, Samples: 8, Offset: 2.999, Delay: 0.012, Jitter: 0.001, Authenticated: true},
 			{ID: 4, Name: "broken.example.net", State: report.SourceKEFailing, Why: "nts: TLS handshake: x509: certificate signed by unknown authority", Auth: "nts", SinceRx: -1, SinceKE: -1},
 		},

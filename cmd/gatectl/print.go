@@ -124,13 +124,26 @@ func authColumn(s *report.Source) string {
 	return "none"
 }
 
+// modeColumn is the exchange mode: "interleaved" when the latest reply
+// was, "basic" otherwise, marked "basic(x)" for an xleave source whose
+// server is answering in basic mode.
+func modeColumn(s *report.Source) string {
+	switch {
+	case s.Interleaved:
+		return "interleaved"
+	case s.XLeave:
+		return "basic(x)"
+	}
+	return "basic"
+}
+
 func printSources(w io.Writer, rows []report.Source) {
 	if len(rows) == 0 {
 		printf(w, "no upstream sources configured\n")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "S\tNAME\tADDRESS\tSTATE\tAUTH\tSTR\tPOLL\tREACH\tLASTRX\tOFFSET\tDELAY\tJITTER\tWHY")
+	fmt.Fprintln(tw, "S\tNAME\tADDRESS\tSTATE\tAUTH\tMODE\tSTR\tPOLL\tREACH\tLASTRX\tOFFSET\tDELAY\tJITTER\tWHY")
 	for i := range rows {
 		s := &rows[i]
 		addr := s.Address
@@ -145,12 +158,13 @@ func printSources(w io.Writer, rows []report.Source) {
 		if s.Samples > 0 {
 			off, delay, jitter = secs(s.Offset, true), secs(s.Delay, false), secs(s.Jitter, false)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%03o\t%s\t%s\t%s\t%s\t%s\n",
-			stateMark(s.State), s.Name, addr, s.State, authColumn(s), s.Stratum, s.Poll, s.Reach,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%03o\t%s\t%s\t%s\t%s\t%s\n",
+			stateMark(s.State), s.Name, addr, s.State, authColumn(s), modeColumn(s), s.Stratum, s.Poll, s.Reach,
 			ago(s.SinceRx), off, delay, jitter, why)
 	}
 	tw.Flush()
 	printf(w, "\nS: * selected, + combined, - candidate, x falseticker, ~ too far, ? other (see STATE)\n")
+	printf(w, "MODE: interleaved or basic (RFC 9769); basic(x): xleave asked, the server answers basic\n")
 }
 
 // sortedKeys returns m's keys in order, so tables are stable.

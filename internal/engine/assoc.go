@@ -67,6 +67,7 @@ func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
 		ID: a.id, MinPoll: int8(a.spec.MinPoll), MaxPoll: int8(a.spec.MaxPoll),
 		IBurst: a.spec.IBurst, Prefer: a.spec.Prefer, Trust: a.spec.Trust, Require: a.spec.Require, Auth: a.auth, NTS: a.spec.NTS,
 		Precision: precisionDur(r.opts.Precision), Rand: r.opts.Rand, MaxDelay: a.spec.MaxDelay,
+		Interleaved: a.spec.XLeave,
 	}
 	if a.addr.IsValid() {
 		cfg.RefID = upstream.RefIDForAddr(a.addr.Addr())
@@ -153,7 +154,8 @@ func (r *runner) resolved(ev resolvedEvent) {
 // source port per request (RFC 9109 §3), and the kernel drops datagrams from any other
 // address — and hands every datagram received to the loop until the loop says the
 // request is answered, or the timeout passes. The send time is read just before the
-// write, the receive time just after the read.
+// write, the receive time just after the read; where the kernel stamps the datagrams,
+// its transmit and receive times replace both.
 func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration) {
 	addr := a.addr.String()
 	r.goTrack(func() {
@@ -169,6 +171,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 		if _, err := conn.Write(pkt); err != nil {
 			return
 		}
+		kernelSent := rd.sent(&sent)
 		buf := make([]byte, ntp.MaxPacketLen+1)
 		for {
 			n, rx, kernel, err := rd.read(buf)
@@ -177,6 +180,9 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 			}
 			if n > ntp.MaxPacketLen {
 				continue
+			}
+			if !kernelSent {
+				kernelSent = rd.sent(&sent)
 			}
 			done := make(chan bool, 1)
 			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, kernelRx: kernel, done: done}) {
@@ -201,6 +207,7 @@ type stampedReader struct {
 	udp  *net.UDPConn // set when kernel stamps are on
 	oob  []byte
 	now  func() time.Time
+	tx   bool // kernel transmit stamps are on
 }
 
 // reader stamps with the kernel only on real sockets read against the real
@@ -209,8 +216,30 @@ func (r *runner) reader(conn net.Conn) stampedReader {
 	rd := stampedReader{conn: conn, now: r.now}
 	if uc, ok := conn.(*net.UDPConn); ok && r.opts.Now == nil && sockstamp.Enable(uc) == nil {
 		rd.udp, rd.oob = uc, make([]byte, sockstamp.OOBSize)
+		rd.tx = sockstamp.EnableTx(uc) == nil
 	}
 	return rd
+}
+
+// maxTxDelay is chrony's MAX_TX_DELAY: a kernel transmit time more than this after the
+// clock reading before the send, or before it, is not this datagram's.
+const maxTxDelay = time.Second
+
+// sent replaces *daemon, the time read just before the send, by the kernel's transmit
+// timestamp of the request when the error queue has it, and reports whether it did.
+func (rd stampedReader) sent(daemon *time.Time) bool {
+	if !rd.tx {
+		return false
+	}
+	t, err := sockstamp.TxTime(rd.udp)
+	if err != nil {
+		return false
+	}
+	if d := t.Sub(*daemon); d < 0 || d > maxTxDelay {
+		return false
+	}
+	*daemon = t
+	return true
 }
 
 // read returns the datagram's length, its receive time, and whether the kernel stamped

@@ -83,6 +83,10 @@ func (r *runner) reportSource(a *assoc, sys, local time.Time) report.Source {
 	row.Sent, row.Received = st.Sent, st.Accepted
 	row.Rejected = st.Bogus + st.BadAuth + st.Unexpected + st.Unusable
 	row.Kisses = st.Kisses
+	row.XLeave, row.Interleaved, row.Mode = a.spec.XLeave, src.Interleaved(), "basic"
+	if row.Interleaved {
+		row.Mode = "interleaved"
+	}
 	if n := src.Cookies(); n >= 0 {
 		row.Cookies = n
 	}

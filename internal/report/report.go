@@ -124,6 +124,12 @@ type Source struct {
 	Rejected      uint64  `json:"rejected"`
 	Kisses        uint64  `json:"kisses"`
 	Authenticated bool    `json:"authenticated"`
+	// XLeave: the server line asks for interleaved mode (RFC 9769);
+	// Interleaved: the latest reply used was interleaved (chronyc ntpdata's
+	// "Interleaved"), Mode says the same in a word: interleaved or basic.
+	XLeave      bool   `json:"xleave,omitempty"`
+	Interleaved bool   `json:"interleaved"`
+	Mode        string `json:"mode"`
 }
 
 // ServerStats is chronyc's `serverstats`, per protocol and verdict.

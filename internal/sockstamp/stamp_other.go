@@ -15,3 +15,12 @@ const OOBSize = 0
 func Enable(*net.UDPConn) error { return errors.New("not supported") }
 
 func Time([]byte) (time.Time, bool) { return time.Time{}, false }
+
+// ErrNoTxStamp: the error queue holds no transmit timestamp (yet).
+var ErrNoTxStamp = errors.New("sockstamp: no transmit timestamp queued")
+
+// EnableTx asks for transmit timestamps: not on this platform.
+func EnableTx(*net.UDPConn) error { return errors.New("not supported") }
+
+// TxTime reads the last transmit timestamp: never on this platform.
+func TxTime(*net.UDPConn) (time.Time, error) { return time.Time{}, ErrNoTxStamp }
