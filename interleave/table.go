@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"timegate/ntp"
@@ -77,6 +78,9 @@ type Table struct {
 	seedHash, seedTag uint64
 	mask              uint64
 	buckets           []bucket
+	// used counts the slots ever filled (they never empty): written only
+	// while the table fills, so it is no shared line on a busy path.
+	used atomic.Int64
 }
 
 // ErrSize is returned by New for a size outside MinSize..MaxSize.
@@ -188,6 +192,7 @@ func (t *Table) Save(rx ntp.Time64, client netip.Addr, tx ntp.Time64) {
 	for i := range ways {
 		if b.e[i].flags&flagUsed == 0 {
 			slot = i
+			t.used.Add(1)
 			break
 		}
 		// Timestamps compare by their difference, so that the NTP era
@@ -241,19 +246,5 @@ func (t *Table) UpdateTx(rx, tx ntp.Time64) bool {
 	return true
 }
 
-// Len counts the entries in use, bucket by bucket under each lock: for
-// reports, not for the packet path.
-func (t *Table) Len() int {
-	n := 0
-	for i := range t.buckets {
-		b := &t.buckets[i]
-		b.mu.Lock()
-		for j := range ways {
-			if b.e[j].flags&flagUsed != 0 {
-				n++
-			}
-		}
-		b.mu.Unlock()
-	}
-	return n
-}
+// Len is the number of entries in use.
+func (t *Table) Len() int { return int(t.used.Load()) }

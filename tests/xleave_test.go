@@ -17,28 +17,29 @@ func TestChronyInterleavedClient(t *testing.T) {
 	harness.RequireBinary(t, "chronyd")
 	cases := []struct {
 		name  string
-		start func(t *testing.T) harness.ChronyOptions
+		start func(t *testing.T) (*harness.Process, harness.ChronyOptions)
 	}{
-		{"plain", func(t *testing.T) harness.ChronyOptions {
-			_, port := startLocalTimegate(t, 6)
-			return harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Options: []string{"xleave"}}}}
+		{"plain", func(t *testing.T) (*harness.Process, harness.ChronyOptions) {
+			p, port := startLocalTimegate(t, 6)
+			return p, harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Options: []string{"xleave"}}}}
 		}},
-		{"key", func(t *testing.T) harness.ChronyOptions {
+		{"key", func(t *testing.T) (*harness.Process, harness.ChronyOptions) {
 			keys := harness.WriteKeys(t, t.TempDir(), harness.NewKey(t, 12, "AES128"))
-			_, port := startLocalTimegate(t, 6, "keyfile "+keys)
-			return harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Key: 12, Options: []string{"xleave"}}}, KeyFile: keys}
+			p, port := startLocalTimegate(t, 6, "keyfile "+keys)
+			return p, harness.ChronyOptions{Servers: []harness.ServerLine{{Port: port, Key: 12, Options: []string{"xleave"}}}, KeyFile: keys}
 		}},
-		{"nts", func(t *testing.T) harness.ChronyOptions {
-			_, ntpPort, kePort, cert := ntsTimegate(t, 6)
-			return harness.ChronyOptions{
+		{"nts", func(t *testing.T) (*harness.Process, harness.ChronyOptions) {
+			p, ntpPort, kePort, cert := ntsTimegate(t, 6)
+			return p, harness.ChronyOptions{
 				Servers:     []harness.ServerLine{{Port: ntpPort, NTS: true, NTSPort: kePort, Options: []string{"xleave"}}},
 				TrustedCert: cert,
 			}
 		}},
 	}
+	bins := build.Binaries(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := tc.start(t)
+			p, o := tc.start(t)
 			o.Name = "chrony-xleave-" + tc.name
 			c := harness.StartChrony(t, o)
 			c.WaitSelected(t, "127.0.0.1", 30*time.Second)
@@ -61,6 +62,21 @@ func TestChronyInterleavedClient(t *testing.T) {
 			}
 			if src, _ := harness.FindSource(c.Sources(t), "127.0.0.1"); !src.Selected() {
 				t.Errorf("source not selected: %+v", src)
+			}
+			// timegate's side: interleaved replies counted, carrying the
+			// kernel's transmit times, from a table that holds a few entries.
+			out, _, err := p.Gatectl(t, bins.Gatectl, "serverstats", "-json")
+			var st struct {
+				NTP struct {
+					Interleaved uint64 `json:"interleaved"`
+					TxStamps    uint64 `json:"kernel_tx_stamps"`
+					Held        int    `json:"timestamps_held"`
+					Capacity    int    `json:"timestamps_capacity"`
+				} `json:"ntp"`
+			}
+			if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.NTP.Interleaved < 5 || st.NTP.TxStamps < st.NTP.Interleaved ||
+				st.NTP.Held == 0 || st.NTP.Held > st.NTP.Capacity {
+				t.Errorf("serverstats: %v %+v\n%s", err, st.NTP, out)
 			}
 		})
 	}

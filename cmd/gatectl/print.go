@@ -201,6 +201,8 @@ func printServerStats(w io.Writer, s *report.ServerStats) {
 	printf(w, "%-24s: %d\n", "NTS NAKs sent", n.NTSNAK)
 	printf(w, "%-24s: %d\n", "Answered by leak", n.Leaked)
 	printf(w, "%-24s: %d\n", "Send errors", n.SendErrors)
+	printf(w, "%-24s: %d (kernel transmit stamps %d)\n", "Interleaved replies", n.Interleaved, n.TxStamps)
+	printf(w, "%-24s: %d of %d\n", "Timestamps held", n.Timestamps, n.TimestampCapacity)
 	k := &s.KE
 	printf(w, "%-24s: %d accepted, %d active, %d served\n", "NTS-KE sessions", k.Accepted, k.Active, k.Served)
 	printCounts(w, "NTS-KE refused", k.Refused)

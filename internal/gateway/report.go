@@ -12,6 +12,7 @@ import (
 
 	"timegate/internal/keystore"
 	"timegate/internal/report"
+	"timegate/interleave"
 	"timegate/ntp"
 	"timegate/upstream"
 )
@@ -117,11 +118,19 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		NTSNAK:     st.NTSNAK,
 		Leaked:     st.Leaked,
 		SendErrors: st.SendErrors,
+		// Interleaved mode (RFC 9769): replies and kernel stamps.
+		Interleaved: st.Interleaved,
+		TxStamps:    st.TxStamps,
 		Answered:   map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
 		KoD:        map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
 		Dropped:    map[string]uint64{},
 		ByMode:     map[string]uint64{},
 	}}
+	if r := g.responder.Load(); r != nil {
+		if t, ok := r.Interleave.(*interleave.Table); ok {
+			out.NTP.Timestamps, out.NTP.TimestampCapacity = t.Len(), t.Capacity()
+		}
+	}
 	for m, n := range st.ByMode {
 		out.NTP.ByMode[modeName(m)] = n
 	}

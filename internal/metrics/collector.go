@@ -134,6 +134,9 @@ func (c *collector) ntp(e emitter, s *report.NTPStats) {
 	e.counter(c.d.ntpVerdicts, s.SendErrors, "send-error")
 	e.counter(c.d.ntpNAKs, s.NTSNAK)
 	e.counter(c.d.ntpLeaked, s.Leaked)
+	e.counter(c.d.ntpInterleaved, s.Interleaved)
+	e.counter(c.d.ntpTxStamps, s.TxStamps)
+	e.gauge(c.d.ntpTimestamps, float64(s.Timestamps))
 	// A cookie that does not open earns a NAK (RFC 8915 §5.7) unless the NAK
 	// cannot be sent; those are counted as drops for that reason.
 	e.counter(c.d.cookieOpenFailures, s.NTSNAK+s.Dropped[ntp.ReasonBadCookie.String()])

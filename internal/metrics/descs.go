@@ -13,6 +13,7 @@ type descs struct {
 
 	ntpReceived, ntpRequests, ntpVerdicts, ntpAnswered, ntpKoD, ntpDropped *prometheus.Desc
 	ntpNAKs, ntpLeaked, cookieOpenFailures                                 *prometheus.Desc
+	ntpInterleaved, ntpTxStamps, ntpTimestamps                             *prometheus.Desc
 
 	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration *prometheus.Desc
 
@@ -69,6 +70,9 @@ func (x *descs) server() {
 	x.ntpDropped = d("ntp_dropped_total", "NTP requests answered with nothing, by reason.", "reason")
 	x.ntpNAKs = d("ntp_nts_naks_total", "NTS NAKs sent (RFC 8915 section 5.7).")
 	x.ntpLeaked = d("ntp_ratelimit_leaked_total", "Requests over their rate limit answered anyway, so a spoofer cannot silence its victim.")
+	x.ntpInterleaved = d("ntp_interleaved_total", "NTP replies sent in interleaved mode (RFC 9769).")
+	x.ntpTxStamps = d("ntp_kernel_tx_stamps_total", "Kernel transmit timestamps kept for replies an interleaved request may follow.")
+	x.ntpTimestamps = d("ntp_interleaved_timestamps", "Entries in use in the interleaved-mode timestamp table (its size is fixed by clientloglimit).")
 	x.cookieOpenFailures = d("nts_cookie_open_failures_total", "NTS requests whose cookie did not open (answered with an NTS NAK when possible).")
 
 	x.keAccepted = d("nts_ke_connections_accepted_total", "NTS-KE connections accepted.")
@@ -113,7 +117,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.buildInfo, x.synced, x.syncState, x.stratum, x.rootDelay, x.rootDisp, x.rootDist,
 		x.clockOffset, x.clockFreq, x.estimateAge, x.truechimers, x.upSources, x.cfgLoaded, x.cfgWarnings,
 		x.ntpReceived, x.ntpRequests, x.ntpVerdicts, x.ntpAnswered, x.ntpKoD, x.ntpDropped,
-		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures,
+		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps,
 		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration,
 		x.rateEntries, x.rateCapacity, x.rateEvictions,
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,

@@ -155,6 +155,15 @@ type NTPStats struct {
 	NTSNAK     uint64            `json:"nts_nak"`
 	Leaked     uint64            `json:"leaked"`
 	SendErrors uint64            `json:"send_errors"`
+	// Interleaved counts replies sent in interleaved mode (chronyc
+	// serverstats' "Interleaved NTP packets"); TxStamps the kernel
+	// transmit timestamps kept for them; Timestamps and TimestampCapacity
+	// are the interleaved table's entries in use and its fixed size
+	// ("NTP timestamps held").
+	Interleaved       uint64 `json:"interleaved"`
+	TxStamps          uint64 `json:"kernel_tx_stamps"`
+	Timestamps        int    `json:"timestamps_held"`
+	TimestampCapacity int    `json:"timestamps_capacity"`
 }
 
 // KEStats counts NTS-KE connections and their outcomes.
