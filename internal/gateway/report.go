@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"timegate/interleave"
 	"timegate/internal/keystore"
 	"timegate/internal/report"
-	"timegate/interleave"
 	"timegate/ntp"
 	"timegate/upstream"
 )
@@ -121,10 +121,10 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		// Interleaved mode (RFC 9769): replies and kernel stamps.
 		Interleaved: st.Interleaved,
 		TxStamps:    st.TxStamps,
-		Answered:   map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
-		KoD:        map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
-		Dropped:    map[string]uint64{},
-		ByMode:     map[string]uint64{},
+		Answered:    map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
+		KoD:         map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
+		Dropped:     map[string]uint64{},
+		ByMode:      map[string]uint64{},
 	}}
 	if r := g.responder.Load(); r != nil {
 		if t, ok := r.Interleave.(*interleave.Table); ok {
