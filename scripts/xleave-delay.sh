@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# xleave-delay.sh — issue 14: the round-trip delay a chronyd 4.3 client
+# measures to timegate and to a chronyd 4.3 server, side by side on loopback,
+# in interleaved mode (`xleave`) and in basic mode.
+#
+# One chronyd client polls both servers at 1/16 s (minpoll/maxpoll -4):
+# timegate (`local stratum 8`, bound to 127.0.0.3) and chronyd (`local
+# stratum 8`, bound to 127.0.0.2; chrony keeps one source per address), and
+# logs every sample (`log measurements`). After SECONDS_RUN the median,
+# 10th and 90th percentile of the "Peer del." column are printed per server
+# and mode, counting only samples taken in that mode (the letter after the
+# mode digit in the MTxRx column: I interleaved, B basic), for RUNS runs of
+# each mode.
+#
+# All chronyds run with -x and without CAP_SYS_TIME; they and timegate are
+# stopped on exit. Results stay in OUT (default a new /tmp directory).
+#
+# Usage: scripts/xleave-delay.sh
+# Knobs: SECONDS_RUN=60 RUNS=3 MODES="xleave basic" OUT=DIR
+set -euo pipefail
+export GOTOOLCHAIN=go1.27.3
+
+SECONDS_RUN=${SECONDS_RUN:-60}
+RUNS=${RUNS:-3}
+MODES=${MODES:-xleave basic}
+OUT=${OUT:-$(mktemp -d /tmp/timegate-xleave.XXXXXX)}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+chronyd_run() { # DIR CONF
+	setpriv --bounding-set -sys_time --inh-caps -sys_time chronyd -x -d -u root -f "$2" >"$1/chronyd.out" 2>&1 &
+	pids+=($!)
+}
+
+(cd "$root" && go build -o "$OUT/timegate" ./cmd/timegate)
+
+stats() { # LOG IP MODELETTER -> "n median p10 p90" in µs
+	awk -v ip="$2" -v m="$3" '$3 == ip && substr($18, 2, 1) == m { print $13 * 1e6 }' "$1" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 - - -"; exit }
+			printf "%d %.1f %.1f %.1f\n", NR, v[int((NR + 1) / 2)], v[int(NR * 0.1) + 1], v[int(NR * 0.9) + 1] }'
+}
+
+printf "%-8s %-4s %-9s %8s %10s %8s %8s\n" mode run server samples "median µs" "p10" "p90" | tee "$OUT/summary.txt"
+for mode in $MODES; do
+	for run in $(seq 1 "$RUNS"); do
+		d="$OUT/$mode-$run"
+		mkdir -p "$d/tg" "$d/srv/run" "$d/cli/run" "$d/srv/log" "$d/cli/log"
+		rm -rf "$d/srv/run" "$d/cli/run"
+		tgport=$(free_port)
+		srvport=$(free_port)
+		cat >"$d/tg/timegate.conf" <<-EOF
+			port $tgport
+			ntsport 0
+			bindaddress 127.0.0.3
+			local stratum 8
+			ratelimit off
+			bindcmdaddress $d/tg/timegate.sock
+		EOF
+		"$OUT/timegate" -config "$d/tg/timegate.conf" -state "$d/tg" >"$d/tg/timegate.log" 2>&1 &
+		pids+=($!)
+		cat >"$d/srv/chrony.conf" <<-EOF
+			pidfile $d/srv/chronyd.pid
+			bindcmdaddress $d/srv/run/chronyd.sock
+			cmdport 0
+			dumpdir $d/srv
+			ntsdumpdir $d/srv
+			logdir $d/srv/log
+			port $srvport
+			bindaddress 127.0.0.2
+			allow 127.0.0.0/8
+			local stratum 8
+		EOF
+		chronyd_run "$d/srv" "$d/srv/chrony.conf"
+		opt=""
+		[ "$mode" = xleave ] && opt=xleave
+		cat >"$d/cli/chrony.conf" <<-EOF
+			pidfile $d/cli/chronyd.pid
+			bindcmdaddress $d/cli/run/chronyd.sock
+			cmdport 0
+			dumpdir $d/cli
+			ntsdumpdir $d/cli
+			logdir $d/cli/log
+			port 0
+			log measurements
+			server 127.0.0.3 port $tgport iburst minpoll -4 maxpoll -4 $opt
+			server 127.0.0.2 port $srvport iburst minpoll -4 maxpoll -4 $opt
+		EOF
+		sleep 1
+		chronyd_run "$d/cli" "$d/cli/chrony.conf"
+		sleep "$SECONDS_RUN"
+		chronyc -h "$d/cli/run/chronyd.sock" -n ntpdata >"$d/ntpdata.txt" 2>&1 || true
+		cleanup
+		pids=()
+		letter=B
+		[ "$mode" = xleave ] && letter=I
+		for s in "timegate 127.0.0.3" "chronyd 127.0.0.2"; do
+			set -- $s
+			read -r n med p10 p90 < <(stats "$d/cli/log/measurements.log" "$2" "$letter")
+			printf "%-8s %-4s %-9s %8s %10s %8s %8s\n" "$mode" "$run" "$1" "$n" "$med" "$p10" "$p90" | tee -a "$OUT/summary.txt"
+		done
+	done
+done
+echo "results in $OUT"
