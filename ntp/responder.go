@@ -127,21 +127,28 @@ type Stamper struct {
 // entry is looked up here, after the request's authentication was checked,
 // so that a forged request cannot use it up. For a kiss, and for the zero
 // Stamper, it writes nothing.
-func (s Stamper) Stamp(header []byte) {
+func (s *Stamper) Stamp(header []byte) {
 	if s.state == nil {
 		return
 	}
-	if s.xl != nil {
-		if tx, ok := s.xl.Take(s.origin, s.client); ok {
-			binary.BigEndian.PutUint64(header[24:32], uint64(s.receive))
-			PutTransmit(header, tx&^1)
-			return
-		}
+	if s.xl != nil && s.interleave(header) {
+		return
 	}
 	PutTransmit(header, Time64From(s.state.Serve(s.sys()))&^1)
 }
 
-func (s Stamper) sys() time.Time {
+// interleave writes the interleaved origin and transmit timestamps, if the
+// table has the previous reply's transmit time.
+func (s *Stamper) interleave(header []byte) bool {
+	tx, ok := s.xl.Take(s.origin, s.client)
+	if ok {
+		binary.BigEndian.PutUint64(header[24:32], uint64(s.receive))
+		PutTransmit(header, tx&^1)
+	}
+	return ok
+}
+
+func (s *Stamper) sys() time.Time {
 	if s.now == nil {
 		return time.Now()
 	}
@@ -221,7 +228,8 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 		v.Reason = ReasonFraming
 		return nil, v
 	}
-	reply, tx := r.header(dst[:0], &p.Header, client, rx, adm)
+	var tx Stamper
+	reply := r.header(dst[:0], &p.Header, client, rx, adm, &tx)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
 	reply, v = finish(reply, limit, adm, v)
 	return tx.save(reply, 0, v)
@@ -306,10 +314,10 @@ func claimedAuth(p *Packet) AuthKind {
 // otherwise the served time. The transmit timestamp is left to the
 // returned Stamper, which the caller applies once nothing but the work that
 // depends on it remains.
-func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx time.Time, adm Admission) ([]byte, Stamper) {
+func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx time.Time, adm Admission, tx *Stamper) []byte {
 	if adm.Action == ActionKoD {
 		h := KissHeader(req, adm.Kiss)
-		return h.Append(dst), Stamper{}
+		return h.Append(dst)
 	}
 	st := r.State()
 	mode := ModeServer
@@ -341,11 +349,11 @@ func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx ti
 	if !st.RefTime.IsZero() {
 		h.RefTime = Time64From(st.RefTime)
 	}
-	tx := Stamper{state: st, now: r.Now}
+	tx.state, tx.now = st, r.Now
 	if r.interleavable(req, adm) {
 		tx.xl, tx.client, tx.origin, tx.receive = r.Interleave, client.Addr().Unmap(), req.Origin, req.Receive
 	}
-	return h.Append(dst), tx
+	return h.Append(dst)
 }
 
 // interleavable says whether a request may be answered in interleaved mode
@@ -363,16 +371,22 @@ func (r *Responder) interleavable(req *Header, adm Admission) bool {
 // and marks the verdict: TxStamp asks the edge for the kernel's transmit
 // time, Interleaved says the reply was. off is where the reply's header
 // starts. For other requests and dropped replies it does nothing.
-func (s Stamper) save(reply []byte, off int, v Verdict) ([]byte, Verdict) {
-	if s.xl == nil || reply == nil || v.Action != ActionReply {
-		return reply, v
+func (s *Stamper) save(reply []byte, off int, v Verdict) ([]byte, Verdict) {
+	// finish leaves a dropped reply's action at ActionDrop.
+	if s.xl != nil && v.Action == ActionReply {
+		v = s.keep(reply[off:], v)
 	}
-	h := reply[off : off+HeaderLen]
+	return reply, v
+}
+
+// keep is save's work for an interleavable request; h starts with the
+// reply's header.
+func (s *Stamper) keep(h []byte, v Verdict) Verdict {
 	rx := Time64(binary.BigEndian.Uint64(h[32:40]))
 	s.xl.Save(rx, s.client, Time64From(s.state.Serve(s.sys())))
 	v.TxStamp = true
 	v.Interleaved = Time64(binary.BigEndian.Uint64(h[24:32])) == s.receive
-	return reply, v
+	return v
 }
 
 // KernelTransmit hands the edge's kernel transmit timestamp (system clock)
@@ -431,7 +445,8 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, c
 		return nil, v
 	}
 	start := len(dst)
-	reply, tx := r.header(dst, &p.Header, client, rx, adm)
+	var tx Stamper
+	reply := r.header(dst, &p.Header, client, rx, adm, &tx)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
 	if len(reply)+keyIDLen+n > limit {
 		v.Reason = ReasonNoRoom
@@ -453,7 +468,8 @@ func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, cli
 		v.Reason = ReasonNTSDisabled
 		return nil, v
 	}
-	reply, tx := r.header(dst, &p.Header, client, rx, adm)
+	var tx Stamper
+	reply := r.header(dst, &p.Header, client, rx, adm, &tx)
 	reply, reason := r.NTS.Respond(reply, req, p.NTS, limit, tx)
 	switch {
 	case reason == ReasonOK && reply != nil:
