@@ -184,3 +184,39 @@ func TestRespondInterleavedAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per exchange", allocs)
 	}
 }
+
+// BenchmarkRespondInterleaved is the server path of an interleaved client:
+// the table lookup, the interleaved reply, the entry for the next request
+// and the kernel's transmit time, against BenchmarkRespondBasic (the same
+// responder, a plain request that never touches the table).
+func BenchmarkRespondInterleaved(b *testing.B) {
+	tb := newTable(b, 8192)
+	st := &ntp.ServedState{Leap: ntp.LeapNone, Stratum: 2, Precision: -20}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	r := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return now }, Interleave: tb}
+	from := netip.MustParseAddrPort("198.51.100.9:50000")
+	req := (&ntp.Header{Version: 4, Mode: ntp.ModeClient, Receive: 2, Transmit: 3}).Append(nil)
+	out := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		reply, _ := r.Respond(out, req, from, now)
+		r.KernelTransmit(reply, now.Add(time.Microsecond))
+		copy(req[24:32], reply[32:40]) // the next request echoes this receive timestamp
+	}
+}
+
+func BenchmarkRespondBasic(b *testing.B) {
+	tb := newTable(b, 8192)
+	st := &ntp.ServedState{Leap: ntp.LeapNone, Stratum: 2, Precision: -20}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	r := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return now }, Interleave: tb}
+	from := netip.MustParseAddrPort("198.51.100.9:50000")
+	req := (&ntp.Header{Version: 4, Mode: ntp.ModeClient, Transmit: 3}).Append(nil)
+	out := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		r.Respond(out, req, from, now)
+	}
+}

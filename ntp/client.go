@@ -68,7 +68,7 @@ func CheckReply(reply []byte, version uint8, nonce Time64, t1, t4 time.Time) (Sa
 }
 
 // CheckInterleaved applies the same tests to a reply in interleaved mode
-// (RFC 9769 §3): its origin must be rxNonce, the Receive value of the
+// (RFC 9769): its origin must be rxNonce, the Receive value of the
 // request it answers, and its transmit timestamp is the time the server's
 // previous reply left. The sample is that previous exchange's: t1 when the
 // previous request left, t2 the server's receive timestamp in the previous

@@ -123,7 +123,7 @@ type Stamper struct {
 // Stamp writes the transmit timestamp of header, which starts at the
 // reply's first octet: the served time now, or in interleaved mode the
 // time our previous reply to this client really left, with the origin
-// timestamp turned to the request's receive timestamp (RFC 9769 §3). The
+// timestamp turned to the request's receive timestamp (RFC 9769). The
 // entry is looked up here, after the request's authentication was checked,
 // so that a forged request cannot use it up. For a kiss, and for the zero
 // Stamper, it writes nothing.
@@ -311,9 +311,8 @@ func claimedAuth(p *Packet) AuthKind {
 }
 
 // header appends the reply header to dst: a kiss if the admission says so,
-// otherwise the served time. The transmit timestamp is left to the
-// returned Stamper, which the caller applies once nothing but the work that
-// depends on it remains.
+// otherwise the served time. The transmit timestamp is left to tx, which
+// the caller applies once nothing but the work that depends on it remains.
 func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx time.Time, adm Admission, tx *Stamper) []byte {
 	if adm.Action == ActionKoD {
 		h := KissHeader(req, adm.Kiss)
@@ -335,7 +334,7 @@ func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx ti
 		RootDispersion: Time32From(st.RootDispersion),
 		RefID:          st.RefID,
 		Origin:         req.Transmit,
-		// chrony's marks, which RFC 9769 §3 describes: the receive
+		// chrony's marks (ntp_core.c, transmit_packet): the receive
 		// timestamp ends in 1 and the transmit timestamp in 0, so a request
 		// whose origin ends in 1 can only be echoing a receive timestamp,
 		// i.e. asking for interleaved mode, and only those need a look

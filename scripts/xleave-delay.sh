@@ -17,6 +17,7 @@
 #
 # Usage: scripts/xleave-delay.sh
 # Knobs: SECONDS_RUN=60 RUNS=3 MODES="xleave basic" OUT=DIR
+#   TG_ENV="GOMAXPROCS=1" TG_CONF="ntpworkers 1" (for timegate)
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
@@ -65,8 +66,9 @@ for mode in $MODES; do
 			local stratum 8
 			ratelimit off
 			bindcmdaddress $d/tg/timegate.sock
+			${TG_CONF:-}
 		EOF
-		"$OUT/timegate" -config "$d/tg/timegate.conf" -state "$d/tg" >"$d/tg/timegate.log" 2>&1 &
+		env ${TG_ENV:-} "$OUT/timegate" -config "$d/tg/timegate.conf" -state "$d/tg" >"$d/tg/timegate.log" 2>&1 &
 		pids+=($!)
 		cat >"$d/srv/chrony.conf" <<-EOF
 			pidfile $d/srv/chronyd.pid

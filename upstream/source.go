@@ -221,7 +221,7 @@ func (s *Source) nonce() (ntp.Time64, error) {
 
 // stamps draws the timestamps of the next request: a random transmit nonce, and in
 // interleaved mode, while the previous reply is recent enough, the server's receive
-// timestamp from it as origin (RFC 9769 §3) and a second random nonce as receive
+// timestamp from it as origin (RFC 9769) and a second random nonce as receive
 // timestamp. chrony sends its own receive time there; a random value tells the server
 // (and anyone watching) nothing about our clock, and matches the reply as well.
 func (s *Source) stamps() (ntp.RequestStamps, error) {
