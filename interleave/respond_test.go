@@ -220,3 +220,47 @@ func BenchmarkRespondBasic(b *testing.B) {
 		r.Respond(out, req, from, now)
 	}
 }
+
+// FuzzRespondInterleaved: whatever the request, with a table holding an
+// entry for one client, the reply is never larger than the request, a
+// reply is interleaved only for an NTPv4 request from that client whose
+// origin names the entry, and then carries the entry's transmit time and
+// the request's receive timestamp as origin; the entry serves once.
+func FuzzRespondInterleaved(f *testing.F) {
+	const rx = ntp.Time64(0xeb00_0000_1234_5679)
+	const tx = rx + 0x4_0000
+	f.Add((&ntp.Header{Version: 4, Mode: ntp.ModeClient, Origin: rx, Receive: 7, Transmit: 9}).Append(nil), true)
+	f.Add((&ntp.Header{Version: 3, Mode: ntp.ModeClient, Origin: rx, Receive: 7, Transmit: 9}).Append(nil), true)
+	f.Add((&ntp.Header{Version: 4, Mode: ntp.ModeSymmetricActive, Origin: rx, Receive: 7, Transmit: 9}).Append(nil), false)
+	f.Add(append((&ntp.Header{Version: 4, Mode: ntp.ModeClient, Origin: rx, Receive: 7, Transmit: 9}).Append(nil), make([]byte, 20)...), true)
+	owner := netip.MustParseAddrPort("198.51.100.9:50000")
+	other := netip.MustParseAddrPort("203.0.113.1:123")
+	f.Fuzz(func(t *testing.T, req []byte, fromOwner bool) {
+		tb := newTable(t, 64)
+		tb.Save(rx, owner.Addr(), tx)
+		st := &ntp.ServedState{Leap: ntp.LeapNone, Stratum: 2, Precision: -20}
+		now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+		r := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return now }, Interleave: tb}
+		from := other
+		if fromOwner {
+			from = owner
+		}
+		for i := range 2 {
+			reply, v := r.Respond(make([]byte, 0, 2048), req, from, now)
+			if len(reply) > len(req) {
+				t.Fatalf("%d-octet reply to a %d-octet request", len(reply), len(req))
+			}
+			if !v.Interleaved {
+				continue
+			}
+			q, _ := ntp.DecodeHeader(req)
+			h, _ := ntp.DecodeHeader(reply)
+			if i > 0 || from != owner || q.Version != 4 || q.Origin != rx || h.Origin != q.Receive || h.Transmit>>txShift != tx>>txShift {
+				t.Fatalf("try %d: interleaved reply %+v to %+v from %v", i, h, q, from)
+			}
+		}
+		if tb.Len() > tb.Capacity() {
+			t.Fatalf("%d entries in a table of %d", tb.Len(), tb.Capacity())
+		}
+	})
+}

@@ -131,3 +131,75 @@ func TestSourceInterleavedNoDoubleSample(t *testing.T) {
 		t.Fatalf("a reply with a foreign origin: %+v", st)
 	}
 }
+
+// FuzzHandleResponseInterleaved: FuzzHandleResponse for a keyed xleave
+// source whose next reply is interleaved: any reply but the genuine one
+// changes nothing selection sees and never stops or re-keys the source.
+func FuzzHandleResponseInterleaved(f *testing.F) {
+	f.Add(uint16(24), byte(0x01), uint8(0))
+	f.Add(uint16(40), byte(0x80), uint8(0))
+	f.Add(uint16(60), byte(0x10), uint8(20))
+	f.Fuzz(func(t *testing.T, at uint16, flip byte, cut uint8) {
+		r := seededRand(2)
+		key := testKey(t, 9, r)
+		p := newPeer(t, r, key)
+		tb, err := interleave.New(64, seededRand(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.resp.Interleave = tb
+		cfg := baseConfig(r)
+		cfg.Auth, cfg.Interleaved = upstream.KeyAuth{ID: 9, Key: key}, true
+		src := upstream.NewSource(cfg)
+		now := t0
+		for range 3 { // basic, basic (kept), interleaved
+			xlFuzzExchange(t, src, p, now, nil, nil)
+			now = now.Add(time.Minute)
+		}
+		var before observable
+		var genuine []byte
+		acts := xlFuzzExchange(t, src, p, now, &before, func(reply []byte) []byte {
+			genuine = reply
+			m := append([]byte(nil), reply...)
+			m[int(at)%len(m)] ^= flip
+			return m[:len(m)-int(cut)%len(m)]
+		})
+		if genuine == nil {
+			t.Skip("peer sent nothing")
+		}
+		_, _, rekey, demob := sends(acts)
+		if rekey || demob != "" {
+			t.Fatalf("a forged reply made the source rekey=%v stop=%q", rekey, demob)
+		}
+		forged := flip != 0 || int(cut)%len(genuine) != 0
+		if !forged && (!src.Interleaved() || src.Stats().Interleaved == 0) {
+			t.Fatalf("the genuine interleaved reply was not used: %+v", src.Stats())
+		}
+		if after := observe(src); forged && after != before {
+			t.Fatalf("a forged reply changed the source:\nbefore %+v\nafter  %+v", before, after)
+		}
+	})
+}
+
+// xlFuzzExchange is xlExchange with the reply passed through mutate, and
+// the source observed into before (when not nil) once the request is out.
+func xlFuzzExchange(t *testing.T, src *upstream.Source, p *peer, now time.Time, before *observable, mutate func([]byte) []byte) []upstream.Action {
+	t.Helper()
+	s, _, _, _ := sends(src.HandleTimer(now))
+	if len(s) != 1 {
+		t.Fatalf("poll at %v sent %d packets", now, len(s))
+	}
+	if before != nil {
+		*before = observe(src)
+	}
+	srvRx := now.Add(500 * time.Microsecond)
+	reply := p.answer(s[0].Packet, srvRx, srvRx.Add(20*time.Microsecond))
+	if reply == nil {
+		return nil
+	}
+	p.resp.KernelTransmit(reply, srvRx.Add(120*time.Microsecond))
+	if mutate != nil {
+		reply = mutate(reply)
+	}
+	return src.HandleResponse(reply, now, srvRx.Add(620*time.Microsecond))
+}

@@ -170,3 +170,19 @@ func TestLoopedPayload(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseTxStamp: any error-queue control buffer parses without
+// panicking, and a stamp it reports is never the zero time.
+func FuzzParseTxStamp(f *testing.F) {
+	stamps := make([]byte, 48)
+	copy(stamps, timespec(time.Unix(1e9, 7)))
+	serr := make([]byte, 16)
+	serr[4] = unix.SO_EE_ORIGIN_TIMESTAMPING
+	f.Add(appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPING, stamps), unix.IPPROTO_IP, unix.IP_RECVERR, serr))
+	f.Add(appendCmsg(nil, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, make([]byte, 16)))
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		if ts, ok := parseTxStamp(oob); ok && ts.IsZero() {
+			t.Fatal("zero stamp reported")
+		}
+	})
+}
