@@ -3,6 +3,8 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +112,8 @@ func TestUpstreamChronyInterleaved(t *testing.T) {
 			if xl {
 				opts += " xleave"
 			}
-			tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", fastServer(up.Port, opts))
+			logDir := t.TempDir()
+			tg, port := upstreamTimegate(t, "keyfile "+keys, "minsources 1", "logdir "+logDir, "log measurements", fastServer(up.Port, opts))
 			checkHonest(t, waitServing(t, tg, port, 6))
 			var src struct {
 				Mode        string `json:"mode"`
@@ -143,6 +146,17 @@ func TestUpstreamChronyInterleaved(t *testing.T) {
 				t.Errorf("chronyd sent %d interleaved replies (xleave %v)", st.InterleavedPkts, xl)
 			}
 			checkHonest(t, gatectlQuery(t, port))
+			// measurements.log, in chrony's MTxRx column: the mode, and
+			// kernel stamps for both the request's transmit time (the
+			// error queue) and the reply's receive time.
+			data, err := os.ReadFile(filepath.Join(logDir, "measurements.log"))
+			want := " 4B K K\n"
+			if xl {
+				want = " 4I K K\n"
+			}
+			if err != nil || !strings.Contains(string(data), want) {
+				t.Errorf("measurements.log has no %q line: %v\n%s", strings.TrimSpace(want), err, data)
+			}
 		})
 	}
 }

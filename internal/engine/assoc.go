@@ -185,7 +185,7 @@ func (r *runner) request(a *assoc, id uint64, pkt []byte, timeout time.Duration)
 				kernelSent = rd.sent(&sent)
 			}
 			done := make(chan bool, 1)
-			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, kernelRx: kernel, done: done}) {
+			if !r.post(replyEvent{a: a, req: id, pkt: append([]byte(nil), buf[:n]...), sent: sent, rx: rx, kernelTx: kernelSent, kernelRx: kernel, done: done}) {
 				return
 			}
 			select {

@@ -104,20 +104,28 @@ func leapChar(l upstream.Leap) byte {
 
 // logMeasurement writes the sample a reply just gave (chrony's measurements.log; only
 // valid, authentic samples reach this point, so the test columns are all 1). Score is
-// 0.00: timegate's poll adaptation has no such score.
-func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelRx bool) {
+// 0.00: timegate's poll adaptation has no such score. MTxRx says, as chrony's does, the
+// mode (B basic, I interleaved) and whether the request's transmit and the reply's
+// receive time came from the kernel (K) or the daemon (D).
+func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool) {
 	if !r.logs.meas.on || len(pkt) < 16 {
 		return
 	}
 	s := a.src.LastSample()
-	rx := byte('D')
+	mode, tx, rx := byte('B'), byte('D'), byte('D')
+	if a.src.Interleaved() {
+		mode = 'I'
+	}
+	if kernelTx {
+		tx = 'K'
+	}
 	if kernelRx {
 		rx = 'K'
 	}
 	refid := uint32(pkt[12])<<24 | uint32(pkt[13])<<16 | uint32(pkt[14])<<8 | uint32(pkt[15])
-	r.logs.meas.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %c %2d 111 111 1111  %2d %2d %4.2f %10.3e %10.3e %10.3e %10.3e %10.3e %08X 4B D %c",
+	r.logs.meas.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %c %2d 111 111 1111  %2d %2d %4.2f %10.3e %10.3e %10.3e %10.3e %10.3e %08X 4%c %c %c",
 		s.Time.UTC().Format(logTimeForm), a.addr.Addr(), leapChar(s.Leap), s.Stratum, a.src.Poll(), int8(pkt[2]), 0.0,
-		s.Offset.Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, rx))
+		s.Offset.Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, mode, tx, rx))
 }
 
 // logStatistics writes a source's clock filter output after it took a sample (chrony's

@@ -25,6 +25,7 @@ type (
 		req      uint64
 		pkt      []byte
 		sent, rx time.Time // system clock
+		kernelTx bool      // sent is the kernel's transmit timestamp
 		kernelRx bool      // rx is the kernel's receive timestamp
 		done     chan<- bool
 	}
@@ -134,7 +135,7 @@ func (r *runner) handle(ev any) {
 		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
 		if ev.a.src.Stats().Accepted != before {
 			ev.a.rxAt = ev.rx
-			r.logMeasurement(ev.a, ev.pkt, ev.kernelRx)
+			r.logMeasurement(ev.a, ev.pkt, ev.kernelTx, ev.kernelRx)
 			r.logStatistics(ev.a)
 		}
 		ev.done <- !ev.a.src.Awaiting()
