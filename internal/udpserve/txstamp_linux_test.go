@@ -24,7 +24,8 @@ import (
 // send), earlier than the client read it, and taken from the error queue
 // (TxStamps counts it).
 func TestInterleavedKernelTransmit(t *testing.T) {
-	for _, addr := range []netip.Addr{netip.IPv4Unspecified(), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+	// [::] is the dual-stack wildcard: IPv4 requests, IPv6 socket.
+	for _, addr := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
 		t.Run(addr.String(), func(t *testing.T) {
 			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2)
 			if err != nil {
@@ -185,4 +186,42 @@ func FuzzParseTxStamp(f *testing.F) {
 			t.Fatal("zero stamp reported")
 		}
 	})
+}
+
+// Where the kernel cannot keep SOFTWARE reporting to the error queue, the
+// receive stamps move to SO_TIMESTAMPING: one stamp per datagram still,
+// which parseControl reads.
+func TestEnableTxStampsWithoutFilter(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, _ := c.SyscallConn()
+	var ok bool
+	var ns int
+	rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		ok = enableTxStampsFilter(int(fd), false)
+		ns, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS)
+	})
+	if !ok || ns != 0 {
+		t.Fatalf("enabled %v, SO_TIMESTAMPNS %d: want true and 0", ok, ns)
+	}
+	s, err := net.DialUDP("udp", nil, c.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := time.Now()
+	s.Write([]byte("x"))
+	buf, oob := make([]byte, 16), make([]byte, oobLen)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, oobn, flags, _, err := c.ReadMsgUDP(buf, oob)
+	if err != nil || flags&unix.MSG_CTRUNC != 0 {
+		t.Fatalf("read: %v, flags %#x", err, flags)
+	}
+	if rx := parseControl(oob[:oobn]).rx; rx.Before(before.Add(-time.Millisecond)) || rx.After(time.Now()) {
+		t.Fatalf("receive stamp %v", rx)
+	}
 }
