@@ -204,15 +204,7 @@ func (s *Source) HandleResponse(reply []byte, sent, rx time.Time) []Action {
 		s.stats.Unexpected++
 		return nil
 	}
-	smp, err := ntp.CheckReply(reply, s.req.version, s.req.nonce, sent, rx)
-	interleaved := false
-	if errors.Is(err, ntp.ErrBogusOrigin) && s.req.rxNonce != 0 {
-		// Not a basic reply: perhaps an interleaved one, whose sample is the
-		// previous exchange's with this reply's transmit timestamp.
-		if xs, xerr := ntp.CheckInterleaved(reply, s.req.version, s.req.rxNonce, s.xl.serverRx, s.xl.t1, s.xl.t4); !errors.Is(xerr, ntp.ErrBogusOrigin) {
-			smp, err, interleaved = xs, xerr, true
-		}
-	}
+	smp, interleaved, err := s.check(reply, sent, rx)
 	switch {
 	case errors.Is(err, ntp.ErrKiss):
 		return s.kiss(rx, reply, &smp.Header)

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"time"
 
 	"timegate/ntp"
@@ -58,3 +59,18 @@ func (s *Source) stamps() (ntp.RequestStamps, error) {
 // Interleaved reports whether the latest accepted reply was in interleaved mode
 // (chrony's ntpdata "Interleaved").
 func (s *Source) Interleaved() bool { return s.xl.last }
+
+// check applies the packet tests to reply as the basic answer to the outstanding
+// request or, for an interleaved request, as its interleaved answer, whose sample is
+// the previous exchange's completed with this reply's transmit timestamp.
+func (s *Source) check(reply []byte, sent, rx time.Time) (ntp.Sample, bool, error) {
+	smp, err := ntp.CheckReply(reply, s.req.version, s.req.nonce, sent, rx)
+	if !errors.Is(err, ntp.ErrBogusOrigin) || s.req.rxNonce == 0 {
+		return smp, false, err
+	}
+	xs, xerr := ntp.CheckInterleaved(reply, s.req.version, s.req.rxNonce, s.xl.serverRx, s.xl.t1, s.xl.t4)
+	if errors.Is(xerr, ntp.ErrBogusOrigin) {
+		return smp, false, err
+	}
+	return xs, true, xerr
+}
