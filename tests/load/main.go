@@ -47,6 +47,9 @@ type Config struct {
 	JSONOut  string
 	KE       string // nts: NTS-KE server address
 	CA       string // nts: certificate file to trust
+	// XLeave: plain requests that an interleaved-mode server must keep
+	// (origin ending in 1, distinct receive and transmit timestamps).
+	XLeave bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -134,6 +137,7 @@ Flags:
 	fs.IntVar(&c.Ring, "ring", 1<<16, "nonce ring slots per socket (power of two)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&c.JSONOut, "json-out", "", "also write the JSON object to `file`")
+	fs.BoolVar(&c.XLeave, "xleave", false, "plain: requests shaped like an interleaved client's (origin ending in 1, receive set), never matching a kept reply: what costs an interleaved-mode server most")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

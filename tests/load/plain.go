@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -125,6 +126,9 @@ func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	for i, c := range conns {
 		w := ws[i]
 		fill := plainFill
+		if cfg.XLeave {
+			fill = xleaveFill
+		}
 		if ntsReqs != nil {
 			fill = ntsReqs[i].fill
 		}
@@ -142,6 +146,16 @@ func runPlain(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 func plainFill(buf []byte, w *worker, seq uint64, now int64) int {
 	BuildRequest(buf, w.ring.Put(seq, rand.Uint64(), now))
 	return ntpLen
+}
+
+// xleaveFill is plainFill for a request an interleaved-mode server must
+// look up and keep: a random origin ending in 1 (as if it echoed one of the
+// server's receive timestamps) and a random receive timestamp.
+func xleaveFill(buf []byte, w *worker, seq uint64, now int64) int {
+	n := plainFill(buf, w, seq, now)
+	binary.BigEndian.PutUint64(buf[offOrigin:], rand.Uint64()|1)
+	binary.BigEndian.PutUint64(buf[offOrigin+8:], rand.Uint64()|2)
+	return n
 }
 
 func closeAll(conns []*net.UDPConn) {
