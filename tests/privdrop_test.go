@@ -139,3 +139,25 @@ func TestDropKeepsOnlySysTime(t *testing.T) {
 		}
 	}
 }
+
+// A drop-in chrony.conf names chrony's own directories for the drift file and
+// dumps: a drop that leaves them unwritable starts anyway (they only make
+// restarts better) but says, at start, which directory and the fix.
+func TestDropWarnsOfUnwritableDriftDir(t *testing.T) {
+	harness.RequireRoot(t, "drops privileges")
+	bins := build.Binaries(t)
+	dir := publicDir(t)
+	rootOnly := filepath.Join(dir, "chrony")
+	if err := os.Mkdir(rootOnly, 0o755); err != nil { // root's, as /var/lib/chrony is _chrony's
+		t.Fatal(err)
+	}
+	port := harness.FreeUDPPort(t)
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 9\nuser nobody\ndriftfile %s\n",
+		port, filepath.Join(rootOnly, "chrony.drift"))
+	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", filepath.Join(dir, "state")}, Public: true})
+	p.WaitLog(t, 0, `will not be written after the privilege drop.*directory `+rootOnly+` must stay writable.*chown nobody `+rootOnly, 5*time.Second)
+	p.WaitLog(t, 0, `dropped privileges.*"user": "nobody"`, 5*time.Second)
+	if _, ok := queryFrom(t, "127.0.0.1", port); !ok {
+		t.Fatal("no NTP answer after the drop")
+	}
+}
