@@ -62,7 +62,7 @@ const (
 
 // Errors. A refused entry is never fatal: it is ignored and reported.
 var (
-	ErrMalformed = errors.New("fleet: malformed entry")          // wrong length, magic, version, name
+	ErrMalformed = errors.New("fleet: malformed entry")             // wrong length, magic, version, name
 	ErrSeal      = errors.New("fleet: entry does not authenticate") // tampered, foreign prefix or wrong wrapping key
 	ErrStale     = errors.New("fleet: entry older than the keys in service (replayed?)")
 	ErrFull      = errors.New("fleet: too many entries")

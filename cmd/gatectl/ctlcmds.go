@@ -19,7 +19,7 @@ func ctlCommands() []ctlCommand {
 		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
 		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
 		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
-		{name: "keys nts rotate", short: "the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.", call: keyRingCall(gateway.CmdKeysRotate)},
+		{name: "keys nts rotate", short: "[--fleet] the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.\nWith --fleet (ntskeystore): publish a new key in etcd as \"next\"; every gateway\nloads it, and it seals everywhere once the propagation delay has passed.\nRefused while etcd is unreachable.", flags: rotateFlags, call: callRotate},
 		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
 		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
 		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (mode\n0600, atomic write) and reload; prints the line for the client's keys file.", flags: symGenFlags, call: callSymGen},
@@ -88,6 +88,19 @@ func keyRingCall(cmd string) func(*ctlClient, []string, any, io.Writer) int {
 		}
 		return c.emit(out, kr, func() { printKeyRing(out, &kr) })
 	}
+}
+
+func rotateFlags(fs *flag.FlagSet) func() (any, error) {
+	fleet := fs.Bool("fleet", false, "publish the rotation to every gateway through the fleet store (ntskeystore)")
+	return func() (any, error) { return gateway.RotateArgs{Fleet: *fleet}, nil }
+}
+
+func callRotate(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var kr report.KeyRing
+	if code := c.do(gateway.CmdKeysRotate, args, &kr); code != exitOK {
+		return code
+	}
+	return c.emit(out, kr, func() { printKeyRing(out, &kr) })
 }
 
 func pruneFlags(fs *flag.FlagSet) func() (any, error) {

@@ -43,6 +43,7 @@ const MaxClients = 1000
 type (
 	ClientsArgs struct{ N int }
 	PruneArgs   struct{ Keep int }
+	RotateArgs  struct{ Fleet bool }
 	PruneResult struct{ Dropped int }
 	SymGenArgs  struct {
 		ID   uint32
@@ -99,7 +100,11 @@ func (g *Gateway) Handle(ctx context.Context, _ control.Cred, cmd string, args j
 	case CmdKeysList:
 		return g.keyRingOrFail()
 	case CmdKeysRotate:
-		if err := g.RotateNTSKeys(); err != nil {
+		var a RotateArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, err
+		}
+		if err := g.RotateNTSKeys(a.Fleet); err != nil {
 			return nil, control.Failed("%v", err)
 		}
 		return g.keyRingOrFail()
@@ -132,8 +137,8 @@ func decodeArgs(raw json.RawMessage, v any) error {
 }
 
 func (g *Gateway) keyRingOrFail() (report.KeyRing, error) {
-	if g.nts == nil {
-		return report.KeyRing{}, control.Failed("NTS-KE is off (ntsport 0): there is no cookie key ring")
+	if g.keys == nil {
+		return report.KeyRing{}, control.Failed("NTP and NTS-KE are off (port 0, ntsport 0): there is no cookie key ring")
 	}
 	return g.KeyRing(), nil
 }
@@ -143,10 +148,13 @@ func (g *Gateway) pruneKeys(args json.RawMessage) (any, error) {
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if g.nts == nil {
-		return nil, control.Failed("NTS-KE is off (ntsport 0): there is no cookie key ring")
+	if g.keys == nil {
+		return nil, control.Failed("NTP and NTS-KE are off (port 0, ntsport 0): there is no cookie key ring")
 	}
-	n, err := g.nts.rotator.Prune(a.Keep)
+	if g.keys.rotator == nil {
+		return nil, control.Failed("the keys come from the fleet store (ntskeystore): superseded keys are pruned fleet-wide after the grace period")
+	}
+	n, err := g.keys.rotator.Prune(a.Keep)
 	if err != nil {
 		return nil, control.Failed("%v", err)
 	}

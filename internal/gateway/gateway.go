@@ -49,6 +49,7 @@ type Gateway struct {
 	gate      atomic.Pointer[gate]
 	udp       [][]*net.UDPConn // a group of sockets per served address
 	nts       *ntsService      // nil when NTS-KE is off (ntsport 0)
+	keys      *keyService      // NTS cookie keys; nil with neither NTP nor NTS-KE served
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -147,8 +148,11 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err := g.openUDP(cfg); err != nil {
 		return err
 	}
+	var err error
+	if g.keys, err = g.openKeys(cfg); err != nil {
+		return err
+	}
 	if cfg.NTSPort != 0 {
-		var err error
 		if g.nts, err = g.openNTS(context.Background(), cfg); err != nil {
 			return err
 		}
@@ -218,8 +222,10 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		Gate:  gt,
 		Keys:  keyLookup(keys),
 	}
-	if g.nts != nil {
-		r.NTS = &nts.Server{Ring: g.nts.rotator.Ring}
+	if g.keys != nil {
+		// NTS on the NTP path needs no NTS-KE here: an NTP host of a split
+		// deployment opens the cookies of the KE host's shared ring.
+		r.NTS = &nts.Server{Ring: g.keys.Ring}
 	}
 	return r, nil
 }
@@ -278,6 +284,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
+	}
+	if g.keys != nil {
+		g.keys.run(ctx, spawn)
 	}
 	g.engMu.Lock()
 	g.spawnEngine = func(e *engine.Engine) { spawn(func() error { return e.Run(ctx) }) }
@@ -412,6 +421,13 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 	if g.nts != nil {
 		if err := g.nts.reloadCert(); err != nil {
 			return nil, fmt.Errorf("gateway: certificate: %w", err)
+		}
+	}
+	if g.keys != nil {
+		// The ring file too: a ring copied in by hand, or a shared file
+		// another gateway rotated, serves from now on.
+		if err := g.keys.reload(); err != nil {
+			return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
 		}
 	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)

@@ -99,8 +99,8 @@ func (g *Gateway) needs(cfg *config.Config) privdrop.Needs {
 		}
 	}
 	n.Read = append(n.Read, cfg.NTSTrustedCerts...)
-	if g.nts != nil {
-		n.Write = append(n.Write, filepath.Dir(g.nts.rotator.Path()))
+	if g.keys != nil && !g.keys.follower() {
+		n.Write = append(n.Write, filepath.Dir(g.keys.path()))
 	}
 	return n
 }
