@@ -305,8 +305,10 @@ func (s *State) NextEvent(now time.Time) time.Time {
 // once when first is set (the first key of an empty fleet, which no cookie
 // can predate). The store must still refuse an id that exists there.
 func (s *State) NewEntry(now time.Time, rand io.Reader, first bool) (string, []byte, Entry, error) {
+	// Entries carry whole seconds: the activation is rounded up, so that
+	// no gateway seals with the key before the full delay has passed.
 	e := Entry{Created: now.UTC().Truncate(time.Second)}
-	e.Activate = e.Created.Add(s.cfg.Delay)
+	e.Activate = now.UTC().Add(s.cfg.Delay + time.Second - 1).Truncate(time.Second)
 	if first {
 		e.Activate = e.Created
 	}
