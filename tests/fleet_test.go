@@ -3,6 +3,8 @@ package tests
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -78,6 +80,9 @@ func waitSealing(t *testing.T, timeout time.Duration, gws ...*harness.Process) s
 	var id string
 	harness.WaitFor(t, timeout, func() (bool, string) {
 		id = keyWithRole(keyRing(t, gws[0]), "sealing")
+		if id == "" {
+			return false, gws[0].Name + " has no sealing key"
+		}
 		for _, g := range gws[1:] {
 			if other := keyWithRole(keyRing(t, g), "sealing"); other != id || id == "" {
 				return false, fmt.Sprintf("%s seals with %q, %s with %q", gws[0].Name, id, g.Name, other)
@@ -297,4 +302,85 @@ func TestFleetRefusesTamperedEntries(t *testing.T) {
 			t.Errorf("audit trail lacks %q", want)
 		}
 	}
+}
+
+// Issue 12: the fleet store over TLS with a client certificate and etcd
+// authentication (user and password, with a role limited to the fleet's
+// prefix): the gateway connects and takes the fleet's first key; a wrong
+// password keeps it unconnected (alarmed) rather than failing the start.
+func TestFleetStoreTLSAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	ca := harness.NewTestCA(t, dir, "etcd")
+	srvCert, srvKey := ca.IssueBoth(t, "etcd-server")
+	etcd := harness.StartEtcdWith(t, 1, harness.EtcdOptions{CA: ca.CertPath, Cert: srvCert, Key: srvKey})
+	adminCert, adminKey := ca.Issue(t, "root", true)
+	gwCert, gwKey := ca.Issue(t, "timegate", true)
+
+	tlsCfg, err := (&tlsFiles{ca: ca.CertPath, cert: adminCert, key: adminKey}).config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(etcd.Endpoints(), ","), DialTimeout: 5 * time.Second, TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-secret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "fleet"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "fleet", "/timegate/fleet-s/", clientv3.GetPrefixRangeEnd("/timegate/fleet-s/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "timegate", "gw-secret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "timegate", "fleet"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("etcd auth set-up: %v", err)
+		}
+	}
+	pw := filepath.Join(dir, "etcd-password")
+	if err := os.WriteFile(pw, []byte("gw-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := fmt.Sprintf("etcd://%s/timegate/fleet-s wrapkey %s delay 2 ca %s cert %s key %s user timegate passwordfile %s",
+		etcd.Endpoints(), writeWrapKey(t, dir), ca.CertPath, gwCert, gwKey, pw)
+	g := fleetGateway(t, "timegate", "127.0.0.1", harness.FreeUDPPort(t), 0, store)
+	waitSealing(t, 30*time.Second, g)
+	if kr := keyRing(t, g); !kr.Fleet.Connected {
+		t.Fatalf("not connected: %+v", kr.Fleet)
+	}
+
+	if err := os.WriteFile(pw, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.Restart(t)
+	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+		f := keyRing(t, g).Fleet
+		return !f.Connected && f.LastError != "", fmt.Sprintf("%+v", f)
+	})
+	if kr := keyRing(t, g); keyWithRole(kr, "sealing") == "" {
+		t.Fatalf("the local copy does not serve while etcd refuses the gateway: %+v", kr)
+	}
+}
+
+// tlsFiles builds the test's own TLS client configuration for etcd.
+type tlsFiles struct{ ca, cert, key string }
+
+func (f *tlsFiles) config() (*tls.Config, error) {
+	pemData, err := os.ReadFile(f.ca)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemData)
+	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -22,6 +22,19 @@ type Etcd struct {
 // etcd binary, and fails it under CI=true.
 func StartEtcd(t testing.TB, n int) *Etcd {
 	t.Helper()
+	return StartEtcdWith(t, n, EtcdOptions{})
+}
+
+// EtcdOptions turn on TLS for etcd's clients (peers stay on plain loopback).
+type EtcdOptions struct {
+	// CA, Cert, Key: with all three set the members serve https and require
+	// client certificates signed by CA (etcd's --client-cert-auth).
+	CA, Cert, Key string
+}
+
+// StartEtcdWith is StartEtcd with options.
+func StartEtcdWith(t testing.TB, n int, o EtcdOptions) *Etcd {
+	t.Helper()
 	bin := RequireBinary(t, "etcd")
 	e := &Etcd{}
 	peers := make([]int, n)
@@ -34,7 +47,11 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 	token := fmt.Sprintf("timegate-test-%d", time.Now().UnixNano())
 	for i := range n {
 		p := newProcess(t, fmt.Sprintf("etcd m%d", i), "etcd")
-		client := "http://127.0.0.1:" + strconv.Itoa(e.Clients[i])
+		scheme := "http"
+		if o.CA != "" {
+			scheme = "https"
+		}
+		client := scheme + "://127.0.0.1:" + strconv.Itoa(e.Clients[i])
 		peer := "http://127.0.0.1:" + strconv.Itoa(peers[i])
 		p.path, p.diesBySIGTERM = bin, true
 		p.args = []string{"--name", fmt.Sprintf("m%d", i), "--data-dir", filepath.Join(p.Dir, "data"),
@@ -42,6 +59,9 @@ func StartEtcd(t testing.TB, n int) *Etcd {
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-token", token,
 			"--initial-cluster-state", "new", "--log-level", "warn"}
+		if o.CA != "" {
+			p.args = append(p.args, "--cert-file", o.Cert, "--key-file", o.Key, "--trusted-ca-file", o.CA, "--client-cert-auth")
+		}
 		port := e.Clients[i]
 		p.ready = func() (bool, string, error) {
 			ok, s := portsStatus(p.Pid(), nil, []int{port})
