@@ -265,7 +265,7 @@ func TestFleetRefusesTamperedEntries(t *testing.T) {
 	tampered[len(tampered)-20] ^= 1
 	plain := append([]byte("TGFK\x01\x00\x00\x00\x0b\xad\xf0\x0d"), make([]byte, 76)...) // a master key in the clear
 	writes := map[string][]byte{
-		string(genuine.Key):          tampered, // rewritten in place
+		string(genuine.Key):           tampered, // rewritten in place
 		prefix + "/keys/0badf00d":     plain,
 		prefix + "/keys/not-a-key-id": []byte("x"),
 	}
