@@ -57,3 +57,26 @@ func FuzzSnapshot(f *testing.F) {
 		fresh.Reset(kvs, t0)
 	})
 }
+
+// FuzzOpenPolicy: a hostile policy value never panics, and whatever opens
+// re-seals to the same text and time.
+func FuzzOpenPolicy(f *testing.F) {
+	s := testSealer(f, testPrefix)
+	good, _ := s.SealPolicy([]byte("restrict default ignore\n"), t0, seeded(4))
+	f.Add(good)
+	f.Add([]byte("TGFP\x01\x00\x00\x00"))
+	f.Add([]byte("restrict default\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		text, at, err := s.OpenPolicy(data)
+		if err != nil {
+			return
+		}
+		re, err := s.SealPolicy(text, at, seeded(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if t2, at2, err := s.OpenPolicy(re); err != nil || !bytes.Equal(t2, text) || !at2.Equal(at) {
+			t.Fatalf("re-seal round trip: %v", err)
+		}
+	})
+}

@@ -198,3 +198,29 @@ func TestBoundedEntries(t *testing.T) {
 		t.Fatalf("ring with many pending keys: %v", err)
 	}
 }
+
+func TestPolicySeal(t *testing.T) {
+	s := testSealer(t, testPrefix)
+	text := []byte("restrict default ignore\n")
+	raw, err := s.SealPolicy(text, t0, seeded(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, at, err := s.OpenPolicy(raw)
+	if err != nil || !bytes.Equal(got, text) || !at.Equal(t0) {
+		t.Fatalf("round trip: %v %q %v", err, got, at)
+	}
+	for i := range raw {
+		bad := bytes.Clone(raw)
+		bad[i] ^= 1
+		if _, _, err := s.OpenPolicy(bad); err == nil {
+			t.Fatalf("flipping byte %d still opens", i)
+		}
+	}
+	if _, _, err := testSealer(t, "/timegate/other").OpenPolicy(raw); err == nil {
+		t.Fatal("policy moved to another fleet opens")
+	}
+	if _, _, err := s.OpenPolicy(text); err == nil {
+		t.Fatal("an unsealed policy opens")
+	}
+}

@@ -384,3 +384,100 @@ func (f *tlsFiles) config() (*tls.Config, error) {
 	}
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
+
+// ntpAnswers reports whether the gateway at addr:port answers a plain NTP
+// query from 127.0.0.1 within a second.
+func ntpAnswers(t *testing.T, host string, port int) bool {
+	t.Helper()
+	_, _, err := harness.RunGatectl(t, build.Binaries(t).Gatectl, "query", "-port", fmt.Sprint(port), "-timeout", "1s", host)
+	return err == nil
+}
+
+// Issue 12 part 3: access policy from the fleet store. A policy published
+// through one gateway applies on every gateway in place of its file's
+// rules, survives an etcd outage and a restart (local copy), is replaced by
+// a newer one, a policy with other directives is refused, a tampered one is
+// refused and audited, and deleting it brings back each file's policy.
+func TestFleetPolicy(t *testing.T) {
+	etcd := harness.StartEtcd(t, 1)
+	dir := t.TempDir()
+	prefix := "/timegate/fleet-p"
+	store := fmt.Sprintf("etcd://%s%s wrapkey %s delay 2", etcd.Endpoints(), prefix, writeWrapKey(t, dir))
+	pg, ph := harness.FreeUDPPort(t), harness.FreeUDPPort(t)
+	g := fleetGateway(t, "timegate G", "127.0.0.1", pg, 0, store)
+	h := fleetGateway(t, "timegate H", "127.0.0.1", ph, 0, store)
+	waitSealing(t, 30*time.Second, g, h)
+	if !ntpAnswers(t, "127.0.0.1", pg) || !ntpAnswers(t, "127.0.0.1", ph) {
+		t.Fatal("no NTP answer under the files' policy")
+	}
+	publish := func(text string) error {
+		t.Helper()
+		f := filepath.Join(dir, "policy.conf")
+		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := g.Gatectl(t, build.Binaries(t).Gatectl, "policy", "publish", f)
+		return err
+	}
+	bothSilent := func() (bool, string) {
+		return !ntpAnswers(t, "127.0.0.1", pg) && !ntpAnswers(t, "127.0.0.1", ph), "a gateway still answers"
+	}
+	bothAnswer := func() (bool, string) {
+		return ntpAnswers(t, "127.0.0.1", pg) && ntpAnswers(t, "127.0.0.1", ph), "a gateway does not answer"
+	}
+	if err := publish("restrict default ignore\n"); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, bothSilent)
+	if kr := keyRing(t, h); kr.Fleet.Policy.IsZero() {
+		t.Fatalf("H does not report the fleet policy: %+v", kr.Fleet)
+	}
+	if err := publish("port 123\nrestrict default\n"); err == nil {
+		t.Fatal("a policy setting a port was published")
+	}
+
+	etcd.Stop(t, 0)
+	h.Restart(t)
+	harness.WaitFor(t, 10*time.Second, bothSilent) // H restarted from its local copy
+	etcd.Start(t, 0)
+	harness.WaitFor(t, 30*time.Second, func() (bool, string) {
+		return keyRing(t, g).Fleet.Connected && keyRing(t, h).Fleet.Connected, "not reconnected"
+	})
+	if err := publish("restrict default limited\nratelimit interval -6 burst 32\n"); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, bothAnswer)
+
+	cli := etcdClient(t, etcd)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, prefix+"/policy")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("policy in etcd: %v", err)
+	}
+	bad := append([]byte(nil), resp.Kvs[0].Value...)
+	bad[len(bad)-1] ^= 1
+	refused := keyRing(t, g).Fleet.Refused
+	if _, err := cli.Put(ctx, prefix+"/policy", string(bad)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, prefix+"/policy", "restrict default ignore\n"); err != nil { // unsealed
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		n := keyRing(t, g).Fleet.Refused
+		return n >= refused+2, fmt.Sprintf("refused %d, was %d", n, refused)
+	})
+	if ok, why := bothAnswer(); !ok {
+		t.Fatalf("a refused policy changed what is served: %s", why)
+	}
+	if _, err := cli.Delete(ctx, prefix+"/policy"); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		return keyRing(t, g).Fleet.Policy.IsZero() && keyRing(t, h).Fleet.Policy.IsZero(), "fleet policy still in service"
+	})
+	if ok, why := bothAnswer(); !ok {
+		t.Fatalf("files' policy not back: %s", why)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"path/filepath"
 	"strconv"
 
 	"timegate/internal/gateway"
@@ -21,6 +22,7 @@ func ctlCommands() []ctlCommand {
 		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
 		{name: "keys nts rotate", short: "[--fleet] the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.\nWith --fleet (ntskeystore): publish a new key in etcd as \"next\"; every gateway\nloads it, and it seals everywhere once the propagation delay has passed.\nRefused while etcd is unreachable.", flags: rotateFlags, call: callRotate},
 		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
+		{name: "policy publish", short: "publish FILE's restrict/allow/deny/ratelimit lines to every gateway of the fleet", usage: "FILE", nargs: 1, help: "Publish the access policy and NTP rate limit of FILE (restrict, allow, deny\nand ratelimit lines only; anything else is refused) to the fleet store\n(ntskeystore), sealed under the wrapping key: every gateway applies it in place\nof its own file's rules at once, keeps it through etcd outages, and falls back\nto its file's if it is deleted. The daemon reads FILE as its own user.", call: callPolicyPublish},
 		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
 		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (mode\n0600, atomic write) and reload; prints the line for the client's keys file.", flags: symGenFlags, call: callSymGen},
 		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload.", call: callSymRemove},
@@ -101,6 +103,19 @@ func callRotate(c *ctlClient, _ []string, args any, out io.Writer) int {
 		return code
 	}
 	return c.emit(out, kr, func() { printKeyRing(out, &kr) })
+}
+
+func callPolicyPublish(c *ctlClient, pos []string, _ any, out io.Writer) int {
+	path, err := filepath.Abs(pos[0])
+	if err != nil {
+		printf(c.stderr, "gatectl policy publish: %v\n", err)
+		return exitUsage
+	}
+	var res gateway.PolicyResult
+	if code := c.do(gateway.CmdPolicyPublish, gateway.PolicyArgs{File: path}, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() { printf(out, "policy from %s published to the fleet (%s)\n", path, stamp(res.Published)) })
 }
 
 func pruneFlags(fs *flag.FlagSet) func() (any, error) {

@@ -299,4 +299,9 @@ func printFleet(w io.Writer, f *report.Fleet) {
 	}
 	printf(w, "propagation delay %s, grace %s; refused entries %d; rotations published here %d\n",
 		time.Duration(f.Delay*1e9), time.Duration(f.Grace*1e9), f.Refused, f.Published)
+	if f.Policy.IsZero() {
+		printf(w, "access policy and rate limit: this gateway's configuration file (no fleet policy)\n")
+	} else {
+		printf(w, "access policy and rate limit: the fleet's, published %s\n", stamp(f.Policy))
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,12 @@ type Config struct {
 	// OnChange is told when the ring in service changes (a new sealing key,
 	// a key added or pruned); it must not block.
 	OnChange func(prev, next *nts.KeyRing)
+	// OnPolicy, when set, is handed the fleet's policy text each time a new
+	// one authenticates, and nil when the fleet has none (the local file
+	// applies); an error refuses the policy (it is reported like a refused
+	// entry and the previous one stays). LocalPolicy keeps the last good one.
+	OnPolicy    func(text []byte, published time.Time) error
+	LocalPolicy string
 }
 
 // Keeper serves one gateway's fleet ring.
@@ -90,6 +97,11 @@ type Keeper struct {
 	lastErr   atomic.Pointer[string]
 	kick      chan struct{}
 	client    atomic.Pointer[clientv3.Client]
+
+	// The fleet policy in service (guarded by mu): when it was published,
+	// and its sealed form for the local copy; zero and nil for none.
+	policyAt  time.Time
+	policyRaw []byte
 }
 
 // New checks cfg and returns a Keeper; call Load, then Run.
@@ -126,6 +138,22 @@ func (k *Keeper) Load() error {
 		k.refuse(r.Name, r.Err)
 	}
 	k.update()
+	return k.loadPolicy()
+}
+
+// loadPolicy applies the local copy of the fleet policy; the caller holds mu.
+func (k *Keeper) loadPolicy() error {
+	if k.cfg.LocalPolicy == "" || k.cfg.OnPolicy == nil {
+		return nil
+	}
+	data, err := secfile.ReadPrivateOwned(k.cfg.LocalPolicy, k.cfg.Owners...)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("etcdring: %w", err)
+	}
+	k.putPolicy(data)
 	return nil
 }
 
@@ -143,18 +171,21 @@ type Status struct {
 	Grace     time.Duration
 	Keys      []fleet.KeyInfo
 	NextEvent time.Time
+	// Policy is when the fleet policy in service was published; zero when
+	// the local file's policy applies.
+	Policy time.Time
 }
 
 // Status reports the connection and the keys.
 func (k *Keeper) Status() Status {
 	now := k.now()
 	k.mu.Lock()
-	info, next := k.st.Info(now), k.st.NextEvent(now)
+	info, next, pol := k.st.Info(now), k.st.NextEvent(now), k.policyAt
 	k.mu.Unlock()
 	s := Status{
 		Prefix: k.cfg.State.Config().Sealer.Prefix(), Endpoints: k.cfg.Endpoints,
 		Connected: k.connected.Load(), Refused: k.refused.Load(), Published: k.rotations.Load(),
-		Delay: k.cfg.State.Config().Delay, Grace: k.cfg.State.Config().Grace, Keys: info, NextEvent: next,
+		Delay: k.cfg.State.Config().Delay, Grace: k.cfg.State.Config().Grace, Keys: info, NextEvent: next, Policy: pol,
 	}
 	if t := k.changedAt.Load(); t != 0 {
 		s.Since = time.Unix(0, t)
@@ -260,10 +291,13 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	}
 	kvs := make([]fleet.KV, 0, len(resp.Kvs))
 	var latestRev int64
+	var policy []byte
 	for _, kv := range resp.Kvs {
 		switch name := string(kv.Key); {
 		case name == sealer.LatestName():
 			latestRev = kv.ModRevision
+		case name == sealer.PolicyName():
+			policy = kv.Value
 		default:
 			if _, ok := sealer.IDOf(name); ok {
 				kvs = append(kvs, fleet.KV{Name: name, Value: kv.Value})
@@ -278,6 +312,11 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 		k.refuse(r.Name, r.Err)
 	}
 	k.update()
+	if policy != nil {
+		k.putPolicy(policy)
+	} else {
+		k.dropPolicy()
+	}
 	k.mu.Unlock()
 	k.syncedAt.Store(k.now().UnixNano())
 	return resp.Header.Revision, nil
@@ -294,6 +333,14 @@ func (k *Keeper) apply(events []*clientv3.Event) {
 		if name == sealer.LatestName() {
 			if ev.Type == clientv3.EventTypePut {
 				k.latestRev = ev.Kv.ModRevision
+			}
+			continue
+		}
+		if name == sealer.PolicyName() {
+			if ev.Type == clientv3.EventTypePut {
+				k.putPolicy(ev.Kv.Value)
+			} else {
+				k.dropPolicy()
 			}
 			continue
 		}
@@ -541,3 +588,77 @@ func (k *Keeper) log() *zap.Logger {
 
 // KeyIDString formats a key id as the store names it.
 func KeyIDString(id uint32) string { return strconv.FormatUint(uint64(id), 16) }
+
+// putPolicy applies a sealed policy from the store or the local copy; the
+// caller holds mu. A policy older than the one in service is a replay.
+func (k *Keeper) putPolicy(raw []byte) {
+	if k.cfg.OnPolicy == nil {
+		return
+	}
+	sealer := k.cfg.State.Config().Sealer
+	text, at, err := sealer.OpenPolicy(raw)
+	switch {
+	case err != nil:
+	case at.Before(k.policyAt):
+		err = fleet.ErrStale
+	case at.Equal(k.policyAt) && string(raw) == string(k.policyRaw):
+		return
+	default:
+		err = k.cfg.OnPolicy(text, at)
+	}
+	if err != nil {
+		k.refuse(sealer.PolicyName(), err)
+		return
+	}
+	k.policyAt, k.policyRaw = at, append([]byte(nil), raw...)
+	k.log().Info("fleet policy in service", zap.Time("published", at), zap.Int("bytes", len(text)))
+	if k.cfg.LocalPolicy != "" {
+		if err := secfile.WriteAtomic(k.cfg.LocalPolicy, k.policyRaw, fileMode); err != nil {
+			k.log().Error("cannot save the local copy of the fleet policy", zap.Error(err))
+		}
+	}
+}
+
+// dropPolicy goes back to the local file's policy: the fleet has none (it
+// was deleted). The caller holds mu.
+func (k *Keeper) dropPolicy() {
+	if k.cfg.OnPolicy == nil || k.policyRaw == nil {
+		return
+	}
+	if err := k.cfg.OnPolicy(nil, time.Time{}); err != nil {
+		k.log().Error("cannot return to the local policy", zap.Error(err))
+		return
+	}
+	k.policyAt, k.policyRaw = time.Time{}, nil
+	k.log().Warn("the fleet policy was deleted from the store: the local file's policy applies")
+	if k.cfg.LocalPolicy != "" {
+		if err := os.Remove(k.cfg.LocalPolicy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			k.log().Error("cannot remove the local copy of the fleet policy", zap.Error(err))
+		}
+	}
+}
+
+// PublishPolicy seals text (already checked by the caller) and writes it as
+// the fleet's policy: every gateway applies it as soon as its watch sees it.
+func (k *Keeper) PublishPolicy(ctx context.Context, text []byte) (time.Time, error) {
+	if !k.connected.Load() {
+		return time.Time{}, ErrDisconnected
+	}
+	cli := k.client.Load()
+	if cli == nil {
+		return time.Time{}, ErrDisconnected
+	}
+	sealer := k.cfg.State.Config().Sealer
+	at := k.now().UTC()
+	raw, err := sealer.SealPolicy(text, at, k.rand())
+	if err != nil {
+		return time.Time{}, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, k.heartbeat())
+	defer cancel()
+	if _, err := cli.Put(pctx, sealer.PolicyName(), string(raw)); err != nil {
+		return time.Time{}, fmt.Errorf("etcdring: publish policy: %w", err)
+	}
+	k.log().Info("published fleet policy", zap.Time("published", at), zap.Int("bytes", len(text)))
+	return at, nil
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,6 +34,8 @@ const (
 	CmdCertReload  = "cert.reload"
 	CmdReload      = "reload"
 	CmdConfigCheck = "config.check"
+	// CmdPolicyPublish publishes a policy file to the fleet store.
+	CmdPolicyPublish = "policy.publish"
 )
 
 // MaxClients bounds `clients -n`: the table may hold a million prefixes and
@@ -44,8 +47,12 @@ type (
 	ClientsArgs struct{ N int }
 	PruneArgs   struct{ Keep int }
 	RotateArgs  struct{ Fleet bool }
-	PruneResult struct{ Dropped int }
-	SymGenArgs  struct {
+	// PolicyArgs names the policy file; gatectl makes the path absolute,
+	// and the daemon reads it as its own user.
+	PolicyArgs   struct{ File string }
+	PolicyResult struct{ Published time.Time }
+	PruneResult  struct{ Dropped int }
+	SymGenArgs   struct {
 		ID   uint32
 		Type string
 	}
@@ -110,6 +117,16 @@ func (g *Gateway) Handle(ctx context.Context, _ control.Cred, cmd string, args j
 		return g.keyRingOrFail()
 	case CmdKeysPrune:
 		return g.pruneKeys(args)
+	case CmdPolicyPublish:
+		var a PolicyArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, err
+		}
+		at, err := g.PublishFleetPolicy(a.File)
+		if err != nil {
+			return nil, control.Failed("policy not published: %v", err)
+		}
+		return PolicyResult{Published: at}, nil
 	case CmdSymList, CmdSymGen, CmdSymRemove:
 		return g.symKeys(cmd, args)
 	case CmdCertShow, CmdCertReload:

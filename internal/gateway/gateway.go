@@ -50,6 +50,12 @@ type Gateway struct {
 	udp       [][]*net.UDPConn // a group of sockets per served address
 	nts       *ntsService      // nil when NTS-KE is off (ntsport 0)
 	keys      *keyService      // NTS cookie keys; nil with neither NTP nor NTS-KE served
+	// fleetPolicy, when set, is the access policy and rate limit the
+	// fleet store holds, in place of the local file's (ntskeystore).
+	fleetPolicy atomic.Pointer[config.Policy]
+	// keySet is the keys file the responder in service was built with, so
+	// that a new fleet policy rebuilds it without re-reading the file.
+	keySet atomic.Pointer[symkey.Set]
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -161,6 +167,7 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err != nil {
 		return err
 	}
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	return nil
 }
@@ -204,6 +211,9 @@ const localRefID = 0x7f7f0101
 // buildResponder builds everything the NTP path decides with from cfg and
 // the already loaded keys; nothing is half-applied.
 func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Responder, error) {
+	if p := g.fleetPolicy.Load(); p != nil {
+		cfg = p.Overlay(cfg)
+	}
 	gt, err := buildGate(cfg)
 	if err != nil {
 		return nil, err
@@ -436,6 +446,7 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 		g.log.Warn("reload", zap.String("warning", w))
 	}
 	g.cfg.Store(cfg)
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")

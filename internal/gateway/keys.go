@@ -19,8 +19,12 @@ import (
 	"timegate/nts"
 )
 
-// FleetCopyName is the local copy of a fleet's entries in ntsdumpdir.
-const FleetCopyName = "ntsfleet.bin"
+// Local copies of what the fleet store holds, in ntsdumpdir: the sealed key
+// entries and the sealed policy.
+const (
+	FleetCopyName   = "ntsfleet.bin"
+	FleetPolicyName = "ntsfleet-policy.bin"
+)
 
 // keyService is where the NTS cookie keys come from, for the NTS-KE
 // listener and the NTP path alike: the local ring file, rotated here (an
@@ -115,6 +119,7 @@ func (k *keyService) openFleet(g *Gateway, cfg *config.Config) error {
 		LocalCopy: filepath.Join(k.dir, FleetCopyName), Owners: trustedOwners(cfg),
 		Scheduled: interval > 0, Now: g.opts.Now, Log: k.log.Named("fleet"),
 		OnRefused: k.refused, OnChange: k.rotated,
+		OnPolicy: g.applyFleetPolicy, LocalPolicy: filepath.Join(k.dir, FleetPolicyName),
 	})
 	if err != nil {
 		return err
@@ -227,3 +232,56 @@ func (g *Gateway) RotateNTSKeys(fleetWide bool) error {
 
 // FleetKeys reports whether the cookie keys come from a fleet store.
 func (g *Gateway) FleetKeys() bool { return g.keys != nil && g.keys.fleet != nil }
+
+// applyFleetPolicy serves the fleet's policy (text nil: the local file's
+// again). A policy that does not parse, or does not build, is refused and
+// the one in service stays.
+func (g *Gateway) applyFleetPolicy(text []byte, _ time.Time) error {
+	var p *config.Policy
+	if text != nil {
+		var err error
+		if p, err = config.ParsePolicy("fleet policy", text); err != nil {
+			return err
+		}
+	}
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	prev := g.fleetPolicy.Swap(p)
+	cfg := g.cfg.Load()
+	if g.responder.Load() == nil || cfg == nil {
+		return nil // at start: open builds the first responder with it
+	}
+	resp, err := g.buildResponder(cfg, g.keySet.Load())
+	if err != nil {
+		g.fleetPolicy.Store(prev)
+		return err
+	}
+	g.responder.Store(resp)
+	g.log.Info("access policy and rate limit now from the fleet store", zap.Bool("fleet", p != nil))
+	return nil
+}
+
+// fleetPolicyTimeout bounds `gatectl policy publish`.
+const fleetPolicyTimeout = 10 * time.Second
+
+// PublishFleetPolicy checks the policy file at path (restrict, allow, deny
+// and ratelimit lines only) and publishes it to every gateway of the fleet.
+func (g *Gateway) PublishFleetPolicy(path string) (time.Time, error) {
+	if !g.FleetKeys() {
+		return time.Time{}, fmt.Errorf("gateway: no ntskeystore: there is no fleet to publish a policy to")
+	}
+	text, err := config.ReadPolicyFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	p, err := config.ParsePolicy(path, text)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if _, err := buildGate(p.Overlay(g.cfg.Load())); err != nil {
+		return time.Time{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetPolicyTimeout)
+	defer cancel()
+	return g.keys.fleet.PublishPolicy(ctx, text)
+}

@@ -219,6 +219,9 @@ type Fleet struct {
 	Delay     float64   `json:"delay_s"`
 	Grace     float64   `json:"grace_s"`
 	NextEvent time.Time `json:"next_event,omitzero"`
+	// Policy is when the fleet policy in service was published; zero while
+	// the local file's access rules and rate limit apply.
+	Policy time.Time `json:"policy_published,omitzero"`
 }
 
 // Key roles in the ring.
