@@ -102,6 +102,9 @@ type Keeper struct {
 	// and its sealed form for the local copy; zero and nil for none.
 	policyAt  time.Time
 	policyRaw []byte
+	// policyHigh is the newest publication time ever in service: a deleted
+	// policy followed by a replay of an older one does not come back.
+	policyHigh time.Time
 }
 
 // New checks cfg and returns a Keeper; call Load, then Run.
@@ -599,7 +602,7 @@ func (k *Keeper) putPolicy(raw []byte) {
 	text, at, err := sealer.OpenPolicy(raw)
 	switch {
 	case err != nil:
-	case at.Before(k.policyAt):
+	case at.Before(k.policyHigh):
 		err = fleet.ErrStale
 	case at.Equal(k.policyAt) && string(raw) == string(k.policyRaw):
 		return
@@ -610,7 +613,7 @@ func (k *Keeper) putPolicy(raw []byte) {
 		k.refuse(sealer.PolicyName(), err)
 		return
 	}
-	k.policyAt, k.policyRaw = at, append([]byte(nil), raw...)
+	k.policyAt, k.policyRaw, k.policyHigh = at, append([]byte(nil), raw...), at
 	k.log().Info("fleet policy in service", zap.Time("published", at), zap.Int("bytes", len(text)))
 	if k.cfg.LocalPolicy != "" {
 		if err := secfile.WriteAtomic(k.cfg.LocalPolicy, k.policyRaw, fileMode); err != nil {
