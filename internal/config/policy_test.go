@@ -60,3 +60,35 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyStoreDirective(t *testing.T) {
+	c, err := Parse("t.conf", []byte("ntskeystore etcd://10.0.0.1:2379,[::1]:2379/timegate/f1/ wrapkey /k delay 30 grace 3600 ca /ca cert /c key /kk user tg passwordfile /pw\nntsntpserver ntp1.example.net port 123\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := c.NTSKeyStore
+	if ks == nil || len(ks.Endpoints) != 2 || ks.Prefix != "/timegate/f1" || ks.Delay.Seconds() != 30 || ks.Grace.Seconds() != 3600 ||
+		ks.CA != "/ca" || ks.Cert != "/c" || ks.Key != "/kk" || ks.User != "tg" || ks.PasswordFile != "/pw" {
+		t.Fatalf("%+v", ks)
+	}
+	if c.NTSNTPServer != "ntp1.example.net" || c.NTSNTPPort != 123 {
+		t.Fatalf("ntsntpserver %q port %d", c.NTSNTPServer, c.NTSNTPPort)
+	}
+	for _, bad := range []string{
+		"ntskeystore etcd://h:1/p\n",                           // no wrapkey
+		"ntskeystore http://h:1/p wrapkey /k\n",                // scheme
+		"ntskeystore etcd://h/p wrapkey /k\n",                  // no port
+		"ntskeystore etcd://h:1 wrapkey /k\n",                  // no prefix
+		"ntskeystore etcd://h:1/p wrapkey /k cert /c\n",        // cert without key
+		"ntskeystore etcd://h:1/p wrapkey /k cert /c key /k\n", // cert without ca
+		"ntskeystore etcd://h:1/p wrapkey /k user u\n",         // user without password
+		"ntskeystore etcd://h:1/p wrapkey /k delay 0\n",        // delay range
+		"ntskeystore etcd://h:1/p wrapkey /k bogus 1\n",
+		"ntsntpserver h port 0\n",
+		"ntsntpserver h 123\n",
+	} {
+		if _, err := Parse("t.conf", []byte(bad)); err == nil || !strings.Contains(err.Error(), "t.conf:1:") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
