@@ -206,6 +206,9 @@ func TestFleetSplitChrony(t *testing.T) {
 	if _, _, err := a.Gatectl(t, build.Binaries(t).Gatectl, "keys", "nts", "rotate", "--fleet"); err == nil {
 		t.Fatal("a fleet rotation was accepted while etcd is down")
 	}
+	if out, _, _ := a.Gatectl(t, build.Binaries(t).Gatectl, "status"); !strings.Contains(out, "fleet key store unreachable") {
+		t.Fatalf("gatectl status does not raise the alarm:\n%s", out)
+	}
 	steady("etcd down")
 	b.Restart(t) // from its local copy alone
 	if kb := keyRing(t, b); keyWithRole(kb, "sealing") == "" || kb.Fleet.Connected {

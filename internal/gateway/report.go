@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,6 +55,14 @@ func (g *Gateway) Status() report.Status {
 	}
 	if l := g.loaded.Load(); l != nil {
 		st.ConfigLoaded, st.Warnings = l.at, l.warnings
+	}
+	if g.keys != nil && g.keys.fleet != nil {
+		// An alarm, not a configuration warning: it comes and goes with etcd.
+		if f := g.keys.fleet.Status(); !f.Connected {
+			st.Warnings = append(slices.Clip(st.Warnings), fmt.Sprintf(
+				"fleet key store unreachable since %s (%s): serving the last good key ring, no rotation until etcd answers",
+				f.Since.UTC().Format(time.RFC3339), f.LastError))
+		}
 	}
 	if s.Leap == ntp.LeapUnsync {
 		st.ReasonCode = ntp.KissCode(s.RefID).String()
