@@ -42,6 +42,10 @@ const (
 	// fileMode: the local copy holds sealed keys only, but is kept as
 	// private as the ring file it replaces.
 	fileMode = 0o600
+	// maxRead bounds the keys one read of the prefix may return: a fleet
+	// holds at most fleet.MaxEntries entries plus two other keys, so
+	// anything near this many is a flood, not a fleet.
+	maxRead = 4 * fleet.MaxEntries
 )
 
 // ErrDisconnected: a rotation was asked while etcd cannot be reached; it is
@@ -288,9 +292,14 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, k.heartbeat())
 	defer cancel()
-	resp, err := cli.Get(rctx, sealer.Prefix()+"/", clientv3.WithPrefix())
+	resp, err := cli.Get(rctx, sealer.Prefix()+"/", clientv3.WithPrefix(), clientv3.WithLimit(maxRead))
 	if err != nil {
 		return 0, fmt.Errorf("etcdring: read %s: %w", sealer.Prefix(), err)
+	}
+	if resp.More {
+		// Reading on would cost memory a store writer chooses; the ring in
+		// service stays, and the outage alarm tells the operator.
+		return 0, fmt.Errorf("etcdring: %s holds more than %d keys: not read (flooded by a store writer?)", sealer.Prefix(), maxRead)
 	}
 	kvs := make([]fleet.KV, 0, len(resp.Kvs))
 	var latestRev int64
