@@ -109,6 +109,10 @@ type Keeper struct {
 	// policyHigh is the newest publication time ever in service: a deleted
 	// policy followed by a replay of an older one does not come back.
 	policyHigh time.Time
+
+	repMu                sync.Mutex // refusal reports in the current window
+	repStart             time.Time
+	repCount, repDropped int
 }
 
 // New checks cfg and returns a Keeper; call Load, then Run.
@@ -525,8 +529,34 @@ func sameKeys(a, b *nts.KeyRing) bool {
 	return true
 }
 
+// Refusals reported (logged and audited) per window: a store writer can
+// write junk entries as fast as etcd takes them, and each must not become a
+// log line and an audit record; all are counted.
+const (
+	refusalReports = 20
+	refusalWindow  = time.Minute
+)
+
 func (k *Keeper) refuse(name string, err error) {
 	k.refused.Add(1)
+	now := k.now()
+	k.repMu.Lock()
+	if now.Sub(k.repStart) >= refusalWindow || now.Before(k.repStart) {
+		if k.repDropped > 0 {
+			k.log().Error("fleet entries refused without a report in the last window", zap.Int("count", k.repDropped))
+		}
+		k.repStart, k.repCount, k.repDropped = now, 0, 0
+	}
+	report := k.repCount < refusalReports
+	if report {
+		k.repCount++
+	} else {
+		k.repDropped++
+	}
+	k.repMu.Unlock()
+	if !report {
+		return
+	}
 	k.log().Error("fleet key entry refused", zap.String("key", name), zap.Error(err))
 	if k.cfg.OnRefused != nil {
 		k.cfg.OnRefused(name, err)
