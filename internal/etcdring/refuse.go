@@ -39,4 +39,3 @@ func (k *Keeper) refuse(name string, err error) {
 		k.cfg.OnRefused(name, err)
 	}
 }
-
