@@ -76,7 +76,7 @@ func TestFromKeys(t *testing.T) {
 // worst case of the linear key lookup.
 func BenchmarkOpenCookieFleetRing(b *testing.B) {
 	for _, size := range []struct {
-		name            string
+		name           string
 		pending, older int
 	}{{"1+1+6", 1, 6}, {"max-4+1+31", MaxPending, MaxKeep - 1}} {
 		b.Run(size.name, func(b *testing.B) {
