@@ -166,20 +166,42 @@ func TestFleetSplitChrony(t *testing.T) {
 	rotate := func(phase string, via *harness.Process) {
 		t.Helper()
 		before := waitSealing(t, 10*time.Second, a, b)
+		known := map[string]bool{}
+		for _, k := range keyRing(t, a).Keys {
+			known[k.ID] = true
+		}
 		start := time.Now()
 		if out, stderr, err := via.Gatectl(t, build.Binaries(t).Gatectl, "keys", "nts", "rotate", "--fleet"); err != nil {
 			t.Fatalf("%s: rotate --fleet: %v\n%s%s", phase, err, out, stderr)
 		}
+		// The new key, once both gateways list it, and its role on B then.
 		var next string
+		var onB report.Key
 		harness.WaitFor(t, 10*time.Second, func() (bool, string) {
-			na, nb := keyWithRole(keyRing(t, a), "next"), keyWithRole(keyRing(t, b), "next")
-			next = na
-			return na != "" && na == nb, fmt.Sprintf("next on A %q, on B %q", na, nb)
+			next = ""
+			for _, k := range keyRing(t, a).Keys {
+				if !known[k.ID] {
+					next = k.ID
+				}
+			}
+			for _, k := range keyRing(t, b).Keys {
+				if k.ID == next && next != "" {
+					onB = k
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("new key %q not listed by both gateways", next)
 		})
 		loaded := time.Since(start)
-		// Pending everywhere, sealing nowhere yet: the delay is not over.
-		if s := keyWithRole(keyRing(t, b), "sealing"); s != before {
-			t.Fatalf("%s: B seals with %s before the propagation delay ended (was %s)", phase, s, before)
+		if d := onB.Seals.Sub(onB.Created); d < fleetDelay {
+			t.Fatalf("%s: key %s seals %v after its publication, before the %v delay", phase, next, d, fleetDelay)
+		}
+		// Seen while pending (unless this machine took longer than the delay
+		// to show it): pending everywhere, the old key still sealing.
+		if onB.Role == "next" {
+			if s := keyWithRole(keyRing(t, b), "sealing"); s != before && time.Since(start) < fleetDelay {
+				t.Fatalf("%s: B seals with %s before the propagation delay ended (was %s)", phase, s, before)
+			}
 		}
 		harness.WaitFor(t, fleetDelay+10*time.Second, func() (bool, string) {
 			sa, sb := keyWithRole(keyRing(t, a), "sealing"), keyWithRole(keyRing(t, b), "sealing")
