@@ -37,7 +37,7 @@ const (
 	DefaultHeartbeat = 5 * time.Second
 	// maxBackoff caps the wait between reconnection attempts, so a gateway
 	// catches up within seconds of etcd's return.
-	maxBackoff = 10 * time.Second
+	maxBackoff = 5 * time.Second
 	// fileMode: the local copy holds sealed keys only, but is kept as
 	// private as the ring file it replaces.
 	fileMode = 0o600
