@@ -24,7 +24,7 @@ const dialTimeout = 5 * time.Second
 // Dialer returns a function that connects to the store ks names, with its
 // TLS and authentication settings. Files are read now, so that a missing CA
 // or key fails the start with its name, not a later reconnection.
-func Dialer(ks *config.KeyStore, log *zap.Logger, owners ...int) (func() (*clientv3.Client, error), error) {
+func Dialer(ks *config.KeyStore, log *zap.Logger, owners ...int) (func() (Store, error), error) {
 	cfg := clientv3.Config{
 		Endpoints:   ks.Endpoints,
 		DialTimeout: dialTimeout,
@@ -46,7 +46,13 @@ func Dialer(ks *config.KeyStore, log *zap.Logger, owners ...int) (func() (*clien
 		}
 		cfg.Username, cfg.Password = ks.User, strings.TrimRight(string(pw), "\r\n")
 	}
-	return func() (*clientv3.Client, error) { return clientv3.New(cfg) }, nil
+	return func() (Store, error) {
+		cli, err := clientv3.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return Etcd(cli), nil
+	}, nil
 }
 
 func tlsConfig(ks *config.KeyStore, owners []int) (*tls.Config, error) {

@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"timegate/fleet"
@@ -55,7 +54,7 @@ var ErrDisconnected = errors.New("etcdring: etcd is unreachable: no rotation is 
 type Config struct {
 	// Dial connects to etcd; Run calls it until it succeeds (with etcd
 	// authentication the client's constructor needs etcd to answer).
-	Dial      func() (*clientv3.Client, error)
+	Dial      func() (Store, error)
 	Endpoints []string     // for Status
 	State     *fleet.State // required; the Keeper owns it from now on
 	// LocalCopy is the file holding the last good entries; "" keeps none.
@@ -99,7 +98,7 @@ type Keeper struct {
 	rotations atomic.Uint64
 	lastErr   atomic.Pointer[string]
 	kick      chan struct{}
-	client    atomic.Pointer[clientv3.Client]
+	client    atomic.Pointer[storeBox]
 
 	// The fleet policy in service (guarded by mu): when it was published,
 	// and its sealed form for the local copy; zero and nil for none.
@@ -198,7 +197,7 @@ func (k *Keeper) Status() Status {
 func (k *Keeper) Run(ctx context.Context) error {
 	defer func() {
 		if c := k.client.Swap(nil); c != nil {
-			c.Close()
+			c.s.Close()
 		}
 	}()
 	backoff := time.Second
@@ -224,13 +223,13 @@ func (k *Keeper) Run(ctx context.Context) error {
 
 // session reads the prefix, then follows it until etcd fails to answer.
 func (k *Keeper) session(ctx context.Context) error {
-	cli := k.client.Load()
+	cli := k.store()
 	if cli == nil {
 		c, err := k.cfg.Dial()
 		if err != nil {
 			return fmt.Errorf("etcdring: connect: %w", err)
 		}
-		k.client.Store(c)
+		k.client.Store(&storeBox{c})
 		cli = c
 	}
 	rev, err := k.sync(ctx)
@@ -238,10 +237,10 @@ func (k *Keeper) session(ctx context.Context) error {
 		return err
 	}
 	k.reconnected()
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sealer := k.cfg.State.Config().Sealer
-	wch := cli.Watch(wctx, sealer.Prefix()+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	wch := cli.Watch(wctx, sealer.Prefix()+"/", rev+1)
 	hb := time.NewTicker(k.heartbeat())
 	defer hb.Stop()
 	timer := time.NewTimer(0)
@@ -256,7 +255,7 @@ func (k *Keeper) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("etcdring: watch closed")
 			}
-			if err := resp.Err(); err != nil {
+			if err := resp.Err; err != nil {
 				return fmt.Errorf("etcdring: watch: %w", err)
 			}
 			k.apply(resp.Events)
@@ -273,28 +272,28 @@ func (k *Keeper) session(ctx context.Context) error {
 // sync reads the whole prefix and resets the state to it.
 func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	sealer := k.cfg.State.Config().Sealer
-	cli := k.client.Load()
+	cli := k.store()
 	if cli == nil {
 		return 0, ErrDisconnected
 	}
 	rctx, cancel := context.WithTimeout(ctx, k.heartbeat())
 	defer cancel()
-	resp, err := cli.Get(rctx, sealer.Prefix()+"/", clientv3.WithPrefix(), clientv3.WithLimit(maxRead))
+	all, rev, more, err := cli.ReadAll(rctx, sealer.Prefix()+"/", maxRead)
 	if err != nil {
 		return 0, fmt.Errorf("etcdring: read %s: %w", sealer.Prefix(), err)
 	}
-	if resp.More {
+	if more {
 		// Reading on would cost memory a store writer chooses; the ring in
 		// service stays, and the outage alarm tells the operator.
 		return 0, fmt.Errorf("etcdring: %s holds more than %d keys: not read (flooded by a store writer?)", sealer.Prefix(), maxRead)
 	}
-	kvs := make([]fleet.KV, 0, len(resp.Kvs))
+	kvs := make([]fleet.KV, 0, len(all))
 	var latestRev int64
 	var policy []byte
-	for _, kv := range resp.Kvs {
-		switch name := string(kv.Key); {
+	for _, kv := range all {
+		switch name := kv.Name; {
 		case name == sealer.LatestName():
-			latestRev = kv.ModRevision
+			latestRev = kv.ModRev
 		case name == sealer.PolicyName():
 			policy = kv.Value
 		default:
@@ -318,38 +317,38 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	}
 	k.mu.Unlock()
 	k.syncedAt.Store(k.now().UnixNano())
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
 // apply feeds watch events to the state.
-func (k *Keeper) apply(events []*clientv3.Event) {
+func (k *Keeper) apply(events []StoreEvent) {
 	sealer := k.cfg.State.Config().Sealer
 	now := k.now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, ev := range events {
-		name := string(ev.Kv.Key)
+		name := ev.Name
 		if name == sealer.LatestName() {
-			if ev.Type == clientv3.EventTypePut {
-				k.latestRev = ev.Kv.ModRevision
+			if !ev.Deleted {
+				k.latestRev = ev.ModRev
 			}
 			continue
 		}
 		if name == sealer.PolicyName() {
-			if ev.Type == clientv3.EventTypePut {
-				k.putPolicy(ev.Kv.Value)
+			if !ev.Deleted {
+				k.putPolicy(ev.Value)
 			} else {
 				k.dropPolicy()
 			}
 			continue
 		}
 		var err error
-		if ev.Type == clientv3.EventTypeDelete {
+		if ev.Deleted {
 			err = k.st.Delete(name, now)
 		} else if _, ok := sealer.IDOf(name); !ok {
 			err = fleet.ErrMalformed
 		} else {
-			err = k.st.Put(name, ev.Kv.Value, now)
+			err = k.st.Put(name, ev.Value, now)
 		}
 		if err != nil {
 			k.refuse(name, err)
@@ -378,7 +377,7 @@ func (k *Keeper) step(ctx context.Context) {
 	}
 	for _, name := range expired {
 		dctx, cancel := context.WithTimeout(ctx, k.heartbeat())
-		_, err := k.client.Load().Delete(dctx, name)
+		err := k.store().Delete(dctx, name)
 		cancel()
 		if err != nil {
 			k.log().Warn("cannot prune an expired fleet key; another gateway will", zap.String("key", name), zap.Error(err))
@@ -392,7 +391,7 @@ func (k *Keeper) step(ctx context.Context) {
 func (k *Keeper) ping(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, k.heartbeat())
 	defer cancel()
-	if _, err := k.client.Load().Get(pctx, k.cfg.State.Config().Sealer.LatestName()); err != nil {
+	if err := k.store().Get(pctx, k.cfg.State.Config().Sealer.LatestName()); err != nil {
 		return fmt.Errorf("etcdring: heartbeat: %w", err)
 	}
 	k.syncedAt.Store(k.now().UnixNano())
@@ -514,3 +513,14 @@ func (k *Keeper) log() *zap.Logger {
 
 // KeyIDString formats a key id as the store names it.
 func KeyIDString(id uint32) string { return strconv.FormatUint(uint64(id), 16) }
+
+// storeBox lets an interface value sit in an atomic.Pointer.
+type storeBox struct{ s Store }
+
+// store is the connected Store; nil before the first successful Dial.
+func (k *Keeper) store() Store {
+	if b := k.client.Load(); b != nil {
+		return b.s
+	}
+	return nil
+}

@@ -85,7 +85,7 @@ func (k *Keeper) PublishPolicy(ctx context.Context, text []byte) (time.Time, err
 	if !k.connected.Load() {
 		return time.Time{}, ErrDisconnected
 	}
-	cli := k.client.Load()
+	cli := k.store()
 	if cli == nil {
 		return time.Time{}, ErrDisconnected
 	}
@@ -97,7 +97,7 @@ func (k *Keeper) PublishPolicy(ctx context.Context, text []byte) (time.Time, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, k.heartbeat())
 	defer cancel()
-	if _, err := cli.Put(pctx, sealer.PolicyName(), string(raw)); err != nil {
+	if err := cli.Put(pctx, sealer.PolicyName(), raw); err != nil {
 		return time.Time{}, fmt.Errorf("etcdring: publish policy: %w", err)
 	}
 	k.log().Info("published fleet policy", zap.Time("published", at), zap.Int("bytes", len(text)))

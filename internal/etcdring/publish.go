@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"timegate/fleet"
@@ -54,21 +53,15 @@ func (k *Keeper) publishEntry(ctx context.Context, first bool) (fleet.Entry, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, k.heartbeat())
 	defer cancel()
-	cli := k.client.Load()
+	cli := k.store()
 	if cli == nil {
 		return fleet.Entry{}, ErrDisconnected
 	}
-	resp, err := cli.Txn(pctx).If(
-		clientv3.Compare(clientv3.ModRevision(sealer.LatestName()), "=", rev),
-		clientv3.Compare(clientv3.CreateRevision(name), "=", 0),
-	).Then(
-		clientv3.OpPut(name, string(raw)),
-		clientv3.OpPut(sealer.LatestName(), fmt.Sprintf("%08x", e.ID)),
-	).Commit()
+	ok, err := cli.Publish(pctx, name, raw, sealer.LatestName(), fmt.Sprintf("%08x", e.ID), rev)
 	if err != nil {
-		return fleet.Entry{}, fmt.Errorf("etcdring: publish: %w", err)
+		return fleet.Entry{}, err
 	}
-	if !resp.Succeeded {
+	if !ok {
 		return fleet.Entry{}, errLostRace
 	}
 	k.rotations.Add(1)
