@@ -23,6 +23,7 @@ const (
 	TypeKeyRotate        Type = "key.rotate"
 	TypeKeyImport        Type = "key.import"
 	TypeKeyPrune         Type = "key.prune"
+	TypeKeyRefused       Type = "key.refused" // a fleet key entry that did not authenticate, or was replayed or deleted early
 	TypeCertLoad         Type = "cert.load"
 	TypeCertReload       Type = "cert.reload"
 	TypeCertExpiry       Type = "cert.expiry"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strconv"
 
 	"timegate/internal/control"
@@ -25,8 +26,9 @@ func ctlCommands() []ctlCommand {
 		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
 		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
 		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
-		{name: "keys nts rotate", short: "the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.", call: keyRingCall(gateway.CmdKeysRotate)},
+		{name: "keys nts rotate", short: "[--fleet] the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.\nWith --fleet (ntskeystore): publish a new key in etcd as \"next\"; every gateway\nloads it, and it seals everywhere once the propagation delay has passed.\nRefused while etcd is unreachable.", flags: rotateFlags, call: callRotate},
 		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
+		{name: "policy publish", short: "publish FILE's restrict/allow/deny/ratelimit lines to every gateway of the fleet", usage: "FILE", nargs: 1, help: "Publish the access policy and NTP rate limit of FILE (restrict, allow, deny\nand ratelimit lines only; anything else is refused) to the fleet store\n(ntskeystore), sealed under the wrapping key: every gateway applies it in place\nof its own file's rules at once, keeps it through etcd outages, and falls back\nto its file's if it is deleted. The daemon reads FILE as its own user.", call: callPolicyPublish},
 		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
 		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (atomic write\nkeeping its owner and mode, 0600 when new) and reload; prints the line for the\nclient's keys file. A daemon that dropped privileges may not write its keys file:\ngatectl run as root then edits the file itself and asks for the reload.", flags: symGenFlags, call: callSymGen},
 		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload (run as root, gatectl edits the\nfile itself when the unprivileged daemon may not).", call: callSymRemove},
@@ -94,6 +96,32 @@ func keyRingCall(cmd string) func(*ctlClient, []string, any, io.Writer) int {
 		}
 		return c.emit(out, kr, func() { printKeyRing(out, &kr) })
 	}
+}
+
+func rotateFlags(fs *flag.FlagSet) func() (any, error) {
+	fleet := fs.Bool("fleet", false, "publish the rotation to every gateway through the fleet store (ntskeystore)")
+	return func() (any, error) { return gateway.RotateArgs{Fleet: *fleet}, nil }
+}
+
+func callRotate(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var kr report.KeyRing
+	if code := c.do(gateway.CmdKeysRotate, args, &kr); code != exitOK {
+		return code
+	}
+	return c.emit(out, kr, func() { printKeyRing(out, &kr) })
+}
+
+func callPolicyPublish(c *ctlClient, pos []string, _ any, out io.Writer) int {
+	path, err := filepath.Abs(pos[0])
+	if err != nil {
+		printf(c.stderr, "gatectl policy publish: %v\n", err)
+		return exitUsage
+	}
+	var res gateway.PolicyResult
+	if code := c.do(gateway.CmdPolicyPublish, gateway.PolicyArgs{File: path}, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() { printf(out, "policy from %s published to the fleet (%s)\n", path, stamp(res.Published)) })
 }
 
 func pruneFlags(fs *flag.FlagSet) func() (any, error) {

@@ -53,6 +53,12 @@ type Config struct {
 	NTSDumpDir   string // chrony `ntsdumpdir`: where the NTS key ring is kept
 	NTSRotate    time.Duration
 	NTSNTPServer string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
+	// NTSNTPPort is the NTP port NTS-KE replies announce (`ntsntpserver HOST
+	// port N`, timegate's addition); 0 means this host's own `port`.
+	NTSNTPPort int
+	// NTSKeyStore, when set, takes the NTS cookie keys from a fleet's
+	// shared store instead of the local ring file (`ntskeystore`).
+	NTSKeyStore *KeyStore
 
 	// MaxNTSConnections caps concurrent NTS-KE sessions (chrony
 	// `maxntsconnections`); 0: the listener's default (256).

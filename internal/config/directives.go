@@ -28,7 +28,11 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntpWorkers, true}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
+	case "ntsntpserver":
+		return handler{ntsNTPServer, true}, true
+	case "ntskeystore":
+		return handler{keyStore, true}, true
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "pidfile", "driftfile", "dumpdir":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -164,8 +168,6 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSServerKey = v
 	case "ntsdumpdir":
 		p.cfg.NTSDumpDir = v
-	case "ntsntpserver":
-		p.cfg.NTSNTPServer = v
 	case "pidfile":
 		p.cfg.PIDFile = v
 	case "driftfile":

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"timegate/certs"
 	"timegate/internal/config"
 	"timegate/internal/engine"
+	"timegate/internal/etcdring"
 )
 
 // Check validates everything a configuration refers to without opening a
@@ -55,5 +58,23 @@ func CheckConfig(cfg *config.Config) error {
 	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
 		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg))
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg), checkKeyStore(cfg))
+}
+
+// checkKeyStore reads the files ntskeystore names (wrapping key, TLS
+// files, password) as a start would, without contacting etcd.
+func checkKeyStore(cfg *config.Config) error {
+	ks := cfg.NTSKeyStore
+	if ks == nil {
+		return nil
+	}
+	wrap, err := etcdring.ReadWrapKey(ks.WrapKey, trustedOwners(cfg)...)
+	clear(wrap)
+	if err == nil {
+		_, err = etcdring.Dialer(ks, zap.NewNop(), trustedOwners(cfg)...)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: ntskeystore: %v", config.ErrConfig, cfg.Positions["ntskeystore"], err)
+	}
+	return nil
 }

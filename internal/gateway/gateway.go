@@ -49,6 +49,13 @@ type Gateway struct {
 	gate      atomic.Pointer[gate]
 	udp       [][]*net.UDPConn // a group of sockets per served address
 	nts       *ntsService      // nil when NTS-KE is off (ntsport 0)
+	keys      *keyService      // NTS cookie keys; nil with neither NTP nor NTS-KE served
+	// fleetPolicy, when set, is the access policy and rate limit the
+	// fleet store holds, in place of the local file's (ntskeystore).
+	fleetPolicy atomic.Pointer[config.Policy]
+	// keySet is the keys file the responder in service was built with, so
+	// that a new fleet policy rebuilds it without re-reading the file.
+	keySet atomic.Pointer[symkey.Set]
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -147,8 +154,11 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err := g.openUDP(cfg); err != nil {
 		return err
 	}
+	var err error
+	if g.keys, err = g.openKeys(cfg); err != nil {
+		return err
+	}
 	if cfg.NTSPort != 0 {
-		var err error
 		if g.nts, err = g.openNTS(context.Background(), cfg); err != nil {
 			return err
 		}
@@ -157,6 +167,7 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err != nil {
 		return err
 	}
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	return nil
 }
@@ -200,6 +211,9 @@ const localRefID = 0x7f7f0101
 // buildResponder builds everything the NTP path decides with from cfg and
 // the already loaded keys; nothing is half-applied.
 func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Responder, error) {
+	if p := g.fleetPolicy.Load(); p != nil {
+		cfg = p.Overlay(cfg)
+	}
 	gt, err := buildGate(cfg)
 	if err != nil {
 		return nil, err
@@ -218,8 +232,10 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		Gate:  gt,
 		Keys:  keyLookup(keys),
 	}
-	if g.nts != nil {
-		r.NTS = &nts.Server{Ring: g.nts.rotator.Ring}
+	if g.keys != nil {
+		// NTS on the NTP path needs no NTS-KE here: an NTP host of a split
+		// deployment opens the cookies of the KE host's shared ring.
+		r.NTS = &nts.Server{Ring: g.keys.Ring}
 	}
 	return r, nil
 }
@@ -278,6 +294,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
+	}
+	if g.keys != nil {
+		g.keys.run(ctx, spawn)
 	}
 	g.engMu.Lock()
 	g.spawnEngine = func(e *engine.Engine) { spawn(func() error { return e.Run(ctx) }) }
@@ -414,12 +433,20 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 			return nil, fmt.Errorf("gateway: certificate: %w", err)
 		}
 	}
+	if g.keys != nil {
+		// The ring file too: a ring copied in by hand, or a shared file
+		// another gateway rotated, serves from now on.
+		if err := g.keys.reload(); err != nil {
+			return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
+		}
+	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
 	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("reload", zap.String("warning", w))
 	}
 	g.cfg.Store(cfg)
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")

@@ -109,8 +109,17 @@ func (g *Gateway) needs(cfg *config.Config) privdrop.Needs {
 		}
 	}
 	n.Read = append(n.Read, cfg.NTSTrustedCerts...)
-	if g.nts != nil {
-		n.Write = append(n.Write, filepath.Dir(g.nts.rotator.Path()))
+	if ks := cfg.NTSKeyStore; ks != nil {
+		// Read at start only, but `gatectl config check` re-reads them as
+		// the daemon's user, as it does the keys file.
+		for _, p := range []string{ks.WrapKey, ks.CA, ks.Cert, ks.Key, ks.PasswordFile} {
+			if p != "" {
+				n.Read = append(n.Read, p)
+			}
+		}
+	}
+	if g.keys != nil && !g.keys.follower() {
+		n.Write = append(n.Write, filepath.Dir(g.keys.path()))
 	}
 	return n
 }

@@ -237,6 +237,17 @@ func (c *collector) source(e emitter, s *report.Source, labels ...string) {
 func keyRoles() []string { return []string{report.KeySealing, report.KeyNext, report.KeyOpening} }
 
 func (c *collector) keyRing(e emitter, kr report.KeyRing) {
+	if f := kr.Fleet; f != nil {
+		connected := 0.0
+		if f.Connected {
+			connected = 1
+		}
+		e.gauge(c.d.fleetConnected, connected)
+		if !f.LastSync.IsZero() {
+			e.gauge(c.d.fleetLastSync, unix(f.LastSync))
+		}
+		e.counter(c.d.fleetRefused, f.Refused)
+	}
 	if len(kr.Keys) == 0 {
 		return // NTS-KE is off
 	}
