@@ -98,7 +98,7 @@ func ParseTZif(data []byte) (*Table, error) {
 }
 
 type tzifCounts struct {
-	version                                                byte
+	version                                               byte
 	isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt int
 }
 
