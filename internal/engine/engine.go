@@ -73,6 +73,10 @@ type Options struct {
 	// Fallback is served while unsynchronised (`local stratum N`); nil serves
 	// ntp.Unsynchronised.
 	Fallback *ntp.ServedState
+	// LocalDistance: with Fallback, the local clock is served as soon as
+	// the holdover root distance exceeds it (chrony's `local distance`);
+	// 0 only after the holdover limit.
+	LocalDistance time.Duration
 	// BuildDate: the sources are never believed about a time before it.
 	BuildDate time.Time
 	// Discipliner, when set (`clockcontrol on`), makes the system clock
@@ -93,6 +97,9 @@ type Options struct {
 	StepLimit     int
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
+	// Leap configures leap seconds; the zero value follows the upstream
+	// vote in step mode.
+	Leap LeapOptions
 	// Audit, when set, receives audit events (system peer changes,
 	// falsetickers, failing or stopped sources, refused clock steps). It
 	// must not block.
