@@ -97,16 +97,23 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// states computes what publish hands out at sys: the clock's status, the
+// served state, the smoothed one, and until when they are exact.
+func (r *runner) states(sys time.Time) (st upstream.Status, s, smooth *ntp.ServedState, until time.Time) {
+	st = r.clock.Status(sys)
+	r.leapTick(sys, &st)
+	s, until = r.served(sys, &st)
+	until = r.applyLeap(sys, s, until)
+	return st, s, r.smoothed(sys, s), until
+}
+
 // publish hands the served state to the gateway, logs a selection change, and schedules
 // the next refresh for when the published law stops being exact.
 func (r *runner) publish(sys time.Time) {
-	st := r.clock.Status(sys)
-	r.leapTick(sys, &st)
-	s, until := r.served(sys, &st)
-	until = r.applyLeap(sys, s, until)
+	st, s, smooth, until := r.states(sys)
 	r.opts.Publish(s)
 	if r.opts.Leap.PublishSmooth != nil {
-		r.opts.Leap.PublishSmooth(r.smoothed(sys, s))
+		r.opts.Leap.PublishSmooth(smooth)
 	}
 	r.summarise(&st)
 	r.logChange(&st)
