@@ -40,6 +40,8 @@ type Config struct {
 	// Local, when set, serves the local clock at this stratum while no
 	// upstream is usable (chrony `local stratum N`).
 	Local *Local
+	// Leap is the leap-second table, mode and smoothing port.
+	Leap Leap
 
 	KeyFile         string   // symmetric keys (chrony `keyfile`)
 	NTSServerCert   string   // chrony `ntsservercert`
@@ -141,7 +143,13 @@ func (w Warning) String() string { return fmt.Sprintf("%s: %s: %s", w.Pos, w.Dir
 // implemented, and the word is refused rather than ignored.
 type Local struct {
 	Stratum int
+	// Distance: the local clock takes over once the held-over root
+	// distance exceeds it (chrony's `local distance`).
+	Distance time.Duration
 }
+
+// DefaultLocalDistance is chrony's default `local distance`.
+const DefaultLocalDistance = time.Second
 
 // RateLimit is chrony's `ratelimit interval I burst B leak L`, plus
 // timegate's `kod` (answer over-limit clients with a RATE kiss instead of

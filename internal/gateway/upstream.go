@@ -48,6 +48,8 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		AEADs:          cfg.NTSAEADs,
 		Precision:      g.precision,
 		Fallback:       fallback,
+		LocalDistance:  localDistance(cfg),
+		Leap:           g.leapOptions(cfg),
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
 		DriftFile:      cfg.DriftFile,
@@ -93,4 +95,12 @@ func holdoverOption(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// localDistance is `local … distance D`, 0 without `local`.
+func localDistance(cfg *config.Config) time.Duration {
+	if cfg.Local == nil {
+		return 0
+	}
+	return cfg.Local.Distance
 }
