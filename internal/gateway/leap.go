@@ -62,7 +62,7 @@ func readLeap(cfg *config.Config) (*leap.Table, error) {
 	tb, err := readLeapTable(&cfg.Leap)
 	if err != nil {
 		name := leapDirectiveName(cfg)
-		return nil, fmt.Errorf("%w: %s: %s: %s: %v", config.ErrConfig, cfg.Positions[name], name, cfg.Leap.TablePath(), err)
+		return nil, fmt.Errorf("%w: %s: %s: %s: %w", config.ErrConfig, cfg.Positions[name], name, cfg.Leap.TablePath(), err)
 	}
 	return tb, nil
 }
