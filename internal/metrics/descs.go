@@ -24,6 +24,7 @@ type descs struct {
 
 	keys, sealingKeyAge, oldestKeyAge, nextRotation *prometheus.Desc
 	certExpiry, certLoaded                          *prometheus.Desc
+	leapExpiry, leapExpired                         *prometheus.Desc
 }
 
 // newDesc names a timegate metric.
@@ -103,6 +104,8 @@ func (x *descs) upstream() {
 	x.sealingKeyAge = d("nts_sealing_key_age_seconds", "Age of the key sealing new cookies.")
 	x.oldestKeyAge = d("nts_oldest_key_age_seconds", "Age of the oldest key still opening cookies.")
 	x.nextRotation = d("nts_key_next_rotation_timestamp_seconds", "When the ring rotates by itself next (Unix time); absent when only by hand.")
+	x.leapExpiry = d("leap_table_expiry_timestamp_seconds", "Expiry of the leap-second table (Unix time); absent without a table or an expiry date.")
+	x.leapExpired = d("leap_table_expired", "1 while the leap-second table has expired: leap seconds then follow the upstream vote.")
 	x.certExpiry = d("nts_certificate_expiry_timestamp_seconds", "NotAfter of the NTS-KE certificate (Unix time).")
 	x.certLoaded = d("nts_certificate_loaded_timestamp_seconds", "When the NTS-KE certificate in use was loaded (Unix time).")
 }
@@ -118,6 +121,6 @@ func (x *descs) all() []*prometheus.Desc {
 		x.rateEntries, x.rateCapacity, x.rateEvictions,
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,
 		x.srcStratum, x.srcPoll, x.srcAuthenticated, x.srcCookies, x.srcSent, x.srcReceived,
-		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded,
+		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded, x.leapExpiry, x.leapExpired,
 	}
 }
