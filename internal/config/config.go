@@ -72,6 +72,9 @@ type Config struct {
 	// MaxStartOffset (timegate `maxstartoffset`): the largest start-up step
 	// one source alone may make the served clock take; 0 is no limit.
 	MaxStartOffset time.Duration
+	// MaxChange (chrony `maxchange`): estimates further than this from the
+	// served time are refused; 0 is the soft clock's default (1000 s).
+	MaxChange time.Duration
 	// CMACOnly (timegate `keytypes cmac`): the keys file may hold AES-CMAC
 	// keys only; MD5, SHA-1 and the other digests are refused.
 	CMACOnly bool

@@ -62,6 +62,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{authSelectMode, true}, true
 	case "holdover":
 		return handler{holdover, true}, true
+	case "maxchange":
+		return handler{maxChange, true}, true
 	case "maxstartoffset":
 		return handler{maxStartOffset, true}, true
 	case "keytypes":

@@ -28,7 +28,7 @@ func noEffect(name string) (string, bool) {
 	case "rtcsync", "rtcfile", "rtcdevice", "rtconutc", "rtcautotrim", "hwclockfile":
 		return whyRTC, true
 	// chrony and ntpd: discipline tuning.
-	case "maxchange", "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
+	case "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
 		"maxupdateskew", "clockprecision", "initstepslew", "tempcomp",
 		"manual", "tinker", "tick":
 		return whyDiscipline, true

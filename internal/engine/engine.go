@@ -57,6 +57,8 @@ type Options struct {
 	Holdover time.Duration
 	// MaxStartOffset is upstream.ClockOptions.StartLimit (`maxstartoffset`).
 	MaxStartOffset time.Duration
+	// PanicThreshold is upstream.ClockOptions.PanicThreshold (`maxchange`).
+	PanicThreshold time.Duration
 	// Keys holds the symmetric keys `key ID` refers to.
 	Keys *symkey.Set
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
@@ -167,7 +169,8 @@ func New(opts Options) (*Engine, []string, error) {
 		return nil, nil, err
 	}
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, StartLimit: opts.MaxStartOffset, BuildDate: opts.BuildDate,
-		Discipliner: opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
+		PanicThreshold: opts.PanicThreshold,
+		Discipliner:    opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	warnings := e.restoreDrift(e.now())
 	if opts.Logs.Any() && opts.LogDir == "" {

@@ -28,6 +28,7 @@ func restartOnly() []restartOnlyDirective {
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
 		{"maxstartoffset", func(c *config.Config) any { return c.MaxStartOffset }},
+		{"maxchange", func(c *config.Config) any { return c.MaxChange }},
 		{"local", func(c *config.Config) any { return c.Local }},
 		{"leapsecmode", func(c *config.Config) any { return c.Leap.Mode }},
 		{"smoothtime", func(c *config.Config) any { return c.Leap.Smooth }},

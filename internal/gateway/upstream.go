@@ -42,6 +42,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		AuthSelectMode: cfg.AuthSelectMode,
 		Holdover:       holdoverOption(cfg.Holdover),
 		MaxStartOffset: cfg.MaxStartOffset,
+		PanicThreshold: cfg.MaxChange,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
 		NoSystemCert:   cfg.NoSystemCert,
