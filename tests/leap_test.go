@@ -1,0 +1,97 @@
+package tests
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"timegate/leap"
+	"timegate/tests/harness"
+)
+
+// Issue 14: a leap second inserted on the served clock, seen by a real
+// chronyd client. The system clock is never touched: two chained chronyds
+// (an honest one on 127.0.0.2, a second one following it with `offset X`,
+// both -x) serve true time + X, chosen so that the gateway's served time
+// reaches a UTC midnight about 45 s after the chain starts; the gateway's
+// leapfile (written for the test, with its SHA-1 hash) lists a leap at that
+// midnight. chronyd 4.3's own leap decision follows its system clock's date
+// (is_leap_second_day on raw time), so its `tracking` leap status cannot
+// show the gateway's leap on an ordinary day; `ntpdata` shows the leap
+// indicator chronyd received from the gateway, which is what this checks,
+// with the served time itself before and after the leap, on the NTP port
+// and on the smoothing port. (chronyd -x cannot step its null clock driver,
+// so no makestep: it takes any correction at once instead.)
+func TestLeapSecondServedToChrony(t *testing.T) {
+	const lead = 45 * time.Second
+	honest := harness.StartChrony(t, harness.ChronyOptions{Name: "honest", LocalStratum: 9,
+		ExtraConfig: []string{"bindaddress 127.0.0.2"}})
+	target := time.Now().Add(lead)
+	midnight := target.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	shift := midnight.Sub(target).Seconds() // served time = system time + shift
+	shifted := harness.StartChrony(t, harness.ChronyOptions{Name: "shifted", Serve: true,
+		Servers:     []harness.ServerLine{{Host: "127.0.0.2", Port: honest.Port, Options: []string{"offset", fmt.Sprintf("%.6f", shift)}}}})
+
+	dir := t.TempDir()
+	tb := &leap.Table{Updated: midnight.Add(-30 * 24 * time.Hour), Expires: midnight.Add(150 * 24 * time.Hour),
+		Entries: []leap.Entry{{At: time.Date(1972, 1, 1, 0, 0, 0, 0, time.UTC), TAI: 10}, {At: midnight, TAI: 11}}}
+	list := filepath.Join(dir, "leap-seconds.list")
+	if err := os.WriteFile(list, leap.FormatList(tb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	smoothPort := harness.FreeUDPPort(t)
+	tg, port := upstreamTimegate(t, fastServer(shifted.Port), "authselectmode ignore", "minsources 1",
+		"maxchange 100000 0 -1", "leapfile "+list,
+		"smoothtime 400 0.001 leaponly", "smoothport "+strconv.Itoa(smoothPort), "smoothallow 127.0.0.0/8")
+	tg.WaitLog(t, 0, syncedLine, 30*time.Second)
+	tg.WaitLog(t, 0, "leap second announced", 10*time.Second)
+
+	servedNow := func() time.Time { return time.Now().Add(time.Duration(shift * float64(time.Second))) }
+	var r queryResult
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		r = gatectlQuery(t, port)
+		return r.Leap == 1 && math.Abs(r.Offset-shift) < 0.05, fmt.Sprintf("%+v, want leap 1 and offset %.3f", r, shift)
+	})
+	if s := gatectlQuery(t, smoothPort); s.Leap != 0 || math.Abs(s.Offset-shift) > 0.05 {
+		t.Errorf("smoothing port before the leap: %+v (want leap 0, offset %.3f)", s, shift)
+	}
+
+	client := harness.StartChrony(t, harness.ChronyOptions{Name: "client",
+		Servers: []harness.ServerLine{{Port: port}}})
+	client.WaitSelected(t, "127.0.0.1", 30*time.Second)
+	if d := client.NTPData(t, "127.0.0.1"); d["Leap status"] != "Insert second" {
+		t.Errorf("chronyd received leap status %q from the gateway before the leap, want Insert second", d["Leap status"])
+	}
+	t.Logf("chronyd's own leap status before the leap: %q (its date is the system clock's)", client.Tracking(t).Leap)
+	if left := midnight.Sub(servedNow()); left < 3*time.Second {
+		t.Fatalf("the chain took too long: served time is %v from the leap already", left)
+	}
+
+	// Three seconds after the leap, before any sample taken after it is used
+	// (samples within 5 s of it are dropped): served time took exactly the
+	// second, the smoothed time has hardly started to.
+	time.Sleep(time.Until(midnight.Add(-time.Duration(shift*float64(time.Second))).Add(3 * time.Second)))
+	r = gatectlQuery(t, port)
+	if r.Leap != 0 || math.Abs(r.Offset-(shift-1)) > 0.05 {
+		t.Errorf("after the leap: %+v, want leap 0 and offset %.3f (one second less)", r, shift-1)
+	}
+	s := gatectlQuery(t, smoothPort)
+	if s.Leap != 0 || math.Abs(s.Offset-shift) > 0.05 || s.RefID != "127.127.1.255" {
+		t.Errorf("smoothing port after the leap: %+v, want leap 0, offset %.3f and refid 127.127.1.255", s, shift)
+	}
+	tg.WaitLog(t, 0, "served clock takes the leap second", time.Second)
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		d := client.NTPData(t, "127.0.0.1")
+		return d["Leap status"] == "Normal", "chronyd still receives leap status " + d["Leap status"]
+	})
+	// chronyd's clock (the -x null driver's correction) follows the served
+	// time across the leap: one second less than before.
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		tr := client.Tracking(t)
+		return math.Abs(tr.SystemTime-(shift-1)) < 0.05, fmt.Sprintf("chronyd's correction %.6f s, want %.6f", tr.SystemTime, shift-1)
+	})
+}
