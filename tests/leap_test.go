@@ -34,7 +34,7 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 	midnight := target.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 	shift := midnight.Sub(target).Seconds() // served time = system time + shift
 	shifted := harness.StartChrony(t, harness.ChronyOptions{Name: "shifted", Serve: true,
-		Servers:     []harness.ServerLine{{Host: "127.0.0.2", Port: honest.Port, Options: []string{"offset", fmt.Sprintf("%.6f", shift)}}}})
+		Servers: []harness.ServerLine{{Host: "127.0.0.2", Port: honest.Port, Options: []string{"offset", fmt.Sprintf("%.6f", shift)}}}})
 
 	dir := t.TempDir()
 	tb := &leap.Table{Updated: midnight.Add(-30 * 24 * time.Hour), Expires: midnight.Add(150 * 24 * time.Hour),
@@ -74,7 +74,7 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 	// Three seconds after the leap, before any sample taken after it is used
 	// (samples within 5 s of it are dropped): served time took exactly the
 	// second, the smoothed time has hardly started to.
-	time.Sleep(time.Until(midnight.Add(-time.Duration(shift*float64(time.Second))).Add(3 * time.Second)))
+	time.Sleep(time.Until(midnight.Add(-time.Duration(shift * float64(time.Second))).Add(3 * time.Second)))
 	r = gatectlQuery(t, port)
 	if r.Leap != 0 || math.Abs(r.Offset-(shift-1)) > 0.05 {
 		t.Errorf("after the leap: %+v, want leap 0 and offset %.3f (one second less)", r, shift-1)

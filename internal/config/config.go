@@ -141,14 +141,17 @@ type Warning struct {
 
 func (w Warning) String() string { return fmt.Sprintf("%s: %s: %s", w.Pos, w.Directive, w.Msg) }
 
-// Local is `local [stratum N]` (or ntpd's `server 127.127.1.0` with `fudge
-// 127.127.1.0 stratum N`). chrony's and ntpd's orphan mode is not
-// implemented, and the word is refused rather than ignored.
+// Local is `local [stratum N] [orphan] [distance D]` (or ntpd's `server
+// 127.127.1.0` with `fudge 127.127.1.0 stratum N`). ntpd's `tos orphan` is
+// refused rather than ignored; chrony's `orphan` is Orphan.
 type Local struct {
 	Stratum int
 	// Distance: the local clock takes over once the held-over root
 	// distance exceeds it (chrony's `local distance`).
 	Distance time.Duration
+	// Orphan: chrony's orphan mode; sources at stratum ≥ Stratum are
+	// orphans, followed only as chrony does (internal/engine/orphan.go).
+	Orphan bool
 }
 
 // DefaultLocalDistance is chrony's default `local distance`.

@@ -127,12 +127,10 @@ func bindAddress(p *parser, name string, args []string) {
 	}
 }
 
-// local [stratum N] [distance D] — chrony's syntax; the default stratum is
-// 10 and the default distance 1 s: the local clock takes over when no
-// upstream is usable, or when the held-over root distance exceeds D.
-// chrony's `orphan` is refused: timegate does not implement orphan mode
-// (electing one of several local-clock servers by reference ID), and
-// parsing the word without doing it would mislead.
+// local [stratum N] [orphan] [distance D] — chrony's syntax; the default
+// stratum is 10 and the default distance 1 s: the local clock takes over
+// when no upstream is usable, or when the held-over root distance exceeds D.
+// `orphan` is chrony's orphan mode (internal/engine/orphan.go).
 func local(p *parser, name string, args []string) {
 	l := &Local{Stratum: 10, Distance: DefaultLocalDistance}
 	for i := 0; i < len(args); i++ {
@@ -157,10 +155,9 @@ func local(p *parser, name string, args []string) {
 			}
 			l.Stratum = v
 		case "orphan":
-			p.fail(name, "orphan mode is not implemented: remove `orphan` (timegate serves its local clock whenever no upstream is usable or their distance passes `distance`, and never selects other orphan servers)")
-			return
+			l.Orphan = true
 		default:
-			p.fail(name, "unknown option %q (want stratum N, distance D)", args[i])
+			p.fail(name, "unknown option %q (want stratum N, orphan, distance D)", args[i])
 			return
 		}
 	}

@@ -41,7 +41,6 @@ func TestLeapDirectiveErrors(t *testing.T) {
 		"smoothtime 400 0.001 leaponly\nsmoothport 1200\nsmoothallow ::1\nleapsecmode ignore\n": "smoothtime: leapsecmode ignore takes no leap",
 		"smoothallow example.net\n":            "t.conf:1: smoothallow: not an address",
 		"leapfile /a\nleapsectz right/UTC\n":   "t.conf:1: leapfile: leapsectz is also set (t.conf:2)",
-		"local orphan\n":                       "t.conf:1: local: orphan mode is not implemented",
 		"local distance 0\n":                   "t.conf:1: local: must be a number of seconds",
 		"maxchange 1000 1 -1\n":                "t.conf:1: maxchange: START must be 0",
 		"smoothtime -1 0.001 leaponly\n":       "t.conf:1: smoothtime: max-freq",

@@ -79,6 +79,11 @@ type Options struct {
 	// the holdover root distance exceeds it (chrony's `local distance`);
 	// 0 only after the holdover limit.
 	LocalDistance time.Duration
+	// OrphanStratum, when not 0, is `local stratum N orphan` (orphan.go).
+	OrphanStratum uint8
+	// LocalRefID returns our reference ID towards a source address for
+	// orphan mode; nil asks the kernel which local address it would use.
+	LocalRefID func(netip.Addr) uint32
 	// BuildDate: the sources are never believed about a time before it.
 	BuildDate time.Time
 	// Discipliner, when set (`clockcontrol on`), makes the system clock

@@ -217,6 +217,7 @@ func (r *runner) round(sys time.Time) {
 			r.cands = append(r.cands, a)
 		}
 	}
+	cands, authed, r.cands, _ = r.orphanSplit(cands, authed, r.cands)
 	r.sel.Require = slices.ContainsFunc(r.assocs, func(a *assoc) bool { return a.spec.Require && !a.removed })
 	before := r.clock.Status(sys)
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, before.Frequency, r.sel)

@@ -50,6 +50,7 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		Precision:      g.precision,
 		Fallback:       fallback,
 		LocalDistance:  localDistance(cfg),
+		OrphanStratum:  orphanStratum(cfg),
 		Leap:           g.leapOptions(cfg),
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
@@ -104,4 +105,12 @@ func localDistance(cfg *config.Config) time.Duration {
 		return 0
 	}
 	return cfg.Local.Distance
+}
+
+// orphanStratum is `local stratum N orphan`'s N, 0 without orphan.
+func orphanStratum(cfg *config.Config) uint8 {
+	if cfg.Local == nil || !cfg.Local.Orphan {
+		return 0
+	}
+	return uint8(cfg.Local.Stratum)
 }
