@@ -103,9 +103,9 @@ func (r *runner) leapTick(sys time.Time, st *upstream.Status) {
 }
 
 // leapLength is how long after the leap its plan must last: the LI 3 window,
-// the slew, the smoothing.
+// the samples dropped near it, the slew, the smoothing.
 func (r *runner) leapLength() time.Duration {
-	n := leap.InProgress
+	n := max(leap.InProgress, leap.Close) // samples near the leap are dropped while the plan lasts
 	if r.opts.Leap.Mode == leap.ModeSlew {
 		n = max(n, (&leap.Ramp{Rate: leap.SlewRate}).Length())
 	}

@@ -342,6 +342,9 @@ func (g *Gateway) Stats() *udpserve.Stats { return &g.stats }
 func (g *Gateway) State() *ntp.ServedState { return g.state.Load() }
 
 func (g *Gateway) closeAll() {
+	if g.leapExpiry != nil {
+		g.leapExpiry.Stop()
+	}
 	for _, group := range g.smoothUDP {
 		for _, c := range group {
 			c.Close()

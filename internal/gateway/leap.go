@@ -161,10 +161,11 @@ func (s *smoothGate) Admit(client netip.Addr, now time.Time, auth ntp.AuthKind) 
 
 // smoothResponder is the responder of the smoothing port: the same
 // authentication and policy as r, the smoothed state, and smoothallow.
+//
+// It is built even when a reload removed smoothtime (a restart-only change):
+// the port then stays open until the restart, and answers only what
+// smoothallow still names, nobody once it is gone.
 func (g *Gateway) smoothResponder(cfg *config.Config, r *ntp.Responder) *ntp.Responder {
-	if cfg.Leap.Smooth == nil {
-		return nil
-	}
 	sr := *r
 	sr.State = g.smoothState.Load
 	sr.Gate = &smoothGate{allow: cfg.Leap.SmoothAllow, inner: r.Gate}
