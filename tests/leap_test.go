@@ -95,3 +95,33 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 		return math.Abs(tr.SystemTime-(shift-1)) < 0.05, fmt.Sprintf("chronyd's correction %.6f s, want %.6f", tr.SystemTime, shift-1)
 	})
 }
+
+// Issue 14 item 4: when its upstream goes away, a gateway with `local
+// stratum 8` holds over, then serves its local clock (refid 127.127.1.1) to
+// a real chronyd client, with a root dispersion that continues the bound it
+// served while synchronised instead of a fixed figure.
+func TestLocalFallbackAfterHoldover(t *testing.T) {
+	up := harness.StartChrony(t, harness.ChronyOptions{Name: "upstream", LocalStratum: 3})
+	tg, port := upstreamTimegate(t, fastServer(up.Port), "authselectmode ignore", "minsources 1",
+		"local stratum 8 distance 1", "holdover 2")
+	synced := waitServing(t, tg, port, 4)
+	client := harness.StartChrony(t, harness.ChronyOptions{Name: "client", Servers: []harness.ServerLine{{Port: port}}})
+	client.WaitSelected(t, "127.0.0.1", 30*time.Second)
+	from := tg.LogSize()
+	if err := up.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	tg.WaitLog(t, from, "holding over", 30*time.Second)
+	tg.WaitLog(t, from, "unsynchronised: serving the local clock", 30*time.Second)
+	r := gatectlQuery(t, port)
+	if r.Stratum != 8 || r.RefID != "127.127.1.1" || r.Leap != 0 {
+		t.Fatalf("local clock served as %+v", r)
+	}
+	if r.Distance < synced.Distance || r.Distance >= 0.01 {
+		t.Errorf("local root distance %v: want it to continue the synchronised %v (not the never-synchronised 10 ms)", r.Distance, synced.Distance)
+	}
+	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
+		src, ok := harness.FindSource(client.Sources(t), "127.0.0.1")
+		return ok && src.Stratum == 8, fmt.Sprintf("chronyd sees %+v", src)
+	})
+}
