@@ -72,6 +72,15 @@ func (r *runner) leapTick(sys time.Time, st *upstream.Status) {
 	if p.active() && !now.Before(p.ends) {
 		*p = leapPlan{lastWarn: p.lastWarn}
 	}
+	if p.active() && !p.due.FromTable && now.Before(p.due.At.Add(-leap.Close)) {
+		// A leap the vote announced is withdrawn when the vote is, up to
+		// leap.Close before it (chrony re-decides at every update and
+		// stops changing its mind near the leap, REF_IsLeapSecondClose).
+		if d := leap.Decide(now, r.table(), leapVote(st)); d.Sec != p.due.Sec {
+			r.log.Warn("leap second withdrawn: the upstream vote changed", zap.Int("second", p.due.Sec))
+			*p = leapPlan{lastWarn: p.lastWarn}
+		}
+	}
 	if p.active() {
 		if !p.shifted && p.due.Sec != 0 && r.opts.Leap.Mode != leap.ModeIgnore && !now.Before(p.due.At) {
 			r.takeLeap(sys)
@@ -81,11 +90,7 @@ func (r *runner) leapTick(sys time.Time, st *upstream.Status) {
 	if !st.Synchronised && r.opts.Fallback == nil {
 		return
 	}
-	var tb *leap.Table
-	if r.opts.Leap.Table != nil {
-		tb = r.opts.Leap.Table()
-	}
-	d := leap.Decide(now, tb, leapVote(st))
+	d := leap.Decide(now, r.table(), leapVote(st))
 	if d.Overruled && now.Truncate(24*time.Hour) != p.lastWarn {
 		p.lastWarn = now.Truncate(24 * time.Hour)
 		r.log.Warn("upstream leap vote overruled by the leap-second table", zap.Int("vote_li", int(st.Leap)),
@@ -100,6 +105,14 @@ func (r *runner) leapTick(sys time.Time, st *upstream.Status) {
 	p.ends = d.At.Add(r.leapLength() + time.Second)
 	r.log.Info("leap second announced", zap.Int("second", d.Sec), zap.Time("at", d.At),
 		zap.Bool("from_table", d.FromTable), zap.String("mode", modeName(r.opts.Leap.Mode)))
+}
+
+// table is the current leap-second table, nil for none.
+func (r *runner) table() *leap.Table {
+	if r.opts.Leap.Table == nil {
+		return nil
+	}
+	return r.opts.Leap.Table()
 }
 
 // leapLength is how long after the leap its plan must last: the LI 3 window,

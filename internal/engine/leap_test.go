@@ -211,3 +211,26 @@ func TestLeapVoteOverruledByTable(t *testing.T) {
 		}
 	}
 }
+
+// A leap only the vote announced is withdrawn with the vote, until
+// leap.Close before it; one the table lists stays.
+func TestLeapVoteWithdrawn(t *testing.T) {
+	day := time.Date(2027, 6, 30, 12, 0, 0, 0, time.UTC)
+	c := upstream.NewSoftClock(upstream.ClockOptions{})
+	est := upstream.Estimate{Time: day, Newest: day, Stratum: 1, Leap: upstream.LeapInsert}
+	if err := c.Update(day, est); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{Engine: &Engine{clock: c, log: zaptest.NewLogger(t)}}
+	if _, pub, _, _ := r.states(day); pub.Leap != ntp.LeapAdd {
+		t.Fatalf("vote on 30 June: LI %d", pub.Leap)
+	}
+	later := day.Add(time.Hour)
+	est.Time, est.Newest, est.Leap = later, later, upstream.LeapNone
+	if err := c.Update(later, est); err != nil {
+		t.Fatal(err)
+	}
+	if _, pub, _, _ := r.states(later); pub.Leap != ntp.LeapNone || !pub.LeapAt.IsZero() {
+		t.Fatalf("vote withdrawn: LI %d, leap at %v", pub.Leap, pub.LeapAt)
+	}
+}
