@@ -13,7 +13,7 @@ import (
 	"timegate/tests/harness"
 )
 
-// Issue 14: a leap second inserted on the served clock, seen by a real
+// Issue 14: a leap second inserted, then one deleted, on the served clock, seen by a real
 // chronyd client. The system clock is never touched: two chained chronyds
 // (an honest one on 127.0.0.2, a second one following it with `offset X`,
 // both -x) serve true time + X, chosen so that the gateway's served time
@@ -27,6 +27,13 @@ import (
 // and on the smoothing port. (chronyd -x cannot step its null clock driver,
 // so no makestep: it takes any correction at once instead.)
 func TestLeapSecondServedToChrony(t *testing.T) {
+	t.Run("insert", func(t *testing.T) { leapServedToChrony(t, 1) })
+	t.Run("delete", func(t *testing.T) { leapServedToChrony(t, -1) })
+}
+
+// leapServedToChrony runs the chain for an inserted (sec 1) or deleted
+// (sec −1) second.
+func leapServedToChrony(t *testing.T, sec int) {
 	const lead = 45 * time.Second
 	honest := harness.StartChrony(t, harness.ChronyOptions{Name: "honest", LocalStratum: 9,
 		ExtraConfig: []string{"bindaddress 127.0.0.2"}})
@@ -38,7 +45,7 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 
 	dir := t.TempDir()
 	tb := &leap.Table{Updated: midnight.Add(-30 * 24 * time.Hour), Expires: midnight.Add(150 * 24 * time.Hour),
-		Entries: []leap.Entry{{At: time.Date(1972, 1, 1, 0, 0, 0, 0, time.UTC), TAI: 10}, {At: midnight, TAI: 11}}}
+		Entries: []leap.Entry{{At: time.Date(1972, 1, 1, 0, 0, 0, 0, time.UTC), TAI: 10}, {At: midnight, TAI: 10 + sec}}}
 	list := filepath.Join(dir, "leap-seconds.list")
 	if err := os.WriteFile(list, leap.FormatList(tb), 0o644); err != nil {
 		t.Fatal(err)
@@ -51,10 +58,14 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 	tg.WaitLog(t, 0, "leap second announced", 10*time.Second)
 
 	servedNow := func() time.Time { return time.Now().Add(time.Duration(shift * float64(time.Second))) }
+	at, li, words := midnight, 1, "Insert second" // when served time takes the second, and how it is announced
+	if sec < 0 {
+		at, li, words = midnight.Add(-time.Second), 2, "Delete second"
+	}
 	var r queryResult
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
 		r = gatectlQuery(t, port)
-		return r.Leap == 1 && math.Abs(r.Offset-shift) < 0.05, fmt.Sprintf("%+v, want leap 1 and offset %.3f", r, shift)
+		return r.Leap == li && math.Abs(r.Offset-shift) < 0.05, fmt.Sprintf("%+v, want leap %d and offset %.3f", r, li, shift)
 	})
 	if s := gatectlQuery(t, smoothPort); s.Leap != 0 || math.Abs(s.Offset-shift) > 0.05 {
 		t.Errorf("smoothing port before the leap: %+v (want leap 0, offset %.3f)", s, shift)
@@ -63,21 +74,22 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 	client := harness.StartChrony(t, harness.ChronyOptions{Name: "client",
 		Servers: []harness.ServerLine{{Port: port}}})
 	client.WaitSelected(t, "127.0.0.1", 30*time.Second)
-	if d := client.NTPData(t, "127.0.0.1"); d["Leap status"] != "Insert second" {
-		t.Errorf("chronyd received leap status %q from the gateway before the leap, want Insert second", d["Leap status"])
+	if d := client.NTPData(t, "127.0.0.1"); d["Leap status"] != words {
+		t.Errorf("chronyd received leap status %q from the gateway before the leap, want %s", d["Leap status"], words)
 	}
 	t.Logf("chronyd's own leap status before the leap: %q (its date is the system clock's)", client.Tracking(t).Leap)
-	if left := midnight.Sub(servedNow()); left < 3*time.Second {
+	if left := at.Sub(servedNow()); left < 3*time.Second {
 		t.Fatalf("the chain took too long: served time is %v from the leap already", left)
 	}
 
 	// Three seconds after the leap, before any sample taken after it is used
 	// (samples within 5 s of it are dropped): served time took exactly the
 	// second, the smoothed time has hardly started to.
-	time.Sleep(time.Until(midnight.Add(-time.Duration(shift * float64(time.Second))).Add(3 * time.Second)))
+	time.Sleep(time.Until(at.Add(-time.Duration(shift * float64(time.Second))).Add(3 * time.Second)))
+	after := shift - float64(sec)
 	r = gatectlQuery(t, port)
-	if r.Leap != 0 || math.Abs(r.Offset-(shift-1)) > 0.05 {
-		t.Errorf("after the leap: %+v, want leap 0 and offset %.3f (one second less)", r, shift-1)
+	if r.Leap != 0 || math.Abs(r.Offset-after) > 0.05 {
+		t.Errorf("after the leap: %+v, want leap 0 and offset %.3f", r, after)
 	}
 	s := gatectlQuery(t, smoothPort)
 	if s.Leap != 0 || math.Abs(s.Offset-shift) > 0.05 || s.RefID != "127.127.1.255" {
@@ -89,10 +101,10 @@ func TestLeapSecondServedToChrony(t *testing.T) {
 		return d["Leap status"] == "Normal", "chronyd still receives leap status " + d["Leap status"]
 	})
 	// chronyd's clock (the -x null driver's correction) follows the served
-	// time across the leap: one second less than before.
+	// time across the leap.
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
 		tr := client.Tracking(t)
-		return math.Abs(tr.SystemTime-(shift-1)) < 0.05, fmt.Sprintf("chronyd's correction %.6f s, want %.6f", tr.SystemTime, shift-1)
+		return math.Abs(tr.SystemTime-after) < 0.05, fmt.Sprintf("chronyd's correction %.6f s, want %.6f", tr.SystemTime, after)
 	})
 }
 
