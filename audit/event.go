@@ -32,6 +32,8 @@ const (
 	TypeUpstreamDown     Type = "upstream.unreachable"
 	TypeUpstreamKoD      Type = "upstream.kod"
 	TypeClockStepRefused Type = "clock.step.refused"
+	TypeLeapTable        Type = "leap.table"  // a leap-second table loaded, refused or expired
+	TypeLeapSecond       Type = "leap.second" // a leap second taken up, or an upstream vote overruled
 	TypeControlCommand   Type = "control.command"
 	TypeControlRefused   Type = "control.refused"
 	TypeCheckpoint       Type = "audit.checkpoint"

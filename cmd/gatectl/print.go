@@ -70,6 +70,16 @@ func printStatus(w io.Writer, s *report.Status) {
 	line("Reference ID", s.RefID)
 	line("Ref time", stamp(s.RefTime))
 	line("Leap status", s.Leap)
+	if s.LeapTable != "" {
+		exp := "no expiry date in the file"
+		if !s.LeapTableExpires.IsZero() {
+			exp = "expires " + s.LeapTableExpires.UTC().Format("2006-01-02")
+			if s.LeapTableExpired {
+				exp = "EXPIRED " + s.LeapTableExpires.UTC().Format("2006-01-02") + ": the upstream vote decides"
+			}
+		}
+		line("Leap table", fmt.Sprintf("%s (%d entries, %s)", s.LeapTable, s.LeapTableEntries, exp))
+	}
 	line("Offset", fmt.Sprintf("%+.9f seconds (served time minus system clock)", s.Offset))
 	line("Frequency", fmt.Sprintf("%+.3f ppm", s.FrequencyPPM))
 	line("Drift", fmt.Sprintf("%+.6f ppm, skew %.6f ppm (estimate, as the drift file keeps it)", s.DriftPPM, s.SkewPPM))

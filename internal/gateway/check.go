@@ -38,6 +38,10 @@ func CheckWithWarnings(path string) ([]string, error) {
 	keys, keyWarnings, _ := loadKeys(cfg)
 	warnings = append(warnings, keyWarnings...)
 	warnings = append(warnings, syncWarnings(cfg, keys)...)
+	if tb, err := readLeap(cfg); err == nil && tb != nil && tb.Expired(time.Now()) {
+		warnings = append(warnings, fmt.Sprintf("%s: %s: %s expired on %s: leap seconds it does not list are taken from the upstream vote",
+			cfg.Positions[leapDirectiveName(cfg)], leapDirectiveName(cfg), cfg.Leap.TablePath(), tb.Expires.Format(time.DateOnly)))
+	}
 	// Report problems with the files the configuration names even when
 	// some lines did not parse: an operator fixes everything in one pass.
 	return warnings, errors.Join(err, CheckConfig(cfg))
@@ -58,7 +62,8 @@ func CheckConfig(cfg *config.Config) error {
 	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
 		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg), checkKeyStore(cfg))
+	_, leapErr := readLeap(cfg)
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg), checkKeyStore(cfg), leapErr)
 }
 
 // checkKeyStore reads the files ntskeystore names (wrapping key, TLS

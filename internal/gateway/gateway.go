@@ -22,6 +22,7 @@ import (
 	"timegate/internal/control"
 	"timegate/internal/engine"
 	"timegate/internal/udpserve"
+	"timegate/leap"
 	"timegate/ntp"
 	"timegate/nts"
 	"timegate/symkey"
@@ -56,6 +57,13 @@ type Gateway struct {
 	// keySet is the keys file the responder in service was built with, so
 	// that a new fleet policy rebuilds it without re-reading the file.
 	keySet atomic.Pointer[symkey.Set]
+	// Leap seconds: the table (nil without one), the smoothed state and
+	// the responder and sockets of the smoothing port (smoothport).
+	leapTable   atomic.Pointer[leap.Table]
+	leapExpiry  *time.Timer
+	smoothState atomic.Pointer[ntp.ServedState]
+	smoothResp  atomic.Pointer[ntp.Responder]
+	smoothUDP   [][]*net.UDPConn
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -110,6 +118,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // start builds and opens everything but the audit trail.
 func (g *Gateway) start(cfg *config.Config) error {
 	g.state.Store(g.initialState(cfg))
+	g.smoothState.Store(g.state.Load())
+	tb, err := readLeap(cfg)
+	if err != nil {
+		return err
+	}
+	leapWarnings := g.applyLeap(cfg, tb)
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
 	keys, warnings, err := loadKeys(cfg)
@@ -129,6 +143,7 @@ func (g *Gateway) start(cfg *config.Config) error {
 	// file:line and why, and kept for `gatectl status` until the next reload.
 	warnings = append(configWarnings(cfg), append(warnings, upWarnings...)...)
 	warnings = append(warnings, syncWarnings(cfg, keys)...)
+	warnings = append(warnings, leapWarnings...)
 	for _, w := range warnings {
 		g.log.Warn("configuration", zap.String("warning", w))
 	}
@@ -152,6 +167,9 @@ func (g *Gateway) start(cfg *config.Config) error {
 // key ring that opening NTS-KE loads.
 func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err := g.openUDP(cfg); err != nil {
+		return err
+	}
+	if err := g.openSmoothUDP(cfg); err != nil {
 		return err
 	}
 	var err error
@@ -237,6 +255,7 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		// deployment opens the cookies of the KE host's shared ring.
 		r.NTS = &nts.Server{Ring: g.keys.Ring}
 	}
+	g.smoothResp.Store(g.smoothResponder(cfg, r))
 	return r, nil
 }
 
@@ -292,6 +311,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
+	for _, group := range g.smoothUDP {
+		srv := &udpserve.Server{Conns: group, Responder: g.smoothResp.Load, Stats: &g.stats, Log: g.log.Named("ntp-smooth"), Audit: ring}
+		spawn(func() error { return srv.Serve(ctx) })
+	}
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
 	}
@@ -338,6 +361,14 @@ func (g *Gateway) Stats() *udpserve.Stats { return &g.stats }
 func (g *Gateway) State() *ntp.ServedState { return g.state.Load() }
 
 func (g *Gateway) closeAll() {
+	if g.leapExpiry != nil {
+		g.leapExpiry.Stop()
+	}
+	for _, group := range g.smoothUDP {
+		for _, c := range group {
+			c.Close()
+		}
+	}
 	for _, group := range g.udp {
 		for _, c := range group {
 			c.Close()
@@ -424,6 +455,10 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 		_, gateErr := buildGate(cfg)
 		return nil, errors.Join(err, gateErr)
 	}
+	tb, err := readLeap(cfg)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
 		return nil, err
@@ -441,6 +476,7 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 		}
 	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	warnings = append(warnings, g.applyLeap(cfg, tb)...)
 	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("reload", zap.String("warning", w))

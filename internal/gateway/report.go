@@ -67,6 +67,9 @@ func (g *Gateway) Status() report.Status {
 	if s.Leap == ntp.LeapUnsync {
 		st.ReasonCode = ntp.KissCode(s.RefID).String()
 	}
+	if lt, ok := g.LeapTableStatus(); ok {
+		st.LeapTable, st.LeapTableEntries, st.LeapTableExpires, st.LeapTableExpired = lt.Path, lt.Entries, lt.Expires, lt.Expired
+	}
 	g.describeSync(&st, s)
 	return st
 }

@@ -100,6 +100,12 @@ func (c *collector) status(e emitter, st report.Status) {
 		e.gauge(c.d.cfgLoaded, unix(st.ConfigLoaded))
 	}
 	e.gauge(c.d.cfgWarnings, float64(len(st.Warnings)))
+	if st.LeapTable != "" {
+		if !st.LeapTableExpires.IsZero() {
+			e.gauge(c.d.leapExpiry, unix(st.LeapTableExpires))
+		}
+		e.gauge(c.d.leapExpired, bool01(st.LeapTableExpired))
+	}
 }
 
 // modeNames label the NTP mode field (RFC 5905 figure 10).

@@ -75,7 +75,14 @@ type Status struct {
 	Uptime       float64   `json:"uptime_s"`
 	ConfigFile   string    `json:"config_file"`
 	ConfigLoaded time.Time `json:"config_loaded"`
-	Warnings     []string  `json:"warnings,omitempty"`
+	// LeapTable is the leap-second table's file (leapsectz, leapfile);
+	// empty without one. LeapTableExpires is zero when the file does not
+	// say (TZif); an expired table is used only where the vote is silent.
+	LeapTable        string    `json:"leap_table,omitempty"`
+	LeapTableEntries int       `json:"leap_table_entries,omitempty"`
+	LeapTableExpires time.Time `json:"leap_table_expires,omitzero"`
+	LeapTableExpired bool      `json:"leap_table_expired,omitempty"`
+	Warnings         []string  `json:"warnings,omitempty"`
 }
 
 // Source states, most important first: `sources` shows one per upstream.
