@@ -96,7 +96,13 @@ func TestInterleavedKernelTransmit(t *testing.T) {
 			if interleaved < 4 {
 				t.Errorf("%d of requests 2..5 interleaved, want 4", interleaved)
 			}
-			s := stats.Snapshot()
+			// A worker counts a reply when sendmmsg returns, which may be
+			// after the client read it.
+			s := settled(stats, 6)
+			for deadline := time.Now().Add(2 * time.Second); s.Interleaved < uint64(interleaved) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+				s = stats.Snapshot()
+			}
 			if s.Interleaved != uint64(interleaved) || s.TxStamps < 4 {
 				t.Errorf("counted %d interleaved replies and %d kernel stamps; want %d and at least 4", s.Interleaved, s.TxStamps, interleaved)
 			}
