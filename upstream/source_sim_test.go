@@ -179,6 +179,9 @@ func (w *simWorld) mitigate() {
 		}
 	}
 	sys := w.net.Sys()
+	for _, s := range w.srcs {
+		s.src.SetSkew(w.clock.SampleSkew(sys))
+	}
 	w.res = upstream.MitigateAuth(w.clock.Local(sys), cands, authed, upstream.AuthRequire, w.clock.Status(sys).Frequency, w.opts)
 	if !w.res.OK() {
 		w.clock.Lose(w.res.Reason)
@@ -195,6 +198,9 @@ func (w *simWorld) mitigate() {
 	}
 	if w.synced < 0 {
 		w.synced = w.net.Elapsed()
+	}
+	for _, s := range w.srcs {
+		s.src.SetSkew(w.clock.SampleSkew(sys))
 	}
 }
 
