@@ -32,10 +32,10 @@ func (g *Gateway) Status() report.Status {
 	s := g.state.Load()
 	cfg := g.cfg.Load()
 	st := report.Status{
-		Stratum:        s.Stratum,
-		RefID:          ntp.RefIDString(s.Stratum, s.RefID),
-		RefTime:        s.RefTime,
-		Leap:           leapWords(s.Leap),
+		Stratum: s.Stratum,
+		RefID:   ntp.RefIDString(s.Stratum, s.RefID),
+		RefTime: s.RefTime,
+		Leap:    leapWords(s.Leap),
 		// The published law's offset at now, not at its base.
 		Offset:         s.Serve(now).Sub(now).Seconds(),
 		FrequencyPPM:   s.Freq * 1e6,

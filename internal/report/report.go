@@ -107,16 +107,16 @@ type Source struct {
 	State   string `json:"state"`
 	Why     string `json:"why,omitempty"`
 	// Auth is "nts", "key" or "none".
-	Auth          string  `json:"auth"`
-	KeyID         uint32  `json:"key_id,omitempty"`
-	KeyType       string  `json:"key_type,omitempty"`
-	Cookies       int     `json:"cookies,omitempty"`
-	SinceKE       float64 `json:"since_ke_s,omitempty"` // negative: no KE yet
-	KEError       string  `json:"ke_error,omitempty"`
-	Stratum       uint8   `json:"stratum"`
-	Poll          int8    `json:"poll"`
-	Reach         uint8   `json:"reach"`
-	SinceRx       float64 `json:"since_rx_s"` // negative: nothing received
+	Auth    string  `json:"auth"`
+	KeyID   uint32  `json:"key_id,omitempty"`
+	KeyType string  `json:"key_type,omitempty"`
+	Cookies int     `json:"cookies,omitempty"`
+	SinceKE float64 `json:"since_ke_s,omitempty"` // negative: no KE yet
+	KEError string  `json:"ke_error,omitempty"`
+	Stratum uint8   `json:"stratum"`
+	Poll    int8    `json:"poll"`
+	Reach   uint8   `json:"reach"`
+	SinceRx float64 `json:"since_rx_s"` // negative: nothing received
 	// Offset and Delay are the clock filter's output (the sample in use);
 	// LastOffset and LastDelay the latest sample as measured (chronyc sources'
 	// "Last sample").
