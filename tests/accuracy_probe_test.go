@@ -29,6 +29,9 @@ type probe struct {
 // probeReply is what one exchange measured.
 type probeReply struct {
 	offset, delay float64
+	// out and back are the two legs, T2 − T1 and T4 − T3, in seconds of served time
+	// minus system time: their difference tells which way a slow exchange was slow.
+	out, back     float64
 	stratum, leap uint8
 }
 
@@ -81,6 +84,10 @@ func listenInNetns(ns string) (*net.UDPConn, error) {
 
 func (p *probe) Close() error { return p.conn.Close() }
 
+// warm makes one exchange and forgets it: the path through the probe's own stack is
+// then warm for the exchanges that count.
+func (p *probe) warm(addr string) { p.exchange(addr) }
+
 // exchange sends one mode-3 request to addr and returns the RFC 5905 offset and delay.
 func (p *probe) exchange(addr string) (probeReply, error) {
 	ua, err := net.ResolveUDPAddr("udp4", addr)
@@ -118,6 +125,8 @@ func (p *probe) exchange(addr string) (probeReply, error) {
 		return probeReply{
 			offset:  (t2.Sub(t1) + t3.Sub(t4)).Seconds() / 2,
 			delay:   (t4.Sub(t1) - t3.Sub(t2)).Seconds(),
+			out:     t2.Sub(t1).Seconds(),
+			back:    t4.Sub(t3).Seconds(),
 			stratum: p.buf[1],
 			leap:    p.buf[0] >> 6,
 		}, nil

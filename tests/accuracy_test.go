@@ -218,9 +218,12 @@ func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Tim
 		r  probeReply
 	}
 	pts := make([][]point, len(targets))
-	for time.Since(start) < d {
+	for round := 0; time.Since(start) < d; round++ {
 		time.Sleep(100 * time.Millisecond)
-		for i, tg := range targets {
+		p.warm(targets[0].addr)
+		for k := range targets {
+			i := (round + k) % len(targets)
+			tg := targets[i]
 			r, err := p.exchange(tg.addr)
 			if err != nil || r.stratum == 0 || r.stratum >= 16 || r.leap == 3 {
 				continue
@@ -244,6 +247,8 @@ func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Tim
 		for _, p := range pts[i] {
 			if p.r.delay > least+accProbeSlack {
 				e.slow++
+				t.Logf("%s at %.2f s: slow exchange: delay %.1f µs, out %+.1f µs, back %+.1f µs (legs less the shift)", targets[i].name,
+					p.at.Seconds(), p.r.delay*1e6, (p.r.out-accShift)*1e6, (p.r.back+accShift)*1e6)
 				continue
 			}
 			dev := math.Abs(p.r.offset - accShift)
@@ -265,11 +270,17 @@ type accExcursion struct {
 }
 
 // probeMedians asks every target n times, round-robin so that all see the same
-// moments, and returns each target's median offset.
+// moments, and returns each target's median offset. Each round starts with a throwaway
+// exchange and at another target: the first exchange after a pause was measured slow on
+// its way out (tens of microseconds: caches and CPU idle states, the probe's not the
+// server's), which biased whichever server came first by half of that.
 func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) []float64 {
 	offs := make([][]float64, len(targets))
-	for range n {
-		for i, tg := range targets {
+	for round := range n {
+		p.warm(targets[0].addr)
+		for k := range targets {
+			i := (round + k) % len(targets)
+			tg := targets[i]
 			r, err := p.exchange(tg.addr)
 			if err != nil {
 				t.Logf("probe %s: %v", tg.name, err)
