@@ -52,18 +52,19 @@ func TestFirstSyncNoExcursion(t *testing.T) {
 		freq    float64
 		minPoll int8
 		maxPoll int8
+		run     time.Duration
 	}{
-		{"ahead-fast-poll", -500 * time.Millisecond, 0, -4, -4},
-		{"ahead-fast-poll-drift", -500 * time.Millisecond, 30e-6, -4, -4},
-		{"behind-fast-poll-drift", 500 * time.Millisecond, -40e-6, -4, -4},
-		{"ahead-64s-drift", -500 * time.Millisecond, 30e-6, 6, 6},
-		{"ahead-default-poll-drift", -500 * time.Millisecond, -25e-6, 6, 10},
+		{"ahead-fast-poll", -500 * time.Millisecond, 0, -4, -4, 2 * time.Minute},
+		{"ahead-fast-poll-drift", -500 * time.Millisecond, 30e-6, -4, -4, 2 * time.Minute},
+		{"behind-fast-poll-drift", 500 * time.Millisecond, -40e-6, -4, -4, 2 * time.Minute},
+		{"ahead-64s-drift", -500 * time.Millisecond, 30e-6, 6, 6, 15 * time.Minute},
+		{"ahead-default-poll-drift", -500 * time.Millisecond, -25e-6, 6, 10, 30 * time.Minute},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
 			t.Run(fmt.Sprintf("%s/seed%d", tc.name, seed), func(t *testing.T) {
 				net := simtest.New(seed, simStart, tc.sysOff, tc.freq, loopbackSources(0, 0, 0))
 				w := newPollWorld(t, seed, net, nil, tc.minPoll, tc.maxPoll, 7*time.Millisecond)
-				worst, at := w.follow(15*time.Minute, 50*time.Millisecond, 0)
+				worst, at := w.follow(tc.run, 50*time.Millisecond, 0)
 				t.Logf("first sync at %v; largest |served − true| after it %.1f µs at %v", w.synced, worst*1e6, at)
 				if worst > 0.001 {
 					t.Errorf("served time swung %.3f ms off after the first synchronisation (at %v)", worst*1e3, at)
@@ -85,10 +86,11 @@ func TestLiarDoesNotMoveServedTime(t *testing.T) {
 		freq    float64
 		minPoll int8
 		maxPoll int8
+		run     time.Duration
 	}{
-		{"fast-poll", 0, -4, -4},
-		{"fast-poll-drift", 20e-6, -4, -4},
-		{"64s-drift", 20e-6, 6, 6},
+		{"fast-poll", 0, -4, -4, 2 * time.Minute},
+		{"fast-poll-drift", 20e-6, -4, -4, 2 * time.Minute},
+		{"64s-drift", 20e-6, 6, 6, 15 * time.Minute},
 	} {
 		for seed := uint64(1); seed <= 3; seed++ {
 			t.Run(fmt.Sprintf("%s/seed%d", tc.name, seed), func(t *testing.T) {
@@ -99,7 +101,7 @@ func TestLiarDoesNotMoveServedTime(t *testing.T) {
 				worst, worstErr := 0.0, 0.0
 				var at time.Duration
 				const step = 50 * time.Millisecond
-				for lied.net.Elapsed() < 15*time.Minute {
+				for lied.net.Elapsed() < tc.run {
 					lied.runUntil(lied.net.Elapsed()+step, func() {})
 					honest.runUntil(honest.net.Elapsed()+step, func() {})
 					if lied.synced < 0 || honest.synced < 0 {
