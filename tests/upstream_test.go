@@ -131,9 +131,11 @@ func TestUpstreamNTSChronyChain(t *testing.T) {
 }
 
 // Issue 4, "done means": three authenticated chrony upstreams (two NTS, one keyed) and a
-// keyed one lying by 3 s under libfaketime. timegate synchronises to the honest three,
+// keyed one serving time 3 s ahead (a chained chronyd with `offset 3`, so the lie is
+// clean: a normal delay and the whole 3 s). timegate synchronises to the honest three,
 // serves their stratum + 1 with an honest root distance, never follows the liar, and says
-// so in its selection log line.
+// so in its selection log line: the liar is rejected by selection as a falseticker, not
+// for its delay.
 func TestUpstreamIgnoresLiar(t *testing.T) {
 	dir := t.TempDir()
 	cert, certKey := harness.WriteCert(t, dir)
@@ -141,7 +143,7 @@ func TestUpstreamIgnoresLiar(t *testing.T) {
 	nts1 := harness.StartChrony(t, harness.ChronyOptions{Name: "nts-a", LocalStratum: 2, NTSServerCert: cert, NTSServerKey: certKey})
 	nts2 := harness.StartChrony(t, harness.ChronyOptions{Name: "nts-b", LocalStratum: 2, NTSServerCert: cert, NTSServerKey: certKey})
 	keyed := harness.StartChrony(t, harness.ChronyOptions{Name: "keyed", LocalStratum: 2, KeyFile: keys})
-	liar := harness.StartChrony(t, harness.ChronyOptions{Name: "liar", LocalStratum: 2, KeyFile: keys, FakeOffset: "+3s"})
+	liar := harness.StartChrony(t, harness.ChronyOptions{Name: "liar", LocalStratum: 2, KeyFile: keys, Shift: 3})
 	tg, port := upstreamTimegate(t,
 		"ntstrustedcerts "+cert, "keyfile "+keys, "minsources 3",
 		fmt.Sprintf("server 127.0.0.1 nts ntsport %d iburst minpoll -4 maxpoll -4", nts1.NTSPort),
@@ -163,6 +165,30 @@ func TestUpstreamIgnoresLiar(t *testing.T) {
 	liarAddr := "127.0.0.1:" + strconv.Itoa(liar.Port)
 	if !strings.Contains(line, `"falsetickers": ["`+liarAddr+`"]`) {
 		t.Errorf("selection log line does not name the liar %s as the falseticker:\n%s", liarAddr, line)
+	}
+	// Rejected by the intersection, not for its delay or distance: a clean liar.
+	out, _, err := tg.Gatectl(t, build.Binaries(t).Gatectl, "sources", "-json")
+	var rows []struct {
+		Address string  `json:"address"`
+		State   string  `json:"state"`
+		Offset  float64 `json:"offset_s"`
+		Delay   float64 `json:"delay_s"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &rows); err != nil || jerr != nil {
+		t.Fatalf("gatectl -json sources: %v %v\n%s", err, jerr, out)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Address != liarAddr {
+			continue
+		}
+		found = true
+		if r.State != "falseticker" || math.Abs(r.Offset-3) > 0.001 || r.Delay <= 0 || r.Delay > 0.01 {
+			t.Errorf("liar row %+v: want a falseticker 3 s ahead with a small positive delay", r)
+		}
+	}
+	if !found {
+		t.Errorf("no row for the liar %s in gatectl sources:\n%s", liarAddr, out)
 	}
 	if strings.Count(tg.Log(), "\tsynchronised\t") != 1 {
 		t.Errorf("the selection changed after synchronising:\n%s", tg.Log())

@@ -63,13 +63,14 @@ func TestSoftClockOrdersDiscipliner(t *testing.T) {
 		t.Fatalf("stepped again: %v", d.steps)
 	}
 	a := d.adjusts[len(d.adjusts)-1]
-	if a.Rate != DefaultMaxSlew || math.Abs(a.Offset.Seconds()-0.001) > 1e-6 {
-		// The fit has two points (300 ms and 302 ms) and no slope yet: the target is 301 ms.
-		t.Fatalf("adjust %+v, want 1 ms at 500 ppm", a)
+	if a.Rate != DefaultMaxSlew || math.Abs(a.Offset.Seconds()-0.002) > 1e-6 {
+		// The fit has two points (300 ms and 302 ms) and no slope yet: the target is the
+		// newest, 302 ms (the mean would lag a drifting clock).
+		t.Fatalf("adjust %+v, want 2 ms at 500 ppm", a)
 	}
-	// Follow the kernel's law for 10 s: the system clock gains 1 ms in 2 s, then runs on.
+	// Follow the kernel's law for 10 s: the system clock gains 2 ms in 4 s, then runs on.
 	kernel := func(at time.Duration) time.Duration {
-		return ms(300) + min(at, 2*time.Second)/2000
+		return ms(300) + min(at, 4*time.Second)/2000
 	}
 	for _, at := range []time.Duration{0, time.Second, 2 * time.Second, 10 * time.Second} {
 		sysAt := t1.Add(at + kernel(at))

@@ -171,6 +171,16 @@ func (c *SoftClock) Drift() (Drift, bool) {
 	return Drift{}, false
 }
 
+// SampleSkew is the frequency uncertainty the clock filters age their samples by
+// (Filter.Skew): the fitted slope's standard error, or before the fit has one the restored
+// drift's aged skew or MaxFreq.
+func (c *SoftClock) SampleSkew(sys time.Time) float64 {
+	if c.fitted {
+		return c.skew
+	}
+	return c.startSkew(c.snap.Local(sys))
+}
+
 // startSkew is the frequency uncertainty while the fit has no slope: the restored
 // drift's, aged to local time, or MaxFreq on a cold start.
 func (c *SoftClock) startSkew(local time.Time) float64 {

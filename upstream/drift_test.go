@@ -73,14 +73,19 @@ func TestDriftUncertaintyAges(t *testing.T) {
 }
 
 // driftingEstimates feeds c estimates every step for span of a system clock that runs
-// 10 ppm slow (served − system grows at +10 ppm), and returns the last status.
-func driftingEstimates(t *testing.T, c *SoftClock, span, step time.Duration) Status {
+// 10 ppm slow (served − system grows at +10 ppm), each off by ±noise in turn (a path's
+// noise), and returns the last status.
+func driftingEstimates(t *testing.T, c *SoftClock, span, step, noise time.Duration) Status {
 	t.Helper()
 	const freq = 10e-6
 	var st Status
-	for dt := time.Duration(0); dt <= span; dt += step {
+	for i, dt := 0, time.Duration(0); dt <= span; i, dt = i+1, dt+step {
 		at := t0.Add(dt)
-		if err := c.Update(at, estimate(at, dur(freq*dt.Seconds()))); err != nil {
+		n := noise
+		if i%2 == 1 {
+			n = -noise
+		}
+		if err := c.Update(at, estimate(at, dur(freq*dt.Seconds())+n)); err != nil {
 			t.Fatal(err)
 		}
 		st = c.Status(at.Add(time.Second))
@@ -100,8 +105,9 @@ func TestSoftClockRestoreShrinksDispersion(t *testing.T) {
 	if st := warm.Status(t0); st.Frequency != saved.Freq {
 		t.Fatalf("restored frequency %v, want %v", st.Frequency, saved.Freq)
 	}
-	cs := driftingEstimates(t, cold, 30*time.Second, 2*time.Second)
-	ws := driftingEstimates(t, warm, 30*time.Second, 2*time.Second)
+	// A WAN path's noise: over 30 s the fitted slope is too uncertain to be used.
+	cs := driftingEstimates(t, cold, 30*time.Second, 2*time.Second, wanNoise)
+	ws := driftingEstimates(t, warm, 30*time.Second, 2*time.Second, wanNoise)
 	if ws.Frequency != saved.Freq || ws.Skew > 1e-6 {
 		t.Errorf("restored clock: frequency %v skew %v, want %v and the aged skew", ws.Frequency, ws.Skew, saved.Freq)
 	}
@@ -126,9 +132,25 @@ func TestSoftClockRestoreShrinksDispersion(t *testing.T) {
 	}
 }
 
+// wanNoise is the estimate noise of a path through the Internet.
+const wanNoise = 200 * time.Microsecond
+
+// On a quiet path the slope is fitted from the first seconds' estimates (issue 14): the
+// clock does not run on a wrong frequency for a minute.
+func TestSoftClockEarlyFitOnQuietPath(t *testing.T) {
+	c := NewSoftClock(ClockOptions{})
+	st := driftingEstimates(t, c, 10*time.Second, 2*time.Second, 100*time.Nanosecond)
+	if math.Abs(st.Frequency-10e-6) > 0.1e-6 || st.Skew > maxEarlySkew {
+		t.Fatalf("after 10 s of quiet estimates: frequency %v skew %v, want 10 ppm fitted", st.Frequency, st.Skew)
+	}
+	if _, ok := c.Drift(); !ok {
+		t.Error("a fitted slope must be there to save")
+	}
+}
+
 func TestSoftClockDriftAfterFit(t *testing.T) {
 	c := NewSoftClock(ClockOptions{})
-	driftingEstimates(t, c, 90*time.Second, 5*time.Second)
+	driftingEstimates(t, c, 90*time.Second, 5*time.Second, 0)
 	d, ok := c.Drift()
 	if !ok || math.Abs(d.Freq-10e-6) > 0.01e-6 || d.Skew < MinSkew || d.Skew > 0.1e-6 {
 		t.Fatalf("fitted drift %+v %v, want 10 ppm with a small skew", d, ok)
@@ -143,7 +165,7 @@ func TestRestoreRefusesStale(t *testing.T) {
 	if err := c.Restore(t0, Drift{Freq: 1e-6, Skew: 1e-8, At: t0.Add(-MaxDriftAge - time.Hour)}); !errors.Is(err, ErrDriftStale) {
 		t.Fatalf("%v, want ErrDriftStale", err)
 	}
-	if st := driftingEstimates(t, c, 10*time.Second, 2*time.Second); st.Skew != DefaultMaxFreq || st.Frequency != 0 {
+	if st := driftingEstimates(t, c, 10*time.Second, 2*time.Second, wanNoise); st.Skew != DefaultMaxFreq || st.Frequency != 0 {
 		t.Errorf("after a refused restore: %+v, want a cold start", st)
 	}
 }

@@ -49,9 +49,9 @@ type Outcome uint8
 
 // Filter outcomes.
 const (
-	// Accepted: a new minimum-delay sample is in use.
+	// Accepted: a new minimum-distance sample is in use.
 	Accepted Outcome = iota
-	// Stale: the minimum-delay sample is not newer than the one already used; RFC 5905 §10
+	// Stale: the minimum-distance sample is not newer than the one already used; RFC 5905 §10
 	// never uses a sample twice nor one older than the last used, so nothing changed but
 	// dispersion and jitter.
 	Stale
@@ -99,9 +99,15 @@ func (s *stage) dispOrMax() float64 {
 }
 
 // Filter is the clock filter of one source (RFC 5905 §10): an 8-stage shift register of
-// samples from which it picks the one with minimum delay, because the sample that spent the
-// least time in queues carries the least error. The zero Filter is empty and ready to use.
+// samples from which it picks the one with minimum distance (delay/2 + Skew·age, see
+// byDistance): the sample that spent the least time in queues carries the least error,
+// unless it is so old that the clock's unknown drift since outweighs that. The zero Filter is empty
+// and ready to use.
 type Filter struct {
+	// Skew is the local clock's frequency uncertainty (s/s), SoftClock.SampleSkew: how
+	// much an older sample may have gone stale per second of age (see byDistance).
+	// 0 orders the samples by delay alone, as RFC 5905 does.
+	Skew float64
 	// Precision is the local clock precision; jitter is never reported below it (RFC 5905
 	// §10), and the popcorn gate is at least SGate times it.
 	Precision time.Duration
@@ -159,7 +165,7 @@ func (f *Filter) Candidate() (c Candidate, ok bool) {
 
 // Reset empties the filter, as after a source is re-keyed or re-resolved.
 func (f *Filter) Reset() {
-	*f = Filter{Precision: f.Precision}
+	*f = Filter{Precision: f.Precision, Skew: f.Skew}
 }
 
 // shift pushes st in as the newest stage, first ageing every stored sample by PHI times the
@@ -181,23 +187,40 @@ func (f *Filter) shift(st stage, now time.Time) {
 	}
 }
 
-// byDelay returns the stage indexes sorted by increasing delay, dummies last. Ties keep the
-// newer stage first so that, of equal samples, the fresher one is used.
-func (f *Filter) byDelay() [NStage]int {
+// byDistance returns the stage indexes sorted by increasing sample distance, dummies last;
+// ties keep the newer stage first. A stage's distance is half its delay, the most its
+// offset can be off through path asymmetry, plus Skew times its age at the newest stage:
+// the most the local clock's unknown frequency error can have moved it since.
+//
+// RFC 5905 sorts by delay alone (Skew 0). Where delays differ by less than their noise (a
+// LAN, a loopback) that keeps using whichever sample happened to be quickest, minutes old:
+// the soft clock then gets no fresh estimate, learns no frequency, and the served error
+// grows by the frequency error times the sample's age (issue 14: several milliseconds
+// within minutes of the first synchronisation at 64 s polls and 30 ppm). While the
+// frequency is unknown (Skew large) fresh samples win, so it is learnt; once it is fitted
+// (Skew small) the order is the RFC's, and on a noisy path the quickest sample is kept.
+func (f *Filter) byDistance() [NStage]int {
+	var key [NStage]float64
 	var order [NStage]int
 	for i := range order {
+		key[i] = f.reg[i].delayOrMax() / 2
+		if f.reg[i].valid {
+			key[i] += f.Skew * max(0, f.updated.Sub(f.reg[i].t).Seconds())
+		} else {
+			key[i] += MaxDisp.Seconds()
+		}
 		order[i] = i
-		for j := i; j > 0 && f.reg[order[j]].delayOrMax() < f.reg[order[j-1]].delayOrMax(); j-- {
+		for j := i; j > 0 && key[order[j]] < key[order[j-1]]; j-- {
 			order[j], order[j-1] = order[j-1], order[j]
 		}
 	}
 	return order
 }
 
-// evaluate recomputes dispersion and jitter and decides whether the minimum-delay sample
-// becomes the one in use (clock_filter, RFC 5905 Appendix A.5.2).
+// evaluate recomputes dispersion and jitter and decides whether the minimum-distance
+// sample becomes the one in use (clock_filter, RFC 5905 Appendix A.5.2).
 func (f *Filter) evaluate(poll time.Duration) Outcome {
-	order := f.byDelay()
+	order := f.byDistance()
 	// ε = Σ ε_i / 2^(i+1) over the sorted stages, dummies included: an emptyish register
 	// has a dispersion near MAXDISP, which keeps a new source out of selection until it
 	// has answered a few times.
@@ -234,7 +257,7 @@ func (f *Filter) evaluate(poll time.Duration) Outcome {
 	return Accepted
 }
 
-// jitter is ψ = sqrt(Σ_{j<m} (θ_0 − θ_j)² / (m − 1)) over the m usable stages in delay
+// jitter is ψ = sqrt(Σ_{j<m} (θ_0 − θ_j)² / (m − 1)) over the m usable stages in distance
 // order, floored at the precision (RFC 5905 §10).
 func (f *Filter) jitter(order [NStage]int, m int) time.Duration {
 	if m < 2 {
@@ -256,8 +279,8 @@ func (f *Filter) jitter(order [NStage]int, m int) time.Duration {
 //
 // Two choices differ from RFC 5905 Appendix A, which compares against the jitter recomputed
 // around the new sample and times the window by the new sample's epoch. A lone spike at the
-// head of the delay order inflates that jitter to its own size, so the gate could never trip
-// on the spike it is for; and a spike that stays the minimum-delay sample would keep its
+// head of the distance order inflates that jitter to its own size, so the gate could never trip
+// on the spike it is for; and a spike that stays the minimum-distance sample would keep its
 // epoch, blocking a genuine shift until it left the register eight polls later. Here the
 // gate uses the jitter established before the sample, and the window runs to the newest
 // sample.

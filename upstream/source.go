@@ -410,6 +410,10 @@ func (s *Source) Stopped() string { return s.stopped }
 // Stats returns the counters.
 func (s *Source) Stats() SourceStats { return s.stats }
 
+// SetSkew tells the clock filter the local clock's frequency uncertainty
+// (SoftClock.SampleSkew), which ages its samples; it applies from the next sample.
+func (s *Source) SetSkew(skew float64) { s.filter.Skew = skew }
+
 // LastSample returns the latest sample the filter took (zero before the first): what
 // measurements.log records.
 func (s *Source) LastSample() Sample { return s.filter.hdr }

@@ -46,19 +46,25 @@ type delivery struct {
 }
 
 func newSimWorld(t *testing.T, seed uint64, net *simtest.Net, liars []int) *simWorld {
+	return newPollWorld(t, seed, net, liars, 4, 7, 300*time.Millisecond)
+}
+
+// newPollWorld is newSimWorld with the sources' poll range and the stagger of their
+// first polls.
+func newPollWorld(t *testing.T, seed uint64, net *simtest.Net, liars []int, minPoll, maxPoll int8, stagger time.Duration) *simWorld {
 	w := &simWorld{t: t, net: net, clock: upstream.NewSoftClock(upstream.ClockOptions{BuildDate: simStart.AddDate(0, -6, 0)}),
-		liars: liars, attack: map[int]bool{}, rng: seededRand(seed ^ 0x5eed), synced: -1, maxPoll: 7}
+		liars: liars, attack: map[int]bool{}, rng: seededRand(seed ^ 0x5eed), synced: -1, maxPoll: maxPoll}
 	for i, s := range net.Sources {
 		key := testKey(t, uint32(i+1), w.rng)
 		p := newPeer(t, w.rng, key)
 		p.state = ntp.ServedState{Stratum: s.Stratum, RootDelay: s.RootDelay, RootDispersion: s.RootDispersion,
 			Leap: ntp.Leap(s.Leap), Precision: -20, RefID: 0x47505300}
 		src := upstream.NewSource(upstream.SourceConfig{
-			ID: uint64(i + 1), RefID: uint32(0xc0000201 + i), MinPoll: 4, MaxPoll: w.maxPoll, IBurst: true,
+			ID: uint64(i + 1), RefID: uint32(0xc0000201 + i), MinPoll: minPoll, MaxPoll: w.maxPoll, IBurst: true,
 			Auth: upstream.KeyAuth{ID: uint32(i + 1), Key: key}, Precision: simPrecision, Rand: w.rng,
 		})
 		// Stagger the start so that the sources do not poll in lockstep.
-		w.srcs = append(w.srcs, &simSrc{src: src, peer: p, wake: time.Duration(i) * 300 * time.Millisecond})
+		w.srcs = append(w.srcs, &simSrc{src: src, peer: p, wake: time.Duration(i) * stagger})
 	}
 	return w
 }
@@ -173,6 +179,9 @@ func (w *simWorld) mitigate() {
 		}
 	}
 	sys := w.net.Sys()
+	for _, s := range w.srcs {
+		s.src.SetSkew(w.clock.SampleSkew(sys))
+	}
 	w.res = upstream.MitigateAuth(w.clock.Local(sys), cands, authed, upstream.AuthRequire, w.clock.Status(sys).Frequency, w.opts)
 	if !w.res.OK() {
 		w.clock.Lose(w.res.Reason)
@@ -189,6 +198,9 @@ func (w *simWorld) mitigate() {
 	}
 	if w.synced < 0 {
 		w.synced = w.net.Elapsed()
+	}
+	for _, s := range w.srcs {
+		s.src.SetSkew(w.clock.SampleSkew(sys))
 	}
 }
 

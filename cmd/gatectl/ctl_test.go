@@ -27,7 +27,7 @@ func fixture(synced bool) map[string]any {
 	st := report.Status{State: report.StateSynchronised, Synchronised: true, Stratum: 3, RefID: "192.0.2.10",
 		SystemPeer: "ntp1.example.net (192.0.2.10:123)", RefTime: t0.Add(-30 * time.Second), Leap: "normal",
 		Offset: 0.000012345, FrequencyPPM: -12.5, RootDelay: 0.0123, RootDispersion: 0.0021, RootDistance: 0.00825,
-		SinceEstimate: 30, Truechimers: 3, Sources: 4, MinSources: 2, Version: "v1.2.3 abcdef012345 go1.27.3",
+		SinceEstimate: 30, EstimateOffset: 0.000123456, Truechimers: 3, Sources: 4, MinSources: 2, Version: "v1.2.3 abcdef012345 go1.27.3",
 		Started: t0.Add(-2 * time.Hour), Uptime: 7200, ConfigFile: "/etc/timegate/timegate.conf", ConfigLoaded: t0.Add(-time.Hour)}
 	if !synced {
 		st = report.Status{State: report.StateUnsynchronised, Reason: "only 1 of minsources 2 agree", ReasonCode: "MINS",

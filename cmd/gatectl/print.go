@@ -90,6 +90,9 @@ func printStatus(w io.Writer, s *report.Status) {
 	if s.SinceEstimate >= 0 {
 		est = fmt.Sprintf("%.1f seconds ago", s.SinceEstimate)
 	}
+	if s.SinceEstimate >= 0 {
+		est += fmt.Sprintf(", sources %+.9f seconds from the system clock", s.EstimateOffset)
+	}
 	line("Last estimate", est)
 	line("Sources", fmt.Sprintf("%d configured, %d agree, minsources %d", s.Sources, s.Truechimers, s.MinSources))
 	line("Uptime", fmt.Sprintf("%s (since %s)", (time.Duration(s.Uptime)*time.Second).String(), stamp(s.Started)))

@@ -90,6 +90,9 @@ func (r *runner) reportSource(a *assoc, sys, local time.Time) report.Source {
 	if n := src.Cookies(); n >= 0 {
 		row.Cookies = n
 	}
+	if ls := src.LastSample(); !ls.Time.IsZero() {
+		row.LastOffset, row.LastDelay = ls.Offset.Seconds(), ls.Delay.Seconds()
+	}
 	if fs, ok := src.FilterStats(); ok {
 		row.Offset, row.Delay = fs.Offset.Seconds(), fs.Delay.Seconds()
 		row.Jitter, row.Dispersion, row.Samples = fs.Jitter.Seconds(), fs.Dispersion.Seconds(), fs.Samples
@@ -162,6 +165,8 @@ type Summary struct {
 	// Drift and Skew are the soft clock's frequency estimate and its uncertainty (s/s),
 	// what the drift file keeps (chronyc tracking's Frequency and Skew).
 	Drift, Skew float64
+	// Estimate is the last combined offset (sources' time minus local time).
+	Estimate time.Duration
 }
 
 // Summary returns the latest selection summary; the zero Summary before Run starts.
@@ -183,6 +188,7 @@ func (r *runner) summarise(st *upstream.Status) {
 	}
 	if st.Synchronised && !st.Holdover && r.res.OK() {
 		s.SystemPeer = r.candName(r.res.Estimate.Peer)
+		s.Estimate = r.res.Estimate.Offset
 		s.Truechimers = len(r.res.Truechimers)
 	}
 	r.summary.Store(s)

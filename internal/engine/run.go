@@ -234,6 +234,12 @@ func (r *runner) round(sys time.Time) {
 			r.logTracking(sys, &before, &after) // a fresh estimate, not a repeat
 		}
 	}
+	skew := r.clock.SampleSkew(sys)
+	for _, a := range r.assocs {
+		if a.src != nil {
+			a.src.SetSkew(skew)
+		}
+	}
 	r.publish(sys)
 }
 

@@ -35,11 +35,12 @@ func (g *Gateway) Status() report.Status {
 	s := g.state.Load()
 	cfg := g.cfg.Load()
 	st := report.Status{
-		Stratum:        s.Stratum,
-		RefID:          ntp.RefIDString(s.Stratum, s.RefID),
-		RefTime:        s.RefTime,
-		Leap:           leapWords(s.Leap),
-		Offset:         s.Offset.Seconds(),
+		Stratum: s.Stratum,
+		RefID:   ntp.RefIDString(s.Stratum, s.RefID),
+		RefTime: s.RefTime,
+		Leap:    leapWords(s.Leap),
+		// The published law's offset at now, not at its base.
+		Offset:         s.Serve(now).Sub(now).Seconds(),
 		FrequencyPPM:   s.Freq * 1e6,
 		RootDelay:      s.RootDelay.Seconds(),
 		RootDispersion: s.RootDispersion.Seconds(),
@@ -94,6 +95,7 @@ func (g *Gateway) describeSync(st *report.Status, s *ntp.ServedState) {
 	st.Synchronised = sum.Synchronised
 	st.SystemPeer, st.Truechimers, st.Sources = sum.SystemPeer, sum.Truechimers, sum.Sources
 	st.DriftPPM, st.SkewPPM = sum.Drift*1e6, sum.Skew*1e6
+	st.EstimateOffset = sum.Estimate.Seconds()
 	if sum.Age >= 0 {
 		st.SinceEstimate = sum.Age.Seconds()
 	}

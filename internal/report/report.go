@@ -56,6 +56,10 @@ type Status struct {
 	// correction); Frequency its rate in ppm.
 	Offset       float64 `json:"offset_s"`
 	FrequencyPPM float64 `json:"frequency_ppm"`
+	// EstimateOffset is the last combined estimate (selection, clustering and
+	// combining over the sources' filtered offsets): the sources' time minus system
+	// time, what Offset converges on. Zero before the first.
+	EstimateOffset float64 `json:"estimate_offset_s"`
 	// DriftPPM is the soft clock's frequency estimate without any slew in
 	// progress, and SkewPPM its uncertainty: what the drift file keeps.
 	DriftPPM       float64 `json:"drift_ppm"`
@@ -110,18 +114,23 @@ type Source struct {
 	State   string `json:"state"`
 	Why     string `json:"why,omitempty"`
 	// Auth is "nts", "key" or "none".
-	Auth          string  `json:"auth"`
-	KeyID         uint32  `json:"key_id,omitempty"`
-	KeyType       string  `json:"key_type,omitempty"`
-	Cookies       int     `json:"cookies,omitempty"`
-	SinceKE       float64 `json:"since_ke_s,omitempty"` // negative: no KE yet
-	KEError       string  `json:"ke_error,omitempty"`
-	Stratum       uint8   `json:"stratum"`
-	Poll          int8    `json:"poll"`
-	Reach         uint8   `json:"reach"`
-	SinceRx       float64 `json:"since_rx_s"` // negative: nothing received
+	Auth    string  `json:"auth"`
+	KeyID   uint32  `json:"key_id,omitempty"`
+	KeyType string  `json:"key_type,omitempty"`
+	Cookies int     `json:"cookies,omitempty"`
+	SinceKE float64 `json:"since_ke_s,omitempty"` // negative: no KE yet
+	KEError string  `json:"ke_error,omitempty"`
+	Stratum uint8   `json:"stratum"`
+	Poll    int8    `json:"poll"`
+	Reach   uint8   `json:"reach"`
+	SinceRx float64 `json:"since_rx_s"` // negative: nothing received
+	// Offset and Delay are the clock filter's output (the sample in use);
+	// LastOffset and LastDelay the latest sample as measured (chronyc sources'
+	// "Last sample").
 	Offset        float64 `json:"offset_s"`
 	Delay         float64 `json:"delay_s"`
+	LastOffset    float64 `json:"last_offset_s"`
+	LastDelay     float64 `json:"last_delay_s"`
 	Jitter        float64 `json:"jitter_s"`
 	Dispersion    float64 `json:"dispersion_s"`
 	RootDistance  float64 `json:"root_distance_s"`

@@ -1,18 +1,16 @@
 package harness
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // socketFailure matches chronyd 4.3's complaint about a port it could not bind
@@ -90,9 +88,22 @@ type ChronyOptions struct {
 	NTSPort       int // served NTS-KE port; 0 picks a free one (with NTSServerCert)
 
 	ExtraConfig []string // appended verbatim, one directive per element
-	// FakeOffset runs chronyd under libfaketime with FAKETIME set to it, e.g. "+3s"
-	// or "-2.5": chronyd then serves (and reads) shifted time — a falseticker.
-	FakeOffset string
+	// Shift, when not zero, makes an upstream that serves true time + Shift seconds
+	// (a falseticker, or a known shift for accuracy measurements): StartChrony first
+	// starts an honest reference chronyd bound to 127.0.0.2 (`local stratum`
+	// LocalStratum − 1, at least 1), then this one as its client with `offset Shift`
+	// and without `local`, and returns once it is synchronised to the reference.
+	// chronyd -x applies its corrections to every timestamp it serves, receive and
+	// transmit alike, so the shift is clean: a normal delay and exactly Shift of
+	// offset. (libfaketime shifts only what chronyd reads with clock_gettime, not the
+	// kernel's receive timestamps: its replies carry an honest receive and a shifted
+	// transmit timestamp, which looks like half the shift with a negative delay.)
+	Shift float64
+	// Netns runs chronyd in this network namespace (`ip netns exec NS`); chronyc
+	// reaches it through its Unix command socket regardless.
+	Netns string
+	// Reference is the honest chronyd a Shift instance follows (set by StartChrony).
+	Reference *Chrony
 }
 
 func (o ChronyOptions) serving() bool {
@@ -113,18 +124,18 @@ type Chrony struct {
 // StartChrony starts a chronyd as described in the package comment and returns
 // when its command socket answers and it holds the ports it serves. It fails the
 // test if chronyd cannot start, and skips it (fails under CI=true) when chronyd,
-// chronyc, faketime (with FakeOffset) or root are missing.
+// chronyc or root are missing.
 func StartChrony(t testing.TB, o ChronyOptions) *Chrony {
 	t.Helper()
 	chronyd := RequireBinary(t, "chronyd")
 	chronyc := RequireBinary(t, "chronyc")
 	RequireRoot(t, "chronyd 4.3 refuses to start as another user (\"Fatal error : Not superuser\")")
 	var env []string
-	if o.FakeOffset != "" {
-		env = faketimeEnv(t, o.FakeOffset)
-	}
 	if o.Name == "" {
 		o.Name = "chronyd"
+	}
+	if o.Shift != 0 {
+		return startShifted(t, o)
 	}
 	if o.NTSServerCert != "" && o.NTSServerKey == "" || o.NTSServerCert == "" && o.NTSServerKey != "" {
 		t.Fatalf("%s: NTSServerCert and NTSServerKey go together (chronyd opens no NTS-KE port with one)", o.Name)
@@ -149,6 +160,9 @@ func StartChrony(t testing.TB, o ChronyOptions) *Chrony {
 		c.args = append([]string{"--bounding-set", "-sys_time", "--inh-caps", "-sys_time", chronyd}, c.args...)
 	} else {
 		t.Logf("%s: setpriv not found; chronyd runs with -x only", o.Name)
+	}
+	if o.Netns != "" {
+		c.path, c.args = inNetns(t, o.Netns, c.path, c.args)
 	}
 	c.ready = c.readiness
 
@@ -240,23 +254,32 @@ func (c *Chrony) Server() ServerLine {
 // Addr returns the served NTP address, 127.0.0.1:Port.
 func (c *Chrony) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)) }
 
-// faketimeEnv returns the environment that makes a program run under libfaketime
-// with the given offset. The library path is the one the faketime wrapper sets
-// (asking the wrapper keeps it right on every distribution); the wrapper itself
-// is not used as chronyd's parent because it forks and does not pass SIGTERM on.
-func faketimeEnv(t testing.TB, offset string) []string {
+// startShifted starts the honest reference of a Shift instance, then the instance
+// itself as the reference's client, and waits until it serves the shifted time.
+func startShifted(t testing.TB, o ChronyOptions) *Chrony {
 	t.Helper()
-	faketime := RequireBinary(t, "faketime")
-	out, err := exec.Command(faketime, "-f", "+0", "env").Output()
-	if err != nil {
-		t.Fatalf("faketime: %v", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "LD_PRELOAD="); ok && v != "" {
-			return []string{"LD_PRELOAD=" + v, "FAKETIME=" + offset}
+	ref := StartChrony(t, ChronyOptions{
+		Name: o.Name + " reference", LocalStratum: max(o.LocalStratum-1, 1), Netns: o.Netns,
+		// 127.0.0.2: a server whose reference ID were 127.0.0.1 would look like a
+		// synchronisation loop to a chronyd client on 127.0.0.1.
+		ExtraConfig: []string{"bindaddress 127.0.0.2", "allow 127.0.0.2"},
+	})
+	o.Reference = ref
+	o.Serve = true
+	o.LocalStratum = 0
+	line := ServerLine{Host: "127.0.0.2", Port: ref.Port, Options: []string{"offset", strconv.FormatFloat(o.Shift, 'f', -1, 64)}}
+	o.Servers = append([]ServerLine{line}, o.Servers...)
+	// No makestep: chronyd -x's null clock driver takes a slew at once, but drops a step.
+	shift := o.Shift
+	o.Shift = 0
+	c := StartChrony(t, o)
+	c.Options.Shift = shift
+	WaitFor(t, 60*time.Second, func() (bool, string) {
+		tr, err := c.tryTracking()
+		if err != nil {
+			return false, err.Error()
 		}
-	}
-	t.Fatalf("faketime did not set LD_PRELOAD; its environment was:\n%s", out)
-	return nil
+		return tr.RefID == "7F000002" && tr.Stratum > 0 && tr.Leap == "Normal", fmt.Sprintf("tracking %+v", tr)
+	})
+	return c
 }

@@ -211,23 +211,26 @@ func TestChronySymmetricKey(t *testing.T) {
 	}
 }
 
-func TestChronyFakeOffset(t *testing.T) {
+// A Shift instance serves true time + Shift cleanly: a client sees exactly the shift
+// with a normal, positive delay (under libfaketime it saw half the shift and a
+// negative delay), and selection rejects it as a falseticker.
+func TestChronyShift(t *testing.T) {
 	t.Parallel()
 	honest := harness.StartChrony(t, harness.ChronyOptions{Name: "honest server", LocalStratum: 5})
-	liar := harness.StartChrony(t, harness.ChronyOptions{Name: "liar +3s", LocalStratum: 5, FakeOffset: "+3s"})
+	liar := harness.StartChrony(t, harness.ChronyOptions{Name: "liar +3s", LocalStratum: 5, Shift: 3})
 	// One honest server seen through three addresses (chrony keeps one source per
 	// IP), and the liar: the liar is the falseticker.
 	var servers []harness.ServerLine
-	for _, host := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+	for _, host := range []string{"127.0.0.1", "127.0.0.3", "127.0.0.4"} {
 		s := honest.Server()
 		s.Host = host
 		servers = append(servers, s)
 	}
 	l := liar.Server()
-	l.Host = "127.0.0.4"
+	l.Host = "127.0.0.5"
 	// minsources 2: chrony spaces its first requests to different sources, and
 	// with the default of 1 it follows whichever answers first — the liar, now
-	// and then (seen here: the client then reported the honest server 3 s off).
+	// and then.
 	cli := harness.StartChrony(t, harness.ChronyOptions{Name: "client", Servers: append(servers, l),
 		ExtraConfig: []string{"minsources 2"}})
 
@@ -238,23 +241,29 @@ func TestChronyFakeOffset(t *testing.T) {
 				return false, fmt.Sprintf("not all sources reached: %+v", srcs)
 			}
 		}
-		liar, _ := harness.FindSource(srcs, "127.0.0.4")
+		liar, _ := harness.FindSource(srcs, "127.0.0.5")
 		tr := cli.Tracking(t)
 		return liar.State == "x" && tr.Stratum == 6, fmt.Sprintf("liar %+v, client tracking %+v", liar, tr)
 	})
-	nd := cli.NTPData(t, "127.0.0.4")
+	nd := cli.NTPData(t, "127.0.0.5")
 	off, err := strconv.ParseFloat(nd["Offset"], 64)
-	if err != nil || math.Abs(off-3) > 0.05 {
-		t.Errorf("ntpdata offset of the faketime'd server %q, want +3 s ± 50 ms", nd["Offset"])
+	if err != nil || math.Abs(off-3) > 0.001 {
+		t.Errorf("ntpdata offset of the shifted server %q, want +3 s ± 1 ms", nd["Offset"])
 	}
-	s, _ := harness.FindSource(cli.Sources(t), "127.0.0.4")
-	if math.Abs(s.MeasuredOffset+3) > 0.05 {
+	if d, err := strconv.ParseFloat(nd["Peer delay"], 64); err != nil || d <= 0 || d > 0.01 {
+		t.Errorf("ntpdata delay to the shifted server %q, want positive and under 10 ms on loopback", nd["Peer delay"])
+	}
+	if nd["Stratum"] != "5" || nd["Reference ID"] != "7F000002" {
+		t.Errorf("shifted server: stratum %s refid %s, want 5 and its reference 127.0.0.2", nd["Stratum"], nd["Reference ID"])
+	}
+	s, _ := harness.FindSource(cli.Sources(t), "127.0.0.5")
+	if math.Abs(s.MeasuredOffset+3) > 0.001 {
 		t.Errorf("sources offset %v, want -3 s (the local clock is 3 s behind the liar)", s.MeasuredOffset)
 	}
 	if h, _ := harness.FindSource(cli.Sources(t), "127.0.0.1"); math.Abs(h.MeasuredOffset) > 0.01 {
 		t.Errorf("honest source offset %v, want about 0", h.MeasuredOffset)
 	}
-	if tr := cli.Tracking(t); tr.Stratum != 6 || tr.RefName == "127.0.0.4" {
+	if tr := cli.Tracking(t); tr.Stratum != 6 || tr.RefName == "127.0.0.5" {
 		t.Errorf("client tracking %+v, want stratum 6 from an honest source", tr)
 	}
 }

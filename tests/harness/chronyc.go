@@ -183,3 +183,12 @@ func (c *Chrony) WaitSelected(t testing.TB, addr string, timeout time.Duration) 
 	})
 	return src
 }
+
+// tryTracking is Tracking without failing the test: for waits.
+func (c *Chrony) tryTracking() (Tracking, error) {
+	out, err := c.chronycOutput("tracking")
+	if err != nil {
+		return Tracking{}, err
+	}
+	return ParseTracking(splitCSV(out))
+}

@@ -27,10 +27,11 @@
 // keeping it root spares the tests from making every key, certificate and
 // directory readable by the _chrony user. Only loopback traffic is ever configured.
 //
-// A falseticker is made with libfaketime: ChronyOptions.FakeOffset sets
-// LD_PRELOAD (the library path that the faketime wrapper itself uses) and
-// FAKETIME in chronyd's environment. The faketime wrapper is not kept as the
-// parent because it forks and does not forward SIGTERM to chronyd.
+// A falseticker, or an upstream with a known shift, is two chained chronyds
+// (ChronyOptions.Shift): an honest reference on 127.0.0.2 and a client of it with
+// chrony's `offset`, which chronyd -x applies to every timestamp it serves. Not
+// libfaketime: it shifts what chronyd reads with clock_gettime but not the kernel's
+// receive timestamps, so such a server looks half as far off with a negative delay.
 //
 // # chronyc output
 //

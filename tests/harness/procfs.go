@@ -87,8 +87,10 @@ func heldPorts(pgid int) (udp, tcp map[int]bool) {
 			}
 		}
 	}
-	udp = socketPorts([]string{"/proc/net/udp", "/proc/net/udp6"}, "", inodes)
-	tcp = socketPorts([]string{"/proc/net/tcp", "/proc/net/tcp6"}, "0A", inodes) // 0A = LISTEN
+	// The group's own view of /proc/net: it may run in another network namespace.
+	net := "/proc/" + strconv.Itoa(pgid) + "/net/"
+	udp = socketPorts([]string{net + "udp", net + "udp6"}, "", inodes)
+	tcp = socketPorts([]string{net + "tcp", net + "tcp6"}, "0A", inodes) // 0A = LISTEN
 	return udp, tcp
 }
 

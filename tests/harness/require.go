@@ -24,8 +24,6 @@ func debianPackage(name string) string {
 	switch name {
 	case "chronyd", "chronyc":
 		return "chrony"
-	case "faketime":
-		return "faketime"
 	case "ntpd", "ntpdig", "ntpq":
 		return "ntpsec (ntpdig: ntpsec-ntpdig)"
 	case "rsyslogd":

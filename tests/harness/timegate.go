@@ -133,6 +133,9 @@ type TimegateOptions struct {
 	Name string   // label in messages; default "timegate"
 	Args []string // more arguments after -config FILE
 	Env  []string // more environment, NAME=value
+	// Netns runs timegate in this network namespace (`ip netns exec NS`); gatectl
+	// reaches it through its Unix control socket regardless.
+	Netns string
 
 	// Readiness: the process (or a child in its group) holds these UDP ports
 	// bound and these TCP ports listening, and its output matches LogReady.
@@ -190,6 +193,9 @@ func StartTimegateWith(t testing.TB, bin, conf string, o TimegateOptions) *Proce
 		t.Fatalf("%s: %v", o.Name, err)
 	}
 	p.path, p.args, p.env = bin, append([]string{"-config", p.ConfPath}, o.Args...), o.Env
+	if o.Netns != "" {
+		p.path, p.args = inNetns(t, o.Netns, p.path, p.args)
+	}
 	if len(o.UDPPorts) == 0 && len(o.TCPPorts) == 0 && o.LogReady == "" {
 		o.UDPPorts, o.TCPPorts = ConfigPorts(conf)
 	}
