@@ -46,6 +46,13 @@ clean:
 load:
 	scripts/load.sh
 
+## load-veth: issue 10's side by side through a veth pair between two network namespaces (server pinned to
+## CPU 0 in one, load tool on CPU 1 in the other): one table of timegate, chronyd and the echo, plain, NTS, NTS-KE,
+## NTP beside NTS-KE, 1 vs 2 workers; no spoofed flood (root; about 7 min; NETNS=1 scripts/load.sh)
+.PHONY: load-veth
+load-veth:
+	NETNS=1 SKIP_SPOOF=1 scripts/load.sh
+
 ## install: binaries, systemd unit (+ clockcontrol drop-in example), sysusers/tmpfiles snippets and the sample
 ## config (kept if present); creates the timegate user when systemd-sysusers exists; enables nothing (root)
 PREFIX      ?= /usr/local
