@@ -46,6 +46,7 @@
 # Knobs (environment): NETNS=0 PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=4
 #   LOSS_ITER=5 CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
+#   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
 #   SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
@@ -70,6 +71,7 @@ SKIP_CHRONY=${SKIP_CHRONY:-0}
 SKIP_NTS=${SKIP_NTS:-0}
 SKIP_SCALING=${SKIP_SCALING:-0}
 SKIP_SIDE=${SKIP_SIDE:-0}
+SKIP_SAT=${SKIP_SAT:-0}
 SKIP_SPOOF=${SKIP_SPOOF:-0}
 
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -218,7 +220,7 @@ start_timegate() {
 		"$tg_port" "$ke" "$srv_ip" "$workers" "$work/$name-state" "$extra" >"$work/$name.conf"
 	local prefix=("${in_srv[@]+"${in_srv[@]}"}")
 	if [[ $pin == 1 ]]; then prefix+=("${pin_server[@]+"${pin_server[@]}"}"); fi
-	GOMAXPROCS=$workers "${prefix[@]+"${prefix[@]}"}" "$work/timegate" -config "$work/$name.conf" -state "$work/$name-state" \
+	GOMAXPROCS=${TG_GOMAXPROCS:-$workers} "${prefix[@]+"${prefix[@]}"}" "$work/timegate" -config "$work/$name.conf" -state "$work/$name-state" \
 		>"$work/$name.log" 2>&1 &
 	tg_pid=$!
 	started+=("$tg_pid")
@@ -400,6 +402,7 @@ if [[ $SKIP_SIDE != 1 ]]; then
 	modes=(plain)
 	[[ $SKIP_NTS == 1 ]] || modes+=(nts)
 	for round in $(seq "$ROUNDS"); do
+		[[ $SKIP_SAT != 1 ]] || break
 		measure echo plain "$echo_port" "$echo_pid" 0 0 "$PLAIN_SECONDS" "sat-echo-plain-$round"
 		for mode in "${modes[@]}"; do
 			if ((round % 2 == 1)); then
@@ -413,8 +416,9 @@ if [[ $SKIP_SIDE != 1 ]]; then
 			fi
 		done
 	done
-	lossfree echo plain "$echo_port" "$echo_pid" 0
+	[[ $SKIP_SAT == 1 ]] || lossfree echo plain "$echo_port" "$echo_pid" 0
 	for mode in "${modes[@]}"; do
+		[[ $SKIP_SAT != 1 ]] || break
 		lossfree timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke"
 		[[ $SKIP_CHRONY == 1 ]] || lossfree chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}"
 	done

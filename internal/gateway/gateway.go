@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -273,7 +274,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		stopShip = g.audit.run(ctx, spawn)
 	}
 	for _, group := range g.udp {
-		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
+		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring,
+			LockThreads: os.Getenv("TG_EXP_LOCK") == "1"}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	if g.nts != nil {
