@@ -46,6 +46,7 @@
 # Knobs (environment): NETNS=0 PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=4
 #   LOSS_ITER=5 CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
+#   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
 #   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
 #   SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
@@ -72,6 +73,8 @@ SKIP_NTS=${SKIP_NTS:-0}
 SKIP_SCALING=${SKIP_SCALING:-0}
 SKIP_SIDE=${SKIP_SIDE:-0}
 SKIP_SAT=${SKIP_SAT:-0}
+SKIP_NICE=${SKIP_NICE:-0}
+NICE=${NICE:-10}
 SKIP_SPOOF=${SKIP_SPOOF:-0}
 
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -431,6 +434,19 @@ if [[ $SKIP_SIDE != 1 ]]; then
 	say "after the runs: timegate $(rss "$tg_pid")"
 	stop_pid "$tg_pid"
 	stop_pid "$echo_pid"
+	# The same NTS-KE runs against timegate with `ntskenice`: handshakes on
+	# threads at nice 10, the NTP worker on a thread of its own (GOMAXPROCS
+	# raised to 2, still pinned to the one server CPU).
+	if [[ $SKIP_NTS != 1 && $SKIP_NICE != 1 ]]; then
+		start_timegate tgnice "ratelimit off
+	ntsratelimit off
+	ntskenice $NICE
+	$nts_conf"
+		say "timegate with ntskenice $NICE: pid $tg_pid port $tg_port ke $tg_ke"
+		kerate tgnice "$tg_pid" "$tg_ke"
+		besideke tgnice "$tg_port" "$tg_pid" "$tg_ke"
+		stop_pid "$tg_pid"
+	fi
 	[[ $SKIP_CHRONY == 1 ]] || stop_pid "$ch_pid"
 
 fi
@@ -473,7 +489,7 @@ fi
 report() {
 	local kv=$work/kv.txt name mode f
 	: >"$kv"
-	for name in timegate chronyd echo; do
+	for name in timegate chronyd echo tgnice; do
 		for mode in plain nts; do
 			compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
 			jq -s -r --arg k "$mode" --arg n "$name" 'max_by(.replies_per_s) |
@@ -503,11 +519,11 @@ report() {
 	function g(k, n) { return ((k " " n) in v) ? v[k " " n] : "-" }
 	function r(a, b) { return (a != "-" && b != "-" && b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
 	function row(label, k, target) {
-		printf "%-44s %10s %10s %10s %8s %8s  %s\n", label, g(k, "timegate"), g(k, "chronyd"), g(k, "echo"),
-			r(g(k, "timegate"), g(k, "chronyd")), r(g(k, "timegate"), g(k, "echo")), target
+		printf "%-44s %10s %10s %10s %8s %8s %10s %8s  %s\n", label, g(k, "timegate"), g(k, "chronyd"), g(k, "echo"),
+			r(g(k, "timegate"), g(k, "chronyd")), r(g(k, "timegate"), g(k, "echo")), g(k, "tgnice"), r(g(k, "tgnice"), g(k, "chronyd")), target
 	}
 	END {
-		printf "%-44s %10s %10s %10s %8s %8s  %s\n", "", "timegate", "chronyd", "echo", "tg/chr", "tg/echo", "issue 10 target"
+		printf "%-44s %10s %10s %10s %8s %8s %10s %8s  %s\n", "", "timegate", "chronyd", "echo", "tg/chr", "tg/echo", "tg-nice", "nice/chr", "issue 10 target"
 		row("plain: peak replies/s", "plain_peak", "tg/chr >= 1.0, tg/echo >= 0.85")
 		row("plain: p99 at peak (us, queueing)", "plain_peak_p99", "")
 		row("plain: highest offered/s with < 1 % loss", "plain_lossfree", "tg/chr >= 1.0")
@@ -524,7 +540,7 @@ report() {
 		printf "\n"
 		printf "timegate NTS/plain peak: %s (target >= 0.7)\n", r(g("nts_peak", "timegate"), g("plain_peak", "timegate"))
 		printf "chronyd  NTS/plain peak: %s\n", r(g("nts_peak", "chronyd"), g("plain_peak", "chronyd"))
-		printf "timegate NTP p99 beside KE / alone: %s; chronyd: %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
+		printf "NTP p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "tgnice"), g("beside_alone_p99", "tgnice")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
 		printf "scaling, nothing pinned: 1 worker %s/s, 2 workers %s/s (2/1: %s)\n", g("scale-w1", "timegate"), g("scale-w2", "timegate"), r(g("scale-w2", "timegate"), g("scale-w1", "timegate"))
 	}' "$kv"
 }

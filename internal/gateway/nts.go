@@ -94,7 +94,7 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		Allow:     allow,
 		MaxConns:  cfg.MaxNTSConnections,
 		OnFailure: onFailure,
-		Nice:      expNice(),
+		Nice:      cfg.NTSKENice,
 		Now:       g.opts.Now,
 		Log:       s.log.Named("ke"),
 	})
@@ -294,9 +294,4 @@ func (s *ntsService) recorder() iaudit.Recorder {
 		return iaudit.Nop{}
 	}
 	return s.rec
-}
-
-func expNice() int {
-	n, _ := strconv.Atoi(os.Getenv("TG_EXP_NICE"))
-	return n
 }
