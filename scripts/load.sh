@@ -17,7 +17,8 @@
 #      then NTS-KE: sessions per second from CONNS clients on the load core
 #      and per second of the server's CPU time (its capacity per core);
 #      and plain NTP at BESIDE_RATE alone and beside NTS-KE at half that
-#      measured rate, for the p50/p99 latency;
+#      measured rate, for the p50/p99 latency; both again (unless
+#      SKIP_NICE=1) for timegate with `ntskenice NICE` (column tg-nice);
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
 #  (b) a spoofed flood of SPOOF_SOURCES distinct source addresses in
@@ -48,7 +49,7 @@
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
 #   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
 #   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
-#   SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
+#   RUN_NICE=0 SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
@@ -131,6 +132,15 @@ pin_server=() pin_load=()
 if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
 	pin_server=(taskset -c "$SERVER_CPU")
 	pin_load=(taskset -c "$LOAD_CPU")
+fi
+# RUN_NICE (root, e.g. -10): servers and load tool at that nice value, so
+# that other work on a shared machine takes less of their cores. The
+# scaling runs (nothing pinned) are not reniced. `ntskenice N` sets an
+# absolute nice value, so under RUN_NICE its handshake threads sit
+# further below the NTP worker than they would otherwise.
+if [[ ${RUN_NICE:-0} != 0 ]]; then
+	pin_server=(nice -n "$RUN_NICE" "${pin_server[@]+"${pin_server[@]}"}")
+	pin_load=(nice -n "$RUN_NICE" "${pin_load[@]+"${pin_load[@]}"}")
 fi
 
 # Namespace prefixes (empty on loopback): `ip netns exec` execs the command
@@ -319,6 +329,8 @@ kerate() {
 besideke() {
 	local name=$1 port=$2 pid=$3 ke=$4 half kepid
 	half=$(jq '.replies_per_s / 2 | floor' "$out/ke-$name.json")
+	# Let the sessions the KE run left behind (up to the 2 s KE timeout) end.
+	sleep 3
 	measure "$name" plain "$port" "$pid" 0 "$BESIDE_RATE" "$PLAIN_SECONDS" "beside-$name-alone"
 	"${in_cli[@]+"${in_cli[@]}"}" "${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "$srv_ip:$ke" -ca "$work/cert.pem" -rate "$half" \
 		-duration "$((PLAIN_SECONDS + 2))s" -conns "$CONNS" -quiet -json-out "$out/beside-$name-ke.json" >/dev/null &
@@ -336,8 +348,10 @@ besideke() {
 lossfree() {
 	local name=$1 mode=$2 port=$3 pid=$4 ke=$5 peak lo hi rate loss
 	peak=$(jq -s 'map(.replies_per_s) | max | floor' "$out"/sat-"$name"-"$mode"-*.json)
-	lo=0 hi=$peak
-	for _ in $(seq "$LOSS_ITER"); do
+	lo=0 hi=$peak i=0
+	# LOSS_ITER steps, and up to 4 more halvings while none lost < 1 %.
+	while ((i < LOSS_ITER || (lo == 0 && i < LOSS_ITER + 4))); do
+		i=$((i + 1))
 		rate=$(((lo + hi) / 2000 * 1000))
 		if ((rate <= lo || rate == 0)); then break; fi
 		measure "$name" "$mode" "$port" "$pid" "$ke" "$rate" "$LOSS_SECONDS" "loss-$name-$mode-$rate"
@@ -369,6 +383,7 @@ chmod 600 "$work/key.pem"
 	echo "timegate $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (dirty tree)'), $(go version | cut -d' ' -f3)"
 	echo "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	if [[ ${#pin_server[@]} -gt 0 ]]; then echo "servers pinned to CPU $SERVER_CPU (GOMAXPROCS=1), load tool to CPU $LOAD_CPU"; else echo "not pinned (one CPU or no taskset)"; fi
+	if [[ ${RUN_NICE:-0} != 0 ]]; then echo "servers and load tool at nice $RUN_NICE"; fi
 	if [[ $NETNS == 1 ]]; then echo "servers at $srv_ip in netns tgload-srv-$$, load from 198.18.0.2 in netns tgload-cli-$$, through a veth pair"; else echo "everything on 127.0.0.1"; fi
 } | tee "$out/summary.txt"
 
