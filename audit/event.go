@@ -23,6 +23,7 @@ const (
 	TypeKeyRotate        Type = "key.rotate"
 	TypeKeyImport        Type = "key.import"
 	TypeKeyPrune         Type = "key.prune"
+	TypeKeyRefused       Type = "key.refused" // a fleet key entry that did not authenticate, or was replayed or deleted early
 	TypeCertLoad         Type = "cert.load"
 	TypeCertReload       Type = "cert.reload"
 	TypeCertExpiry       Type = "cert.expiry"
@@ -31,6 +32,8 @@ const (
 	TypeUpstreamDown     Type = "upstream.unreachable"
 	TypeUpstreamKoD      Type = "upstream.kod"
 	TypeClockStepRefused Type = "clock.step.refused"
+	TypeLeapTable        Type = "leap.table"  // a leap-second table loaded, refused or expired
+	TypeLeapSecond       Type = "leap.second" // a leap second taken up, or an upstream vote overruled
 	TypeControlCommand   Type = "control.command"
 	TypeControlRefused   Type = "control.refused"
 	TypeCheckpoint       Type = "audit.checkpoint"

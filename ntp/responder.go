@@ -3,6 +3,8 @@ package ntp
 import (
 	"net/netip"
 	"time"
+
+	"timegate/leap"
 )
 
 // ServedState is what the server says about its own clock. The upstream
@@ -21,6 +23,21 @@ type ServedState struct {
 	Offset time.Duration
 	Freq   float64
 	Base   time.Time
+	// LeapAt, when set, is a leap second being taken up: from LeapAt (in
+	// the timescale before the leap) served time moves by −LeapSec seconds
+	// along LeapRamp, and the leap indicator changes (see Indicator). The
+	// check is made per packet, so the step falls on the exact second
+	// whenever the state was published.
+	LeapAt   time.Time
+	LeapSec  int8
+	LeapRamp leap.Ramp
+	// LeapBase is what the soft clock's law already holds of the leap:
+	// once the engine has shifted the soft clock by the leap, LeapSec
+	// seconds, added back here so that the ramp alone shapes served time.
+	LeapBase time.Duration
+	// LeapQuiet: no LI 3 while the leap is in progress (smoothed time,
+	// where nothing steps).
+	LeapQuiet bool
 }
 
 // Unsynchronised is the state served before any time source is usable: leap 3
@@ -40,7 +57,35 @@ func (s *ServedState) Serve(sys time.Time) time.Time {
 	if s.Freq != 0 && !s.Base.IsZero() {
 		t = t.Add(time.Duration(float64(sys.Sub(s.Base)) * s.Freq))
 	}
+	if s.LeapAt.IsZero() {
+		return t
+	}
+	t = t.Add(s.LeapBase)
+	if dt := t.Sub(s.LeapAt); dt >= 0 {
+		t = t.Add(time.Duration(-float64(s.LeapSec) * s.LeapRamp.Fraction(dt) * float64(time.Second)))
+	}
 	return t
+}
+
+// Indicator returns the leap indicator to serve at system time sys: Leap
+// until the leap second, then, as chronyd does, 3 for leap.InProgress (a
+// client must not take a sample across the second; not for smoothed time),
+// and none after it.
+func (s *ServedState) Indicator(sys time.Time) Leap {
+	if s.LeapAt.IsZero() || s.Leap == LeapUnsync {
+		return s.Leap
+	}
+	t := sys.Add(s.Offset + s.LeapBase)
+	if s.Freq != 0 && !s.Base.IsZero() {
+		t = t.Add(time.Duration(float64(sys.Sub(s.Base)) * s.Freq))
+	}
+	switch dt := t.Sub(s.LeapAt); {
+	case dt < 0:
+		return s.Leap
+	case dt < leap.InProgress && !s.LeapQuiet:
+		return LeapUnsync
+	}
+	return LeapNone
 }
 
 // Admission is the access decision for one request, made before any
@@ -277,7 +322,7 @@ func (r *Responder) header(dst []byte, req *Header, rx time.Time, adm Admission)
 		mode = ModeSymmetricPassive // stateless: no association is kept
 	}
 	h := Header{
-		Leap:           st.Leap,
+		Leap:           st.Indicator(rx),
 		Version:        req.Version,
 		Mode:           mode,
 		Stratum:        st.Stratum,

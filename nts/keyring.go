@@ -32,6 +32,10 @@ const (
 type KeyRing struct {
 	rotated time.Time
 	keys    []masterKey // [0] next, [1] current (seals), [2:] older, newest first
+	// seal is the index of the sealing key: 1 in a ring this package makes
+	// (one next key ahead of it); a fleet ring (FromKeys) may hold no
+	// pending key or several.
+	seal int
 }
 
 type masterKey struct {
@@ -43,7 +47,7 @@ type masterKey struct {
 
 // NewKeyRing makes a ring with a fresh current key and a fresh next key.
 func NewKeyRing(now time.Time, rand io.Reader) (*KeyRing, error) {
-	r := &KeyRing{rotated: unixTime(now)}
+	r := &KeyRing{rotated: unixTime(now), seal: 1}
 	for range 2 {
 		k, err := r.newKey(now, rand)
 		if err != nil {
@@ -61,7 +65,7 @@ func (r *KeyRing) Rotated(now time.Time, rand io.Reader, keep int) (*KeyRing, er
 	if keep == 0 {
 		keep = DefaultKeep
 	}
-	if keep < 1 || keep > MaxKeep {
+	if keep < 1 || keep > MaxKeep || r.seal != 1 {
 		return nil, ErrKeyRing
 	}
 	k, err := r.newKey(now, rand) // unlike every id of r, kept or not
@@ -69,7 +73,7 @@ func (r *KeyRing) Rotated(now time.Time, rand io.Reader, keep int) (*KeyRing, er
 		return nil, err
 	}
 	n := min(len(r.keys), keep)
-	nr := &KeyRing{rotated: unixTime(now), keys: make([]masterKey, 0, 1+n)}
+	nr := &KeyRing{rotated: unixTime(now), keys: make([]masterKey, 0, 1+n), seal: 1}
 	nr.keys = append(nr.keys, k)
 	nr.keys = append(nr.keys, r.keys[:n]...) // the old next becomes current
 	return nr, nil
@@ -102,7 +106,7 @@ func makeKey(id uint32, created time.Time, key []byte) (masterKey, error) {
 	return k, nil
 }
 
-func (r *KeyRing) current() *masterKey { return &r.keys[1] }
+func (r *KeyRing) current() *masterKey { return &r.keys[r.seal] }
 
 // find returns the key with id, or nil. A linear scan: the ring holds at most
 // MaxKeep+1 keys and usually 8, fewer than a map lookup costs.
@@ -119,10 +123,20 @@ func (r *KeyRing) find(id uint32) *masterKey {
 func (r *KeyRing) RotatedAt() time.Time { return r.rotated }
 
 // CurrentID is the id of the key that seals new cookies.
-func (r *KeyRing) CurrentID() uint32 { return r.keys[1].id }
+func (r *KeyRing) CurrentID() uint32 { return r.keys[r.seal].id }
 
-// NextID is the id of the key that will seal after the next rotation.
-func (r *KeyRing) NextID() uint32 { return r.keys[0].id }
+// NextID is the id of the key that will seal after the next rotation; 0 when
+// a fleet ring has no pending key.
+func (r *KeyRing) NextID() uint32 {
+	if r.seal == 0 {
+		return 0
+	}
+	return r.keys[r.seal-1].id
+}
+
+// Pending is how many keys wait to seal (next keys): one in a ring this
+// package makes, any number up to MaxPending in a fleet ring.
+func (r *KeyRing) Pending() int { return r.seal }
 
 // IDs lists the ids of every key that opens cookies: next, current, older.
 func (r *KeyRing) IDs() []uint32 {
@@ -160,6 +174,9 @@ const (
 
 // MarshalBinary encodes the ring in the versioned file format above.
 func (r *KeyRing) MarshalBinary() ([]byte, error) {
+	if r.seal != 1 {
+		return nil, ErrKeyRing // a fleet ring is kept in its own sealed form
+	}
 	b := make([]byte, ringHeaderLen, ringHeaderLen+len(r.keys)*ringEntryLen+ringSumLen)
 	copy(b, ringMagic)
 	b[4], b[5] = ringVersion, byte(len(r.keys))
@@ -192,7 +209,7 @@ func UnmarshalKeyRing(data []byte) (*KeyRing, error) {
 	if subtle.ConstantTimeCompare(want[:], sum) != 1 {
 		return nil, ErrKeyRing
 	}
-	r := &KeyRing{rotated: time.Unix(int64(binary.BigEndian.Uint64(data[8:])), 0).UTC()}
+	r := &KeyRing{rotated: time.Unix(int64(binary.BigEndian.Uint64(data[8:])), 0).UTC(), seal: 1}
 	for e := body[ringHeaderLen:]; len(e) > 0; e = e[ringEntryLen:] {
 		id := binary.BigEndian.Uint32(e)
 		if r.find(id) != nil {
@@ -229,9 +246,48 @@ func (r *KeyRing) Keys() []KeyInfo {
 // (their clients get an NTS NAK and redo NTS-KE): the operator's answer to a key that
 // may have leaked. The receiver is unchanged; the rotation time is kept.
 func (r *KeyRing) Pruned(keep int) (*KeyRing, error) {
-	if keep < 1 || keep > MaxKeep {
+	if keep < 1 || keep > MaxKeep || r.seal != 1 {
 		return nil, ErrKeyRing
 	}
 	n := min(len(r.keys), 1+keep)
-	return &KeyRing{rotated: r.rotated, keys: append([]masterKey(nil), r.keys[:n]...)}, nil
+	return &KeyRing{rotated: r.rotated, keys: append([]masterKey(nil), r.keys[:n]...), seal: 1}, nil
+}
+
+// MaxPending bounds the keys of a fleet ring that wait to seal: a rotation
+// is published every ntsrotate interval and waits one propagation delay, so
+// a fleet has one pending key, two after a hasty manual rotation; more means
+// a hostile or broken writer, whose keys must not crowd out sealing ones.
+const MaxPending = 4
+
+// Key is one master key as a fleet key store hands it over.
+type Key struct {
+	ID      uint32
+	Created time.Time
+	Secret  [masterKeyLen]byte
+}
+
+// KeyLenMaster is the length of a cookie master key.
+const KeyLenMaster = masterKeyLen
+
+// FromKeys builds a ring from keys decided elsewhere (a fleet's shared store):
+// pending keys that open but do not seal yet, newest first, then the sealing
+// key, then older keys, newest first. rotated is when the sealing key began
+// to seal. IDs must be distinct and non-zero (0 means "none" in reports).
+func FromKeys(rotated time.Time, pending []Key, sealing Key, older []Key) (*KeyRing, error) {
+	if len(pending) > MaxPending || len(older)+1 > MaxKeep {
+		return nil, ErrKeyRing
+	}
+	r := &KeyRing{rotated: unixTime(rotated), seal: len(pending), keys: make([]masterKey, 0, len(pending)+1+len(older))}
+	all := append(append(append(make([]Key, 0, cap(r.keys)), pending...), sealing), older...)
+	for _, k := range all {
+		if k.ID == 0 || r.find(k.ID) != nil {
+			return nil, ErrKeyRing
+		}
+		mk, err := makeKey(k.ID, unixTime(k.Created), k.Secret[:])
+		if err != nil {
+			return nil, err
+		}
+		r.keys = append(r.keys, mk)
+	}
+	return r, nil
 }

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"timegate/ntp"
+	"timegate/symkey"
 	"timegate/tests/harness"
 )
 
@@ -138,4 +142,105 @@ func TestDropKeepsOnlySysTime(t *testing.T) {
 			t.Errorf("%s: saw %d thread status lines, want several threads checked:\n%s", mode, threads, out)
 		}
 	}
+}
+
+// A drop-in chrony.conf names chrony's own directories for the drift file and
+// dumps: a drop that leaves them unwritable starts anyway (they only make
+// restarts better) but says, at start, which directory and the fix.
+func TestDropWarnsOfUnwritableDriftDir(t *testing.T) {
+	harness.RequireRoot(t, "drops privileges")
+	bins := build.Binaries(t)
+	dir := publicDir(t)
+	rootOnly := filepath.Join(dir, "chrony")
+	if err := os.Mkdir(rootOnly, 0o755); err != nil { // root's, as /var/lib/chrony is _chrony's
+		t.Fatal(err)
+	}
+	port := harness.FreeUDPPort(t)
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 9\nuser nobody\ndriftfile %s\n",
+		port, filepath.Join(rootOnly, "chrony.drift"))
+	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", filepath.Join(dir, "state")}, Public: true})
+	p.WaitLog(t, 0, `will not be written after the privilege drop.*directory `+rootOnly+` must stay writable.*chown nobody `+rootOnly, 5*time.Second)
+	p.WaitLog(t, 0, `dropped privileges.*"user": "nobody"`, 5*time.Second)
+	if _, ok := queryFrom(t, "127.0.0.1", port); !ok {
+		t.Fatal("no NTP answer after the drop")
+	}
+}
+
+// Under systemd the keys file is root's in /etc/timegate and the daemon runs
+// unprivileged: `gatectl keys sym gen` and `remove`, run as root, edit the
+// file themselves when the daemon says it may not, keep the file's owner,
+// group and mode (0640 root:nogroup, which the dropped daemon reads), and
+// have the daemon reload: a request under the new key is answered under it.
+func TestRootGatectlEditsKeysForDroppedDaemon(t *testing.T) {
+	harness.RequireRoot(t, "drops privileges")
+	bins := build.Binaries(t)
+	dir := publicDir(t)
+	etc := filepath.Join(dir, "etc")
+	os.Mkdir(etc, 0o755) // root's: the daemon, as nobody, may not write here
+	keys := filepath.Join(etc, "keys")
+	if err := os.WriteFile(keys, []byte("# shared with chrony\n"+harness.NewKey(t, 1, "AES128").Line()+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(keys, 0, 65534)
+	port := harness.FreeUDPPort(t)
+	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 9\nuser nobody\nkeyfile %s\n", port, keys)
+	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", filepath.Join(dir, "state")}, Public: true})
+	p.WaitLog(t, 0, `dropped privileges.*"user": "nobody"`, 5*time.Second)
+
+	out, errOut, err := p.Gatectl(t, bins.Gatectl, "keys", "sym", "gen", "-type", "AES256")
+	if err != nil {
+		t.Fatalf("keys sym gen as root: %v\n%s%s", err, out, errOut)
+	}
+	line := strings.SplitN(out, "\n", 2)[0]
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "2" || f[1] != "AES256" || !strings.HasPrefix(f[2], "HEX:") {
+		t.Fatalf("generated line %q", line)
+	}
+	data, _ := os.ReadFile(keys)
+	if !strings.HasPrefix(string(data), "# shared with chrony\n1 AES128 ") || !strings.HasSuffix(string(data), line+"\n") {
+		t.Fatalf("keys file after gen:\n%s", data)
+	}
+	if fi, err := os.Stat(keys); err != nil || fi.Mode().Perm() != 0o640 || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Sys().(*syscall.Stat_t).Gid != 65534 {
+		t.Fatalf("keys file owner/mode not kept: %v %v", fi.Mode(), fi.Sys())
+	}
+	secret, err := hex.DecodeString(strings.TrimPrefix(f[2], "HEX:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := symkey.NewKey(2, symkey.AES256CMAC, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keyedExchange(t, port, key); err != nil {
+		t.Fatalf("request under the generated key: %v", err)
+	}
+
+	if out, errOut, err := p.Gatectl(t, bins.Gatectl, "keys", "sym", "remove", "2"); err != nil {
+		t.Fatalf("keys sym remove as root: %v\n%s%s", err, out, errOut)
+	}
+	if data, _ := os.ReadFile(keys); strings.Contains(string(data), line) {
+		t.Fatalf("key 2 still in the file:\n%s", data)
+	}
+	if err := keyedExchange(t, port, key); err == nil {
+		t.Fatal("a request under the removed key was still answered")
+	}
+}
+
+// keyedExchange sends one request under key and checks the reply's MAC.
+func keyedExchange(t *testing.T, port int, key *symkey.Key) error {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := ntp.ClientRequest(nil, 4, 0, ntp.Time64(time.Now().UnixNano())|1)
+	c.Write(signed(req, key.ID(), key.Sum(nil, req)))
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 1024)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	return replyMAC(key)(buf[:n])
 }

@@ -154,7 +154,14 @@ func (s *Snapshot) Status(sys time.Time) Status {
 		st.Reason = Reason{Kind: ReasonNoSelectable}
 		return unsynchronised(st)
 	}
-	grow := PHI*max(0, local.Sub(s.estAt).Seconds()) + s.freqUnknown*max(0, local.Sub(s.fitMean).Seconds())
+	age := max(0, local.Sub(s.estAt).Seconds())
+	grow := PHI*age + s.freqUnknown*max(0, local.Sub(s.fitMean).Seconds())
+	if s.freqUnknown == 0 {
+		// A fitted frequency is uncertain by its skew: over a long
+		// holdover that error, not only PHI, accumulates (chrony grows
+		// its root dispersion by skew + max clock error).
+		grow += s.skew * age
+	}
 	disp := s.est.RootDispersion + dur(grow+math.Abs(s.corr.pending(local)))
 	st.Synchronised = true
 	st.Leap, st.Stratum, st.RefID = s.est.Leap, s.est.Stratum+1, s.est.RefID

@@ -40,14 +40,25 @@ type ctlClient struct {
 	json    bool
 	timeout time.Duration
 	stderr  io.Writer
+	// root: gatectl may edit the daemon's files itself when the daemon,
+	// unprivileged, may not (control.CodeNoWrite).
+	root bool
 }
 
 // do calls cmd and decodes the answer into out; on failure it prints the
 // error and returns the exit code to use.
 func (c *ctlClient) do(cmd string, args, out any) int {
+	return c.exit(c.call(cmd, args, out))
+}
+
+func (c *ctlClient) call(cmd string, args, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	err := control.Call(ctx, c.socket, cmd, args, out)
+	return control.Call(ctx, c.socket, cmd, args, out)
+}
+
+// exit prints err, if any, and returns the exit code for it.
+func (c *ctlClient) exit(err error) int {
 	if err == nil {
 		return exitOK
 	}
@@ -84,7 +95,7 @@ func (c *ctlClient) emit(out io.Writer, v any, human func()) int {
 func runCtl(cmd ctlCommand, global string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatectl "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &ctlClient{stderr: stderr}
+	c := &ctlClient{stderr: stderr, root: os.Geteuid() == 0}
 	fs.StringVar(&c.socket, "socket", global, "control socket `path` (default: "+defaultSocketHelp()+")")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up after `duration`")

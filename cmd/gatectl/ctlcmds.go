@@ -1,13 +1,20 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"strconv"
 
+	"timegate/internal/control"
 	"timegate/internal/gateway"
 	"timegate/internal/report"
+	"timegate/internal/secfile"
+	"timegate/symkey"
 )
 
 // ctlCommands lists every control-socket command, in the order the usage
@@ -19,11 +26,12 @@ func ctlCommands() []ctlCommand {
 		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
 		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
 		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
-		{name: "keys nts rotate", short: "the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.", call: keyRingCall(gateway.CmdKeysRotate)},
+		{name: "keys nts rotate", short: "[--fleet] the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.\nWith --fleet (ntskeystore): publish a new key in etcd as \"next\"; every gateway\nloads it, and it seals everywhere once the propagation delay has passed.\nRefused while etcd is unreachable.", flags: rotateFlags, call: callRotate},
 		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
+		{name: "policy publish", short: "publish FILE's restrict/allow/deny/ratelimit lines to every gateway of the fleet", usage: "FILE", nargs: 1, help: "Publish the access policy and NTP rate limit of FILE (restrict, allow, deny\nand ratelimit lines only; anything else is refused) to the fleet store\n(ntskeystore), sealed under the wrapping key: every gateway applies it in place\nof its own file's rules at once, keeps it through etcd outages, and falls back\nto its file's if it is deleted. The daemon reads FILE as its own user.", call: callPolicyPublish},
 		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
-		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (mode\n0600, atomic write) and reload; prints the line for the client's keys file.", flags: symGenFlags, call: callSymGen},
-		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload.", call: callSymRemove},
+		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (atomic write\nkeeping its owner and mode, 0600 when new) and reload; prints the line for the\nclient's keys file. A daemon that dropped privileges may not write its keys file:\ngatectl run as root then edits the file itself and asks for the reload.", flags: symGenFlags, call: callSymGen},
+		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload (run as root, gatectl edits the\nfile itself when the unprivileged daemon may not).", call: callSymRemove},
 		{name: "cert show", short: "the NTS-KE certificate: names, validity, fingerprint, chain", help: "The NTS-KE certificate in use: names, validity, fingerprint, chain length.", call: certCall(gateway.CmdCertShow)},
 		{name: "cert reload", short: "re-read the certificate files now (a bad pair is refused)", help: "Re-read the certificate and key files now; a bad pair is refused and the\nprevious one keeps serving.", call: certCall(gateway.CmdCertReload)},
 		{name: "reload", short: "re-read the configuration; names what needs a restart", help: "Re-read the configuration (policy, rate limits, keys, certificate); prints the\ndirectives that need a restart. A file with errors is refused whole.", call: callReload},
@@ -90,6 +98,32 @@ func keyRingCall(cmd string) func(*ctlClient, []string, any, io.Writer) int {
 	}
 }
 
+func rotateFlags(fs *flag.FlagSet) func() (any, error) {
+	fleet := fs.Bool("fleet", false, "publish the rotation to every gateway through the fleet store (ntskeystore)")
+	return func() (any, error) { return gateway.RotateArgs{Fleet: *fleet}, nil }
+}
+
+func callRotate(c *ctlClient, _ []string, args any, out io.Writer) int {
+	var kr report.KeyRing
+	if code := c.do(gateway.CmdKeysRotate, args, &kr); code != exitOK {
+		return code
+	}
+	return c.emit(out, kr, func() { printKeyRing(out, &kr) })
+}
+
+func callPolicyPublish(c *ctlClient, pos []string, _ any, out io.Writer) int {
+	path, err := filepath.Abs(pos[0])
+	if err != nil {
+		printf(c.stderr, "gatectl policy publish: %v\n", err)
+		return exitUsage
+	}
+	var res gateway.PolicyResult
+	if code := c.do(gateway.CmdPolicyPublish, gateway.PolicyArgs{File: path}, &res); code != exitOK {
+		return code
+	}
+	return c.emit(out, res, func() { printf(out, "policy from %s published to the fleet (%s)\n", path, stamp(res.Published)) })
+}
+
 func pruneFlags(fs *flag.FlagSet) func() (any, error) {
 	keep := fs.Int("keep", 1, "sealing keys to keep, the current one included (`N` >= 1)")
 	return func() (any, error) {
@@ -129,7 +163,16 @@ func symGenFlags(fs *flag.FlagSet) func() (any, error) {
 
 func callSymGen(c *ctlClient, _ []string, args any, out io.Writer) int {
 	var res gateway.SymGenResult
-	if code := c.do(gateway.CmdSymGen, args, &res); code != exitOK {
+	err := c.call(gateway.CmdSymGen, args, &res)
+	if c.root && errors.Is(err, errNoWrite) {
+		a := args.(gateway.SymGenArgs)
+		err = c.editKeys(func(path string, data []byte) ([]byte, error) {
+			next, k, err := symkey.Generate(path, data, a.ID, a.Type, rand.Reader)
+			res = gateway.SymGenResult{ID: k.ID, Type: k.Type, Line: k.Line, File: path}
+			return next, err
+		})
+	}
+	if code := c.exit(err); code != exitOK {
 		return code
 	}
 	return c.emit(out, res, func() {
@@ -144,7 +187,13 @@ func callSymRemove(c *ctlClient, pos []string, _ any, out io.Writer) int {
 		printf(c.stderr, "gatectl keys sym remove: ID must be 1..4294967295, got %q\n", pos[0])
 		return exitUsage
 	}
-	if code := c.do(gateway.CmdSymRemove, gateway.SymRemoveArgs{ID: uint32(id)}, nil); code != exitOK {
+	err = c.call(gateway.CmdSymRemove, gateway.SymRemoveArgs{ID: uint32(id)}, nil)
+	if c.root && errors.Is(err, errNoWrite) {
+		err = c.editKeys(func(path string, data []byte) ([]byte, error) {
+			return symkey.Remove(path, data, uint32(id))
+		})
+	}
+	if code := c.exit(err); code != exitOK {
 		return code
 	}
 	return c.emit(out, map[string]uint64{"removed": id}, func() { printf(out, "key %d removed and the keys file reloaded\n", id) })
@@ -195,4 +244,40 @@ func runningCheck(c *ctlClient, out io.Writer) int {
 		return exitFail
 	}
 	return code
+}
+
+// errNoWrite matches the daemon's answer when it may not write a file.
+var errNoWrite = &control.Error{Code: control.CodeNoWrite}
+
+// editKeys is `keys sym gen|remove` done by a root gatectl for a daemon
+// that dropped privileges and may no longer write its keys file (under
+// systemd it is root's, in /etc/timegate): the same line edit, under the
+// same directory lock, keeping the file's owner and mode, then a reload so
+// that the daemon serves the new file at once.
+func (c *ctlClient) editKeys(edit func(path string, data []byte) ([]byte, error)) error {
+	var l gateway.SymList
+	if err := c.call(gateway.CmdSymList, nil, &l); err != nil {
+		return err
+	}
+	unlock, err := secfile.LockDir(l.File)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	data, err := secfile.ReadPrivate(l.File)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	next, err := edit(l.File, data)
+	if err != nil {
+		return err
+	}
+	if err := secfile.Replace(l.File, next, 0o600); err != nil {
+		return err
+	}
+	var res gateway.ReloadResult
+	if err := c.call(gateway.CmdReload, nil, &res); err != nil {
+		return fmt.Errorf("%s written, but the reload was refused (the previous keys stay in use): %w", l.File, err)
+	}
+	return nil
 }

@@ -70,6 +70,16 @@ func printStatus(w io.Writer, s *report.Status) {
 	line("Reference ID", s.RefID)
 	line("Ref time", stamp(s.RefTime))
 	line("Leap status", s.Leap)
+	if s.LeapTable != "" {
+		exp := "no expiry date in the file"
+		if !s.LeapTableExpires.IsZero() {
+			exp = "expires " + s.LeapTableExpires.UTC().Format("2006-01-02")
+			if s.LeapTableExpired {
+				exp = "EXPIRED " + s.LeapTableExpires.UTC().Format("2006-01-02") + ": the upstream vote decides"
+			}
+		}
+		line("Leap table", fmt.Sprintf("%s (%d entries, %s)", s.LeapTable, s.LeapTableEntries, exp))
+	}
 	line("Offset", fmt.Sprintf("%+.9f seconds (served time minus system clock)", s.Offset))
 	line("Frequency", fmt.Sprintf("%+.3f ppm", s.FrequencyPPM))
 	line("Drift", fmt.Sprintf("%+.6f ppm, skew %.6f ppm (estimate, as the drift file keeps it)", s.DriftPPM, s.SkewPPM))
@@ -217,12 +227,26 @@ func printClients(w io.Writer, c *report.Clients) {
 
 func printKeyRing(w io.Writer, k *report.KeyRing) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tROLE\tCREATED\tAGE")
+	if k.Fleet != nil {
+		fmt.Fprintln(tw, "ID\tROLE\tCREATED\tAGE\tSEALS FROM")
+	} else {
+		fmt.Fprintln(tw, "ID\tROLE\tCREATED\tAGE")
+	}
 	for _, key := range k.Keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", key.ID, key.Role, stamp(key.Created), (time.Duration(key.Age) * time.Second).String())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s", key.ID, key.Role, stamp(key.Created), (time.Duration(key.Age) * time.Second).String())
+		if k.Fleet != nil {
+			fmt.Fprintf(tw, "\t%s", stamp(key.Seals))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	if k.RotateEvery == 0 {
+	if f := k.Fleet; f != nil {
+		printFleet(w, f)
+		return
+	}
+	if k.Follow {
+		printf(w, "\nrotation: by the NTS-KE host sharing the file (ntsport 0: re-read when it changes, and on reload)\n")
+	} else if k.RotateEvery == 0 {
 		printf(w, "\nrotation: by hand only (ntsrotate 0)\n")
 	} else {
 		printf(w, "\nrotation: every %s, next %s\n", time.Duration(k.RotateEvery*1e9), stamp(k.NextRotate))
@@ -271,4 +295,23 @@ func orNone(s []string) string {
 		return "-"
 	}
 	return strings.Join(s, ", ")
+}
+
+func printFleet(w io.Writer, f *report.Fleet) {
+	state := "connected"
+	if !f.Connected {
+		state = "UNREACHABLE: serving the last good ring, no rotation until etcd answers"
+	}
+	printf(w, "\nfleet store: etcd %s prefix %s\n", strings.Join(f.Endpoints, ","), f.Prefix)
+	printf(w, "state: %s since %s; last good read %s\n", state, stamp(f.Since), stamp(f.LastSync))
+	if f.LastError != "" && !f.Connected {
+		printf(w, "last error: %s\n", f.LastError)
+	}
+	printf(w, "propagation delay %s, grace %s; refused entries %d; rotations published here %d\n",
+		time.Duration(f.Delay*1e9), time.Duration(f.Grace*1e9), f.Refused, f.Published)
+	if f.Policy.IsZero() {
+		printf(w, "access policy and rate limit: this gateway's configuration file (no fleet policy)\n")
+	} else {
+		printf(w, "access policy and rate limit: the fleet's, published %s\n", stamp(f.Policy))
+	}
 }

@@ -12,11 +12,12 @@ import (
 )
 
 // handleSignals: SIGHUP reloads configuration, keys and certificate;
-// SIGUSR1 rotates the NTS key ring now (kept keys still open old cookies).
+// SIGUSR1 rotates the NTS key ring now (kept keys still open old cookies);
+// with a fleet store it publishes a rotation to every gateway.
 func handleSignals(g *gateway.Gateway, sigs <-chan os.Signal, log *zap.Logger) {
 	for sig := range sigs {
 		if sig == syscall.SIGUSR1 {
-			if err := g.RotateNTSKeys(); err != nil {
+			if err := g.RotateNTSKeys(g.FleetKeys()); err != nil {
 				log.Error("NTS key rotation failed; the previous ring stays in use", zap.Error(err))
 			}
 			continue

@@ -78,8 +78,7 @@ func TestNtpdLocalClock(t *testing.T) {
 		t.Errorf("NMEA driver: local %+v, sources %d, warnings:\n%s", c.Local, len(c.Sources), warningsText(c))
 	}
 	parseErr(t, "local stratum 8\nserver 127.127.1.0\n", "t.conf:2: server: ntpd's local clock")
-	parseErr(t, "local stratum 10 orphan\n", "orphan mode is not implemented")
-	parseErr(t, "tos orphan 10\n", "orphan mode is not implemented")
+	parseErr(t, "tos orphan 10\n", "write `local stratum 10 orphan`")
 }
 
 func TestTos(t *testing.T) {

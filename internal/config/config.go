@@ -45,6 +45,8 @@ type Config struct {
 	// Local, when set, serves the local clock at this stratum while no
 	// upstream is usable (chrony `local stratum N`).
 	Local *Local
+	// Leap is the leap-second table, mode and smoothing port.
+	Leap Leap
 
 	KeyFile         string   // symmetric keys (chrony `keyfile`)
 	NTSServerCert   string   // chrony `ntsservercert`
@@ -58,6 +60,12 @@ type Config struct {
 	NTSDumpDir   string // chrony `ntsdumpdir`: where the NTS key ring is kept
 	NTSRotate    time.Duration
 	NTSNTPServer string // chrony `ntsntpserver`: NTP host named in NTS-KE replies
+	// NTSNTPPort is the NTP port NTS-KE replies announce (`ntsntpserver HOST
+	// port N`, timegate's addition); 0 means this host's own `port`.
+	NTSNTPPort int
+	// NTSKeyStore, when set, takes the NTS cookie keys from a fleet's
+	// shared store instead of the local ring file (`ntskeystore`).
+	NTSKeyStore *KeyStore
 
 	// MaxNTSConnections caps concurrent NTS-KE sessions (chrony
 	// `maxntsconnections`); 0: the listener's default (256).
@@ -75,6 +83,9 @@ type Config struct {
 	// MaxStartOffset (timegate `maxstartoffset`): the largest start-up step
 	// one source alone may make the served clock take; 0 is no limit.
 	MaxStartOffset time.Duration
+	// MaxChange (chrony `maxchange`): estimates further than this from the
+	// served time are refused; 0 is the soft clock's default (1000 s).
+	MaxChange time.Duration
 	// CMACOnly (timegate `keytypes cmac`): the keys file may hold AES-CMAC
 	// keys only; MD5, SHA-1 and the other digests are refused.
 	CMACOnly bool
@@ -141,12 +152,21 @@ type Warning struct {
 
 func (w Warning) String() string { return fmt.Sprintf("%s: %s: %s", w.Pos, w.Directive, w.Msg) }
 
-// Local is `local [stratum N]` (or ntpd's `server 127.127.1.0` with `fudge
-// 127.127.1.0 stratum N`). chrony's and ntpd's orphan mode is not
-// implemented, and the word is refused rather than ignored.
+// Local is `local [stratum N] [orphan] [distance D]` (or ntpd's `server
+// 127.127.1.0` with `fudge 127.127.1.0 stratum N`). ntpd's `tos orphan` is
+// refused rather than ignored; chrony's `orphan` is Orphan.
 type Local struct {
 	Stratum int
+	// Distance: the local clock takes over once the held-over root
+	// distance exceeds it (chrony's `local distance`).
+	Distance time.Duration
+	// Orphan: chrony's orphan mode; sources at stratum ≥ Stratum are
+	// orphans, followed only as chrony does (internal/engine/orphan.go).
+	Orphan bool
 }
+
+// DefaultLocalDistance is chrony's default `local distance`.
+const DefaultLocalDistance = time.Second
 
 // RateLimit is chrony's `ratelimit interval I burst B leak L`, plus
 // timegate's `kod` (answer over-limit clients with a RATE kiss instead of

@@ -30,7 +30,19 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntsKENice, true}, true
 	case "local":
 		return handler{local, true}, true
-	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "ntsntpserver", "pidfile", "driftfile", "dumpdir":
+	case "ntsntpserver":
+		return handler{ntsNTPServer, true}, true
+	case "ntskeystore":
+		return handler{keyStore, true}, true
+	case "leapsectz", "leapfile", "leapseclist", "leapsecmode":
+		return handler{leapDirective, true}, true
+	case "smoothtime":
+		return handler{smoothTime, true}, true
+	case "smoothport":
+		return handler{smoothPort, true}, true
+	case "smoothallow":
+		return handler{smoothAllow, false}, true
+	case "keyfile", "ntsservercert", "ntsserverkey", "ntsdumpdir", "pidfile", "driftfile", "dumpdir":
 		return handler{pathDirective, true}, true
 	case "ntstrustedcerts":
 		return handler{trustedCerts, false}, true
@@ -56,6 +68,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{authSelectMode, true}, true
 	case "holdover":
 		return handler{holdover, true}, true
+	case "maxchange":
+		return handler{maxChange, true}, true
 	case "maxstartoffset":
 		return handler{maxStartOffset, true}, true
 	case "keytypes":
@@ -130,33 +144,37 @@ func bindAddress(p *parser, name string, args []string) {
 	}
 }
 
-// local [stratum N] — chrony's syntax; the default stratum is 10. chrony's
-// `orphan` and `distance` options are refused: timegate does not implement
-// orphan mode (electing one of several local-clock servers by reference ID),
-// and parsing the word without doing it would mislead.
+// local [stratum N] [orphan] [distance D] — chrony's syntax; the default
+// stratum is 10 and the default distance 1 s: the local clock takes over
+// when no upstream is usable, or when the held-over root distance exceeds D.
+// `orphan` is chrony's orphan mode (internal/engine/orphan.go).
 func local(p *parser, name string, args []string) {
-	l := &Local{Stratum: 10}
+	l := &Local{Stratum: 10, Distance: DefaultLocalDistance}
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
-		case "stratum":
+		case "stratum", "distance":
 			if i+1 >= len(args) {
-				p.fail(name, "stratum needs a value")
+				p.fail(name, "%s needs a value", args[i])
 				return
 			}
 			i++
+			if args[i-1] == "distance" {
+				d, ok := p.secondsArg(name, args[i], 0.001, 16)
+				if !ok {
+					return
+				}
+				l.Distance = d
+				continue
+			}
 			v, ok := p.intArg(name, "stratum", args[i], 1, 15)
 			if !ok {
 				return
 			}
 			l.Stratum = v
 		case "orphan":
-			p.fail(name, "orphan mode is not implemented: remove `orphan` (timegate serves its local clock whenever no upstream is usable, and never polls other orphan servers)")
-			return
-		case "distance":
-			p.fail(name, "distance is not implemented: remove it (timegate serves its local clock only when no upstream is usable at all)")
-			return
+			l.Orphan = true
 		default:
-			p.fail(name, "unknown option %q (want stratum N)", args[i])
+			p.fail(name, "unknown option %q (want stratum N, orphan, distance D)", args[i])
 			return
 		}
 	}
@@ -177,8 +195,6 @@ func pathDirective(p *parser, name string, args []string) {
 		p.cfg.NTSServerKey = v
 	case "ntsdumpdir":
 		p.cfg.NTSDumpDir = v
-	case "ntsntpserver":
-		p.cfg.NTSNTPServer = v
 	case "pidfile":
 		p.cfg.PIDFile = v
 	case "driftfile":

@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // maxStartOffsetLimit bounds `maxstartoffset`: above ntpd's 1000 s panic
 // threshold, which refuses such steps from any number of sources anyway,
@@ -37,4 +40,32 @@ func keyTypes(p *parser, name string, args []string) {
 	default:
 		p.fail(name, "must be cmac or any, got %q", args[0])
 	}
+}
+
+// maxchange OFFSET START IGNORE — chrony's: an estimate further than OFFSET
+// seconds from the served time is refused (ntpd's panic threshold, 1000 s by
+// default). timegate applies it from the first estimate, so START must be 0,
+// and never exits over it (IGNORE, where chrony would give up), so a
+// non-negative IGNORE is accepted with a warning.
+func maxChange(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 3) {
+		return
+	}
+	d, ok := p.secondsArg(name, args[0], 0.001, 1e9)
+	if !ok {
+		return
+	}
+	if args[1] != "0" {
+		p.fail(name, "START must be 0: timegate applies the limit from the first estimate, got %q", args[1])
+		return
+	}
+	ign, err := strconv.Atoi(args[2])
+	if err != nil {
+		p.fail(name, "IGNORE must be an integer, got %q", args[2])
+		return
+	}
+	if ign >= 0 {
+		p.warn(name, "timegate never exits over a refused estimate: it refuses every one beyond OFFSET and says so (as IGNORE -1)")
+	}
+	p.cfg.MaxChange = d
 }

@@ -13,7 +13,7 @@ const (
 	whyLogs      = "timegate logs to stderr (the journal) and keeps counters; it writes no log or statistics files"
 	whyCommand   = "timegate has no network command or monitoring port: gatectl uses the local control socket, checked with SO_PEERCRED"
 	whySelection = "source selection uses RFC 5905's fixed parameters (minsources and maxdistance are the tunable ones)"
-	whyLeap      = "timegate takes leap seconds from its sources' leap indicators and keeps no leap-second table"
+	whyLeap      = "ntpd's leap smear is not implemented: use smoothtime … leaponly with smoothport and smoothallow"
 	whyAutokey   = "Autokey is not supported (broken, RFC 8915 replaces it): use NTS or symmetric keys"
 	whyCast      = "broadcast, multicast and manycast modes are not supported"
 	whyHardware  = "timegate binds by address (bindaddress) and uses kernel software timestamps"
@@ -28,9 +28,9 @@ func noEffect(name string) (string, bool) {
 	case "rtcsync", "rtcfile", "rtcdevice", "rtconutc", "rtcautotrim", "hwclockfile":
 		return whyRTC, true
 	// chrony and ntpd: discipline tuning.
-	case "maxchange", "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
-		"maxupdateskew", "clockprecision", "initstepslew", "smoothtime", "tempcomp",
-		"leapsecmode", "manual", "tinker", "tick":
+	case "maxslewrate", "maxdrift", "corrtimeratio", "fallbackdrift",
+		"maxupdateskew", "clockprecision", "initstepslew", "tempcomp",
+		"manual", "tinker", "tick":
 		return whyDiscipline, true
 	case "logbanner", "logchange", "mailonchange", "statistics", "statsdir",
 		"filegen", "logfile", "logconfig":
@@ -66,7 +66,7 @@ func noEffect(name string) (string, bool) {
 	case "combinelimit", "maxjitter", "maxstratum", "minstratum", "reselectdist",
 		"stratumweight", "maxsamples", "minsamples", "maxclockerror":
 		return whySelection, true
-	case "leapsectz", "leapseclist", "leapfile", "leapsmearinterval":
+	case "leapsmearinterval":
 		return whyLeap, true
 	case "keysdir", "crypto", "revoke", "automax":
 		return whyAutokey, true

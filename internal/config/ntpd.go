@@ -85,8 +85,9 @@ func fudge(p *parser, name string, args []string) {
 }
 
 // tos [minsane N] [maxdist S] [minclock N] ... — ntpd's selection options:
-// minsane is minsources, maxdist is maxdistance; orphan mode is refused, as
-// for chrony's local orphan; the others have no counterpart.
+// minsane is minsources, maxdist is maxdistance; ntpd's orphan mode is
+// refused (write chrony's `local stratum N orphan`); the others have no
+// counterpart.
 func tos(p *parser, name string, args []string) {
 	if len(args) == 0 || len(args)%2 != 0 {
 		p.fail(name, "takes OPTION VALUE pairs")
@@ -109,7 +110,7 @@ func tos(p *parser, name string, args []string) {
 				}
 			}
 		case "orphan":
-			p.fail(name, "orphan mode is not implemented: remove `orphan %s` (with `local stratum N`, timegate serves its local clock whenever no upstream is usable)", val)
+			p.fail(name, "ntpd's orphan mode is not mapped: write `local stratum %s orphan` (chrony's orphan mode) instead of `tos orphan %s`", val, val)
 		case "minclock", "maxclock", "floor", "ceiling", "cohort", "mindist", "beacon",
 			"orphanwait", "bcpollbstep", "maxdisp":
 			ignored = append(ignored, opt+" "+val)

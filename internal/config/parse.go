@@ -201,6 +201,7 @@ func (p *parser) finish() {
 		p.addErr(fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
 	}
 	p.finishAudit()
+	p.finishLeap()
 }
 
 // intArg parses one integer argument within [lo, hi].

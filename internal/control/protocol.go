@@ -60,6 +60,9 @@ const (
 	CodeRefused    = "refused"         // caller not allowed
 	CodeFailed     = "failed"          // the command ran and failed
 	CodeBusy       = "busy"            // too many control connections
+	// CodeNoWrite: the daemon may not write a file the command edits (it
+	// dropped privileges); a gatectl run as root edits the file itself.
+	CodeNoWrite = "no-write"
 )
 
 // Error is a failed command as the client sees it.

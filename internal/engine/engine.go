@@ -57,6 +57,8 @@ type Options struct {
 	Holdover time.Duration
 	// MaxStartOffset is upstream.ClockOptions.StartLimit (`maxstartoffset`).
 	MaxStartOffset time.Duration
+	// PanicThreshold is upstream.ClockOptions.PanicThreshold (`maxchange`).
+	PanicThreshold time.Duration
 	// Keys holds the symmetric keys `key ID` refers to.
 	Keys *symkey.Set
 	// TrustedCerts are PEM files of CAs for NTS-KE, trusted besides the system roots
@@ -73,6 +75,15 @@ type Options struct {
 	// Fallback is served while unsynchronised (`local stratum N`); nil serves
 	// ntp.Unsynchronised.
 	Fallback *ntp.ServedState
+	// LocalDistance: with Fallback, the local clock is served as soon as
+	// the holdover root distance exceeds it (chrony's `local distance`);
+	// 0 only after the holdover limit.
+	LocalDistance time.Duration
+	// OrphanStratum, when not 0, is `local stratum N orphan` (orphan.go).
+	OrphanStratum uint8
+	// LocalRefID returns our reference ID towards a source address for
+	// orphan mode; nil asks the kernel which local address it would use.
+	LocalRefID func(netip.Addr) uint32
 	// BuildDate: the sources are never believed about a time before it.
 	BuildDate time.Time
 	// Discipliner, when set (`clockcontrol on`), makes the system clock
@@ -93,6 +104,9 @@ type Options struct {
 	StepLimit     int
 	// Publish receives every new served state. It must not block.
 	Publish func(*ntp.ServedState)
+	// Leap configures leap seconds; the zero value follows the upstream
+	// vote in step mode.
+	Leap LeapOptions
 	// Audit, when set, receives audit events (system peer changes,
 	// falsetickers, failing or stopped sources, refused clock steps). It
 	// must not block.
@@ -160,7 +174,8 @@ func New(opts Options) (*Engine, []string, error) {
 		return nil, nil, err
 	}
 	e.clock = upstream.NewSoftClock(upstream.ClockOptions{HoldoverLimit: opts.Holdover, StartLimit: opts.MaxStartOffset, BuildDate: opts.BuildDate,
-		Discipliner: opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
+		PanicThreshold: opts.PanicThreshold,
+		Discipliner:    opts.Discipliner, StepThreshold: opts.StepThreshold, StepLimit: opts.StepLimit})
 	e.sel = upstream.SelectOptions{MinSources: opts.MinSources, MaxDistance: opts.MaxDistance}
 	warnings := e.restoreDrift(e.now())
 	if opts.Logs.Any() && opts.LogDir == "" {

@@ -34,7 +34,7 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 	off, freq, base, until := law(r.clock, sys)
 	var s ntp.ServedState
 	switch {
-	case st.Synchronised:
+	case st.Synchronised && !r.localTakesOver(st):
 		s = ntp.ServedState{
 			Leap: ntp.Leap(st.Leap), Stratum: st.Stratum, RefID: st.RefID,
 			RootDelay: st.RootDelay, RootDispersion: st.RootDispersion, RefTime: st.RefTime,
@@ -42,9 +42,16 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 		if limit := r.holdoverLimit(); limit > st.Age {
 			until = minTime(until, sys.Add(limit-st.Age))
 		}
+		r.held = heldBound{at: sys, dist: st.RootDelay/2 + st.RootDispersion, rate: upstream.PHI + st.Skew}
 	case r.opts.Fallback != nil:
 		s = *r.opts.Fallback
 		s.RefTime = sys.Add(off)
+		if !r.held.at.IsZero() {
+			// Once synchronised, the local clock is only as good as the
+			// holdover it continues: its bound keeps growing, never reset.
+			grown := r.held.dist + time.Duration(r.held.rate*float64(sys.Sub(r.held.at)))
+			s.RootDelay, s.RootDispersion = 0, min(max(grown, 0), upstream.MaxDisp)
+		}
 	default:
 		s = *ntp.Unsynchronised(r.opts.Precision)
 		// The reason rides in the stratum-16 reference ID, so clients see why.
@@ -53,6 +60,22 @@ func (r *runner) served(sys time.Time, st *upstream.Status) (*ntp.ServedState, t
 	s.Precision = r.opts.Precision
 	s.Offset, s.Freq, s.Base = off, freq, base
 	return &s, until
+}
+
+// heldBound is the root distance last served as synchronised, when, and
+// the rate it grows at (PHI plus the frequency's skew), so that the local
+// clock that takes over serves an error bound that continues it.
+type heldBound struct {
+	at   time.Time
+	dist time.Duration
+	rate float64
+}
+
+// localTakesOver reports whether `local … distance D` serves the local
+// clock although the soft clock still holds over: its root distance has
+// grown past D (chrony's local distance, default 1 s).
+func (r *runner) localTakesOver(st *upstream.Status) bool {
+	return r.opts.Fallback != nil && r.opts.LocalDistance > 0 && st.RootDelay/2+st.RootDispersion > r.opts.LocalDistance
 }
 
 // holdoverLimit is how long the clock serves after its last estimate; 0
@@ -74,12 +97,24 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// states computes what publish hands out at sys: the clock's status, the
+// served state, the smoothed one, and until when they are exact.
+func (r *runner) states(sys time.Time) (st upstream.Status, s, smooth *ntp.ServedState, until time.Time) {
+	st = r.clock.Status(sys)
+	r.leapTick(sys, &st)
+	s, until = r.served(sys, &st)
+	until = r.applyLeap(sys, s, until)
+	return st, s, r.smoothed(sys, s), until
+}
+
 // publish hands the served state to the gateway, logs a selection change, and schedules
 // the next refresh for when the published law stops being exact.
 func (r *runner) publish(sys time.Time) {
-	st := r.clock.Status(sys)
-	s, until := r.served(sys, &st)
+	st, s, smooth, until := r.states(sys)
 	r.opts.Publish(s)
+	if r.opts.Leap.PublishSmooth != nil {
+		r.opts.Leap.PublishSmooth(smooth)
+	}
 	r.summarise(&st)
 	r.logChange(&st)
 	if r.law != nil {

@@ -61,7 +61,9 @@ type runner struct {
 	// falsetickers are the sources the last round rejected, so that only a
 	// change is an audit record.
 	falsetickers map[string]bool
-	logs         logFiles // chrony's log files (logdir, log)
+	logs         logFiles  // chrony's log files (logdir, log)
+	leap         leapPlan  // the leap second being handled
+	held         heldBound // the last synchronised root distance, for `local`
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -128,6 +130,12 @@ func (r *runner) handle(ev any) {
 	case replyEvent:
 		if ev.a.reqID != ev.req || ev.a.src == nil {
 			ev.done <- true // superseded by a newer request: close its socket
+			return
+		}
+		if r.leapClose(ev.rx) {
+			// Measured across the leap: off by the second, or by an
+			// upstream's smear. The source sees a lost reply.
+			ev.done <- true
 			return
 		}
 		before := ev.a.src.Stats().Accepted
@@ -209,6 +217,7 @@ func (r *runner) round(sys time.Time) {
 			r.cands = append(r.cands, a)
 		}
 	}
+	cands, authed, r.cands, _ = r.orphanSplit(cands, authed, r.cands)
 	r.sel.Require = slices.ContainsFunc(r.assocs, func(a *assoc) bool { return a.spec.Require && !a.removed })
 	before := r.clock.Status(sys)
 	r.res = upstream.MitigateAuth(local, cands, authed, r.mode, before.Frequency, r.sel)

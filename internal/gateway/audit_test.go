@@ -67,7 +67,7 @@ func TestAuditTrailWiring(t *testing.T) {
 	if err := g.Reload(); err == nil {
 		t.Fatal("bad config accepted")
 	}
-	if err := g.RotateNTSKeys(); err != nil {
+	if err := g.RotateNTSKeys(false); err != nil {
 		t.Fatal(err)
 	}
 	if st := g.AuditStatus(); !st.Enabled || st.File != logPath || st.Shipping != nil {
@@ -92,7 +92,7 @@ func TestAuditTrailWiring(t *testing.T) {
 			got = append(got, string(r.Type)+"/"+string(r.Outcome))
 		}
 	}
-	want := []string{"gateway.start/ok", "cert.load/ok", "key.import/ok", "control.command/ok",
+	want := []string{"gateway.start/ok", "key.import/ok", "cert.load/ok", "control.command/ok",
 		"config.reload/accepted", "config.reload/rejected", "key.rotate/ok", "gateway.stop/ok"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("records %v\nwant %v", got, want)

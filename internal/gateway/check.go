@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"timegate/certs"
 	"timegate/internal/config"
 	"timegate/internal/engine"
+	"timegate/internal/etcdring"
 )
 
 // Check validates everything a configuration refers to without opening a
@@ -35,6 +38,10 @@ func CheckWithWarnings(path string) ([]string, error) {
 	keys, keyWarnings, _ := loadKeys(cfg)
 	warnings = append(warnings, keyWarnings...)
 	warnings = append(warnings, syncWarnings(cfg, keys)...)
+	if tb, err := readLeap(cfg); err == nil && tb != nil && tb.Expired(time.Now()) {
+		warnings = append(warnings, fmt.Sprintf("%s: %s: %s expired on %s: leap seconds it does not list are taken from the upstream vote",
+			cfg.Positions[leapDirectiveName(cfg)], leapDirectiveName(cfg), cfg.Leap.TablePath(), tb.Expires.Format(time.DateOnly)))
+	}
 	// Report problems with the files the configuration names even when
 	// some lines did not parse: an operator fixes everything in one pass.
 	return warnings, errors.Join(err, CheckConfig(cfg))
@@ -55,5 +62,24 @@ func CheckConfig(cfg *config.Config) error {
 	if err := engine.CheckTrust(cfg.NTSTrustedCerts); err != nil {
 		trustErr = fmt.Errorf("%w: %s: %v", config.ErrConfig, cfg.Positions["ntstrustedcerts"], err)
 	}
-	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg))
+	_, leapErr := readLeap(cfg)
+	return errors.Join(gateErr, keyErr, keErr, certErr, trustErr, checkAudit(cfg), checkKeyStore(cfg), leapErr)
+}
+
+// checkKeyStore reads the files ntskeystore names (wrapping key, TLS
+// files, password) as a start would, without contacting etcd.
+func checkKeyStore(cfg *config.Config) error {
+	ks := cfg.NTSKeyStore
+	if ks == nil {
+		return nil
+	}
+	wrap, err := etcdring.ReadWrapKey(ks.WrapKey, trustedOwners(cfg)...)
+	clear(wrap)
+	if err == nil {
+		_, err = etcdring.Dialer(ks, zap.NewNop(), trustedOwners(cfg)...)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: ntskeystore: %v", config.ErrConfig, cfg.Positions["ntskeystore"], err)
+	}
+	return nil
 }

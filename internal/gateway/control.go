@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/user"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,6 +34,8 @@ const (
 	CmdCertReload  = "cert.reload"
 	CmdReload      = "reload"
 	CmdConfigCheck = "config.check"
+	// CmdPolicyPublish publishes a policy file to the fleet store.
+	CmdPolicyPublish = "policy.publish"
 )
 
 // MaxClients bounds `clients -n`: the table may hold a million prefixes and
@@ -43,8 +46,13 @@ const MaxClients = 1000
 type (
 	ClientsArgs struct{ N int }
 	PruneArgs   struct{ Keep int }
-	PruneResult struct{ Dropped int }
-	SymGenArgs  struct {
+	RotateArgs  struct{ Fleet bool }
+	// PolicyArgs names the policy file; gatectl makes the path absolute,
+	// and the daemon reads it as its own user.
+	PolicyArgs   struct{ File string }
+	PolicyResult struct{ Published time.Time }
+	PruneResult  struct{ Dropped int }
+	SymGenArgs   struct {
 		ID   uint32
 		Type string
 	}
@@ -99,12 +107,26 @@ func (g *Gateway) Handle(ctx context.Context, _ control.Cred, cmd string, args j
 	case CmdKeysList:
 		return g.keyRingOrFail()
 	case CmdKeysRotate:
-		if err := g.RotateNTSKeys(); err != nil {
+		var a RotateArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, err
+		}
+		if err := g.RotateNTSKeys(a.Fleet); err != nil {
 			return nil, control.Failed("%v", err)
 		}
 		return g.keyRingOrFail()
 	case CmdKeysPrune:
 		return g.pruneKeys(args)
+	case CmdPolicyPublish:
+		var a PolicyArgs
+		if err := decodeArgs(args, &a); err != nil {
+			return nil, err
+		}
+		at, err := g.PublishFleetPolicy(a.File)
+		if err != nil {
+			return nil, control.Failed("policy not published: %v", err)
+		}
+		return PolicyResult{Published: at}, nil
 	case CmdSymList, CmdSymGen, CmdSymRemove:
 		return g.symKeys(cmd, args)
 	case CmdCertShow, CmdCertReload:
@@ -132,8 +154,8 @@ func decodeArgs(raw json.RawMessage, v any) error {
 }
 
 func (g *Gateway) keyRingOrFail() (report.KeyRing, error) {
-	if g.nts == nil {
-		return report.KeyRing{}, control.Failed("NTS-KE is off (ntsport 0): there is no cookie key ring")
+	if g.keys == nil {
+		return report.KeyRing{}, control.Failed("NTP and NTS-KE are off (port 0, ntsport 0): there is no cookie key ring")
 	}
 	return g.KeyRing(), nil
 }
@@ -143,10 +165,13 @@ func (g *Gateway) pruneKeys(args json.RawMessage) (any, error) {
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if g.nts == nil {
-		return nil, control.Failed("NTS-KE is off (ntsport 0): there is no cookie key ring")
+	if g.keys == nil {
+		return nil, control.Failed("NTP and NTS-KE are off (port 0, ntsport 0): there is no cookie key ring")
 	}
-	n, err := g.nts.rotator.Prune(a.Keep)
+	if g.keys.rotator == nil {
+		return nil, control.Failed("the keys come from the fleet store (ntskeystore): superseded keys are pruned fleet-wide after the grace period")
+	}
+	n, err := g.keys.rotator.Prune(a.Keep)
 	if err != nil {
 		return nil, control.Failed("%v", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"timegate/internal/config"
 	"timegate/internal/control"
+	"timegate/internal/report"
 	"timegate/symkey"
 )
 
@@ -119,10 +120,15 @@ func TestControlCommandErrors(t *testing.T) {
 	if err := handle(t, g, "bogus", nil, nil); !errors.As(err, &ce) || ce.Code != control.CodeUnknown {
 		t.Errorf("unknown command: %v", err)
 	}
-	for _, cmd := range []string{CmdKeysList, CmdKeysRotate, CmdKeysPrune, CmdCertShow, CmdCertReload, CmdSymList} {
+	for _, cmd := range []string{CmdKeysRotate, CmdKeysPrune, CmdCertShow, CmdCertReload, CmdSymList} {
 		if err := handle(t, g, cmd, nil, nil); !errors.As(err, &ce) || ce.Code != control.CodeFailed {
 			t.Errorf("%s with NTS-KE off and no keyfile: %v", cmd, err)
 		}
+	}
+	// An NTP host without NTS-KE follows a shared ring file; none is there yet.
+	var kr report.KeyRing
+	if err := handle(t, g, CmdKeysList, nil, &kr); err != nil || !kr.Follow || len(kr.Keys) != 0 {
+		t.Errorf("keys list on an NTP-only host without a ring file: %v %+v", err, kr)
 	}
 	for _, n := range []int{0, MaxClients + 1} {
 		if err := handle(t, g, CmdClients, ClientsArgs{N: n}, nil); err == nil {

@@ -22,6 +22,7 @@ import (
 	"timegate/internal/control"
 	"timegate/internal/engine"
 	"timegate/internal/udpserve"
+	"timegate/leap"
 	"timegate/ntp"
 	"timegate/nts"
 	"timegate/symkey"
@@ -49,6 +50,20 @@ type Gateway struct {
 	gate      atomic.Pointer[gate]
 	udp       [][]*net.UDPConn // a group of sockets per served address
 	nts       *ntsService      // nil when NTS-KE is off (ntsport 0)
+	keys      *keyService      // NTS cookie keys; nil with neither NTP nor NTS-KE served
+	// fleetPolicy, when set, is the access policy and rate limit the
+	// fleet store holds, in place of the local file's (ntskeystore).
+	fleetPolicy atomic.Pointer[config.Policy]
+	// keySet is the keys file the responder in service was built with, so
+	// that a new fleet policy rebuilds it without re-reading the file.
+	keySet atomic.Pointer[symkey.Set]
+	// Leap seconds: the table (nil without one), the smoothed state and
+	// the responder and sockets of the smoothing port (smoothport).
+	leapTable   atomic.Pointer[leap.Table]
+	leapExpiry  *time.Timer
+	smoothState atomic.Pointer[ntp.ServedState]
+	smoothResp  atomic.Pointer[ntp.Responder]
+	smoothUDP   [][]*net.UDPConn
 	// upstream is nil until there are server/pool lines (at start or after
 	// a reload that adds the first ones).
 	upstream atomic.Pointer[engine.Engine]
@@ -104,6 +119,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // start builds and opens everything but the audit trail.
 func (g *Gateway) start(cfg *config.Config) error {
 	g.state.Store(g.initialState(cfg))
+	g.smoothState.Store(g.state.Load())
+	tb, err := readLeap(cfg)
+	if err != nil {
+		return err
+	}
+	leapWarnings := g.applyLeap(cfg, tb)
 	// The keys file is read once and serves both directions: the upstream
 	// engine's `key ID` sources and the responder's keyed clients.
 	keys, warnings, err := loadKeys(cfg)
@@ -123,6 +144,7 @@ func (g *Gateway) start(cfg *config.Config) error {
 	// file:line and why, and kept for `gatectl status` until the next reload.
 	warnings = append(configWarnings(cfg), append(warnings, upWarnings...)...)
 	warnings = append(warnings, syncWarnings(cfg, keys)...)
+	warnings = append(warnings, leapWarnings...)
 	for _, w := range warnings {
 		g.log.Warn("configuration", zap.String("warning", w))
 	}
@@ -148,8 +170,14 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err := g.openUDP(cfg); err != nil {
 		return err
 	}
+	if err := g.openSmoothUDP(cfg); err != nil {
+		return err
+	}
+	var err error
+	if g.keys, err = g.openKeys(cfg); err != nil {
+		return err
+	}
 	if cfg.NTSPort != 0 {
-		var err error
 		if g.nts, err = g.openNTS(context.Background(), cfg); err != nil {
 			return err
 		}
@@ -158,6 +186,7 @@ func (g *Gateway) open(cfg *config.Config, keys *symkey.Set) error {
 	if err != nil {
 		return err
 	}
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	return nil
 }
@@ -201,6 +230,9 @@ const localRefID = 0x7f7f0101
 // buildResponder builds everything the NTP path decides with from cfg and
 // the already loaded keys; nothing is half-applied.
 func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Responder, error) {
+	if p := g.fleetPolicy.Load(); p != nil {
+		cfg = p.Overlay(cfg)
+	}
 	gt, err := buildGate(cfg)
 	if err != nil {
 		return nil, err
@@ -219,9 +251,12 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		Gate:  gt,
 		Keys:  keyLookup(keys),
 	}
-	if g.nts != nil {
-		r.NTS = &nts.Server{Ring: g.nts.rotator.Ring}
+	if g.keys != nil {
+		// NTS on the NTP path needs no NTS-KE here: an NTP host of a split
+		// deployment opens the cookies of the KE host's shared ring.
+		r.NTS = &nts.Server{Ring: g.keys.Ring}
 	}
+	g.smoothResp.Store(g.smoothResponder(cfg, r))
 	return r, nil
 }
 
@@ -286,8 +321,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 			LockThreads: g.keNice > 0}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
+	for _, group := range g.smoothUDP {
+		srv := &udpserve.Server{Conns: group, Responder: g.smoothResp.Load, Stats: &g.stats, Log: g.log.Named("ntp-smooth"), Audit: ring}
+		spawn(func() error { return srv.Serve(ctx) })
+	}
 	if g.nts != nil {
 		g.nts.run(ctx, spawn)
+	}
+	if g.keys != nil {
+		g.keys.run(ctx, spawn)
 	}
 	g.engMu.Lock()
 	g.spawnEngine = func(e *engine.Engine) { spawn(func() error { return e.Run(ctx) }) }
@@ -329,6 +371,14 @@ func (g *Gateway) Stats() *udpserve.Stats { return &g.stats }
 func (g *Gateway) State() *ntp.ServedState { return g.state.Load() }
 
 func (g *Gateway) closeAll() {
+	if g.leapExpiry != nil {
+		g.leapExpiry.Stop()
+	}
+	for _, group := range g.smoothUDP {
+		for _, c := range group {
+			c.Close()
+		}
+	}
 	for _, group := range g.udp {
 		for _, c := range group {
 			c.Close()
@@ -415,6 +465,10 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 		_, gateErr := buildGate(cfg)
 		return nil, errors.Join(err, gateErr)
 	}
+	tb, err := readLeap(cfg)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
 		return nil, err
@@ -424,12 +478,21 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 			return nil, fmt.Errorf("gateway: certificate: %w", err)
 		}
 	}
+	if g.keys != nil {
+		// The ring file too: a ring copied in by hand, or a shared file
+		// another gateway rotated, serves from now on.
+		if err := g.keys.reload(); err != nil {
+			return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
+		}
+	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	warnings = append(warnings, g.applyLeap(cfg, tb)...)
 	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {
 		g.log.Warn("reload", zap.String("warning", w))
 	}
 	g.cfg.Store(cfg)
+	g.keySet.Store(keys)
 	g.responder.Store(resp)
 	g.loaded.Store(&loaded{at: g.opts.now(), warnings: warnings})
 	g.log.Info("configuration reloaded")

@@ -18,7 +18,6 @@ import (
 	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/kelisten"
-	"timegate/internal/keystore"
 	"timegate/nts"
 	"timegate/ratelimit"
 )
@@ -28,7 +27,6 @@ type ntsService struct {
 	log      *zap.Logger
 	rec      iaudit.Recorder
 	store    *certs.Store
-	rotator  *keystore.Rotator
 	listener *kelisten.Listener
 	sockets  []net.Listener
 	keTable  *ratelimit.Table // ntsratelimit; nil when off
@@ -57,23 +55,6 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 	g.rec.Record(certAuditEvent(audit.TypeCertLoad, audit.OutcomeOK, info, nil))
 	s.log.Info("NTS-KE certificate", zap.Strings("names", info.SANs), zap.Time("not_after", info.NotAfter),
 		zap.Int("days_to_expiry", info.DaysToExpiry), zap.String("sha256", info.FingerprintString()))
-	dir := cfg.NTSDumpDir
-	if dir == "" {
-		dir = g.opts.StateDir
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
-	}
-	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
-	s.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: s.log.Named("keys"),
-		OnRotate: s.rotated, Owners: trustedOwners(cfg)}
-	if err := s.rotator.Load(); err != nil {
-		g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
-		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
-	}
-	g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeOK,
-		Subject: audit.Subject{KeyID: strconv.FormatUint(uint64(s.rotator.Ring().CurrentID()), 10)},
-		Details: map[string]string{"file": s.rotator.Path(), "keys": strconv.Itoa(len(s.rotator.Ring().IDs()))}})
 	var onFailure func(netip.Addr, uint8)
 	if g.audit != nil {
 		ring := g.audit.ring
@@ -87,9 +68,9 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 	s.listener, err = kelisten.New(kelisten.Config{
 		TLS: nts.ServerTLSConfig(store.GetCertificate),
 		Server: &nts.ServerConfig{
-			Ring:    s.rotator.Ring,
+			Ring:    g.keys.Ring,
 			Now:     g.opts.Now,
-			Options: nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(cfg.Port), AEADs: cfg.NTSAEADs},
+			Options: negotiateOptions(cfg),
 		},
 		Allow:     allow,
 		MaxConns:  cfg.MaxNTSConnections,
@@ -111,6 +92,18 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		s.log.Info("serving NTS-KE", zap.Stringer("addr", ln.Addr()))
 	}
 	return s, nil
+}
+
+// negotiateOptions is what NTS-KE replies announce: the NTP host
+// (`ntsntpserver`, none = this host) and its port, which is this host's own
+// `port` unless `ntsntpserver HOST port N` names the NTP hosts' port (a KE
+// front end with `port 0`, say).
+func negotiateOptions(cfg *config.Config) nts.NegotiateOptions {
+	port := cfg.Port
+	if cfg.NTSNTPPort != 0 {
+		port = cfg.NTSNTPPort
+	}
+	return nts.NegotiateOptions{NTPServer: cfg.NTSNTPServer, NTPPort: uint16(port), AEADs: cfg.NTSAEADs}
 }
 
 // certStore loads the configured certificate, or on the embedded-default
@@ -180,7 +173,6 @@ func (s *ntsService) run(ctx context.Context, spawn func(func() error)) {
 	for _, ln := range s.sockets {
 		spawn(func() error { return s.listener.Serve(ctx, ln) })
 	}
-	spawn(func() error { return s.rotator.Run(ctx) })
 	spawn(func() error {
 		s.store.Watch(ctx, certWatchInterval, s.certEvent)
 		return nil
@@ -248,22 +240,6 @@ func (s *ntsService) reloadCert() error {
 	return err
 }
 
-// rotated records a key rotation and the keys it pruned.
-func (s *ntsService) rotated(prev, next *nts.KeyRing) {
-	id := func(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
-	s.recorder().Record(audit.Event{Type: audit.TypeKeyRotate, Outcome: audit.OutcomeOK, Subject: audit.Subject{KeyID: id(next.CurrentID())},
-		Details: map[string]string{"previous": id(prev.CurrentID()), "next": id(next.NextID()), "keys": strconv.Itoa(len(next.IDs()))}})
-	kept := map[uint32]bool{}
-	for _, k := range next.IDs() {
-		kept[k] = true
-	}
-	for _, k := range prev.IDs() {
-		if !kept[k] {
-			s.recorder().Record(audit.Event{Type: audit.TypeKeyPrune, Outcome: audit.OutcomeOK, Subject: audit.Subject{KeyID: id(k)}})
-		}
-	}
-}
-
 // keReasonName names kelisten's failure codes in audit episodes.
 func keReasonName(code uint8) string { return kelisten.FailureName(code) }
 
@@ -271,20 +247,6 @@ func (s *ntsService) close() {
 	for _, ln := range s.sockets {
 		ln.Close()
 	}
-}
-
-// RotateNTSKeys rotates the NTS key ring now: the pre-generated next key
-// starts sealing, a new next key is made, and the ring is saved before it is
-// used. Cookies sealed under kept keys still open.
-func (g *Gateway) RotateNTSKeys() error {
-	if g.nts == nil {
-		return fmt.Errorf("gateway: NTS-KE is off (ntsport 0)")
-	}
-	if err := g.nts.rotator.Rotate(); err != nil {
-		return err
-	}
-	g.log.Info("NTS key ring rotated", zap.Uint32("sealing_key", g.nts.rotator.Ring().CurrentID()))
-	return nil
 }
 
 // recorder is where the NTS front end reports audit events (discarding

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -57,6 +58,15 @@ func (g *Gateway) DropPrivileges() error {
 	if err := privdrop.Check(t, g.needs(cfg)); err != nil {
 		return fmt.Errorf("gateway: cannot run as %s:\n%w", name, err)
 	}
+	// The drift file, dumps and statistics logs only make restarts and
+	// diagnosis better, and a drop-in chrony.conf names chrony's own
+	// directories: a start is not refused for them, but the operator learns
+	// now, not at the first failed write after the drop.
+	if err := privdrop.Check(t, privdrop.Needs{Write: optionalWrites(cfg)}); err != nil {
+		for _, e := range unjoin(err) {
+			g.log.Warn("will not be written after the privilege drop", zap.String("user", name), zap.Error(e))
+		}
+	}
 	if err := privdrop.Drop(t, cfg.ClockControl); err != nil {
 		return err
 	}
@@ -99,10 +109,61 @@ func (g *Gateway) needs(cfg *config.Config) privdrop.Needs {
 		}
 	}
 	n.Read = append(n.Read, cfg.NTSTrustedCerts...)
-	if g.nts != nil {
-		n.Write = append(n.Write, filepath.Dir(g.nts.rotator.Path()))
+	if ks := cfg.NTSKeyStore; ks != nil {
+		// Read at start only, but `gatectl config check` re-reads them as
+		// the daemon's user, as it does the keys file.
+		for _, p := range []string{ks.WrapKey, ks.CA, ks.Cert, ks.Key, ks.PasswordFile} {
+			if p != "" {
+				n.Read = append(n.Read, p)
+			}
+		}
+	}
+	if g.keys != nil && !g.keys.follower() {
+		n.Write = append(n.Write, filepath.Dir(g.keys.path()))
 	}
 	return n
+}
+
+// optionalWrites are the directories the daemon writes only for
+// driftfile, dumpdir, logdir (with a log line) and auditlog's spool, each
+// as the nearest directory that exists, since some are created on first use.
+func optionalWrites(cfg *config.Config) []string {
+	var dirs []string
+	add := func(d string) {
+		if d == "" {
+			return
+		}
+		d = filepath.Clean(d)
+		for {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				break
+			}
+			parent := filepath.Dir(d)
+			if parent == d {
+				return
+			}
+			d = parent
+		}
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	if cfg.DriftFile != "" {
+		add(filepath.Dir(cfg.DriftFile))
+	}
+	add(cfg.DumpDir)
+	if cfg.Log.Any() {
+		add(cfg.LogDir)
+	}
+	return dirs
+}
+
+// unjoin splits what errors.Join made, so that each path is one log line.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // trustedOwners are the users besides root and ourselves who may own a

@@ -7,9 +7,11 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
+	"timegate/internal/etcdring"
 	"timegate/internal/keystore"
 	"timegate/internal/report"
 	"timegate/ntp"
@@ -54,8 +56,19 @@ func (g *Gateway) Status() report.Status {
 	if l := g.loaded.Load(); l != nil {
 		st.ConfigLoaded, st.Warnings = l.at, l.warnings
 	}
+	if g.keys != nil && g.keys.fleet != nil {
+		// An alarm, not a configuration warning: it comes and goes with etcd.
+		if f := g.keys.fleet.Status(); !f.Connected {
+			st.Warnings = append(slices.Clip(st.Warnings), fmt.Sprintf(
+				"fleet key store unreachable since %s (%s): serving the last good key ring, no rotation until etcd answers",
+				f.Since.UTC().Format(time.RFC3339), f.LastError))
+		}
+	}
 	if s.Leap == ntp.LeapUnsync {
 		st.ReasonCode = ntp.KissCode(s.RefID).String()
+	}
+	if lt, ok := g.LeapTableStatus(); ok {
+		st.LeapTable, st.LeapTableEntries, st.LeapTableExpires, st.LeapTableExpired = lt.Path, lt.Entries, lt.Expires, lt.Expired
 	}
 	g.describeSync(&st, s)
 	return st
@@ -172,28 +185,47 @@ func (g *Gateway) Clients(n int) report.Clients {
 
 // KeyRing implements report.Reporter.
 func (g *Gateway) KeyRing() report.KeyRing {
-	if g.nts == nil {
+	if g.keys == nil {
 		return report.KeyRing{Keys: []report.Key{}}
 	}
-	rot := g.nts.rotator
-	ring := rot.Ring()
 	now := g.opts.now()
-	out := report.KeyRing{File: rot.Path(), NextRotate: rot.NextRotation()}
-	if !rot.Manual {
+	if f := g.keys.fleet; f != nil {
+		return fleetReport(f.Status(), now)
+	}
+	rot := g.keys.rotator
+	out := report.KeyRing{File: rot.Path(), NextRotate: rot.NextRotation(), Follow: rot.Follow, Keys: []report.Key{}}
+	if !rot.Manual && !rot.Follow {
 		out.RotateEvery = rot.Interval.Seconds()
 		if rot.Interval == 0 {
 			out.RotateEvery = keystore.DefaultInterval.Seconds()
 		}
 	}
+	ring := rot.Ring()
+	if ring == nil {
+		return out
+	}
 	for i, k := range ring.Keys() {
 		role := report.KeyOpening
-		switch i {
-		case 0:
+		switch {
+		case i < ring.Pending():
 			role = report.KeyNext
-		case 1:
+		case i == ring.Pending():
 			role = report.KeySealing
 		}
 		out.Keys = append(out.Keys, report.Key{ID: strconv.FormatUint(uint64(k.ID), 10), Role: role, Created: k.Created, Age: now.Sub(k.Created).Seconds()})
+	}
+	return out
+}
+
+func fleetReport(st etcdring.Status, now time.Time) report.KeyRing {
+	out := report.KeyRing{Keys: []report.Key{}, Fleet: &report.Fleet{
+		Prefix: st.Prefix, Endpoints: st.Endpoints, Connected: st.Connected, Since: st.Since, LastSync: st.LastSync,
+		LastError: st.LastError, Refused: st.Refused, Published: st.Published,
+		Delay: st.Delay.Seconds(), Grace: st.Grace.Seconds(), NextEvent: st.NextEvent, Policy: st.Policy,
+	}}
+	for _, k := range st.Keys {
+		out.Keys = append(out.Keys, report.Key{ID: strconv.FormatUint(uint64(k.ID), 10), Role: k.Role,
+			Created: k.Created, Age: now.Sub(k.Created).Seconds(), Seals: k.Activate})
 	}
 	return out
 }

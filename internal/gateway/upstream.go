@@ -42,12 +42,16 @@ func (g *Gateway) newUpstream(cfg *config.Config, keys *symkey.Set) (*engine.Eng
 		AuthSelectMode: cfg.AuthSelectMode,
 		Holdover:       holdoverOption(cfg.Holdover),
 		MaxStartOffset: cfg.MaxStartOffset,
+		PanicThreshold: cfg.MaxChange,
 		Keys:           keys,
 		TrustedCerts:   cfg.NTSTrustedCerts,
 		NoSystemCert:   cfg.NoSystemCert,
 		AEADs:          cfg.NTSAEADs,
 		Precision:      g.precision,
 		Fallback:       fallback,
+		LocalDistance:  localDistance(cfg),
+		OrphanStratum:  orphanStratum(cfg),
+		Leap:           g.leapOptions(cfg),
 		BuildDate:      buildDate(),
 		Discipliner:    disc,
 		DriftFile:      cfg.DriftFile,
@@ -93,4 +97,20 @@ func holdoverOption(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// localDistance is `local … distance D`, 0 without `local`.
+func localDistance(cfg *config.Config) time.Duration {
+	if cfg.Local == nil {
+		return 0
+	}
+	return cfg.Local.Distance
+}
+
+// orphanStratum is `local stratum N orphan`'s N, 0 without orphan.
+func orphanStratum(cfg *config.Config) uint8 {
+	if cfg.Local == nil || !cfg.Local.Orphan {
+		return 0
+	}
+	return uint8(cfg.Local.Stratum)
 }

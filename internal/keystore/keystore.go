@@ -35,10 +35,54 @@ const (
 	retryDelay = time.Minute
 	// fileMode: the file holds master keys, readable by the daemon only.
 	fileMode = 0o600
+	// DefaultPoll is how often a follower re-reads the ring file. The KE
+	// host saves each key one rotation before it seals, so a follower that
+	// polls far more often than ntsrotate always opens the new cookies.
+	DefaultPoll = 10 * time.Second
 )
 
 // ErrNotLoaded is returned by Rotate before Load.
 var ErrNotLoaded = errors.New("keystore: no key ring loaded")
+
+// ErrFollower: a follower never rotates or prunes; the NTS-KE host does.
+var ErrFollower = errors.New("keystore: this gateway follows a ring another gateway rotates (ntsport 0): rotate on the NTS-KE host")
+
+// Reload re-reads the ring file (SIGHUP, `gatectl reload`, and a follower's
+// poll) and serves it when it differs from the ring in service: an operator
+// who copied a ring in, or the NTS-KE host that rotated a shared file. A
+// file that is missing (the owner writes it back), unreadable or corrupt
+// leaves the ring in service as it is.
+func (r *Rotator) Reload() (changed bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.ring.Load()
+	ring, err := Load(r.Path(), r.Owners...)
+	if errors.Is(err, fs.ErrNotExist) {
+		if r.Follow || cur == nil {
+			return false, nil // nothing shared yet, or the file was moved away: keep serving
+		}
+		return false, Save(r.Path(), cur)
+	}
+	if err != nil {
+		return false, err
+	}
+	if cur != nil && sameRing(cur, ring) {
+		return false, nil
+	}
+	r.ring.Store(ring)
+	if cur != nil && r.OnRotate != nil && cur.CurrentID() != ring.CurrentID() {
+		r.OnRotate(cur, ring)
+	}
+	r.log().Info("NTS key ring reloaded from its file", zap.String("path", r.Path()),
+		zap.Uint32("current", ring.CurrentID()), zap.Uint32("next", ring.NextID()), zap.Int("keys", len(ring.IDs())))
+	return true, nil
+}
+
+func sameRing(a, b *nts.KeyRing) bool {
+	x, err1 := a.MarshalBinary()
+	y, err2 := b.MarshalBinary()
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
 
 // Load reads the ring at path. A file that group or others can access is
 // refused, as is a corrupt one (nts.ErrKeyRing): its keys may have leaked,
@@ -91,6 +135,13 @@ type Rotator struct {
 	// Owners are the users besides root and the effective user who may own
 	// the ring file: the user a root start drops to, which writes it.
 	Owners []int
+	// Follow makes the ring read-only here: another gateway (an NTS-KE
+	// host) rotates the file and this one, an NTP host of a split
+	// deployment, re-reads it when it changes and never writes it. A file
+	// not there yet is waited for.
+	Follow bool
+	// Poll is how often a follower checks the file; 0 means DefaultPoll.
+	Poll time.Duration
 
 	mu   sync.Mutex // serialises Load and Rotate: one writer of the file
 	ring atomic.Pointer[nts.KeyRing]
@@ -109,6 +160,11 @@ func (r *Rotator) Load() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ring, err := Load(r.Path(), r.Owners...)
+	if errors.Is(err, fs.ErrNotExist) && r.Follow {
+		r.log().Info("no NTS key ring file: NTS requests are not answered until an NTS-KE host's ring is shared here",
+			zap.String("path", r.Path()))
+		return nil
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if ring, err = nts.NewKeyRing(r.now(), r.rand()); err != nil {
 			return fmt.Errorf("keystore: new key ring: %w", err)
@@ -134,6 +190,9 @@ func (r *Rotator) Rotate() error {
 }
 
 func (r *Rotator) rotateLocked() error {
+	if r.Follow {
+		return ErrFollower
+	}
 	cur := r.ring.Load()
 	if cur == nil {
 		return ErrNotLoaded
@@ -161,6 +220,9 @@ func (r *Rotator) rotateLocked() error {
 func (r *Rotator) Prune(keep int) (dropped int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.Follow {
+		return 0, ErrFollower
+	}
 	cur := r.ring.Load()
 	if cur == nil {
 		return 0, ErrNotLoaded
@@ -184,7 +246,7 @@ func (r *Rotator) Prune(keep int) (dropped int, err error) {
 // NextRotation is when the schedule rotates next; zero with Manual.
 func (r *Rotator) NextRotation() time.Time {
 	ring := r.ring.Load()
-	if ring == nil || r.Manual {
+	if ring == nil || r.Manual || r.Follow {
 		return time.Time{}
 	}
 	return r.now().Add(r.untilDue())
@@ -193,6 +255,9 @@ func (r *Rotator) NextRotation() time.Time {
 // Run rotates on schedule until ctx is done. It returns ctx's error; a failed
 // rotation is logged and retried, never fatal.
 func (r *Rotator) Run(ctx context.Context) error {
+	if r.Follow {
+		return r.follow(ctx)
+	}
 	if r.Ring() == nil {
 		return ErrNotLoaded
 	}
@@ -268,4 +333,31 @@ func (r *Rotator) log() *zap.Logger {
 		return r.Log
 	}
 	return zap.NewNop()
+}
+
+// follow re-reads the file every Poll until ctx is done. A bad read is
+// logged and the ring in service kept: the cookies it opens stay valid.
+func (r *Rotator) follow(ctx context.Context) error {
+	poll := r.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		_, err := r.Reload()
+		switch {
+		case err != nil && !failing:
+			r.log().Error("cannot re-read the shared NTS key ring; serving the keys loaded before", zap.Error(err))
+		case err == nil && failing:
+			r.log().Info("shared NTS key ring readable again")
+		}
+		failing = err != nil
+	}
 }

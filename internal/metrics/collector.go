@@ -100,6 +100,12 @@ func (c *collector) status(e emitter, st report.Status) {
 		e.gauge(c.d.cfgLoaded, unix(st.ConfigLoaded))
 	}
 	e.gauge(c.d.cfgWarnings, float64(len(st.Warnings)))
+	if st.LeapTable != "" {
+		if !st.LeapTableExpires.IsZero() {
+			e.gauge(c.d.leapExpiry, unix(st.LeapTableExpires))
+		}
+		e.gauge(c.d.leapExpired, bool01(st.LeapTableExpired))
+	}
 }
 
 // modeNames label the NTP mode field (RFC 5905 figure 10).
@@ -237,6 +243,17 @@ func (c *collector) source(e emitter, s *report.Source, labels ...string) {
 func keyRoles() []string { return []string{report.KeySealing, report.KeyNext, report.KeyOpening} }
 
 func (c *collector) keyRing(e emitter, kr report.KeyRing) {
+	if f := kr.Fleet; f != nil {
+		connected := 0.0
+		if f.Connected {
+			connected = 1
+		}
+		e.gauge(c.d.fleetConnected, connected)
+		if !f.LastSync.IsZero() {
+			e.gauge(c.d.fleetLastSync, unix(f.LastSync))
+		}
+		e.counter(c.d.fleetRefused, f.Refused)
+	}
 	if len(kr.Keys) == 0 {
 		return // NTS-KE is off
 	}

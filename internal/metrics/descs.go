@@ -23,7 +23,9 @@ type descs struct {
 	srcReceived                                                     *prometheus.Desc
 
 	keys, sealingKeyAge, oldestKeyAge, nextRotation *prometheus.Desc
+	fleetConnected, fleetLastSync, fleetRefused     *prometheus.Desc
 	certExpiry, certLoaded                          *prometheus.Desc
+	leapExpiry, leapExpired                         *prometheus.Desc
 }
 
 // newDesc names a timegate metric.
@@ -103,6 +105,11 @@ func (x *descs) upstream() {
 	x.sealingKeyAge = d("nts_sealing_key_age_seconds", "Age of the key sealing new cookies.")
 	x.oldestKeyAge = d("nts_oldest_key_age_seconds", "Age of the oldest key still opening cookies.")
 	x.nextRotation = d("nts_key_next_rotation_timestamp_seconds", "When the ring rotates by itself next (Unix time); absent when only by hand.")
+	x.fleetConnected = d("nts_fleet_store_connected", "1 while the fleet's etcd key store answers, 0 while the last good ring serves without it (alert on 0).")
+	x.fleetLastSync = d("nts_fleet_store_last_sync_timestamp_seconds", "When etcd last answered (Unix time).")
+	x.fleetRefused = d("nts_fleet_refused_entries_total", "Fleet key entries refused: tampered, unsealed, replayed or deleted early.")
+	x.leapExpiry = d("leap_table_expiry_timestamp_seconds", "Expiry of the leap-second table (Unix time); absent without a table or an expiry date.")
+	x.leapExpired = d("leap_table_expired", "1 while the leap-second table has expired: leap seconds then follow the upstream vote.")
 	x.certExpiry = d("nts_certificate_expiry_timestamp_seconds", "NotAfter of the NTS-KE certificate (Unix time).")
 	x.certLoaded = d("nts_certificate_loaded_timestamp_seconds", "When the NTS-KE certificate in use was loaded (Unix time).")
 }
@@ -119,5 +126,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,
 		x.srcStratum, x.srcPoll, x.srcAuthenticated, x.srcCookies, x.srcSent, x.srcReceived,
 		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded,
+		x.fleetConnected, x.fleetLastSync, x.fleetRefused,
+		x.leapExpiry, x.leapExpired,
 	}
 }

@@ -75,7 +75,14 @@ type Status struct {
 	Uptime       float64   `json:"uptime_s"`
 	ConfigFile   string    `json:"config_file"`
 	ConfigLoaded time.Time `json:"config_loaded"`
-	Warnings     []string  `json:"warnings,omitempty"`
+	// LeapTable is the leap-second table's file (leapsectz, leapfile);
+	// empty without one. LeapTableExpires is zero when the file does not
+	// say (TZif); an expired table is used only where the vote is silent.
+	LeapTable        string    `json:"leap_table,omitempty"`
+	LeapTableEntries int       `json:"leap_table_entries,omitempty"`
+	LeapTableExpires time.Time `json:"leap_table_expires,omitzero"`
+	LeapTableExpired bool      `json:"leap_table_expired,omitempty"`
+	Warnings         []string  `json:"warnings,omitempty"`
 }
 
 // Source states, most important first: `sources` shows one per upstream.
@@ -199,6 +206,29 @@ type KeyRing struct {
 	RotateEvery float64   `json:"rotate_every_s"`
 	NextRotate  time.Time `json:"next_rotate,omitzero"`
 	File        string    `json:"file"`
+	// Follow: the ring file is rotated by another gateway (an NTS-KE host)
+	// and re-read here (`ntsport 0`).
+	Follow bool `json:"follow,omitempty"`
+	// Fleet is set when the keys come from a fleet's etcd store.
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet is the state of a fleet key store (`ntskeystore`).
+type Fleet struct {
+	Prefix    string    `json:"prefix"`
+	Endpoints []string  `json:"endpoints"`
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since,omitzero"`     // of the last connect or disconnect
+	LastSync  time.Time `json:"last_sync,omitzero"` // last good answer from etcd
+	LastError string    `json:"last_error,omitempty"`
+	Refused   uint64    `json:"refused_entries"`
+	Published uint64    `json:"published_rotations"`
+	Delay     float64   `json:"delay_s"`
+	Grace     float64   `json:"grace_s"`
+	NextEvent time.Time `json:"next_event,omitzero"`
+	// Policy is when the fleet policy in service was published; zero while
+	// the local file's access rules and rate limit apply.
+	Policy time.Time `json:"policy_published,omitzero"`
 }
 
 // Key roles in the ring.
@@ -214,6 +244,8 @@ type Key struct {
 	Role    string    `json:"role"`
 	Created time.Time `json:"created"`
 	Age     float64   `json:"age_s"`
+	// Seals is when a fleet key starts (or started) sealing.
+	Seals time.Time `json:"seals_from,omitzero"`
 }
 
 // Cert describes the NTS-KE certificate chain in use.

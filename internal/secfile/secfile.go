@@ -130,7 +130,14 @@ func kind(m os.FileMode) string {
 // strengthen it. The temporary file is created 0600, so a secret is never
 // readable by others even for an instant. If path is a symlink, the link
 // itself is replaced by a regular file, not the file it points to.
-func WriteAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func WriteAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomicOwned(path, data, perm, -1, -1)
+}
+
+// writeAtomicOwned is WriteAtomic with the new file's owner and group set
+// (-1 leaves them as created) before it takes the name, so that no reader
+// ever sees the secret under another owner.
+func writeAtomicOwned(path string, data []byte, perm os.FileMode, uid, gid int) (err error) {
 	if perm&^os.ModePerm != 0 {
 		return fmt.Errorf("secfile: %s: perm %v has bits other than permissions", path, perm)
 	}
@@ -151,6 +158,11 @@ func WriteAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	}()
 	if _, err = tmp.Write(data); err != nil {
 		return fmt.Errorf("secfile: writing %s: %w", tmp.Name(), err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err = tmp.Chown(uid, gid); err != nil {
+			return fmt.Errorf("secfile: keeping the owner of %s: %w", path, err)
+		}
 	}
 	if err = tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("secfile: %w", err)
@@ -180,4 +192,43 @@ func syncDir(dir string) error {
 		return fmt.Errorf("secfile: syncing directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Replace writes a new version of the secret file at path atomically,
+// keeping the owner, group and mode of the file it replaces (a keys file
+// shared with chrony is root:_chrony 0640, and a root gatectl must not
+// leave it unreadable to the group, nor a dropped daemon take it over),
+// minus any group-write or other bits the rule forbids. A new file gets
+// perm and the writer's owner.
+func Replace(path string, data []byte, perm os.FileMode) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return WriteAtomic(path, data, perm)
+	}
+	if err != nil {
+		return fmt.Errorf("secfile: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return WriteAtomic(path, data, fi.Mode().Perm()&^0o027)
+	}
+	return writeAtomicOwned(path, data, fi.Mode().Perm()&^0o027, int(st.Uid), int(st.Gid))
+}
+
+// LockDir takes an exclusive advisory lock on the directory holding path,
+// for read-modify-write edits that may come from two processes (the daemon,
+// and a root gatectl that edits the file itself because the daemon may no
+// longer write it): the file itself is replaced by rename, so a lock on it
+// would not exclude the next editor.
+func LockDir(path string) (unlock func(), err error) {
+	dir := filepath.Dir(path)
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("secfile: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("secfile: locking %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }

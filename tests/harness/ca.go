@@ -60,19 +60,31 @@ func serial(t testing.TB) *big.Int {
 // CA, for a server or (client true) a TLS client; the key file is 0600.
 func (ca *TestCA) Issue(t testing.TB, name string, client bool) (certPath, keyPath string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	usage := x509.ExtKeyUsageServerAuth
 	if client {
 		usage = x509.ExtKeyUsageClientAuth
+	}
+	return ca.issue(t, name, usage)
+}
+
+// IssueBoth makes a certificate usable as server and client, as an etcd
+// member's own is (its gRPC gateway dials the member with it).
+func (ca *TestCA) IssueBoth(t testing.TB, name string) (certPath, keyPath string) {
+	t.Helper()
+	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *TestCA) issue(t testing.TB, name string, usage ...x509.ExtKeyUsage) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name, Organization: []string{"timegate tests"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -30,6 +30,8 @@ func debianPackage(name string) string {
 		return "ntpsec (ntpdig: ntpsec-ntpdig)"
 	case "rsyslogd":
 		return "rsyslog"
+	case "etcd":
+		return "etcd-server"
 	case "setpriv":
 		return "util-linux"
 	case "systemd-analyze":
