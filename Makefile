@@ -46,6 +46,13 @@ clean:
 load:
 	scripts/load.sh
 
+## load-veth: issue 10's side by side through a veth pair between two network namespaces (server pinned to
+## CPU 0 in one, load tool on CPU 1 in the other): one table of timegate, chronyd and the echo, plain, NTS, NTS-KE,
+## NTP beside NTS-KE, 1 vs 2 workers; no spoofed flood (root; about 7 min; NETNS=1 scripts/load.sh)
+.PHONY: load-veth
+load-veth:
+	NETNS=1 SKIP_SPOOF=1 scripts/load.sh
+
 ## accuracy: timegate beside a chronyd -x client of the same three NTS upstreams (chained chronyds serving
 ## true time + 0.5 s), probed alike, on loopback and over a veth pair with netem delay; per-stage error
 ## budget (root; about 4 min per topology; ACCURACY_RUNS=3 for three runs, ACCURACY_OUT=FILE for the report)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# load.sh — measure the real daemons on loopback with the load tool (tests/load):
+# load.sh — measure the real daemons with the load tool (tests/load), on
+# loopback or (NETNS=1, `make load-veth`) through a veth pair between two
+# network namespaces the script creates and always deletes:
 #
 #  (a) side by side, in the same run, with the same tool, server pinned to
 #      SERVER_CPU and load tool to LOAD_CPU, no rate limiting anywhere:
@@ -10,13 +12,13 @@
 #      - chronyd 4.3 (single-threaded), plain NTP and NTS;
 #      each at saturation (-rate 0, PLAIN_SECONDS, ROUNDS times, the order
 #      alternating), then the highest offered rate with < 1 % loss, found by
-#      stepping down from the best saturation rate by the factors in
-#      LOSS_STEPS (LOSS_SECONDS each), with its p99 latency; one table,
-#      ratios printed;
+#      bisecting LOSS_ITER times between 0 and the best saturation rate
+#      (LOSS_SECONDS each), with its p99 latency; one table, ratios printed;
 #      then NTS-KE: sessions per second from CONNS clients on the load core
 #      and per second of the server's CPU time (its capacity per core);
 #      and plain NTP at BESIDE_RATE alone and beside NTS-KE at half that
-#      measured rate, for the p50/p99 latency;
+#      measured rate, for the p50/p99 latency; both again (unless
+#      SKIP_NICE=1) for timegate with `ntskenice NICE` (column tg-nice);
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
 #  (b) a spoofed flood of SPOOF_SOURCES distinct source addresses in
@@ -27,25 +29,36 @@
 #      sampling timegate's VmRSS/VmHWM before, every SAMPLE_EVERY (5 s flat
 #      out) during, and after.
 #
-# Traffic goes only to 127.0.0.1; every request loop is bounded in count and
+# NETNS=1: namespaces tgload-srv-PID and tgload-cli-PID joined by a veth
+# pair on the benchmarking network 198.18.0.0/15 (RFC 2544): servers at
+# 198.18.0.1 in the first, the load tool at 198.18.0.2 (KE clients from
+# 198.19.N.1, one /24 each) in the second; the spoofed flood (127/8 raw
+# sources) is skipped. This is the set-up of issue 10's reference figures.
+#
+# Traffic goes only to 127.0.0.1 or, with NETNS=1, to 198.18.0.1 inside the
+# script's own namespaces; every request loop is bounded in count and
 # time; chronyd runs with -x and without CAP_SYS_TIME. Daemons are stopped
 # on exit, whatever happens. Results (text and JSON) go to LOAD_OUT (default
 # a new /tmp/timegate-load-results.XXXXXX), which is kept. The NTS
 # certificate is a throw-away self-signed P-256 one made with openssl.
 # Needs jq and openssl.
 #
-# Usage: scripts/load.sh            (or: make load)
-# Knobs (environment): PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=5
-#   LOSS_STEPS="0.9 0.8 0.7 0.6 0.5 0.4 0.3" CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
+# Usage: scripts/load.sh            (or: make load; make load-veth = NETNS=1 SKIP_SPOOF=1)
+# Knobs (environment): NETNS=0 PLAIN_SECONDS=10 ROUNDS=2 LOSS_SECONDS=4
+#   LOSS_ITER=5 CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
-#   SERVER_CPU=0 LOAD_CPU=1 SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
+#   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
+#   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
+#   RUN_NICE=0 SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
 PLAIN_SECONDS=${PLAIN_SECONDS:-10}
 ROUNDS=${ROUNDS:-2}
-LOSS_SECONDS=${LOSS_SECONDS:-5}
-LOSS_STEPS=${LOSS_STEPS:-0.9 0.8 0.7 0.6 0.5 0.4 0.3}
+LOSS_SECONDS=${LOSS_SECONDS:-4}
+LOSS_ITER=${LOSS_ITER:-5}
+NETNS=${NETNS:-0}
+REPORT_ONLY=${REPORT_ONLY:-0}
 CONNS=${CONNS:-4}
 NTS_RING=${NTS_RING:-16384}
 BESIDE_RATE=${BESIDE_RATE:-20000}
@@ -60,6 +73,9 @@ SKIP_CHRONY=${SKIP_CHRONY:-0}
 SKIP_NTS=${SKIP_NTS:-0}
 SKIP_SCALING=${SKIP_SCALING:-0}
 SKIP_SIDE=${SKIP_SIDE:-0}
+SKIP_SAT=${SKIP_SAT:-0}
+SKIP_NICE=${SKIP_NICE:-0}
+NICE=${NICE:-10}
 SKIP_SPOOF=${SKIP_SPOOF:-0}
 
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
@@ -68,6 +84,7 @@ out=${LOAD_OUT:-$(mktemp -d /tmp/timegate-load-results.XXXXXX)}
 mkdir -p "$out"
 
 started=() # PIDs of the daemons this script started, and only those
+netns_made=() # network namespaces this script created, and only those
 
 stop_pid() {
 	local pid=$1 i
@@ -90,9 +107,15 @@ stop_pid() {
 }
 
 cleanup() {
-	local pid
+	local pid ns
 	for pid in "${started[@]+"${started[@]}"}"; do
 		stop_pid "$pid"
+	done
+	# Deleting a namespace deletes the veth end in it, and with it the pair;
+	# an end not yet moved is deleted by name.
+	ip link del "$veth_srv" 2>/dev/null || true
+	for ns in "${netns_made[@]+"${netns_made[@]}"}"; do
+		ip netns del "$ns" 2>/dev/null || echo "could not delete network namespace $ns" >&2
 	done
 	rm -rf "$work"
 	echo "results kept in $out"
@@ -110,12 +133,69 @@ if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
 	pin_server=(taskset -c "$SERVER_CPU")
 	pin_load=(taskset -c "$LOAD_CPU")
 fi
+# RUN_NICE (root, e.g. -10): servers and load tool at that nice value, so
+# that other work on a shared machine takes less of their cores. The
+# scaling runs (nothing pinned) are not reniced. `ntskenice N` sets an
+# absolute nice value, so under RUN_NICE its handshake threads sit
+# further below the NTP worker than they would otherwise.
+if [[ ${RUN_NICE:-0} != 0 ]]; then
+	pin_server=(nice -n "$RUN_NICE" "${pin_server[@]+"${pin_server[@]}"}")
+	pin_load=(nice -n "$RUN_NICE" "${pin_load[@]+"${pin_load[@]}"}")
+fi
+
+# Namespace prefixes (empty on loopback): `ip netns exec` execs the command
+# in place, so $! is still the daemon's own PID.
+in_srv=() in_cli=() srv_ip=127.0.0.1
+veth_srv=tgls$$ veth_cli=tglc$$
+if [[ $NETNS == 1 ]]; then
+	in_srv=(ip netns exec "tgload-srv-$$")
+	in_cli=(ip netns exec "tgload-cli-$$")
+	srv_ip=198.18.0.1
+fi
+
+# setup_netns: the two namespaces and the veth pair between them.
+setup_netns() {
+	local s=tgload-srv-$$ c=tgload-cli-$$ i
+	ip netns add "$s"
+	netns_made+=("$s")
+	ip netns add "$c"
+	netns_made+=("$c")
+	ip link add "$veth_srv" type veth peer name "$veth_cli"
+	ip link set "$veth_srv" netns "$s"
+	ip link set "$veth_cli" netns "$c"
+	ip -n "$s" addr add 198.18.0.1/15 dev "$veth_srv"
+	ip -n "$c" addr add 198.18.0.2/15 dev "$veth_cli"
+	for i in $(seq "$CONNS"); do
+		ip -n "$c" addr add "198.19.$i.1/15" dev "$veth_cli"
+	done
+	for ns in "$s" "$c"; do
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$s" link set "$veth_srv" up
+	ip -n "$c" link set "$veth_cli" up
+	# KE clients open thousands of connections a second from one address
+	# each: without reuse of TIME_WAIT ports (on by default for loopback
+	# only) they run out of source ports within a minute, and the dial
+	# failures would be counted against the server.
+	ip netns exec "$c" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+	# Both ends up (carrier on both sides); IPv4 needs no address
+	# detection, so the pair is usable then.
+	for _ in $(seq 50); do
+		if ip -n "$s" link show dev "$veth_srv" | grep -q 'state UP' &&
+			ip -n "$c" link show dev "$veth_cli" | grep -q 'state UP'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "veth pair did not come up" >&2
+	return 1
+}
 
 free_port() {
 	local p
 	for _ in $(seq 100); do
 		p=$((20000 + RANDOM % 40000))
-		if ! ss -Hlun "sport = :$p" | grep -q .; then
+		if ! "${in_srv[@]+"${in_srv[@]}"}" ss -Hlun "sport = :$p" | grep -q .; then
 			echo "$p"
 			return 0
 		fi
@@ -128,7 +208,7 @@ free_port() {
 wait_port() {
 	local port=$1 pid=$2 name=$3
 	for _ in $(seq 100); do
-		if ss -Hlunp "sport = :$port" 2>/dev/null | grep -q "pid=$pid,"; then
+		if "${in_srv[@]+"${in_srv[@]}"}" ss -Hlunp "sport = :$port" 2>/dev/null | grep -q "pid=$pid,"; then
 			return 0
 		fi
 		if [[ ! -e /proc/$pid/stat ]] || [[ $(awk '{print $3}' "/proc/$pid/stat") == Z ]]; then
@@ -154,11 +234,11 @@ start_timegate() {
 	tg_port=$(free_port)
 	if [[ $extra == *ntsservercert* ]]; then ke=$(free_port); fi
 	tg_ke=$ke
-	printf 'port %s\nntsport %s\nbindaddress 127.0.0.1\nlocal stratum 2\nntpworkers %s\nntsdumpdir %s\n%s\n' \
-		"$tg_port" "$ke" "$workers" "$work/$name-state" "$extra" >"$work/$name.conf"
-	local prefix=()
-	if [[ $pin == 1 ]]; then prefix=("${pin_server[@]+"${pin_server[@]}"}"); fi
-	GOMAXPROCS=$workers "${prefix[@]+"${prefix[@]}"}" "$work/timegate" -config "$work/$name.conf" -state "$work/$name-state" \
+	printf 'port %s\nntsport %s\nbindaddress %s\nlocal stratum 2\nntpworkers %s\nntsdumpdir %s\n%s\n' \
+		"$tg_port" "$ke" "$srv_ip" "$workers" "$work/$name-state" "$extra" >"$work/$name.conf"
+	local prefix=("${in_srv[@]+"${in_srv[@]}"}")
+	if [[ $pin == 1 ]]; then prefix+=("${pin_server[@]+"${pin_server[@]}"}"); fi
+	GOMAXPROCS=${TG_GOMAXPROCS:-$workers} "${prefix[@]+"${prefix[@]}"}" "$work/timegate" -config "$work/$name.conf" -state "$work/$name-state" \
 		>"$work/$name.log" 2>&1 &
 	tg_pid=$!
 	started+=("$tg_pid")
@@ -169,7 +249,7 @@ start_timegate() {
 # start_echo: the load tool's echo server on a free port; sets echo_pid, echo_port.
 start_echo() {
 	echo_port=$(free_port)
-	GOMAXPROCS=1 "${pin_server[@]+"${pin_server[@]}"}" "$work/load" -mode echo -target "127.0.0.1:$echo_port" \
+	GOMAXPROCS=1 "${in_srv[@]+"${in_srv[@]}"}" "${pin_server[@]+"${pin_server[@]}"}" "$work/load" -mode echo -target "$srv_ip:$echo_port" \
 		-duration 10m >"$work/echo.log" 2>&1 &
 	echo_pid=$!
 	started+=("$echo_pid")
@@ -190,8 +270,9 @@ dumpdir $d/dump
 ntsdumpdir $d/nts
 logdir $d/log
 port $ch_port
-bindaddress 127.0.0.1
+bindaddress $srv_ip
 allow 127.0.0.0/8
+allow 198.18.0.0/15
 local stratum 2
 EOF
 	if [[ $SKIP_NTS != 1 ]]; then
@@ -199,7 +280,7 @@ EOF
 		printf 'ntsservercert %s\nntsserverkey %s\nntsport %s\n' "$work/cert.pem" "$work/key.pem" "$ch_ke" >>"$d/chrony.conf"
 	fi
 	# -x: never touch the clock; setpriv removes CAP_SYS_TIME as well.
-	"${pin_server[@]+"${pin_server[@]}"}" setpriv --bounding-set -sys_time --inh-caps -sys_time \
+	"${in_srv[@]+"${in_srv[@]}"}" "${pin_server[@]+"${pin_server[@]}"}" setpriv --bounding-set -sys_time --inh-caps -sys_time \
 		"$chronyd" -x -d -u root -f "$d/chrony.conf" >"$work/chronyd.log" 2>&1 &
 	ch_pid=$!
 	started+=("$ch_pid")
@@ -211,9 +292,9 @@ EOF
 # pinned; MODE plain or nts (KE: the NTS-KE port); JSON kept as TAG.json.
 measure() {
 	local name=$1 mode=$2 port=$3 pid=$4 ke=$5 rate=$6 secs=$7 tag=$8 extra=()
-	if [[ $mode == nts ]]; then extra=(-ke "127.0.0.1:$ke" -ca "$work/cert.pem" -ring "$NTS_RING"); fi
+	if [[ $mode == nts ]]; then extra=(-ke "$srv_ip:$ke" -ca "$work/cert.pem" -ring "$NTS_RING"); fi
 	say "$mode $name: rate $rate (0 = saturation), ${secs}s, $CONNS sockets"
-	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode "$mode" -target "127.0.0.1:$port" -rate "$rate" \
+	"${in_cli[@]+"${in_cli[@]}"}" "${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode "$mode" -target "$srv_ip:$port" -rate "$rate" \
 		-duration "${secs}s" -conns "$CONNS" -pid "$pid" -every 5s -quiet "${extra[@]+"${extra[@]}"}" \
 		-json-out "$out/$tag.json" | tee -a "$out/summary.txt"
 }
@@ -237,10 +318,11 @@ kerate() {
 	hz=$(getconf CLK_TCK)
 	say "NTS-KE $name: ${PLAIN_SECONDS}s, $CONNS clients"
 	t0=$(cputicks "$pid")
-	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "127.0.0.1:$ke" -ca "$work/cert.pem" \
+	"${in_cli[@]+"${in_cli[@]}"}" "${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "$srv_ip:$ke" -ca "$work/cert.pem" \
 		-duration "${PLAIN_SECONDS}s" -conns "$CONNS" -pid "$pid" -every 5s -quiet \
 		-json-out "$out/ke-$name.json" | tee -a "$out/summary.txt"
 	t1=$(cputicks "$pid")
+	awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { print (b - a) / hz }' >"$out/ke-$name.cpu"
 	jq -r --arg n "$name" --argjson cpu "$(awk -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN { print (b - a) / hz }')" \
 		'"\($n): \(.replies) handshakes in \(.seconds*10|round/10) s (\(.replies_per_s|floor)/s, failed \(.send_errors)\(if .first_error then ", first: " + .first_error else "" end)), server CPU \($cpu) s: \(if $cpu > 0 then (.replies / $cpu | floor) else "?" end) handshakes per server CPU second, p50 \(.latency_p50_us|floor) µs p99 \(.latency_p99_us|floor) µs"' \
 		"$out/ke-$name.json" | tee -a "$out/summary.txt" "$work/ke.txt"
@@ -252,8 +334,10 @@ kerate() {
 besideke() {
 	local name=$1 port=$2 pid=$3 ke=$4 half kepid
 	half=$(jq '.replies_per_s / 2 | floor' "$out/ke-$name.json")
+	# Let the sessions the KE run left behind (up to the 2 s KE timeout) end.
+	sleep 3
 	measure "$name" plain "$port" "$pid" 0 "$BESIDE_RATE" "$PLAIN_SECONDS" "beside-$name-alone"
-	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "127.0.0.1:$ke" -ca "$work/cert.pem" -rate "$half" \
+	"${in_cli[@]+"${in_cli[@]}"}" "${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode ke -ke "$srv_ip:$ke" -ca "$work/cert.pem" -rate "$half" \
 		-duration "$((PLAIN_SECONDS + 2))s" -conns "$CONNS" -quiet -json-out "$out/beside-$name-ke.json" >/dev/null &
 	kepid=$!
 	sleep 1
@@ -263,18 +347,21 @@ besideke() {
 		"$out/beside-$name-alone.json" "$out/beside-$name-with-ke.json" "$out/beside-$name-ke.json" | tee -a "$out/summary.txt" "$work/ke.txt"
 }
 
-# lossfree NAME MODE PORT PID KE: the highest rate with < 1 % loss, stepping
-# down from the best saturation rate measured for NAME/MODE.
+# lossfree NAME MODE PORT PID KE: the highest offered rate with < 1 % loss,
+# bisecting LOSS_ITER times between 0 (lossless) and the best saturation
+# rate measured for NAME/MODE (lossy), to 1/2^LOSS_ITER of that rate.
 lossfree() {
-	local name=$1 mode=$2 port=$3 pid=$4 ke=$5 peak f rate loss
+	local name=$1 mode=$2 port=$3 pid=$4 ke=$5 peak lo hi rate loss
 	peak=$(jq -s 'map(.replies_per_s) | max | floor' "$out"/sat-"$name"-"$mode"-*.json)
-	for f in $LOSS_STEPS; do
-		rate=$(awk -v p="$peak" -v f="$f" 'BEGIN { printf "%d", int(p * f / 1000) * 1000 }')
+	lo=0 hi=$peak i=0
+	# LOSS_ITER steps, and up to 4 more halvings while none lost < 1 %.
+	while ((i < LOSS_ITER || (lo == 0 && i < LOSS_ITER + 4))); do
+		i=$((i + 1))
+		rate=$(((lo + hi) / 2000 * 1000))
+		if ((rate <= lo || rate == 0)); then break; fi
 		measure "$name" "$mode" "$port" "$pid" "$ke" "$rate" "$LOSS_SECONDS" "loss-$name-$mode-$rate"
 		loss=$(jq '.loss_pct' "$out/loss-$name-$mode-$rate.json")
-		if awk -v l="$loss" 'BEGIN { exit !(l < 1) }'; then
-			return 0
-		fi
+		if awk -v l="$loss" 'BEGIN { exit !(l < 1) }'; then lo=$rate; else hi=$rate; fi
 	done
 }
 
@@ -282,26 +369,41 @@ lossfree() {
 spoof() {
 	local name=$1 rate=$2 every=$3
 	say "spoof $name: $SPOOF_SOURCES distinct sources, rate $rate (0 = as fast as possible), at most $SPOOF_MAX"
-	"${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode spoof -target "127.0.0.1:$tg_port" -sources "$SPOOF_SOURCES" \
+	"${in_cli[@]+"${in_cli[@]}"}" "${pin_load[@]+"${pin_load[@]}"}" "$work/load" -mode spoof -target "127.0.0.1:$tg_port" -sources "$SPOOF_SOURCES" \
 		-rate "$rate" -duration "$SPOOF_MAX" -pid "$tg_pid" -every "$every" \
 		-json-out "$out/spoof-$name.json" | tee -a "$out/summary.txt"
 }
 
+if [[ $REPORT_ONLY == 1 ]]; then
+	[[ -n ${LOAD_OUT:-} ]] || { echo "REPORT_ONLY=1 needs LOAD_OUT=DIR of an earlier run" >&2; exit 2; }
+	NETNS=0 SKIP_SIDE=1 SKIP_SCALING=1 SKIP_SPOOF=1
+else
 echo "building timegate and the load tool"
 go build -o "$work/timegate" ./cmd/timegate
 go build -o "$work/load" ./tests/load
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
-	-days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+	-days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:198.18.0.1" 2>/dev/null
 chmod 600 "$work/key.pem"
 {
 	echo "timegate $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (dirty tree)'), $(go version | cut -d' ' -f3)"
 	echo "$(nproc) CPUs, kernel $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	if [[ ${#pin_server[@]} -gt 0 ]]; then echo "servers pinned to CPU $SERVER_CPU (GOMAXPROCS=1), load tool to CPU $LOAD_CPU"; else echo "not pinned (one CPU or no taskset)"; fi
+	if [[ ${RUN_NICE:-0} != 0 ]]; then echo "servers and load tool at nice $RUN_NICE"; fi
+	if [[ $NETNS == 1 ]]; then echo "servers at $srv_ip in netns tgload-srv-$$, load from 198.18.0.2 in netns tgload-cli-$$, through a veth pair"; else echo "everything on 127.0.0.1"; fi
 } | tee "$out/summary.txt"
 
 if [[ $(id -u) -ne 0 ]]; then
+	if [[ $NETNS == 1 ]]; then
+		echo "NETNS=1 needs root (ip netns)" >&2
+		exit 1
+	fi
 	echo "not root: chronyd (refuses to start as another user) and the spoofed flood (raw socket) are skipped"
 	SKIP_CHRONY=1 SKIP_SPOOF=1
+fi
+fi # REPORT_ONLY
+if [[ $NETNS == 1 ]]; then
+	SKIP_SPOOF=1 # its sources walk 127/8: loopback only
+	setup_netns
 fi
 
 # (a) side by side: echo, timegate and chronyd, plain and NTS.
@@ -323,6 +425,7 @@ if [[ $SKIP_SIDE != 1 ]]; then
 	modes=(plain)
 	[[ $SKIP_NTS == 1 ]] || modes+=(nts)
 	for round in $(seq "$ROUNDS"); do
+		[[ $SKIP_SAT != 1 ]] || break
 		measure echo plain "$echo_port" "$echo_pid" 0 0 "$PLAIN_SECONDS" "sat-echo-plain-$round"
 		for mode in "${modes[@]}"; do
 			if ((round % 2 == 1)); then
@@ -336,8 +439,9 @@ if [[ $SKIP_SIDE != 1 ]]; then
 			fi
 		done
 	done
-	lossfree echo plain "$echo_port" "$echo_pid" 0
+	[[ $SKIP_SAT == 1 ]] || lossfree echo plain "$echo_port" "$echo_pid" 0
 	for mode in "${modes[@]}"; do
+		[[ $SKIP_SAT != 1 ]] || break
 		lossfree timegate "$mode" "$tg_port" "$tg_pid" "$tg_ke"
 		[[ $SKIP_CHRONY == 1 ]] || lossfree chronyd "$mode" "$ch_port" "$ch_pid" "${ch_ke:-0}"
 	done
@@ -350,41 +454,21 @@ if [[ $SKIP_SIDE != 1 ]]; then
 	say "after the runs: timegate $(rss "$tg_pid")"
 	stop_pid "$tg_pid"
 	stop_pid "$echo_pid"
+	# The same NTS-KE runs against timegate with `ntskenice`: handshakes on
+	# threads at nice 10, the NTP worker on a thread of its own (GOMAXPROCS
+	# raised to 2, still pinned to the one server CPU).
+	if [[ $SKIP_NTS != 1 && $SKIP_NICE != 1 ]]; then
+		start_timegate tgnice "ratelimit off
+	ntsratelimit off
+	ntskenice $NICE
+	$nts_conf"
+		say "timegate with ntskenice $NICE: pid $tg_pid port $tg_port ke $tg_ke"
+		kerate tgnice "$tg_pid" "$tg_ke"
+		besideke tgnice "$tg_port" "$tg_pid" "$tg_ke"
+		stop_pid "$tg_pid"
+	fi
 	[[ $SKIP_CHRONY == 1 ]] || stop_pid "$ch_pid"
 
-	# The table: best saturation rate of the rounds with its p99, the highest
-	# offered rate with < 1 % loss with its p99, and the ratios the issue asks for.
-	table() {
-		local name mode peak p99s lf lfp99
-		printf '%-9s %-5s %10s %11s %11s %11s\n' server mode peak/s p99@peak '<1%loss/s' p99@that
-		: >"$work/table.txt"
-		for name in echo timegate chronyd; do
-			for mode in plain nts; do
-				compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
-				peak=$(jq -s 'map(.replies_per_s) | max | floor' "$out"/sat-"$name"-"$mode"-*.json)
-				p99s=$(jq -s 'max_by(.replies_per_s) | .latency_p99_us | floor' "$out"/sat-"$name"-"$mode"-*.json)
-				lf=- lfp99=-
-				if compgen -G "$out/loss-$name-$mode-*.json" >/dev/null; then
-					lf=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .rate_target | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
-					lfp99=$(jq -s '[.[] | select(.loss_pct < 1)] | if length == 0 then "-" else (max_by(.rate_target) | .latency_p99_us | floor) end' "$out"/loss-"$name"-"$mode"-*.json)
-				fi
-				printf '%-9s %-5s %10s %9sµs %11s %9sµs\n' "$name" "$mode" "$peak" "$p99s" "${lf//\"/}" "${lfp99//\"/}"
-				echo "$name $mode $peak ${lf//\"/}" >>"$work/table.txt"
-			done
-		done
-		awk '{ peak[$1" "$2] = $3; lf[$1" "$2] = $4 }
-		function r(a, b) { return (a != "" && b != "" && a != "-" && b != "-" && b > 0) ? sprintf("%.2f", a / b) : "n/a" }
-		END {
-			print ""
-			print "timegate/chronyd plain: peak " r(peak["timegate plain"], peak["chronyd plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["chronyd plain"])
-			print "timegate/echo    plain: peak " r(peak["timegate plain"], peak["echo plain"]) ", <1% loss rate " r(lf["timegate plain"], lf["echo plain"])
-			print "timegate/chronyd nts:   peak " r(peak["timegate nts"], peak["chronyd nts"]) ", <1% loss rate " r(lf["timegate nts"], lf["chronyd nts"])
-			print "timegate nts/plain:     peak " r(peak["timegate nts"], peak["timegate plain"])
-		}' "$work/table.txt"
-	}
-	say "table (peak: best of $ROUNDS saturation runs; <1%loss: highest rate tried that lost under 1 %)"
-	table | tee -a "$out/summary.txt"
-	[[ ! -f $work/ke.txt ]] || cat "$work/ke.txt" | tee -a "$out/summary.txt"
 fi
 
 # (s) scaling: 1 and 2 workers, nothing pinned.
@@ -392,7 +476,7 @@ if [[ $SKIP_SCALING != 1 ]]; then
 	for workers in 1 2; do
 		start_timegate "timegate-w$workers" "ratelimit off" "$workers" 0
 		say "scaling: timegate with $workers worker(s), nothing pinned"
-		"$work/load" -mode plain -target "127.0.0.1:$tg_port" -rate 0 -duration "${PLAIN_SECONDS}s" -conns "$CONNS" \
+		"${in_cli[@]+"${in_cli[@]}"}" "$work/load" -mode plain -target "$srv_ip:$tg_port" -rate 0 -duration "${PLAIN_SECONDS}s" -conns "$CONNS" \
 			-pid "$tg_pid" -every 5s -quiet -json-out "$out/scale-w$workers.json" | tee -a "$out/summary.txt"
 		stop_pid "$tg_pid"
 	done
@@ -418,4 +502,71 @@ if compgen -G "$out/spoof-*.json" >/dev/null; then
 	for f in "$out"/spoof-*.json; do
 		jq -r --arg f "$(basename "$f" .json)" '"\($f): \(.sent) requests from \(.sources) sources in \(.seconds*10|round/10) s (\(.sent_per_s|floor)/s), answered \(.answered_pct*100|round/100) %, target drops \(.target_socket_drops // "?"); VmRSS kB: \([.samples[].vmrss_kb]|map(tostring)|join(" ")); VmHWM end \(.samples[-1].vmhwm_kb) kB"' "$f"
 	done | tee -a "$out/summary.txt"
+fi
+
+# report: one table from the JSON results in $out (REPORT_ONLY=1 with
+# LOAD_OUT=DIR prints it again from an earlier run's results).
+report() {
+	local kv=$work/kv.txt name mode f
+	: >"$kv"
+	for name in timegate chronyd echo tgnice; do
+		for mode in plain nts; do
+			compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
+			jq -s -r --arg k "$mode" --arg n "$name" 'max_by(.replies_per_s) |
+				"\($k)_peak \($n) \(.replies_per_s|floor)", "\($k)_peak_p99 \($n) \(.latency_p99_us|floor)"' \
+				"$out"/sat-"$name"-"$mode"-*.json >>"$kv"
+			compgen -G "$out/loss-$name-$mode-*.json" >/dev/null || continue
+			jq -s -r --arg k "$mode" --arg n "$name" '[.[] | select(.loss_pct < 1)] | if length == 0 then empty else max_by(.rate_target) |
+				"\($k)_lossfree \($n) \(.rate_target|floor)", "\($k)_lossfree_p99 \($n) \(.latency_p99_us|floor)" end' \
+				"$out"/loss-"$name"-"$mode"-*.json >>"$kv"
+		done
+		f=$out/ke-$name.json
+		if [[ -f $f ]]; then
+			jq -r --arg n "$name" --argjson cpu "$(cat "$out/ke-$name.cpu" 2>/dev/null || echo 0)" \
+				'"ke_rate \($n) \(.replies_per_s|floor)", (if $cpu > 0 then "ke_cpu \($n) \(.replies / $cpu | floor)" else empty end), "ke_p99 \($n) \(.latency_p99_us|floor)"' "$f" >>"$kv"
+		fi
+		if [[ -f $out/beside-$name-alone.json && -f $out/beside-$name-with-ke.json ]]; then
+			jq -r --arg n "$name" '"beside_alone_p99 \($n) \(.latency_p99_us|floor)"' "$out/beside-$name-alone.json" >>"$kv"
+			jq -r --arg n "$name" '"beside_ke_p99 \($n) \(.latency_p99_us|floor)"' "$out/beside-$name-with-ke.json" >>"$kv"
+		fi
+	done
+	for f in "$out"/scale-w1.json "$out"/scale-w2.json; do
+		[[ -f $f ]] || continue
+		jq -r --arg w "$(basename "$f" .json)" '"\($w) timegate \(.replies_per_s|floor)"' "$f" >>"$kv"
+	done
+	awk -v beside="$BESIDE_RATE" '
+	{ v[$1 " " $2] = $3 }
+	function g(k, n) { return ((k " " n) in v) ? v[k " " n] : "-" }
+	function r(a, b) { return (a != "-" && b != "-" && b + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+	function row(label, k, target) {
+		printf "%-44s %10s %10s %10s %8s %8s %10s %8s  %s\n", label, g(k, "timegate"), g(k, "chronyd"), g(k, "echo"),
+			r(g(k, "timegate"), g(k, "chronyd")), r(g(k, "timegate"), g(k, "echo")), g(k, "tgnice"), r(g(k, "tgnice"), g(k, "chronyd")), target
+	}
+	END {
+		printf "%-44s %10s %10s %10s %8s %8s %10s %8s  %s\n", "", "timegate", "chronyd", "echo", "tg/chr", "tg/echo", "tg-nice", "nice/chr", "issue 10 target"
+		row("plain: peak replies/s", "plain_peak", "tg/chr >= 1.0, tg/echo >= 0.85")
+		row("plain: p99 at peak (us, queueing)", "plain_peak_p99", "")
+		row("plain: highest offered/s with < 1 % loss", "plain_lossfree", "tg/chr >= 1.0")
+		row("plain: p99 there (us)", "plain_lossfree_p99", "")
+		row("NTS: peak replies/s", "nts_peak", "tg/chr >= 1.2")
+		row("NTS: p99 at peak (us, queueing)", "nts_peak_p99", "")
+		row("NTS: highest offered/s with < 1 % loss", "nts_lossfree", "")
+		row("NTS: p99 there (us)", "nts_lossfree_p99", "")
+		row("NTS-KE: handshakes/s (from the load core)", "ke_rate", "")
+		row("NTS-KE: handshakes per server CPU second", "ke_cpu", "")
+		row("NTS-KE: session p99 (us)", "ke_p99", "")
+		row("NTP p99 (us) at " beside "/s alone", "beside_alone_p99", "")
+		row("NTP p99 (us) beside NTS-KE at half its max", "beside_ke_p99", "close to alone")
+		printf "\n"
+		printf "timegate NTS/plain peak: %s (target >= 0.7)\n", r(g("nts_peak", "timegate"), g("plain_peak", "timegate"))
+		printf "chronyd  NTS/plain peak: %s\n", r(g("nts_peak", "chronyd"), g("plain_peak", "chronyd"))
+		printf "NTP p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "tgnice"), g("beside_alone_p99", "tgnice")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
+		printf "scaling, nothing pinned: 1 worker %s/s, 2 workers %s/s (2/1: %s)\n", g("scale-w1", "timegate"), g("scale-w2", "timegate"), r(g("scale-w2", "timegate"), g("scale-w1", "timegate"))
+	}' "$kv"
+}
+
+if [[ $SKIP_SIDE != 1 || $REPORT_ONLY == 1 ]]; then
+	say "table (peak: best of $ROUNDS saturation runs; < 1 % loss: highest rate of the bisection that lost under 1 %)"
+	report | tee -a "$out/summary.txt"
+	[[ ! -f $work/ke.txt ]] || cat "$work/ke.txt" | tee -a "$out/summary.txt"
 fi

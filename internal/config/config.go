@@ -34,6 +34,11 @@ type Config struct {
 	// goroutine, serve NTP on each address; 0 means one per CPU
 	// (GOMAXPROCS). timegate's `ntpworkers`; chrony has no equivalent.
 	NTPWorkers int
+	// NTSKENice, when positive, runs NTS-KE sessions on OS threads at this
+	// nice value and each NTP worker on a thread of its own (Linux),
+	// with GOMAXPROCS at least one more than the workers, so that TLS
+	// handshakes yield the CPU to NTP. timegate's `ntskenice`; 0: off.
+	NTSKENice int
 	// BindAddresses are the local addresses served (chrony `bindaddress`);
 	// empty means every address, IPv4 and IPv6.
 	BindAddresses []netip.Addr

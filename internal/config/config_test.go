@@ -41,6 +41,7 @@ holdover 600
 restrict default kod nomodify notrap nopeer noquery
 restrict 192.0.2.0 mask 255.255.255.0 nomodify notrap
 ntpworkers 3
+ntskenice 10
 `
 	c, err := Parse("t.conf", []byte(text))
 	if err != nil {
@@ -101,7 +102,7 @@ func TestParseDefaults(t *testing.T) {
 }
 
 func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
-	text := "port 70000\nfrobnicate yes\nratelimit burst 0\nlocal stratum 16\nport 1\nserver\nserver h minpoll 9 maxpoll 3\nserver h nts key 3\nntsservercert /x\nmaxdistance -1\nntpworkers 257\nntpworkers x\n"
+	text := "port 70000\nfrobnicate yes\nratelimit burst 0\nlocal stratum 16\nport 1\nserver\nserver h minpoll 9 maxpoll 3\nserver h nts key 3\nntsservercert /x\nmaxdistance -1\nntpworkers 257\nntpworkers x\nntskenice 20\n"
 	_, err := Parse("bad.conf", []byte(text))
 	if err == nil {
 		t.Fatal("no error")
@@ -122,6 +123,7 @@ func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
 		"bad.conf:10: maxdistance: must be a number of seconds",
 		`bad.conf:11: ntpworkers: worker count must be an integer 0..256, got "257"`,
 		"bad.conf:12: ntpworkers: already set at line 11",
+		`bad.conf:13: ntskenice: nice value must be an integer 0..19, got "20"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

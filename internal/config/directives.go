@@ -26,6 +26,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindAddress, false}, true
 	case "ntpworkers":
 		return handler{ntpWorkers, true}, true
+	case "ntskenice":
+		return handler{ntsKENice, true}, true
 	case "local":
 		return handler{local, true}, true
 	case "ntsntpserver":
@@ -119,6 +121,17 @@ func ntpWorkers(p *parser, name string, args []string) {
 	}
 	if v, ok := p.intArg(name, "worker count", args[0], 0, MaxNTPWorkers); ok {
 		p.cfg.NTPWorkers = v
+	}
+}
+
+// ntskenice N: NTS-KE sessions at nice N (1..19) on threads of their own,
+// NTP workers on theirs; 0 = off.
+func ntsKENice(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	if v, ok := p.intArg(name, "nice value", args[0], 0, 19); ok {
+		p.cfg.NTSKENice = v
 	}
 }
 

@@ -75,6 +75,7 @@ type Gateway struct {
 	engMu       sync.Mutex
 	spawnEngine func(*engine.Engine)
 	stats       udpserve.Stats
+	keNice      int // ntskenice as started: NTP workers locked to threads when > 0
 	precision   int8
 	started     time.Time
 	loaded      atomic.Pointer[loaded]
@@ -297,6 +298,14 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	g.keNice = cfg.NTSKENice
+	if g.keNice > 0 && runtime.GOMAXPROCS(0) <= workers {
+		// Each worker holds a thread of its own; with no P to spare, a
+		// handshake goroutine holding the last one would still make a
+		// readable worker wait for it.
+		runtime.GOMAXPROCS(workers + 1)
+		g.log.Info("ntskenice: GOMAXPROCS raised above the NTP workers", zap.Int("gomaxprocs", workers+1))
+	}
 	for _, a := range addrs {
 		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), workers)
 		if err != nil {
@@ -331,7 +340,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		stopShip = g.audit.run(ctx, spawn)
 	}
 	for _, group := range g.udp {
-		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring}
+		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring,
+			LockThreads: g.keNice > 0}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	for _, group := range g.smoothUDP {

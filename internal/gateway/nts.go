@@ -75,6 +75,7 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		Allow:     allow,
 		MaxConns:  cfg.MaxNTSConnections,
 		OnFailure: onFailure,
+		Nice:      cfg.NTSKENice,
 		Now:       g.opts.Now,
 		Log:       s.log.Named("ke"),
 	})

@@ -66,6 +66,12 @@ type Config struct {
 	// block.
 	OnFailure func(addr netip.Addr, reason uint8)
 
+	// Nice, when positive, runs sessions on OS threads of their own at
+	// that nice value (Linux; 1..19; see sessionPool): the TLS handshakes'
+	// public-key work then yields the CPU to threads of normal priority,
+	// the NTP workers (udpserve.Server.LockThreads), whenever both want it.
+	Nice int
+
 	Now func() time.Time // nil: time.Now
 	Log *zap.Logger      // nil: no logging
 }
@@ -77,6 +83,7 @@ type Listener struct {
 	slots slots
 	wg    sync.WaitGroup
 	stats counters
+	pool  *sessionPool // nil: a goroutine per session (Config.Nice 0)
 }
 
 var errConfig = errors.New("kelisten: invalid configuration")
@@ -91,6 +98,9 @@ func New(cfg Config) (*Listener, error) {
 	}
 	if err := cfg.Server.Options.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Nice < 0 || cfg.Nice > 19 {
+		return nil, fmt.Errorf("%w: nice must be 0..19, got %d", errConfig, cfg.Nice)
 	}
 	if cfg.MaxConns < 0 || cfg.MaxConnsPerSource < 0 || cfg.MaxConnsPerBlock < 0 {
 		return nil, fmt.Errorf("%w: negative connection cap", errConfig)
@@ -109,6 +119,9 @@ func New(cfg Config) (*Listener, error) {
 		log = zap.NewNop()
 	}
 	l := &Listener{cfg: cfg, log: log}
+	if cfg.Nice > 0 {
+		l.pool = newSessionPool(cfg.Nice)
+	}
 	l.slots.init(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.MaxConnsPerBlock)
 	return l, nil
 }
@@ -126,6 +139,9 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if l.pool != nil {
+		defer l.pool.stop() // after the sessions, below
+	}
 	defer l.wg.Wait()
 	var delay time.Duration
 	for {
@@ -204,6 +220,10 @@ func (l *Listener) admit(c net.Conn) {
 		return
 	}
 	l.wg.Add(1)
+	if l.pool != nil {
+		l.pool.run(s, l.serve)
+		return
+	}
 	go l.serve(s)
 }
 

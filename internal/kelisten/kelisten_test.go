@@ -490,6 +490,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"TLS 1.2":      {TLS: weak, Server: &nts.ServerConfig{Ring: ring}},
 		"bad server":   {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring, Options: nts.NegotiateOptions{NTPServer: "a b"}}},
 		"negative cap": {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring}, MaxConns: -1},
+		"nice 20":      {TLS: nts.ServerTLSConfig(nil), Server: &nts.ServerConfig{Ring: ring}, Nice: 20},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)

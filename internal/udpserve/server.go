@@ -17,6 +17,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -42,6 +43,11 @@ type Server struct {
 	// lock, allocation or formatting on this path; the aggregation into one
 	// record per source and interval happens on the ring's consumer.
 	Audit *audit.Ring
+	// LockThreads locks each worker to an OS thread of its own, so that the
+	// kernel schedules it as a thread (beside NTS-KE threads of a lower
+	// priority, see kelisten.Config.Nice) rather than the Go scheduler
+	// queueing it behind runnable handshake goroutines.
+	LockThreads bool
 }
 
 // bufSize bounds what is read per datagram: ntp.MaxPacketLen plus one byte so
@@ -72,7 +78,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
 			warned = true
 		}
-		wg.Go(func() { errs[i] = w.run(ctx) })
+		wg.Go(func() {
+			if s.LockThreads {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
+			errs[i] = w.run(ctx)
+		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {

@@ -1,5 +1,6 @@
 // Command load is timegate's load tool: it measures an NTP server's
-// throughput and its behaviour under a spoofed flood, on loopback only.
+// throughput and its behaviour under a spoofed flood, on loopback or on the
+// benchmarking network 198.18.0.0/15 only (scripts/load.sh's veth pair).
 //
 // Two modes:
 //
@@ -27,7 +28,8 @@
 // With -pid the tool samples that process's VmRSS and VmHWM from
 // /proc/PID/status at the start, every -every and at the end, next to the
 // progress counters, and reads the kernel's drop counters of the target's
-// UDP socket from /proc/net/udp{,6}, so that loss can be told apart from
+// UDP socket from /proc/PID/net/udp{,6} (the target's own network
+// namespace), so that loss can be told apart from
 // drops on the tool's own sockets.
 //
 // Figures are measurements, not assertions; the unit tests check the pure
@@ -35,7 +37,8 @@
 // source walk, /proc parsing) and one short plain run against an in-process
 // server.
 //
-// Safety bounds: the target must be a loopback address; the duration, the
+// Safety bounds: the target must be a loopback address or one of
+// 198.18.0.0/15; the duration, the
 // number of sockets, sources and the rate are capped (see the limit
 // constants); the run stops by itself.
 package main

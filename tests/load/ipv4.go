@@ -113,19 +113,36 @@ func (w *SourceWalk) Next() [4]byte {
 	}
 }
 
-// loopbackTarget parses host:port and insists on a loopback address: the
-// tool sends nowhere else.
+// benchNet is 198.18.0.0/15, set aside for benchmarking (RFC 2544, RFC
+// 6890): scripts/load.sh gives it to the veth pair joining its two network
+// namespaces, so no real host can be on it.
+var benchNet = netip.MustParsePrefix("198.18.0.0/15")
+
+// loopbackTarget parses host:port and insists on a loopback address or one
+// of the benchmarking network 198.18.0.0/15: the tool sends nowhere else.
 func loopbackTarget(s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("load: -target: %w", err)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if !ap.Addr().IsLoopback() {
-		return netip.AddrPort{}, fmt.Errorf("load: -target %s: only loopback targets (127.0.0.0/8, ::1) are allowed", s)
+	if !ap.Addr().IsLoopback() && !benchNet.Contains(ap.Addr()) {
+		return netip.AddrPort{}, fmt.Errorf("load: -target %s: only loopback (127.0.0.0/8, ::1) and benchmarking (198.18.0.0/15) targets are allowed", s)
 	}
 	if ap.Port() == 0 {
 		return netip.AddrPort{}, fmt.Errorf("load: -target %s: port 0", s)
 	}
 	return ap, nil
+}
+
+// keSource is the local address of KE client i: each from its own /24, as
+// distinct clients are (a server's caps on concurrent sessions per address
+// and per /24 would otherwise refuse sessions the client has not finished
+// closing). Towards loopback, 127.(1+i).0.1; towards the benchmarking
+// network, 198.19.(1+i).1, which scripts/load.sh adds to its client veth.
+func keSource(target netip.Addr, i int) netip.Addr {
+	if benchNet.Contains(target) {
+		return netip.AddrFrom4([4]byte{198, 19, byte(1 + i%250), 1})
+	}
+	return netip.AddrFrom4([4]byte{127, byte(1 + i%250), 0, 1})
 }

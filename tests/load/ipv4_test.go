@@ -89,14 +89,30 @@ func TestSourceWalk(t *testing.T) {
 }
 
 func TestLoopbackTarget(t *testing.T) {
-	for _, ok := range []string{"127.0.0.1:123", "127.3.4.5:1123", "[::1]:123", "[::ffff:127.0.0.1]:9"} {
+	for _, ok := range []string{"127.0.0.1:123", "127.3.4.5:1123", "[::1]:123", "[::ffff:127.0.0.1]:9", "198.18.0.1:123", "198.19.255.254:9"} {
 		if _, err := loopbackTarget(ok); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"192.0.2.1:123", "10.0.0.1:123", "[2001:db8::1]:123", "0.0.0.0:123", "127.0.0.1:0", "localhost:123", "127.0.0.1"} {
+	for _, bad := range []string{"192.0.2.1:123", "10.0.0.1:123", "198.17.255.255:123", "198.20.0.0:123", "[2001:db8::1]:123", "0.0.0.0:123", "127.0.0.1:0", "localhost:123", "127.0.0.1"} {
 		if _, err := loopbackTarget(bad); err == nil {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestKESource(t *testing.T) {
+	seen := map[[3]byte]bool{}
+	for _, target := range []string{"127.0.0.1", "198.18.0.1"} {
+		for i := range 8 {
+			a := keSource(netip.MustParseAddr(target), i).As4()
+			if seen[[3]byte{a[0], a[1], a[2]}] {
+				t.Errorf("target %s client %d: /24 of %v already used", target, i, a)
+			}
+			seen[[3]byte{a[0], a[1], a[2]}] = true
+			if target == "127.0.0.1" && a[0] != 127 || target != "127.0.0.1" && !benchNet.Contains(netip.AddrFrom4(a)) {
+				t.Errorf("target %s client %d: source %v outside the target's network", target, i, a)
+			}
 		}
 	}
 }

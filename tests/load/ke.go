@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -22,6 +23,10 @@ import (
 // what the server does, so one load core cannot saturate one server core:
 // the script divides handshakes by the server's CPU time instead.
 func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
+	keAddr, err := loopbackTarget(cfg.KE)
+	if err != nil {
+		return nil, err
+	}
 	pem, err := os.ReadFile(cfg.CA)
 	if err != nil {
 		return nil, fmt.Errorf("load: -ca: %w", err)
@@ -51,12 +56,7 @@ func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	pacer := Pacer{Rate: cfg.Rate / float64(cfg.Conns)}
 	var wg sync.WaitGroup
 	for i, w := range ws {
-		// Each client from its own loopback /24, as distinct clients are:
-		// a server's caps on concurrent sessions per source and per /24
-		// (timegate: 8, and a share per /24) would otherwise refuse
-		// sessions of one address whose earlier ones it has not finished
-		// closing.
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, byte(1+i%250), 0, 1)}}
+		d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(keSource(keAddr.Addr(), i), 0))}
 		wg.Go(func() { keLoop(sendCtx, d, cfg.KE, conf, w, pacer, start) })
 	}
 	wg.Wait()

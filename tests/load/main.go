@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `load: NTP load generator for loopback targets (timegate tests/load)
+		fmt.Fprintf(stderr, `load: NTP load generator for loopback and 198.18.0.0/15 targets (timegate tests/load)
 
   load -mode plain -target 127.0.0.1:PORT [-rate R] [-duration D] [-conns N] [-json]
   load -mode spoof -target 127.0.0.1:PORT -sources N [-rate R] [-duration D] [-json]   (root)
@@ -124,7 +124,7 @@ Flags:
 	fs.StringVar(&c.Mode, "mode", "plain", "`plain`, nts, ke, spoof or echo")
 	fs.StringVar(&c.KE, "ke", "", "nts: NTS-KE server `address:port`")
 	fs.StringVar(&c.CA, "ca", "", "nts: the server's certificate (or its CA) as PEM `file`")
-	fs.StringVar(&c.Target, "target", "127.0.0.1:1123", "server `address:port` (loopback only)")
+	fs.StringVar(&c.Target, "target", "127.0.0.1:1123", "server `address:port` (loopback or 198.18.0.0/15 only)")
 	fs.Float64Var(&c.Rate, "rate", 0, "total request `rate` per second; 0 = as fast as possible")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send (spoof: at most this long)")
 	fs.IntVar(&c.Conns, "conns", 4, "plain: number of UDP sockets")

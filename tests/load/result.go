@@ -180,13 +180,18 @@ func readMemory(pid int) *Memory {
 	return &m
 }
 
-// socketDrops sums the drop counters of this namespace's UDP sockets bound
-// to port, IPv4 and IPv6.
-func socketDrops(port uint16) (uint64, bool) {
+// socketDrops sums the drop counters of the UDP sockets bound to port,
+// IPv4 and IPv6, in this process's network namespace (pid 0) or in that of
+// process pid (the target may run in another namespace).
+func socketDrops(pid int, port uint16) (uint64, bool) {
+	dir := "/proc/net/"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/net/"
+	}
 	var total uint64
 	var found bool
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		b, err := os.ReadFile(f)
+	for _, f := range []string{"udp", "udp6"} {
+		b, err := os.ReadFile(dir + f)
 		if err != nil {
 			continue
 		}

@@ -34,7 +34,7 @@ func startSession(cfg Config, ws []*worker, targetPort uint16, log io.Writer) *s
 		s.cs = append(s.cs, &w.cnt)
 	}
 	if cfg.PID != 0 {
-		s.dropsBefore, s.haveDrops = socketDrops(targetPort)
+		s.dropsBefore, s.haveDrops = socketDrops(cfg.PID, targetPort)
 	}
 	s.start = time.Now()
 	s.prog = &progress{start: s.start, every: cfg.Every, pid: cfg.PID, cs: s.cs, out: log, quiet: cfg.Quiet}
@@ -70,12 +70,12 @@ func (s *session) end(ctx context.Context, conns []*net.UDPConn, res *Result) {
 	res.finish(s.cs, &h, sending, lastReply(s.ws))
 	res.Samples = s.prog.final()
 	for _, c := range conns {
-		if d, ok := socketDrops(uint16(c.LocalAddr().(*net.UDPAddr).Port)); ok {
+		if d, ok := socketDrops(0, uint16(c.LocalAddr().(*net.UDPAddr).Port)); ok {
 			res.OwnDrops += d
 		}
 	}
 	if s.haveDrops {
-		if after, ok := socketDrops(s.targetPort); ok && after >= s.dropsBefore {
+		if after, ok := socketDrops(s.cfg.PID, s.targetPort); ok && after >= s.dropsBefore {
 			d := after - s.dropsBefore
 			res.TargetDrops = &d
 		}

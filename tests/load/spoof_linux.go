@@ -47,7 +47,8 @@ func runSpoof(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !target.Addr().Is4() {
+	// Spoofed sources walk 127/8, whose replies stay on this host: loopback only.
+	if !target.Addr().Is4() || !target.Addr().IsLoopback() {
 		return nil, fmt.Errorf("load: -mode spoof needs an IPv4 target in 127.0.0.0/8, got %s", target)
 	}
 	fd, err := rawSocket(target.Addr())
