@@ -207,6 +207,28 @@ type Responder struct {
 	Interleave TxTable
 }
 
+// Restamp writes the transmit timestamp of reply (a reply Respond made
+// whose Verdict is Restampable) again, from sys, the system clock read just
+// before the send (read with Clock). A batching edge builds every reply of a batch before one
+// sendmmsg: the first reply's T3 would otherwise be older than the moment
+// it leaves by the whole batch's work, which a client sees as a shorter
+// return path and so as an offset of half that.
+func (r *Responder) Restamp(reply []byte, sys time.Time) {
+	if len(reply) < HeaderLen {
+		return
+	}
+	PutTransmit(reply[:HeaderLen], Time64From(r.State().Serve(sys))&^1)
+}
+
+// Clock reads the clock transmit timestamps come from: Now, or the
+// system clock.
+func (r *Responder) Clock() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
 // Respond answers one request received from client at rx (system clock),
 // writing the reply into dst. The reply is never longer than req, nor than
 // cap(dst): a reply that would not fit is not sent, so the gateway cannot

@@ -76,3 +76,13 @@ type Verdict struct {
 	// timestamp that of the previous reply to the client.
 	Interleaved bool
 }
+
+// Restampable says the reply's transmit timestamp is covered by nothing —
+// a basic-mode reply without MAC or NTS authenticator, not a kiss, and no
+// kernel transmit stamp will be taken of it for an interleaved follow-up —
+// so the edge may write it again just before the send (Responder.Restamp):
+// what the edge does between Respond and the send system call then no
+// longer counts as path delay on the way back to the client.
+func (v Verdict) Restampable() bool {
+	return v.Action == ActionReply && v.Auth == AuthNone && !v.TxStamp && !v.Interleaved
+}

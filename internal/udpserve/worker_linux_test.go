@@ -219,3 +219,55 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 		t.Errorf("counters %+v", s)
 	}
 }
+
+// The worker writes a plain reply's transmit timestamp again just before
+// sendmmsg: the reply that leaves carries the clock read at the flush, not
+// the one read while the reply was built.
+func TestWorkerRestampsPlainReplies(t *testing.T) {
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conns[0].Close()
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	st := &ntp.ServedState{Stratum: 3}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
+	w, err := newWorker(srv, conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.b
+	req := ntp.ClientRequest(nil, 4, 3, 0x1234)
+	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
+	from := client.LocalAddr().(*net.UDPAddr)
+	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
+	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
+	copy(b.name[0][4:], from.IP.To4())
+	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
+	b.rhdr[0].hdr.Controllen = 0
+	w.handle(resp, 0, clock)
+	clock = clock.Add(7 * time.Microsecond) // the batch's work before the send
+	w.flush()
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 128)
+	n, err := client.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ntp.DecodeHeader(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ntp.Time64From(clock) &^ 1; h.Transmit != want {
+		t.Fatalf("transmit %v, want the flush's %v", h.Transmit.Time(clock), clock)
+	}
+	if h.Receive.Time(clock).After(h.Transmit.Time(clock)) {
+		t.Fatal("receive after transmit")
+	}
+}
