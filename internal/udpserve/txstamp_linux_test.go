@@ -239,35 +239,15 @@ func TestInterleavedHandleAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conns[0].Close()
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	tb, err := interleave.New(1024, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := &ntp.ServedState{Stratum: 3}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Interleave: tb}
-	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
-	w, err := newWorker(srv, conns[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := w.b
 	req := (&ntp.Header{Version: 4, Mode: ntp.ModeClient, Origin: 0x1235, Receive: 7, Transmit: 9}).Append(nil)
-	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
-	from := client.LocalAddr().(*net.UDPAddr)
-	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
-	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
-	copy(b.name[0][4:], from.IP.To4())
-	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
+	w, srv, _ := testWorker(t, resp, req)
+	b := w.b
 	now := time.Now()
 	allocs := testing.AllocsPerRun(50, func() {
 		now = now.Add(time.Microsecond) // a new receive timestamp each time

@@ -177,31 +177,10 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conns[0].Close()
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	st := &ntp.ServedState{Stratum: 3}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
-	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
-	w, err := newWorker(srv, conns[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, srv, _ := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 0x1234))
 	b := w.b
-	req := ntp.ClientRequest(nil, 4, 3, 0x1234)
-	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
-	from := client.LocalAddr().(*net.UDPAddr)
-	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
-	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
-	copy(b.name[0][4:], from.IP.To4())
-	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
 	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	oob := appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(time.Now())),
 		unix.IPPROTO_IP, unix.IP_PKTINFO, inPktinfo(1, lo, lo))
@@ -224,33 +203,10 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 // sendmmsg: the reply that leaves carries the clock read at the flush, not
 // the one read while the reply was built.
 func TestWorkerRestampsPlainReplies(t *testing.T) {
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conns[0].Close()
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	st := &ntp.ServedState{Stratum: 3}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }}
-	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
-	w, err := newWorker(srv, conns[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := w.b
-	req := ntp.ClientRequest(nil, 4, 3, 0x1234)
-	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
-	from := client.LocalAddr().(*net.UDPAddr)
-	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
-	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
-	copy(b.name[0][4:], from.IP.To4())
-	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
-	b.rhdr[0].hdr.Controllen = 0
+	w, _, client := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 0x1234))
 	w.handle(resp, 0, clock)
 	clock = clock.Add(7 * time.Microsecond) // the batch's work before the send
 	w.flush()
@@ -270,4 +226,35 @@ func TestWorkerRestampsPlainReplies(t *testing.T) {
 	if h.Receive.Time(clock).After(h.Transmit.Time(clock)) {
 		t.Fatal("receive after transmit")
 	}
+}
+
+// testWorker is a worker on a loopback socket with its responder, and a
+// client socket whose request stands in the worker's batch as recvmmsg would
+// have left it (no control messages; a test adds its own).
+func testWorker(t *testing.T, resp *ntp.Responder, req []byte) (*worker, *Server, *net.UDPConn) {
+	t.Helper()
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conns[0].Close() })
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zaptest.NewLogger(t)}
+	w, err := newWorker(srv, conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.b
+	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
+	from := client.LocalAddr().(*net.UDPAddr)
+	binary.NativeEndian.PutUint16(b.name[0][0:], unix.AF_INET)
+	binary.BigEndian.PutUint16(b.name[0][2:], uint16(from.Port))
+	copy(b.name[0][4:], from.IP.To4())
+	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
+	b.rhdr[0].hdr.Controllen = 0
+	return w, srv, client
 }
