@@ -40,17 +40,11 @@ func Generate(filename string, data []byte, id uint32, typ string, rnd io.Reader
 	if err != nil {
 		return nil, Generated{}, err
 	}
-	typ = strings.ToUpper(typ)
 	if typ == "" {
 		typ = "AES128"
 	}
-	var size int
-	switch typ {
-	case "AES128":
-		size = 16
-	case "AES256":
-		size = 32
-	default:
+	t, ok := lookupType(typ)
+	if !ok || !t.CMAC() {
 		return nil, Generated{}, fmt.Errorf("%w: not %q", ErrGenType, typ)
 	}
 	if id == 0 {
@@ -65,11 +59,11 @@ func Generate(filename string, data []byte, id uint32, typ string, rnd io.Reader
 	if _, taken := set.Lookup(id); taken {
 		return nil, Generated{}, fmt.Errorf("%w: key %d is in %s: remove it first or pick another ID", ErrKeyExists, id, filename)
 	}
-	secret := make([]byte, size)
+	secret := make([]byte, t.KeySize())
 	if _, err := io.ReadFull(rnd, secret); err != nil {
 		return nil, Generated{}, fmt.Errorf("symkey: random: %w", err)
 	}
-	line := strconv.FormatUint(uint64(id), 10) + " " + typ + " HEX:" + strings.ToUpper(hex.EncodeToString(secret))
+	line := strconv.FormatUint(uint64(id), 10) + " " + t.String() + " HEX:" + strings.ToUpper(hex.EncodeToString(secret))
 	next := bytes.Clone(data)
 	if len(next) > 0 && !bytes.HasSuffix(next, []byte("\n")) {
 		next = append(next, '\n')
@@ -78,7 +72,7 @@ func Generate(filename string, data []byte, id uint32, typ string, rnd io.Reader
 	if _, _, err := Parse(filename, next); err != nil {
 		return nil, Generated{}, fmt.Errorf("%w: %v", ErrEditBroken, err)
 	}
-	return next, Generated{ID: id, Type: typ, Line: line}, nil
+	return next, Generated{ID: id, Type: t.String(), Line: line}, nil
 }
 
 // Remove drops key id's line from the keys file contents data.

@@ -264,11 +264,15 @@ func (w *worker) flush() {
 	w.sent = 0
 	if w.resp != nil {
 		// One clock read for the batch, as late as the edge can: the
-		// replies leave in this one system call.
-		now := w.resp.Clock()
+		// replies leave in this one system call. None for a batch with
+		// nothing to restamp (NTS, keyed, kisses).
+		var now time.Time
 		b := w.b
 		for k := range w.pending {
 			if b.verdict[k].Restampable() {
+				if now.IsZero() {
+					now = w.resp.Clock()
+				}
 				w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now)
 			}
 		}
