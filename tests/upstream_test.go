@@ -183,7 +183,10 @@ func TestUpstreamIgnoresLiar(t *testing.T) {
 			continue
 		}
 		found = true
-		if r.State != "falseticker" || math.Abs(r.Offset-3) > 0.001 || r.Delay <= 0 || r.Delay > 0.01 {
+		// A clean liar: 3 s ahead (a libfaketime one looked 1.5 s ahead with
+		// a negative delay). The bounds leave room for a busy CI machine's
+		// scheduling delays, which a loopback figure must not be judged by.
+		if r.State != "falseticker" || math.Abs(r.Offset-3) > 0.05 || r.Delay <= 0 || r.Delay > 0.1 {
 			t.Errorf("liar row %+v: want a falseticker 3 s ahead with a small positive delay", r)
 		}
 	}

@@ -247,17 +247,20 @@ func TestChronyShift(t *testing.T) {
 	})
 	nd := cli.NTPData(t, "127.0.0.5")
 	off, err := strconv.ParseFloat(nd["Offset"], 64)
-	if err != nil || math.Abs(off-3) > 0.001 {
-		t.Errorf("ntpdata offset of the shifted server %q, want +3 s ± 1 ms", nd["Offset"])
+	// The bounds tell a clean shift (+3 s, positive delay) from
+	// libfaketime's (+1.5 s, negative delay) with room for one sample
+	// taken on a busy CI machine.
+	if err != nil || math.Abs(off-3) > 0.05 {
+		t.Errorf("ntpdata offset of the shifted server %q, want +3 s ± 50 ms", nd["Offset"])
 	}
-	if d, err := strconv.ParseFloat(nd["Peer delay"], 64); err != nil || d <= 0 || d > 0.01 {
-		t.Errorf("ntpdata delay to the shifted server %q, want positive and under 10 ms on loopback", nd["Peer delay"])
+	if d, err := strconv.ParseFloat(nd["Peer delay"], 64); err != nil || d <= 0 || d > 0.1 {
+		t.Errorf("ntpdata delay to the shifted server %q, want positive and under 100 ms on loopback", nd["Peer delay"])
 	}
 	if nd["Stratum"] != "5" || nd["Reference ID"] != "7F000002" {
 		t.Errorf("shifted server: stratum %s refid %s, want 5 and its reference 127.0.0.2", nd["Stratum"], nd["Reference ID"])
 	}
 	s, _ := harness.FindSource(cli.Sources(t), "127.0.0.5")
-	if math.Abs(s.MeasuredOffset+3) > 0.001 {
+	if math.Abs(s.MeasuredOffset+3) > 0.05 {
 		t.Errorf("sources offset %v, want -3 s (the local clock is 3 s behind the liar)", s.MeasuredOffset)
 	}
 	if h, _ := harness.FindSource(cli.Sources(t), "127.0.0.1"); math.Abs(h.MeasuredOffset) > 0.01 {
