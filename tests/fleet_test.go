@@ -428,7 +428,8 @@ func TestFleetPolicy(t *testing.T) {
 	dir := t.TempDir()
 	prefix := "/timegate/fleet-p"
 	store := fmt.Sprintf("etcd://%s%s wrapkey %s delay 2", etcd.Endpoints(), prefix, writeWrapKey(t, dir))
-	pg, ph := harness.FreeUDPPort(t), harness.FreeUDPPort(t)
+	udp := harness.FreeUDPPorts(t, 2)
+	pg, ph := udp[0], udp[1]
 	g := fleetGateway(t, "timegate G", "127.0.0.1", pg, 0, store)
 	h := fleetGateway(t, "timegate H", "127.0.0.1", ph, 0, store)
 	waitSealing(t, 30*time.Second, g, h)

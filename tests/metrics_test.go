@@ -26,7 +26,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	bins := build.Binaries(t)
 	dir := t.TempDir()
 	cert, key := harness.WriteCert(t, dir)
-	ntpPort, kePort, metricsPort := harness.FreeUDPPort(t), harness.FreeTCPPort(t), harness.FreeTCPPort(t)
+	tcp := harness.FreeTCPPorts(t, 2)
+	ntpPort, kePort, metricsPort := harness.FreeUDPPort(t), tcp[0], tcp[1]
 	conf := fmt.Sprintf("port %d\nntsport %d\nbindaddress 127.0.0.1\nratelimit off\nbindcmdaddress /\n"+
 		"ntsservercert %s\nntsserverkey %s\nntsdumpdir %s\nmetrics 127.0.0.1:%d\n", ntpPort, kePort, cert, key, dir, metricsPort)
 	harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -36,12 +37,29 @@ type EtcdOptions struct {
 func StartEtcdWith(t testing.TB, n int, o EtcdOptions) *Etcd {
 	t.Helper()
 	bin := RequireBinary(t, "etcd")
-	e := &Etcd{}
-	peers := make([]int, n)
+	for attempt := 1; ; attempt++ {
+		e, err := startEtcd(t, bin, n, o)
+		if err == nil {
+			return e
+		}
+		// Another process can take a port between FreeTCPPorts and etcd's
+		// bind; a new cluster on new ports is the only cure (etcd has no
+		// port 0 for its peers).
+		if errors.Is(err, errPortTaken) && attempt < startAttempts {
+			t.Logf("%v; starting the cluster on other ports", err)
+			continue
+		}
+		t.Fatalf("%v", err)
+	}
+}
+
+func startEtcd(t testing.TB, bin string, n int, o EtcdOptions) (*Etcd, error) {
+	t.Helper()
+	ports := FreeTCPPorts(t, 2*n)
+	e := &Etcd{Clients: ports[:n]}
+	peers := ports[n:]
 	var cluster []string
 	for i := range n {
-		e.Clients = append(e.Clients, FreeTCPPort(t))
-		peers[i] = FreeTCPPort(t)
 		cluster = append(cluster, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, peers[i]))
 	}
 	token := fmt.Sprintf("timegate-test-%d", time.Now().UnixNano())
@@ -73,10 +91,20 @@ func StartEtcdWith(t testing.TB, n int, o EtcdOptions) *Etcd {
 	// serves its client port before its peers are up.
 	for _, p := range e.Members {
 		if err := p.start(readyTimeout); err != nil {
-			t.Fatalf("%v", err)
+			if strings.Contains(p.Log(), "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			var stopErrs []error
+			for _, m := range e.Members {
+				stopErrs = append(stopErrs, m.Stop())
+			}
+			if errors.Is(err, errPortTaken) {
+				return nil, err // a lost race; the other members' exit status tells nothing
+			}
+			return nil, errors.Join(append([]error{err}, stopErrs...)...)
 		}
 	}
-	return e
+	return e, nil
 }
 
 // Endpoints is the comma-separated HOST:PORT list of every member's client URL.

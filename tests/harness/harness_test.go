@@ -113,6 +113,25 @@ func TestFreePorts(t *testing.T) {
 	}
 }
 
+// An etcd cluster needs six ports at once; asked one at a time the kernel
+// may offer a released port again, which once made two members collide.
+func TestFreeTCPPortsDistinct(t *testing.T) {
+	for range 20 {
+		seen := map[int]bool{}
+		for _, p := range harness.FreeTCPPorts(t, 8) {
+			if seen[p] {
+				t.Fatalf("FreeTCPPorts gave port %d twice", p)
+			}
+			seen[p] = true
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(p)))
+			if err != nil {
+				t.Fatalf("FreeTCPPorts gave %d, not listenable: %v", p, err)
+			}
+			l.Close()
+		}
+	}
+}
+
 func TestWriteCert(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath := harness.WriteCert(t, dir)

@@ -37,6 +37,50 @@ func FreeTCPPort(t testing.TB) int {
 	return p
 }
 
+// FreeTCPPorts returns n distinct TCP ports, each free on loopback a moment
+// ago. It holds every port it found until it has all n: calling FreeTCPPort n
+// times can hand out the same port twice, since the kernel may offer a port
+// again as soon as it is released (an etcd member's peer port once equalled
+// another member's client port that way).
+func FreeTCPPorts(t testing.TB, n int) []int {
+	t.Helper()
+	return freePorts(t, "tcp", n)
+}
+
+// FreeUDPPorts is FreeTCPPorts for UDP.
+func FreeUDPPorts(t testing.TB, n int) []int {
+	t.Helper()
+	return freePorts(t, "udp", n)
+}
+
+func freePorts(t testing.TB, network string, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == n+portAttempts {
+			t.Fatalf("no %d %s ports free on both 127.0.0.1 and ::1 after %d tries", n, network, tries)
+		}
+		c, port, err := listenLoopback(network, "127.0.0.1", 0)
+		if err != nil {
+			t.Fatalf("free %s ports: %v", network, err)
+		}
+		held = append(held, c) // held, so never offered again in this call
+		if c6, _, err := listenLoopback(network, "::1", port); err == nil {
+			c6.Close()
+		} else if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		ports = append(ports, port)
+	}
+	return ports
+}
+
 // freePort binds 127.0.0.1:0, then the same port on [::1], then releases both. An
 // IPv6 failure other than "address in use" means there is no usable IPv6
 // loopback, so nothing there to collide with.
