@@ -12,7 +12,7 @@
 // (RFC 5905 §7.4) per kiss interval instead of silence.
 //
 // The package is pure: no I/O, no logging, no package-level state. Time and
-// the seed of the leak draws are inputs. Only the seed of the hash that
+// the leak draws (NewWithDraw) are inputs. Only the seed of the hash that
 // places sources in the table is drawn inside (hash/maphash), on purpose: an
 // attacker who knew it could aim sources at one bucket. Tests therefore
 // assert properties (counts, binomial bounds), not exact placements.

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
@@ -89,6 +90,7 @@ type Table struct {
 	burst      float64
 	kissGap    int64 // ns between kisses to one source
 	leakMask   uint64
+	draw       func() uint64 // the leak draws
 	bucketMask uint64
 	buckets    []bucket
 	invalid    atomic.Uint64 // requests without a valid source address
@@ -112,9 +114,18 @@ type Stats struct {
 // runtime's per-thread ChaCha8, seeded from the operating system, which is
 // unpredictable to the sources and takes no lock (a seeded generator per
 // table or shard would need one, shared by every worker).
-func New(cfg Config) (*Table, error) {
+func New(cfg Config) (*Table, error) { return NewWithDraw(cfg, rand.Uint64) }
+
+// NewWithDraw is New with the leak draws taken from draw, which must be
+// safe for concurrent use if the table is (Allow calls it under a bucket's
+// lock, so different buckets call it at once). Tests give it a seeded
+// generator so that which over-limit request leaks is reproducible.
+func NewWithDraw(cfg Config, draw func() uint64) (*Table, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if draw == nil {
+		return nil, fmt.Errorf("%w: no leak draw", ErrConfig)
 	}
 	cfg.Size = floorPow2(cfg.Size)
 	nbuckets := cfg.Size / ways
@@ -126,6 +137,7 @@ func New(cfg Config) (*Table, error) {
 		burst:      float64(cfg.Burst),
 		kissGap:    int64(max(MinKissSpacing, time.Duration(math.Ldexp(float64(time.Second), cfg.Interval)))),
 		leakMask:   1<<cfg.Leak - 1,
+		draw:       draw,
 		bucketMask: uint64(nbuckets - 1),
 		buckets:    make([]bucket, nbuckets),
 	}
@@ -192,7 +204,7 @@ func (t *Table) decide(b *bucket, i int, ns int64) Verdict {
 		return Pass
 	}
 	b.over[i] = satInc(b.over[i])
-	if rand.Uint64()&t.leakMask == 0 {
+	if t.draw()&t.leakMask == 0 {
 		b.stats.leaked++
 		return Leak
 	}

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"testing"
@@ -11,10 +12,18 @@ import (
 // t0 is an arbitrary start of simulated time.
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-// newTable builds a table whose leak draws come from a fixed seed.
-func newTable(tb testing.TB, c Config, _ uint64) *Table {
+// newTable builds a table whose leak draws come from a fixed seed (behind
+// a lock: the concurrent tests and parallel benchmarks draw from several
+// goroutines).
+func newTable(tb testing.TB, c Config, seed uint64) *Table {
 	tb.Helper()
-	t, err := New(c)
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, 0x7469_6d65_6761_7465))
+	t, err := NewWithDraw(c, func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return rng.Uint64()
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
