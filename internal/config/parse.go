@@ -202,6 +202,26 @@ func (p *parser) finish() {
 	}
 	p.finishAudit()
 	p.finishLeap()
+	p.finishKeyStore()
+}
+
+// finishKeyStore warns when a fleet's propagation delay is not shorter
+// than its rotation interval: the fleet publishes a key only when none is
+// pending, so keys then change every `delay`, not every ntsrotate, which an
+// operator who set ntsrotate would not expect.
+func (p *parser) finishKeyStore() {
+	ks, c := p.cfg.NTSKeyStore, p.cfg
+	if ks == nil || c.NTSRotate == 0 {
+		return
+	}
+	delay := ks.Delay
+	if delay == 0 {
+		delay = DefaultKeyStoreDelay
+	}
+	if delay >= c.NTSRotate {
+		p.addWarning(Warning{Pos: p.seen["ntskeystore"], Directive: "ntskeystore",
+			Msg: fmt.Sprintf("delay %s is not shorter than ntsrotate %s: the fleet's keys will change every %s", delay, c.NTSRotate, delay)})
+	}
 }
 
 // intArg parses one integer argument within [lo, hi].

@@ -61,6 +61,33 @@ func FuzzParsePolicy(f *testing.F) {
 	})
 }
 
+// A fleet publishes a key only when none is pending, so a propagation
+// delay as long as ntsrotate stretches the rotation to the delay: say so.
+func TestKeyStoreDelayWarning(t *testing.T) {
+	for _, tc := range []struct {
+		conf string
+		warn bool
+	}{
+		{"ntsrotate 3600\nntskeystore etcd://h:1/p wrapkey /k delay 30\n", false},
+		{"ntsrotate 3600\nntskeystore etcd://h:1/p wrapkey /k delay 3600\n", true},
+		{"ntskeystore etcd://h:1/p wrapkey /k\nntsrotate 300\n", true}, // default delay 10 min
+		{"ntsrotate 0\nntskeystore etcd://h:1/p wrapkey /k delay 7200\n", false},
+		{"ntsrotate 60\n", false},
+	} {
+		c, err := Parse("t.conf", []byte(tc.conf))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.conf, err)
+		}
+		got := strings.Contains(warningsText(c), "not shorter than ntsrotate")
+		if got != tc.warn {
+			t.Errorf("%q: warned %v, want %v (%s)", tc.conf, got, tc.warn, warningsText(c))
+		}
+		if got && !strings.Contains(warningsText(c), "t.conf:") {
+			t.Errorf("%q: warning names no position: %s", tc.conf, warningsText(c))
+		}
+	}
+}
+
 func TestKeyStoreDirective(t *testing.T) {
 	c, err := Parse("t.conf", []byte("ntskeystore etcd://10.0.0.1:2379,[::1]:2379/timegate/f1/ wrapkey /k delay 30 grace 3600 ca /ca cert /c key /kk user tg passwordfile /pw\nntsntpserver ntp1.example.net port 123\n"))
 	if err != nil {
