@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -72,12 +73,13 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 			Now:     g.opts.Now,
 			Options: negotiateOptions(cfg),
 		},
-		Allow:     allow,
-		MaxConns:  cfg.MaxNTSConnections,
-		OnFailure: onFailure,
-		Nice:      cfg.NTSKENice,
-		Now:       g.opts.Now,
-		Log:       s.log.Named("ke"),
+		Allow:          allow,
+		MaxConns:       cfg.MaxNTSConnections,
+		OnFailure:      onFailure,
+		Nice:           cfg.NTSKENice,
+		HandshakeSlots: g.handshakeSlots(cfg),
+		Now:            g.opts.Now,
+		Log:            s.log.Named("ke"),
 	})
 	if err != nil {
 		return nil, err
@@ -92,6 +94,25 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		s.log.Info("serving NTS-KE", zap.Stringer("addr", ln.Addr()))
 	}
 	return s, nil
+}
+
+// handshakeSlots is how many NTS-KE handshakes may do public-key work at
+// once with `ntskenice`: the Ps the NTP workers leave over (openUDP raised
+// GOMAXPROCS above them), so that a worker woken while handshakes run
+// always finds a P and the kernel, not the Go scheduler, decides between
+// it and the lower-priority handshake threads. Without ntskenice there is
+// no bound.
+func (g *Gateway) handshakeSlots(cfg *config.Config) int {
+	if cfg.NTSKENice == 0 {
+		return 0
+	}
+	workers := 0
+	for _, groups := range [][][]*net.UDPConn{g.udp, g.smoothUDP} {
+		for _, group := range groups {
+			workers += len(group)
+		}
+	}
+	return max(1, runtime.GOMAXPROCS(0)-workers)
 }
 
 // negotiateOptions is what NTS-KE replies announce: the NTP host

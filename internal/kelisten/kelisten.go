@@ -72,6 +72,16 @@ type Config struct {
 	// the NTP workers (udpserve.Server.LockThreads), whenever both want it.
 	Nice int
 
+	// HandshakeSlots, when positive, bounds how many sessions do the
+	// handshake's public-key work at once: from the moment the ClientHello
+	// has been read (key exchange, certificate signature) to the first
+	// write of the server's flight, which Go's TLS buffers until that work
+	// is done (see gate). No client I/O falls inside, so a slow client
+	// cannot hold a slot. With Nice it keeps the Go scheduler from giving
+	// every P to handshakes: set it to the Ps the NTP workers leave over,
+	// and a woken worker always finds one.
+	HandshakeSlots int
+
 	Now func() time.Time // nil: time.Now
 	Log *zap.Logger      // nil: no logging
 }
@@ -84,6 +94,7 @@ type Listener struct {
 	wg    sync.WaitGroup
 	stats counters
 	pool  *sessionPool // nil: a goroutine per session (Config.Nice 0)
+	gate  chan struct{} // Config.HandshakeSlots tokens; nil: no bound
 }
 
 var errConfig = errors.New("kelisten: invalid configuration")
@@ -101,6 +112,9 @@ func New(cfg Config) (*Listener, error) {
 	}
 	if cfg.Nice < 0 || cfg.Nice > 19 {
 		return nil, fmt.Errorf("%w: nice must be 0..19, got %d", errConfig, cfg.Nice)
+	}
+	if cfg.HandshakeSlots < 0 {
+		return nil, fmt.Errorf("%w: negative handshake slots", errConfig)
 	}
 	if cfg.MaxConns < 0 || cfg.MaxConnsPerSource < 0 || cfg.MaxConnsPerBlock < 0 {
 		return nil, fmt.Errorf("%w: negative connection cap", errConfig)
@@ -121,6 +135,10 @@ func New(cfg Config) (*Listener, error) {
 	l := &Listener{cfg: cfg, log: log}
 	if cfg.Nice > 0 {
 		l.pool = newSessionPool(cfg.Nice)
+	}
+	if cfg.HandshakeSlots > 0 {
+		l.gate = make(chan struct{}, cfg.HandshakeSlots)
+		l.cfg.TLS = gatedTLS(cfg.TLS)
 	}
 	l.slots.init(cfg.MaxConns, cfg.MaxConnsPerSource, cfg.MaxConnsPerBlock)
 	return l, nil
@@ -231,12 +249,21 @@ func (l *Listener) admit(c net.Conn) {
 // allows, then nts.ServeConn for the rest of the session's time.
 func (l *Listener) serve(s *session) {
 	defer l.wg.Done()
-	tc := tls.Server(s.conn, l.cfg.TLS)
 	timeout := l.cfg.Server.Timeout
 	if timeout == 0 {
 		timeout = nts.DefaultTimeout
 	}
+	conn := s.conn
+	var gc *gatedConn
+	if l.gate != nil {
+		gc = &gatedConn{Conn: s.conn, gate: l.gate, deadline: s.start.Add(timeout)}
+		conn = gc
+	}
+	tc := tls.Server(conn, l.cfg.TLS)
 	err := l.handshake(tc, s, timeout)
+	if gc != nil {
+		gc.release() // a handshake that failed before writing
+	}
 	l.slots.handshaken(s)
 	if err == nil {
 		sc := *l.cfg.Server
