@@ -1,10 +1,6 @@
 package siv
 
-import (
-	"crypto/aes"
-	"crypto/cipher"
-	"fmt"
-)
+import "crypto/cipher"
 
 // Cipher is AES-SIV-CMAC (RFC 5297) under a key that serves one exchange,
 // such as the C2S or S2C key of one NTS request (RFC 8915 §5.6). It computes
@@ -50,17 +46,19 @@ var _ cipher.AEAD = (*Cipher)(nil)
 
 // SetKey keys c with K = K1 ‖ K2 of 32, 48 or 64 bytes, as New does, and
 // drops any earlier key. c keeps a copy of K2 until CTR first needs it.
-func (c *Cipher) SetKey(key []byte) error {
+func (c *Cipher) SetKey(key []byte) error { return c.setKey(key, useAsm) }
+
+// setKey is SetKey on the AES-NI path (asm) or the crypto/aes one.
+func (c *Cipher) setKey(key []byte, asm bool) error {
 	c.Reset()
 	if err := checkKeySize(key); err != nil {
 		return err
 	}
 	half := len(key) / 2
-	k1, err := aes.NewCipher(key[:half])
-	if err != nil {
-		return fmt.Errorf("siv: %w", err)
+	if err := c.init(key[:half], asm, c.x[:]); err != nil {
+		c.Reset()
+		return err
 	}
-	c.init(k1, c.x[:])
 	c.k2Len = copy(c.k2[:], key[half:])
 	return nil
 }
@@ -181,20 +179,18 @@ func (c *Cipher) FinishSeal(out, additionalData []byte) {
 }
 
 func (c *Cipher) mustHaveKey() {
-	if c.mac.block == nil {
+	if !c.mac.aes.valid() {
 		panic("siv: Cipher used without a key")
 	}
 }
 
 // expandCTR expands K2 on first use and wipes the copy.
 func (c *Cipher) expandCTR() {
-	if c.ctr != nil {
+	if c.ctr.valid() {
 		return
 	}
-	b, err := aes.NewCipher(c.k2[:c.k2Len])
-	if err != nil {
-		panic("siv: " + err.Error()) // SetKey checked the length
+	if err := c.ctr.set(c.k2[:c.k2Len], c.asm); err != nil {
+		panic(err) // SetKey checked the length
 	}
-	c.ctr = b
 	clear(c.k2[:])
 }

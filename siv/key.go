@@ -1,9 +1,5 @@
 package siv
 
-import (
-	"crypto/aes"
-	"fmt"
-)
 
 // Key is an AES-SIV-CMAC key expanded once, for a caller that uses it with
 // many Ciphers: the key of an NTS association (its C2S or S2C) serves
@@ -22,23 +18,26 @@ type Key struct {
 // key K2 is kept but not expanded: a Cipher using the Key then expands it
 // itself if it ever needs it (an NTS request verified with C2S usually has
 // nothing to decrypt).
-func (k *Key) SetKey(key []byte, ctr bool) error {
+func (k *Key) SetKey(key []byte, ctr bool) error { return k.setKey(key, ctr, useAsm) }
+
+// setKey is SetKey on the AES-NI path (asm) or the crypto/aes one.
+func (k *Key) setKey(key []byte, ctr, asm bool) error {
 	*k = Key{}
 	if err := checkKeySize(key); err != nil {
 		return err
 	}
 	half := len(key) / 2
-	k1, err := aes.NewCipher(key[:half])
-	if err != nil {
-		return fmt.Errorf("siv: %w", err)
+	if err := k.init(key[:half], asm, k.x[:]); err != nil {
+		*k = Key{}
+		return err
 	}
-	k.init(k1, k.x[:])
 	if !ctr {
 		k.k2Len = copy(k.k2[:], key[half:])
 		return nil
 	}
-	if k.ctr, err = aes.NewCipher(key[half:]); err != nil {
-		return fmt.Errorf("siv: %w", err)
+	if err := k.ctr.set(key[half:], asm); err != nil {
+		*k = Key{}
+		return err
 	}
 	return nil
 }
@@ -49,7 +48,7 @@ func (k *Key) SetKey(key []byte, ctr bool) error {
 func (c *Cipher) UseKey(k *Key) {
 	c.Reset()
 	c.sivKey = k.sivKey
-	if c.ctr == nil {
+	if !c.ctr.valid() {
 		c.k2Len = copy(c.k2[:], k.k2[:k.k2Len])
 	}
 }

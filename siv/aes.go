@@ -1,0 +1,75 @@
+package siv
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"fmt"
+)
+
+// aesKey is one expanded AES key. On amd64 with AES-NI (useAsm) it holds
+// the round keys itself and aes_amd64.s runs the rounds: an NTS reply costs
+// about 55 AES blocks, mostly in serial CMAC chains, and crypto/aes's
+// per-block entry (cipher.Block interface call, overlap and FIPS checks)
+// cost about as much as the rounds; crypto/aes.NewCipher also allocates
+// each schedule on the heap. Elsewhere, or built with the purego tag, it
+// wraps crypto/aes, which is the reference the tests compare against.
+// Neither path looks anything up by a secret: both use the CPU's AES
+// instructions, or crypto/aes's own constant-time fallback.
+type aesKey struct {
+	nr int          // rounds (10, 12, 14) when rk holds the key, else 0
+	rk [240]byte    // encryption round keys, 16*(nr+1) bytes used
+	b  cipher.Block // the crypto/aes path
+}
+
+// set expands a 16-, 24- or 32-byte key, with the AES-NI kernels when asm
+// is true (the caller passes useAsm; tests pass false to get the
+// reference), dropping whatever k held.
+func (k *aesKey) set(key []byte, asm bool) error {
+	*k = aesKey{}
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return fmt.Errorf("siv: %w", aes.KeySizeError(len(key)))
+	}
+	if asm {
+		k.nr = 6 + len(key)/4
+		expandKeyAsm(k.nr, &key[0], &k.rk[0])
+		return nil
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("siv: %w", err)
+	}
+	k.b = b
+	return nil
+}
+
+// valid reports whether k holds a key.
+func (k *aesKey) valid() bool { return k.nr != 0 || k.b != nil }
+
+// encrypt encrypts the block src into dst (16 bytes each; may be the same).
+func (k *aesKey) encrypt(dst, src []byte) {
+	_, _ = dst[BlockSize-1], src[BlockSize-1]
+	if k.nr != 0 {
+		encryptAsm(k.nr, &k.rk[0], &dst[0], &src[0])
+		return
+	}
+	k.b.Encrypt(dst, src)
+}
+
+// cbc runs the CBC-MAC chain x = AES(x xor m) over the whole blocks of
+// blocks (its length a multiple of 16), x being 16 bytes.
+func (k *aesKey) cbc(x, blocks []byte) {
+	_ = x[BlockSize-1]
+	if k.nr != 0 {
+		if n := len(blocks) / BlockSize; n > 0 {
+			cbcAsm(k.nr, &k.rk[0], &x[0], &blocks[0], n)
+		}
+		return
+	}
+	for len(blocks) >= BlockSize {
+		loadBlock(x).xor(loadBlock(blocks)).store(x)
+		k.b.Encrypt(x, x)
+		blocks = blocks[BlockSize:]
+	}
+}
