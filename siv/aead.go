@@ -246,6 +246,10 @@ func (k *sivKey) open(dst, ciphertext []byte, comps [][]byte, scratch []byte) ([
 
 // s2v sets x (16 bytes) to S2V(K1, comps..., p) as in RFC 5297 §2.4.
 func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
+	if k.mac.aes.nr != 0 && len(comps) == 2 {
+		k.s2vInterleaved(x, comps[0], comps[1], p)
+		return
+	}
 	d := k.d0
 	for _, s := range comps {
 		k.mac.sum(x, s)
@@ -254,6 +258,35 @@ func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
 	if len(p) >= BlockSize {
 		clear(x)
 		k.mac.absorb(x, p[:xorEndStart(len(p))])
+		k.finishXorEnd(x, p, d)
+		return
+	}
+	k.lastShort(x, p, d)
+}
+
+// s2vInterleaved is s2v for the vector (A, N, P) on the AES-NI path. The
+// CMACs of A and N and the chain over P up to its last one or two blocks
+// do not depend on each other (only their results are combined into D),
+// so they run as three interleaved chains, then the final blocks of A and
+// N as two; only P's last blocks, which need D, follow on their own. An
+// NTS request (A about 190 octets) saves a block of latency, a cookie
+// (A 4, N 16, P 64 octets) three of its six.
+func (k *sivKey) s2vInterleaved(x, a, n, p []byte) {
+	la, ln, lp := lastStart(len(a)), lastStart(len(n)), 0
+	if len(p) >= BlockSize {
+		lp = xorEndStart(len(p))
+	}
+	cs := [3]chain{{blocks: a[:la]}, {blocks: n[:ln]}, {blocks: p[:lp]}}
+	k.mac.aes.cbc3(&cs)
+	var fin [2 * BlockSize]byte
+	k.mac.last(a[la:]).store(fin[:BlockSize])
+	k.mac.last(n[ln:]).store(fin[BlockSize:])
+	cs[0].blocks, cs[1].blocks = fin[:BlockSize], fin[BlockSize:]
+	k.mac.aes.cbc3(&cs)
+	clear(fin[:])
+	d := k.d0.dbl().xor(cs[0].x).dbl().xor(cs[1].x)
+	if len(p) >= BlockSize {
+		cs[2].x.store(x)
 		k.finishXorEnd(x, p, d)
 		return
 	}

@@ -73,3 +73,47 @@ func (k *aesKey) cbc(x, blocks []byte) {
 		blocks = blocks[BlockSize:]
 	}
 }
+
+// chain is one CBC-MAC chain for cbc3: its state and the whole blocks it
+// has yet to absorb.
+type chain struct {
+	x      block128
+	blocks []byte // a multiple of 16 octets
+}
+
+// cbc3 advances three independent chains together, on the AES-NI path
+// only (k.nr != 0), and leaves their blocks empty. The kernel wants the
+// longest chain first; the lengths are public, so sorting them leaks
+// nothing.
+func (k *aesKey) cbc3(c *[3]chain) {
+	i0, i1, i2 := 0, 1, 2
+	if len(c[i1].blocks) > len(c[i0].blocks) {
+		i0, i1 = i1, i0
+	}
+	if len(c[i2].blocks) > len(c[i1].blocks) {
+		i1, i2 = i2, i1
+	}
+	if len(c[i1].blocks) > len(c[i0].blocks) {
+		i0, i1 = i1, i0
+	}
+	var st [3 * BlockSize]byte
+	c[i0].x.store(st[0:])
+	c[i1].x.store(st[BlockSize:])
+	c[i2].x.store(st[2*BlockSize:])
+	cbc3Asm(k.nr, &k.rk[0], &st[0],
+		firstByte(c[i0].blocks), firstByte(c[i1].blocks), firstByte(c[i2].blocks),
+		len(c[i0].blocks)/BlockSize, len(c[i1].blocks)/BlockSize, len(c[i2].blocks)/BlockSize)
+	c[i0].x, c[i1].x, c[i2].x = loadBlock(st[0:]), loadBlock(st[BlockSize:]), loadBlock(st[2*BlockSize:])
+	clear(st[:])
+	for i := range c {
+		c[i].blocks = nil
+	}
+}
+
+// firstByte is &b[0], or nil for an empty b (which the kernels never read).
+func firstByte(b []byte) *byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return &b[0]
+}

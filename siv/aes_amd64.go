@@ -33,3 +33,9 @@ func cbcAsm(nr int, rk *byte, x, src *byte, n int)
 //
 //go:noescape
 func ctrAsm(nr int, rk *byte, hi, lo uint64, dst, src *byte, n int)
+
+// cbc3Asm runs three independent CBC-MAC chains, states at x, x+16 and
+// x+32, over na >= nb >= nc whole blocks at a, b and c.
+//
+//go:noescape
+func cbc3Asm(nr int, rk *byte, x, a, b, c *byte, na, nb, nc int)

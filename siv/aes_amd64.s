@@ -330,3 +330,131 @@ ctr1loop:
 
 ctrdone:
 	RET
+
+// ROUNDS3 and ROUNDS2 are ENC1 for three (X0..X2) and two (X0, X1)
+// independent blocks: their AES rounds overlap in the pipeline, so a
+// round of three chains costs about what a round of one does.
+#define ROUNDS3(k) \
+	VAESENC k, X0, X0 \
+	VAESENC k, X1, X1 \
+	VAESENC k, X2, X2
+
+#define ENC3 \
+	VPXOR (AX), X0, X0 \
+	VPXOR (AX), X1, X1 \
+	VPXOR (AX), X2, X2 \
+	CMPQ  CX, $12 \
+	JB    14(PC) \
+	ROUNDS3(16(AX)) \
+	ROUNDS3(32(AX)) \
+	JE    7(PC) \
+	ROUNDS3(48(AX)) \
+	ROUNDS3(64(AX)) \
+	ROUNDS3(-144(DI)) \
+	ROUNDS3(-128(DI)) \
+	ROUNDS3(-112(DI)) \
+	ROUNDS3(-96(DI)) \
+	ROUNDS3(-80(DI)) \
+	ROUNDS3(-64(DI)) \
+	ROUNDS3(-48(DI)) \
+	ROUNDS3(-32(DI)) \
+	ROUNDS3(-16(DI)) \
+	VAESENCLAST (DI), X0, X0 \
+	VAESENCLAST (DI), X1, X1 \
+	VAESENCLAST (DI), X2, X2
+
+#define ROUNDS2(k) \
+	VAESENC k, X0, X0 \
+	VAESENC k, X1, X1
+
+#define ENC2 \
+	VPXOR (AX), X0, X0 \
+	VPXOR (AX), X1, X1 \
+	CMPQ  CX, $12 \
+	JB    10(PC) \
+	ROUNDS2(16(AX)) \
+	ROUNDS2(32(AX)) \
+	JE    5(PC) \
+	ROUNDS2(48(AX)) \
+	ROUNDS2(64(AX)) \
+	ROUNDS2(-144(DI)) \
+	ROUNDS2(-128(DI)) \
+	ROUNDS2(-112(DI)) \
+	ROUNDS2(-96(DI)) \
+	ROUNDS2(-80(DI)) \
+	ROUNDS2(-64(DI)) \
+	ROUNDS2(-48(DI)) \
+	ROUNDS2(-32(DI)) \
+	ROUNDS2(-16(DI)) \
+	VAESENCLAST (DI), X0, X0 \
+	VAESENCLAST (DI), X1, X1
+
+// func cbc3Asm(nr int, rk *byte, x *byte, a *byte, b *byte, c *byte, na int, nb int, nc int)
+//
+// Three independent CBC-MAC chains, states at x, x+16 and x+32, over na,
+// nb and nc whole blocks at a, b and c, with na >= nb >= nc: three at a
+// time while all three have blocks, then two, then one. S2V's strings
+// (RFC 5297 §2.4) are independent until they are combined, so their
+// chains need not wait for each other.
+TEXT ·cbc3Asm(SB), NOSPLIT, $0-72
+	MOVQ nr+0(FP), CX
+	MOVQ rk+8(FP), AX
+	MOVQ x+16(FP), DX
+	MOVQ a+24(FP), R8
+	MOVQ b+32(FP), R9
+	MOVQ c+40(FP), R10
+	MOVQ na+48(FP), R11
+	MOVQ nb+56(FP), R12
+	MOVQ nc+64(FP), R13
+	MOVQ CX, DI
+	SHLQ $4, DI
+	ADDQ AX, DI
+	VMOVDQU 0(DX), X0
+	VMOVDQU 16(DX), X1
+	VMOVDQU 32(DX), X2
+	SUBQ R12, R11 // blocks for chain a alone
+	SUBQ R13, R12 // blocks for chains a and b
+
+	TESTQ R13, R13
+	JZ    cbc3two
+
+cbc3loop:
+	VPXOR (R8), X0, X0
+	VPXOR (R9), X1, X1
+	VPXOR (R10), X2, X2
+	ENC3
+	ADDQ $16, R8
+	ADDQ $16, R9
+	ADDQ $16, R10
+	DECQ R13
+	JNZ  cbc3loop
+
+cbc3two:
+	TESTQ R12, R12
+	JZ    cbc3one
+
+cbc3twoloop:
+	VPXOR (R8), X0, X0
+	VPXOR (R9), X1, X1
+	ENC2
+	ADDQ $16, R8
+	ADDQ $16, R9
+	DECQ R12
+	JNZ  cbc3twoloop
+
+cbc3one:
+	TESTQ R11, R11
+	JZ    cbc3done
+
+cbc3oneloop:
+	VPXOR (R8), X0, X0
+	ENC1
+	ADDQ $16, R8
+	DECQ R11
+	JNZ  cbc3oneloop
+
+cbc3done:
+	VMOVDQU X0, 0(DX)
+	VMOVDQU X1, 16(DX)
+	VMOVDQU X2, 32(DX)
+	RET

@@ -6,7 +6,11 @@ package siv
 // crypto/aes path, and the functions below are never called.
 const useAsm = false
 
-func expandKeyAsm(int, *byte, *byte)                    { panic("siv: no AES assembly") }
-func encryptAsm(int, *byte, *byte, *byte)               { panic("siv: no AES assembly") }
-func cbcAsm(int, *byte, *byte, *byte, int)              { panic("siv: no AES assembly") }
+func expandKeyAsm(int, *byte, *byte)                       { panic("siv: no AES assembly") }
+func encryptAsm(int, *byte, *byte, *byte)                  { panic("siv: no AES assembly") }
+func cbcAsm(int, *byte, *byte, *byte, int)                 { panic("siv: no AES assembly") }
 func ctrAsm(int, *byte, uint64, uint64, *byte, *byte, int) { panic("siv: no AES assembly") }
+
+func cbc3Asm(int, *byte, *byte, *byte, *byte, *byte, int, int, int) {
+	panic("siv: no AES assembly")
+}

@@ -102,10 +102,10 @@ func BenchmarkSplitSeal(b *testing.B) {
 			// second PrepareSeal with StopTimer would cost more than the
 			// work measured.
 			c.PrepareSeal(out, nonce)
-			pre, chain := c.pre, c.chain
+			pre, chain, split := c.pre, c.chain, c.split
 			b.ReportAllocs()
 			for b.Loop() {
-				c.pending, c.pre, c.chain = true, pre, chain
+				c.pending, c.pre, c.chain, c.split = true, pre, chain, split
 				c.FinishSeal(out, ad)
 			}
 		})

@@ -123,12 +123,18 @@ func (c *cmacKey) sum(x, msg []byte) {
 	clear(x)
 	// Every block but the last goes through the plain CBC chain; the last,
 	// possibly partial or empty, block gets the subkey treatment.
-	n := 0
-	if len(msg) > 0 {
-		n = (len(msg) - 1) / BlockSize * BlockSize
-	}
+	n := lastStart(len(msg))
 	c.absorb(x, msg[:n])
 	c.finish(x, msg[n:])
+}
+
+// lastStart is where the final CMAC block of an n-octet message begins:
+// the last complete or partial block, or 0 for an empty message.
+func lastStart(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return (n - 1) / BlockSize * BlockSize
 }
 
 // absorb runs the CBC chain X = AES(K, X xor M_i) over whole blocks.
@@ -137,6 +143,13 @@ func (c *cmacKey) absorb(x, blocks []byte) { c.aes.cbc(x, blocks) }
 // finish processes the final block (RFC 4493 §2.4 steps 4 and 6): a complete
 // block is xored with K1, a partial one is padded with 10* and xored with K2.
 func (c *cmacKey) finish(x, last []byte) {
+	loadBlock(x).xor(c.last(last)).store(x)
+	c.aes.encrypt(x, x)
+}
+
+// last is the final block of finish before encryption: the complete block
+// xored with K1, or the partial one padded with 10* and xored with K2.
+func (c *cmacKey) last(last []byte) block128 {
 	var m [BlockSize]byte
 	copy(m[:], last)
 	k := c.k1
@@ -144,8 +157,7 @@ func (c *cmacKey) finish(x, last []byte) {
 		m[len(last)] = 0x80
 		k = c.k2
 	}
-	loadBlock(x).xor(loadBlock(m[:])).xor(k).store(x)
-	c.aes.encrypt(x, x)
+	return loadBlock(m[:]).xor(k)
 }
 
 // block128 is a 128-bit big-endian value held in registers, so that S2V's

@@ -4,9 +4,10 @@ package siv
 // Key is an AES-SIV-CMAC key expanded once, for a caller that uses it with
 // many Ciphers: the key of an NTS association (its C2S or S2C) serves
 // every request of that client, so a server that keeps the expanded Key
-// pays crypto/aes's allocations once per client rather than once per
-// request (see Cipher). A Key is read-only after SetKey: any number of
-// Ciphers may use it, one after another or at once.
+// pays the expansion (on the crypto/aes path also its allocations) once
+// per client rather than once per request (see Cipher). A Key is read-only
+// after SetKey: any number of Ciphers may use it, one after another or at
+// once.
 type Key struct {
 	sivKey
 	k2    [32]byte // K2 when SetKey did not expand it
@@ -43,7 +44,8 @@ func (k *Key) setKey(key []byte, ctr, asm bool) error {
 }
 
 // UseKey keys c with an expanded Key, dropping any earlier key, without
-// expanding anything: c shares k's AES schedules and copies its subkeys.
+// expanding anything: c copies k's round keys (AES-NI path) or shares its
+// crypto/aes schedules, and copies its subkeys; Reset wipes the copy.
 // k must not change while c uses it.
 func (c *Cipher) UseKey(k *Key) {
 	c.Reset()
