@@ -114,7 +114,9 @@ func testCipherLateAD(t *testing.T, asm bool) {
 // K2 is expanded only for content to encrypt or decrypt: a tag-only
 // ciphertext (an NTS request without encrypted fields) is opened with K1
 // alone, and the copy of K2 is wiped once expanded.
-func TestCipherExpandsCTRKeyOnlyWhenNeeded(t *testing.T) { forPaths(t, testCipherExpandsCTRKeyOnlyWhenNeeded) }
+func TestCipherExpandsCTRKeyOnlyWhenNeeded(t *testing.T) {
+	forPaths(t, testCipherExpandsCTRKeyOnlyWhenNeeded)
+}
 
 func testCipherExpandsCTRKeyOnlyWhenNeeded(t *testing.T, asm bool) {
 	key := bytes.Repeat([]byte{9}, 32)

@@ -112,7 +112,9 @@ func testCMACKeySizes(t *testing.T, asm bool) {
 	}
 }
 
-func TestCMACVerifyRejectsTruncatedAndLongTags(t *testing.T) { forPaths(t, testCMACVerifyRejectsTruncatedAndLongTags) }
+func TestCMACVerifyRejectsTruncatedAndLongTags(t *testing.T) {
+	forPaths(t, testCMACVerifyRejectsTruncatedAndLongTags)
+}
 
 func testCMACVerifyRejectsTruncatedAndLongTags(t *testing.T, asm bool) {
 	c, _ := newCMAC(make([]byte, 16), asm)

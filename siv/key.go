@@ -1,6 +1,5 @@
 package siv
 
-
 // Key is an AES-SIV-CMAC key expanded once, for a caller that uses it with
 // many Ciphers: the key of an NTS association (its C2S or S2C) serves
 // every request of that client, so a server that keeps the expanded Key
