@@ -329,6 +329,7 @@ ctr1loop:
 	JNZ  ctr1loop
 
 ctrdone:
+	VPXOR X8, X8, X8 // round key 0 is the first half of the AES key
 	RET
 
 // ROUNDS3 and ROUNDS2 are ENC1 for three (X0..X2) and two (X0, X1)
