@@ -143,7 +143,9 @@ func (c *cmacKey) absorb(x, blocks []byte) { c.aes.cbc(x, blocks) }
 // finish processes the final block (RFC 4493 §2.4 steps 4 and 6): a complete
 // block is xored with K1, a partial one is padded with 10* and xored with K2.
 func (c *cmacKey) finish(x, last []byte) {
-	loadBlock(x).xor(c.last(last)).store(x)
+	var m [BlockSize]byte
+	c.last(last).store(m[:])
+	subtle.XORBytes(x, x, m[:]) // one 16-byte store: see aesKey.cbc
 	c.aes.encrypt(x, x)
 }
 
