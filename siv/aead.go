@@ -267,21 +267,24 @@ func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
 // s2vInterleaved is s2v for the vector (A, N, P) on the AES-NI path. The
 // CMACs of A and N and the chain over P up to its last one or two blocks
 // do not depend on each other (only their results are combined into D),
-// so they run as three interleaved chains, then the final blocks of A and
-// N as two; only P's last blocks, which need D, follow on their own. An
-// NTS request (A about 190 octets) saves a block of latency, a cookie
-// (A 4, N 16, P 64 octets) three of its six.
+// so they run as interleaved chains in two steps: the blocks of A and N
+// before their last, with as many of P's beside them; then the final
+// blocks of A and N with the rest of P's. Only P's last blocks, which
+// need D, follow on their own. A cookie (A 4, N 16, P 64 octets) takes 4
+// blocks of latency instead of 6; an NTS request (A of 228 octets, no P)
+// 16 instead of 17.
 func (k *sivKey) s2vInterleaved(x, a, n, p []byte) {
 	la, ln, lp := lastStart(len(a)), lastStart(len(n)), 0
 	if len(p) >= BlockSize {
 		lp = xorEndStart(len(p))
 	}
-	cs := [3]chain{{blocks: a[:la]}, {blocks: n[:ln]}, {blocks: p[:lp]}}
+	p1 := min(lp, max(la, ln))
+	cs := [3]chain{{blocks: a[:la]}, {blocks: n[:ln]}, {blocks: p[:p1]}}
 	k.mac.aes.cbc3(&cs)
 	var fin [2 * BlockSize]byte
 	k.mac.last(a[la:]).store(fin[:BlockSize])
 	k.mac.last(n[ln:]).store(fin[BlockSize:])
-	cs[0].blocks, cs[1].blocks = fin[:BlockSize], fin[BlockSize:]
+	cs[0].blocks, cs[1].blocks, cs[2].blocks = fin[:BlockSize], fin[BlockSize:], p[p1:lp]
 	k.mac.aes.cbc3(&cs)
 	clear(fin[:])
 	d := k.d0.dbl().xor(cs[0].x).dbl().xor(cs[1].x)
@@ -353,7 +356,7 @@ func ctrStart(v block128) block128 { return block128{v.hi, v.lo & 0x7fffffff_7ff
 // ctrXOR is xorKeyStream from counter ctr, already derived from V.
 func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
 	if k.ctr.nr != 0 {
-		k.ctrAsm(ks, ctr, dst, src)
+		k.ctrXORAsm(ks, ctr, dst, src)
 		return
 	}
 	batch := len(ks) &^ (BlockSize - 1)
@@ -375,10 +378,10 @@ func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
 	}
 }
 
-// ctrAsm is ctrXOR on the AES-NI path: the kernel takes the whole blocks
+// ctrXORAsm is ctrXOR on the AES-NI path: the kernel takes the whole blocks
 // (eight at a time, no scratch), and a final partial block is xored with
 // one keystream block made in ks, which is wiped afterwards.
-func (k *sivKey) ctrAsm(ks []byte, ctr block128, dst, src []byte) {
+func (k *sivKey) ctrXORAsm(ks []byte, ctr block128, dst, src []byte) {
 	n := len(src) / BlockSize
 	if n > 0 {
 		ctrAsm(k.ctr.nr, &k.ctr.rk[0], ctr.hi, ctr.lo, &dst[0], &src[0], n)
