@@ -1,7 +1,6 @@
 package siv
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
@@ -50,8 +49,9 @@ type AEAD struct {
 // sivKey is the keyed part of AES-SIV-CMAC without any memory to compute
 // in: every method takes its scratch from the caller (see cmacKey).
 type sivKey struct {
-	mac cmacKey      // S2V key K1
-	ctr cipher.Block // CTR key K2; a Cipher expands it only when needed
+	mac cmacKey // S2V key K1
+	ctr aesKey  // CTR key K2; a Cipher expands it only when needed
+	asm bool    // the AES-NI path (useAsm), or crypto/aes
 	// d0 caches CMAC(K1, <zero>), the first step of every S2V (RFC 5297 §2.4;
 	// §5 allows caching invariant parts).
 	d0 block128
@@ -62,24 +62,23 @@ var _ cipher.AEAD = (*AEAD)(nil)
 // New returns AES-SIV-CMAC keyed with K = K1 ‖ K2: a 32-byte key is
 // AEAD_AES_SIV_CMAC_256 (NTS AEAD id 15), 48 and 64 bytes are the -384 and
 // -512 variants (RFC 5297 §6.1–§6.3).
-func New(key []byte) (*AEAD, error) {
+func New(key []byte) (*AEAD, error) { return newSIV(key, useAsm) }
+
+// newSIV is New on the AES-NI path (asm) or the crypto/aes one.
+func newSIV(key []byte, asm bool) (*AEAD, error) {
 	if err := checkKeySize(key); err != nil {
 		return nil, err
 	}
-	half := len(key) / 2
-	k1, err := aes.NewCipher(key[:half])
-	if err != nil {
-		return nil, fmt.Errorf("siv: %w", err)
-	}
-	k2, err := aes.NewCipher(key[half:])
-	if err != nil {
-		return nil, fmt.Errorf("siv: %w", err)
-	}
 	a := new(AEAD)
 	x := a.scratch.get()
-	a.init(k1, x[:BlockSize])
-	a.scratch.put(x)
-	a.ctr = k2
+	defer a.scratch.put(x)
+	half := len(key) / 2
+	if err := a.init(key[:half], asm, x[:BlockSize]); err != nil {
+		return nil, err
+	}
+	if err := a.ctr.set(key[half:], asm); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -91,13 +90,17 @@ func checkKeySize(key []byte) error {
 	return fmt.Errorf("%w: AES-SIV-CMAC key must be 32, 48 or 64 bytes, got %d", ErrKeySize, len(key))
 }
 
-// init keys S2V with k1 and computes d0, using x (16 bytes) as scratch.
-func (k *sivKey) init(k1 cipher.Block, x []byte) {
-	k.mac.init(k1, x)
+// init keys S2V with K1 and computes d0, using x (16 bytes) as scratch.
+func (k *sivKey) init(k1 []byte, asm bool, x []byte) error {
+	k.asm = asm
+	if err := k.mac.init(k1, asm, x); err != nil {
+		return err
+	}
 	var zero [BlockSize]byte
 	k.mac.sum(x, zero[:])
 	k.d0 = loadBlock(x)
 	clear(x)
+	return nil
 }
 
 // NonceSize returns the recommended nonce length, 16 bytes; any length of at
@@ -181,6 +184,10 @@ func (k *sivKey) seal(dst, plaintext []byte, comps [][]byte) []byte {
 // (16 bytes) serves a final partial block.
 func (k *sivKey) encryptInPlace(slot []byte, v block128, body []byte) {
 	ctr := ctrStart(v)
+	if k.ctr.nr != 0 {
+		k.ctrXOR(slot, ctr, body, body) // the AES-NI path needs no scratch
+		return
+	}
 	var pt [ctrBatch * BlockSize]byte
 	for len(body) >= BlockSize {
 		n := min(len(body)&^(BlockSize-1), len(pt))
@@ -191,7 +198,7 @@ func (k *sivKey) encryptInPlace(slot []byte, v block128, body []byte) {
 		}
 		for i := 0; i < n; i += BlockSize {
 			b := body[i : i+BlockSize]
-			k.ctr.Encrypt(b, b)
+			k.ctr.b.Encrypt(b, b)
 		}
 		xorForward(body[:n], body[:n], pt[:n])
 		body = body[n:]
@@ -239,6 +246,10 @@ func (k *sivKey) open(dst, ciphertext []byte, comps [][]byte, scratch []byte) ([
 
 // s2v sets x (16 bytes) to S2V(K1, comps..., p) as in RFC 5297 §2.4.
 func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
+	if k.mac.aes.nr != 0 && len(comps) == 2 {
+		k.s2vInterleaved(x, comps[0], comps[1], p)
+		return
+	}
 	d := k.d0
 	for _, s := range comps {
 		k.mac.sum(x, s)
@@ -247,6 +258,38 @@ func (k *sivKey) s2v(x []byte, comps [][]byte, p []byte) {
 	if len(p) >= BlockSize {
 		clear(x)
 		k.mac.absorb(x, p[:xorEndStart(len(p))])
+		k.finishXorEnd(x, p, d)
+		return
+	}
+	k.lastShort(x, p, d)
+}
+
+// s2vInterleaved is s2v for the vector (A, N, P) on the AES-NI path. The
+// CMACs of A and N and the chain over P up to its last one or two blocks
+// do not depend on each other (only their results are combined into D),
+// so they run as interleaved chains in two steps: the blocks of A and N
+// before their last, with as many of P's beside them; then the final
+// blocks of A and N with the rest of P's. Only P's last blocks, which
+// need D, follow on their own. A cookie (A 4, N 16, P 64 octets) takes 4
+// blocks of latency instead of 6; an NTS request (A of 228 octets, no P)
+// 16 instead of 17.
+func (k *sivKey) s2vInterleaved(x, a, n, p []byte) {
+	la, ln, lp := lastStart(len(a)), lastStart(len(n)), 0
+	if len(p) >= BlockSize {
+		lp = xorEndStart(len(p))
+	}
+	p1 := min(lp, max(la, ln))
+	cs := [3]chain{{blocks: a[:la]}, {blocks: n[:ln]}, {blocks: p[:p1]}}
+	k.mac.aes.cbc3(&cs)
+	var fin [2 * BlockSize]byte
+	k.mac.last(a[la:]).store(fin[:BlockSize])
+	k.mac.last(n[ln:]).store(fin[BlockSize:])
+	cs[0].blocks, cs[1].blocks, cs[2].blocks = fin[:BlockSize], fin[BlockSize:], p[p1:lp]
+	k.mac.aes.cbc3(&cs)
+	clear(fin[:])
+	d := k.d0.dbl().xor(cs[0].x).dbl().xor(cs[1].x)
+	if len(p) >= BlockSize {
+		cs[2].x.store(x)
 		k.finishXorEnd(x, p, d)
 		return
 	}
@@ -312,6 +355,10 @@ func ctrStart(v block128) block128 { return block128{v.hi, v.lo & 0x7fffffff_7ff
 
 // ctrXOR is xorKeyStream from counter ctr, already derived from V.
 func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
+	if k.ctr.nr != 0 {
+		k.ctrXORAsm(ks, ctr, dst, src)
+		return
+	}
 	batch := len(ks) &^ (BlockSize - 1)
 	for len(src) > 0 {
 		n := min(len(src), batch)
@@ -324,10 +371,28 @@ func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
 		}
 		for i := 0; i < n; i += BlockSize {
 			b := ks[i : i+BlockSize]
-			k.ctr.Encrypt(b, b)
+			k.ctr.b.Encrypt(b, b)
 		}
 		xorForward(dst[:n], src[:n], ks[:n])
 		dst, src = dst[n:], src[n:]
+	}
+}
+
+// ctrXORAsm is ctrXOR on the AES-NI path: the kernel takes the whole blocks
+// (eight at a time, no scratch), and a final partial block is xored with
+// one keystream block made in ks, which is wiped afterwards.
+func (k *sivKey) ctrXORAsm(ks []byte, ctr block128, dst, src []byte) {
+	n := len(src) / BlockSize
+	if n > 0 {
+		ctrAsm(k.ctr.nr, &k.ctr.rk[0], ctr.hi, ctr.lo, &dst[0], &src[0], n)
+		ctr.lo += uint64(n)
+	}
+	if whole := n * BlockSize; whole < len(src) {
+		b := ks[:BlockSize]
+		ctr.store(b)
+		k.ctr.encrypt(b, b)
+		xorForward(dst[whole:], src[whole:], b)
+		clear(b)
 	}
 }
 

@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-func newAEAD(t testing.TB, key []byte) *AEAD {
+func newAEAD(t testing.TB, asm bool, key []byte) *AEAD {
 	t.Helper()
-	a, err := New(key)
+	a, err := newSIV(key, asm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,8 +20,10 @@ func newAEAD(t testing.TB, key []byte) *AEAD {
 
 // RFC 5297 A.1: deterministic encryption with one AD component, including
 // the intermediate CMAC(zero) that New caches.
-func TestRFC5297A1(t *testing.T) {
-	a := newAEAD(t, unhex(t, "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"))
+func TestRFC5297A1(t *testing.T) { forPaths(t, testRFC5297A1) }
+
+func testRFC5297A1(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, unhex(t, "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"))
 	ad := unhex(t, "101112131415161718191a1b1c1d1e1f2021222324252627")
 	p := unhex(t, "112233445566778899aabbccddee")
 	want := unhex(t, "85632d07c6e8f37f950acd320a2ecc9340c02b9690c4dc04daef7f6afe5c")
@@ -35,8 +37,10 @@ func TestRFC5297A1(t *testing.T) {
 }
 
 // RFC 5297 A.2: two AD components and a nonce, each its own S2V string.
-func TestRFC5297A2(t *testing.T) {
-	a := newAEAD(t, unhex(t, "7f7e7d7c7b7a79787776757473727170404142434445464748494a4b4c4d4e4f"))
+func TestRFC5297A2(t *testing.T) { forPaths(t, testRFC5297A2) }
+
+func testRFC5297A2(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, unhex(t, "7f7e7d7c7b7a79787776757473727170404142434445464748494a4b4c4d4e4f"))
 	ad1 := unhex(t, "00112233445566778899aabbccddeeffdeaddadadeaddadaffeeddccbbaa99887766554433221100")
 	ad2 := unhex(t, "102030405060708090a0")
 	nonce := unhex(t, "09f911029d74e35bd84156c5635688c0")
@@ -88,14 +92,16 @@ func checkComponents(t *testing.T, a *AEAD, p, want []byte, comps ...[]byte) {
 // TestWycheproofAEAD runs aead_aes_siv_cmac_test.json through the RFC 5116
 // interface: S2V(K1, aad, iv, msg), output tag ‖ ct. Empty aad is a present,
 // empty component; the vectors with aad "" prove it.
-func TestWycheproofAEAD(t *testing.T) {
+func TestWycheproofAEAD(t *testing.T) { forPaths(t, testWycheproofAEAD) }
+
+func testWycheproofAEAD(t *testing.T, asm bool) {
 	emptyAAD := 0
 	for _, tc := range loadWycheproof(t, "aead_aes_siv_cmac_test.json") {
 		if len(tc.AAD) == 0 {
 			emptyAAD++
 		}
 		t.Run(fmt.Sprint(tc.TcID), func(t *testing.T) {
-			a := newAEAD(t, tc.Key)
+			a := newAEAD(t, asm, tc.Key)
 			z := append(bytes.Clone(tc.Tag), tc.CT...)
 			for _, off := range offsets {
 				checkAEADVector(t, a, tc, z, off)
@@ -143,10 +149,12 @@ func checkOpen(t *testing.T, off int, how string, pt []byte, err error, msg []by
 
 // TestWycheproofDeterministic runs aes_siv_cmac_test.json: SIV with exactly
 // one AD component (possibly empty) and no nonce; ct is V ‖ C.
-func TestWycheproofDeterministic(t *testing.T) {
+func TestWycheproofDeterministic(t *testing.T) { forPaths(t, testWycheproofDeterministic) }
+
+func testWycheproofDeterministic(t *testing.T, asm bool) {
 	for _, tc := range loadWycheproof(t, "aes_siv_cmac_test.json") {
 		t.Run(fmt.Sprint(tc.TcID), func(t *testing.T) {
-			a, err := New(tc.Key)
+			a, err := newSIV(tc.Key, asm)
 			if err != nil {
 				if tc.Result == "valid" || !errors.Is(err, ErrKeySize) {
 					t.Fatalf("New(%d-byte key): %v", len(tc.Key), err)
@@ -170,9 +178,11 @@ func TestWycheproofDeterministic(t *testing.T) {
 	}
 }
 
-func TestNewKeySizes(t *testing.T) {
+func TestNewKeySizes(t *testing.T) { forPaths(t, testNewKeySizes) }
+
+func testNewKeySizes(t *testing.T, asm bool) {
 	for n := range 70 {
-		a, err := New(make([]byte, n))
+		a, err := newSIV(make([]byte, n), asm)
 		ok := n == 32 || n == 48 || n == 64
 		if (err == nil) != ok || (!ok && !errors.Is(err, ErrKeySize)) {
 			t.Errorf("New(%d bytes): %v", n, err)
@@ -185,8 +195,10 @@ func TestNewKeySizes(t *testing.T) {
 
 // Nonces of every length from 1 byte authenticate, and a nonce is bound by
 // its length as well as its bytes.
-func TestNonceLengths(t *testing.T) {
-	a := newAEAD(t, make([]byte, 32))
+func TestNonceLengths(t *testing.T) { forPaths(t, testNonceLengths) }
+
+func testNonceLengths(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 32))
 	p := []byte("encrypted extension fields")
 	ad := []byte("ntp header and extension fields")
 	nonce := bytes.Repeat([]byte{0xa5}, 40)
@@ -209,8 +221,10 @@ func TestNonceLengths(t *testing.T) {
 
 // Empty AD is a component: sealing with AD "" differs from sealing with no
 // AD component at all, and the RFC 5116 form equals the explicit vector.
-func TestEmptyADIsAComponent(t *testing.T) {
-	a := newAEAD(t, bytes.Repeat([]byte{7}, 32))
+func TestEmptyADIsAComponent(t *testing.T) { forPaths(t, testEmptyADIsAComponent) }
+
+func testEmptyADIsAComponent(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, bytes.Repeat([]byte{7}, 32))
 	nonce := bytes.Repeat([]byte{1}, 16)
 	p := []byte("p")
 	withEmpty := a.Seal(nil, nonce, p, nil)
@@ -225,8 +239,10 @@ func TestEmptyADIsAComponent(t *testing.T) {
 	}
 }
 
-func TestShortCiphertext(t *testing.T) {
-	a := newAEAD(t, make([]byte, 32))
+func TestShortCiphertext(t *testing.T) { forPaths(t, testShortCiphertext) }
+
+func testShortCiphertext(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 32))
 	for n := range TagSize {
 		if pt, err := a.Open(nil, []byte{1}, make([]byte, n), nil); pt != nil || !errors.Is(err, ErrOpen) {
 			t.Errorf("Open(%d bytes) = %x, %v", n, pt, err)
@@ -234,8 +250,10 @@ func TestShortCiphertext(t *testing.T) {
 	}
 }
 
-func TestComponentLimit(t *testing.T) {
-	a := newAEAD(t, make([]byte, 32))
+func TestComponentLimit(t *testing.T) { forPaths(t, testComponentLimit) }
+
+func testComponentLimit(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 32))
 	comps := make([][]byte, MaxComponents+1)
 	assertPanics(t, "SealComponents(127)", func() { a.SealComponents(nil, nil, comps...) })
 	if _, err := a.OpenComponents(nil, make([]byte, 16), comps...); !errors.Is(err, ErrComponents) {
@@ -249,8 +267,10 @@ func TestComponentLimit(t *testing.T) {
 
 // Buffers that alias in ways cipher.AEAD forbids are refused loudly instead
 // of producing a wrong tag.
-func TestOverlapPanics(t *testing.T) {
-	a := newAEAD(t, make([]byte, 32))
+func TestOverlapPanics(t *testing.T) { forPaths(t, testOverlapPanics) }
+
+func testOverlapPanics(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 32))
 	nonce := make([]byte, 16)
 	buf := make([]byte, 200)
 	assertPanics(t, "Seal with shifted plaintext", func() { a.Seal(buf[:0], nonce, buf[8:40], nil) })
@@ -271,8 +291,10 @@ func assertPanics(t *testing.T, what string, f func()) {
 }
 
 // Seal appends: a prefix of dst is kept and the output follows it.
-func TestSealOpenAppend(t *testing.T) {
-	a := newAEAD(t, make([]byte, 64))
+func TestSealOpenAppend(t *testing.T) { forPaths(t, testSealOpenAppend) }
+
+func testSealOpenAppend(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 64))
 	nonce := []byte("0123456789abcdef")
 	ct := a.Seal([]byte("hdr"), nonce, []byte("plaintext"), []byte("ad"))
 	if string(ct[:3]) != "hdr" || len(ct) != 3+16+9 {
@@ -284,8 +306,10 @@ func TestSealOpenAppend(t *testing.T) {
 	}
 }
 
-func TestZeroAllocs(t *testing.T) {
-	a := newAEAD(t, make([]byte, 32))
+func TestZeroAllocs(t *testing.T) { forPaths(t, testZeroAllocs) }
+
+func testZeroAllocs(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, make([]byte, 32))
 	nonce, ad, p := make([]byte, 16), make([]byte, 228), make([]byte, 900)
 	ct := a.Seal(nil, nonce, p, ad)
 	dst := make([]byte, 0, len(ct))
@@ -305,9 +329,11 @@ func TestZeroAllocs(t *testing.T) {
 
 // One AEAD and one CMAC are shared by many goroutines (the NTS cookie key,
 // an RFC 8573 key): every result must be right under -race.
-func TestConcurrentUse(t *testing.T) {
-	a := newAEAD(t, bytes.Repeat([]byte{3}, 32))
-	c, _ := NewCMAC(bytes.Repeat([]byte{4}, 16))
+func TestConcurrentUse(t *testing.T) { forPaths(t, testConcurrentUse) }
+
+func testConcurrentUse(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, bytes.Repeat([]byte{3}, 32))
+	c, _ := newCMAC(bytes.Repeat([]byte{4}, 16), asm)
 	nonce, ad := make([]byte, 16), []byte("ad")
 	done := make(chan error)
 	for g := range 4 {

@@ -1,6 +1,7 @@
 package siv
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
 	"fmt"
 	"testing"
@@ -14,7 +15,7 @@ var ntsSizes = []struct{ ad, p int }{
 }
 
 func BenchmarkSeal(b *testing.B) {
-	a := newAEAD(b, make([]byte, 32))
+	a := newAEAD(b, useAsm, make([]byte, 32))
 	nonce := make([]byte, NonceSize)
 	for _, s := range ntsSizes {
 		b.Run(fmt.Sprintf("ad=%d/p=%d", s.ad, s.p), func(b *testing.B) {
@@ -30,7 +31,7 @@ func BenchmarkSeal(b *testing.B) {
 }
 
 func BenchmarkOpen(b *testing.B) {
-	a := newAEAD(b, make([]byte, 32))
+	a := newAEAD(b, useAsm, make([]byte, 32))
 	nonce := make([]byte, NonceSize)
 	for _, s := range ntsSizes {
 		b.Run(fmt.Sprintf("ad=%d/p=%d", s.ad, s.p), func(b *testing.B) {
@@ -101,10 +102,10 @@ func BenchmarkSplitSeal(b *testing.B) {
 			// second PrepareSeal with StopTimer would cost more than the
 			// work measured.
 			c.PrepareSeal(out, nonce)
-			pre, chain := c.pre, c.chain
+			pre, chain, split := c.pre, c.chain, c.split
 			b.ReportAllocs()
 			for b.Loop() {
-				c.pending, c.pre, c.chain = true, pre, chain
+				c.pending, c.pre, c.chain, c.split = true, pre, chain, split
 				c.FinishSeal(out, ad)
 			}
 		})
@@ -120,6 +121,10 @@ func BenchmarkCTR(b *testing.B) {
 	key := make([]byte, 32)
 	var k Key
 	if err := k.SetKey(key, true); err != nil {
+		b.Fatal(err)
+	}
+	ref, err := aes.NewCipher(key[16:])
+	if err != nil {
 		b.Fatal(err)
 	}
 	for _, n := range []int{68, 108, 128, 900, 16 << 10} { // 68, 108: an NTS cookie, a New Cookie field
@@ -138,8 +143,77 @@ func BenchmarkCTR(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				cipher.NewCTR(k.ctr, iv).XORKeyStream(dst, src)
+				cipher.NewCTR(ref, iv).XORKeyStream(dst, src)
 			}
 		})
+	}
+}
+
+// BenchmarkPaths runs the NTS-sized operations on the AES-NI path and on
+// the crypto/aes reference in one binary, for the record in BENCHMARKS.md
+// ("siv: AES-NI path"): key expansion (SetKey of a Key, both halves),
+// Seal of a reply (84-octet AD, one 104-octet cookie field), Open of a
+// request (228-octet AD, nothing encrypted), CMAC over an NTP header, and
+// the CTR pass over a cookie and over 8 cookie fields.
+func BenchmarkPaths(b *testing.B) {
+	key := make([]byte, 32)
+	nonce := make([]byte, NonceSize)
+	for _, path := range []struct {
+		name string
+		asm  bool
+	}{{"asm", true}, {"ref", false}} {
+		if path.asm && !useAsm {
+			continue
+		}
+		b.Run(path.name+"/SetKey", func(b *testing.B) {
+			var k Key
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := k.setKey(key, true, path.asm); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		a := newAEAD(b, path.asm, key)
+		b.Run(path.name+"/Seal/ad=84/p=104", func(b *testing.B) {
+			ad, p := make([]byte, 84), make([]byte, 104)
+			dst := make([]byte, 0, len(p)+TagSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Seal(dst, nonce, p, ad)
+			}
+		})
+		b.Run(path.name+"/Open/ad=228/p=0", func(b *testing.B) {
+			ad := make([]byte, 228)
+			ct := a.Seal(nil, nonce, nil, ad)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Open(nil, nonce, ct, ad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		mac, err := newCMAC(key[:16], path.asm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(path.name+"/CMAC/48", func(b *testing.B) {
+			msg, dst := make([]byte, 48), make([]byte, 0, BlockSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				mac.Sum(dst, msg)
+			}
+		})
+		for _, n := range []int{68, 864} {
+			b.Run(fmt.Sprintf("%s/CTR/%d", path.name, n), func(b *testing.B) {
+				var ks scratchBlocks
+				buf := make([]byte, n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					a.ctrXOR(ks[:], block128{}, buf, buf)
+				}
+			})
+		}
 	}
 }

@@ -1,10 +1,6 @@
 package siv
 
-import (
-	"crypto/aes"
-	"crypto/cipher"
-	"fmt"
-)
+import "crypto/cipher"
 
 // Cipher is AES-SIV-CMAC (RFC 5297) under a key that serves one exchange,
 // such as the C2S or S2C key of one NTS request (RFC 8915 §5.6). It computes
@@ -15,15 +11,13 @@ import (
 // pool, the struct and its scratch every time. A Cipher instead carries its
 // scratch inline and is reused: SetKey, use, Reset. Kept in memory that
 // outlives a call (a pool of the caller's, a struct field) it allocates
-// nothing but the AES key schedules, one per AES key that is used:
-// crypto/aes.NewCipher returns a heap-allocated cipher.Block and has no way
-// to expand a key into memory of the caller's, and we do not implement AES
-// ourselves (crypto/aes uses the constant-time AES instructions; a table
-// implementation would leak the key through cache timing). To keep that
-// cost low, K2 is expanded only when CTR needs it: opening a ciphertext
-// without encrypted content, the usual NTS request, expands K1 alone.
-// As a local variable a Cipher escapes to the heap, because its scratch is
-// handed to cipher.Block.Encrypt, an interface method.
+// nothing on the AES-NI path, whose round keys live inside it, and on the
+// crypto/aes path only the AES key schedules, one per AES key that is used
+// (crypto/aes.NewCipher returns a heap-allocated cipher.Block). To keep
+// that cost low, K2 is expanded only when CTR needs it: opening a
+// ciphertext without encrypted content, the usual NTS request, expands K1
+// alone. As a local variable a Cipher escapes to the heap, because its
+// scratch may be handed to cipher.Block.Encrypt, an interface method.
 //
 // PrepareSeal and FinishSeal split sealing around the moment the associated
 // data is complete, for a caller that must finish it as late as possible:
@@ -43,24 +37,35 @@ type Cipher struct {
 	pending bool
 	outLen  int
 	pre     block128 // dbl(dbl(CMAC(zero))) xor CMAC(N): see PrepareSeal
-	chain   block128 // CMAC chain over P up to xorEndStart(len(P))
+	chain   block128 // CMAC chain over P up to split
+	split   int      // where FinishSeal resumes the chain over P
 }
+
+// lateBlocks is how many blocks of the chain over P PrepareSeal leaves to
+// FinishSeal on the AES-NI path, which runs them interleaved with the
+// CMAC of the associated data at no cost in latency: the AD of an NTS
+// reply (header and Unique Identifier field, at least 84 octets, RFC 8915
+// §5.3) has five whole blocks before its last, so four ride along free,
+// and the work before the transmit timestamp shrinks by as many.
+const lateBlocks = 4
 
 var _ cipher.AEAD = (*Cipher)(nil)
 
 // SetKey keys c with K = K1 ‖ K2 of 32, 48 or 64 bytes, as New does, and
 // drops any earlier key. c keeps a copy of K2 until CTR first needs it.
-func (c *Cipher) SetKey(key []byte) error {
+func (c *Cipher) SetKey(key []byte) error { return c.setKey(key, useAsm) }
+
+// setKey is SetKey on the AES-NI path (asm) or the crypto/aes one.
+func (c *Cipher) setKey(key []byte, asm bool) error {
 	c.Reset()
 	if err := checkKeySize(key); err != nil {
 		return err
 	}
 	half := len(key) / 2
-	k1, err := aes.NewCipher(key[:half])
-	if err != nil {
-		return fmt.Errorf("siv: %w", err)
+	if err := c.init(key[:half], asm, c.x[:]); err != nil {
+		c.Reset()
+		return err
 	}
-	c.init(k1, c.x[:])
 	c.k2Len = copy(c.k2[:], key[half:])
 	return nil
 }
@@ -142,8 +147,13 @@ func (c *Cipher) PrepareSeal(out, nonce []byte) {
 	c.mac.sum(x, nonce)
 	c.pre = c.d0.dbl().dbl().xor(loadBlock(x))
 	clear(x)
+	c.split = 0
 	if len(p) >= BlockSize {
-		c.mac.absorb(x, p[:xorEndStart(len(p))])
+		c.split = xorEndStart(len(p))
+		if c.mac.aes.nr != 0 {
+			c.split = max(0, c.split-lateBlocks*BlockSize)
+		}
+		c.mac.absorb(x, p[:c.split])
 	}
 	c.chain = loadBlock(x)
 	clear(x)
@@ -164,10 +174,24 @@ func (c *Cipher) FinishSeal(out, additionalData []byte) {
 	c.pending = false
 	p := out[TagSize:]
 	x := c.x[:]
-	c.mac.sum(x, additionalData)
+	pc := c.chain // the chain over P, once complete up to xorEndStart
+	if c.mac.aes.nr != 0 {
+		// The CMAC chain of A beside the rest of the chain over P.
+		la := lastStart(len(additionalData))
+		cs := [3]chain{{blocks: additionalData[:la]}, {x: c.chain}}
+		if len(p) >= BlockSize {
+			cs[1].blocks = p[c.split:xorEndStart(len(p))]
+		}
+		c.mac.aes.cbc3(&cs)
+		cs[0].x.store(x)
+		c.mac.finish(x, additionalData[la:])
+		pc = cs[1].x
+	} else {
+		c.mac.sum(x, additionalData)
+	}
 	d := c.pre.xor(loadBlock(x).dbl())
 	if len(p) >= BlockSize {
-		c.chain.store(x)
+		pc.store(x)
 		c.finishXorEnd(x, p, d)
 	} else {
 		c.lastShort(x, p, d)
@@ -177,24 +201,22 @@ func (c *Cipher) FinishSeal(out, additionalData []byte) {
 	v.store(out[:TagSize])
 	clear(x)
 	clear(c.ks[:])
-	c.pre, c.chain = block128{}, block128{}
+	c.pre, c.chain, c.split = block128{}, block128{}, 0
 }
 
 func (c *Cipher) mustHaveKey() {
-	if c.mac.block == nil {
+	if !c.mac.aes.valid() {
 		panic("siv: Cipher used without a key")
 	}
 }
 
 // expandCTR expands K2 on first use and wipes the copy.
 func (c *Cipher) expandCTR() {
-	if c.ctr != nil {
+	if c.ctr.valid() {
 		return
 	}
-	b, err := aes.NewCipher(c.k2[:c.k2Len])
-	if err != nil {
-		panic("siv: " + err.Error()) // SetKey checked the length
+	if err := c.ctr.set(c.k2[:c.k2Len], c.asm); err != nil {
+		panic(err) // SetKey checked the length
 	}
-	c.ctr = b
 	clear(c.k2[:])
 }

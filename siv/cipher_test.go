@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-func newCipher(t testing.TB, key []byte) *Cipher {
+func newCipher(t testing.TB, asm bool, key []byte) *Cipher {
 	t.Helper()
 	c := new(Cipher)
-	if err := c.SetKey(key); err != nil {
+	if err := c.setKey(key, asm); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -22,11 +22,13 @@ func newCipher(t testing.TB, key []byte) *Cipher {
 // TestCipherWycheproof runs the RFC 5116 vectors through Cipher exactly as
 // TestWycheproofAEAD runs them through AEAD: Seal (which is PrepareSeal
 // plus FinishSeal), Open, in place, at unaligned offsets.
-func TestCipherWycheproof(t *testing.T) {
+func TestCipherWycheproof(t *testing.T) { forPaths(t, testCipherWycheproof) }
+
+func testCipherWycheproof(t *testing.T, asm bool) {
 	var c Cipher
 	for _, tc := range loadWycheproof(t, "aead_aes_siv_cmac_test.json") {
 		t.Run(fmt.Sprint(tc.TcID), func(t *testing.T) {
-			if err := c.SetKey(tc.Key); err != nil {
+			if err := c.setKey(tc.Key, asm); err != nil {
 				t.Fatal(err)
 			}
 			z := append(bytes.Clone(tc.Tag), tc.CT...)
@@ -40,7 +42,9 @@ func TestCipherWycheproof(t *testing.T) {
 // TestCipherMatchesAEAD compares Cipher with AEAD over random keys, nonces,
 // associated data and plaintexts around the block boundaries, in one call
 // and split with the associated data supplied only at FinishSeal.
-func TestCipherMatchesAEAD(t *testing.T) {
+func TestCipherMatchesAEAD(t *testing.T) { forPaths(t, testCipherMatchesAEAD) }
+
+func testCipherMatchesAEAD(t *testing.T, asm bool) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -54,8 +58,8 @@ func TestCipherMatchesAEAD(t *testing.T) {
 	var c Cipher
 	for range 500 {
 		key := fill([]int{32, 48, 64}[rng.IntN(3)])
-		a := newAEAD(t, key)
-		if err := c.SetKey(key); err != nil {
+		a := newAEAD(t, asm, key)
+		if err := c.setKey(key, asm); err != nil {
 			t.Fatal(err)
 		}
 		nonce, ad := fill(1+rng.IntN(40)), fill(rng.IntN(300))
@@ -91,9 +95,11 @@ func TestCipherMatchesAEAD(t *testing.T) {
 // The associated data enters at FinishSeal only: preparing once and
 // finishing with a different AD gives that AD's ciphertext. This is what
 // lets an NTS server read the clock between the two.
-func TestCipherLateAD(t *testing.T) {
+func TestCipherLateAD(t *testing.T) { forPaths(t, testCipherLateAD) }
+
+func testCipherLateAD(t *testing.T, asm bool) {
 	key := bytes.Repeat([]byte{5}, 32)
-	a, c := newAEAD(t, key), newCipher(t, key)
+	a, c := newAEAD(t, asm, key), newCipher(t, asm, key)
 	nonce, p := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 864)
 	header := bytes.Repeat([]byte{3}, 84)
 	out := append(make([]byte, TagSize), p...)
@@ -109,28 +115,34 @@ func TestCipherLateAD(t *testing.T) {
 // ciphertext (an NTS request without encrypted fields) is opened with K1
 // alone, and the copy of K2 is wiped once expanded.
 func TestCipherExpandsCTRKeyOnlyWhenNeeded(t *testing.T) {
+	forPaths(t, testCipherExpandsCTRKeyOnlyWhenNeeded)
+}
+
+func testCipherExpandsCTRKeyOnlyWhenNeeded(t *testing.T, asm bool) {
 	key := bytes.Repeat([]byte{9}, 32)
-	a := newAEAD(t, key)
+	a := newAEAD(t, asm, key)
 	nonce, ad := bytes.Repeat([]byte{1}, 16), []byte("header")
-	c := newCipher(t, key)
+	c := newCipher(t, asm, key)
 	if _, err := c.Open(nil, nonce, a.Seal(nil, nonce, nil, ad), ad); err != nil {
 		t.Fatal(err)
 	}
-	if c.ctr != nil || c.k2Len != 16 || bytes.Equal(c.k2[:16], make([]byte, 16)) {
+	if c.ctr.valid() || c.k2Len != 16 || bytes.Equal(c.k2[:16], make([]byte, 16)) {
 		t.Fatal("K2 was expanded (or lost) for a tag-only ciphertext")
 	}
 	if _, err := c.Open(nil, nonce, a.Seal(nil, nonce, []byte("x"), ad), ad); err != nil {
 		t.Fatal(err)
 	}
-	if c.ctr == nil || c.k2 != [32]byte{} {
+	if !c.ctr.valid() || c.k2 != [32]byte{} {
 		t.Fatal("K2 not expanded for content, or its copy not wiped")
 	}
 }
 
 // Reset wipes everything, and a Cipher without a key refuses to work
 // instead of computing with zero subkeys.
-func TestCipherResetAndMisuse(t *testing.T) {
-	c := newCipher(t, make([]byte, 32))
+func TestCipherResetAndMisuse(t *testing.T) { forPaths(t, testCipherResetAndMisuse) }
+
+func testCipherResetAndMisuse(t *testing.T, asm bool) {
+	c := newCipher(t, asm, make([]byte, 32))
 	out := make([]byte, TagSize+20)
 	c.PrepareSeal(out, []byte{1})
 	c.Reset()
@@ -142,7 +154,7 @@ func TestCipherResetAndMisuse(t *testing.T) {
 	assertPanics(t, "Open without a key", func() { _, _ = c.Open(nil, nonce, make([]byte, 16), nil) })
 	assertPanics(t, "FinishSeal without PrepareSeal", func() { c.FinishSeal(out, nil) })
 
-	c = newCipher(t, make([]byte, 32))
+	c = newCipher(t, asm, make([]byte, 32))
 	c.PrepareSeal(out, nonce)
 	assertPanics(t, "FinishSeal of another length", func() { c.FinishSeal(out[:20], nil) })
 	c.PrepareSeal(out, nonce)
@@ -152,26 +164,29 @@ func TestCipherResetAndMisuse(t *testing.T) {
 	assertPanics(t, "Seal with shifted plaintext", func() { c.Seal(out[:0], nonce, out[8:20], nil) })
 
 	for n := range 70 {
-		err := c.SetKey(make([]byte, n))
+		err := c.setKey(make([]byte, n), asm)
 		if ok := n == 32 || n == 48 || n == 64; (err == nil) != ok || (!ok && !errors.Is(err, ErrKeySize)) {
 			t.Errorf("SetKey(%d bytes): %v", n, err)
 		}
 	}
-	if c.SetKey(make([]byte, 31)) == nil || c.mac.block != nil {
+	if c.setKey(make([]byte, 31), asm) == nil || c.mac.aes.valid() {
 		t.Error("a failed SetKey kept the old key")
 	}
 }
 
 // A Cipher in reusable memory allocates only the AES key schedules that
 // crypto/aes.NewCipher makes: one to open a tag-only ciphertext, two to
-// seal. Anything more would be our own allocation.
-func TestCipherAllocs(t *testing.T) {
+// seal. Anything more would be our own allocation. On the AES-NI path the
+// schedules live inside the Cipher, so nothing is allocated at all.
+func TestCipherAllocs(t *testing.T) { forPaths(t, testCipherAllocs) }
+
+func testCipherAllocs(t *testing.T, asm bool) {
 	key := bytes.Repeat([]byte{4}, 32)
 	nonce, ad := make([]byte, 16), make([]byte, 84)
-	tagOnly := newAEAD(t, key).Seal(nil, nonce, nil, ad)
+	tagOnly := newAEAD(t, asm, key).Seal(nil, nonce, nil, ad)
 	c := new(Cipher)
 	open := testing.AllocsPerRun(100, func() {
-		if c.SetKey(key) != nil {
+		if c.setKey(key, asm) != nil {
 			t.Fatal("SetKey")
 		}
 		if _, err := c.Open(nil, nonce, tagOnly, ad); err != nil {
@@ -180,14 +195,18 @@ func TestCipherAllocs(t *testing.T) {
 	})
 	out := make([]byte, TagSize+864)
 	seal := testing.AllocsPerRun(100, func() {
-		if c.SetKey(key) != nil {
+		if c.setKey(key, asm) != nil {
 			t.Fatal("SetKey")
 		}
 		c.PrepareSeal(out, nonce)
 		c.FinishSeal(out, ad)
 	})
-	if open != 1 || seal != 2 {
-		t.Errorf("allocations: SetKey+Open %v (want 1), SetKey+PrepareSeal+FinishSeal %v (want 2)", open, seal)
+	wantOpen, wantSeal := 1.0, 2.0
+	if asm {
+		wantOpen, wantSeal = 0, 0
+	}
+	if open != wantOpen || seal != wantSeal {
+		t.Errorf("allocations: SetKey+Open %v (want %v), SetKey+PrepareSeal+FinishSeal %v (want %v)", open, wantOpen, seal, wantSeal)
 	}
 }
 
@@ -196,8 +215,10 @@ func TestCipherAllocs(t *testing.T) {
 // (RFC 5297 §2.5). Every CTR path (batched with scratch, one block at a
 // time, in place with a partial last block) must agree with a plain
 // reference, also for counters whose increments carry into bit 31.
-func TestCTRCounterCarries(t *testing.T) {
-	a := newAEAD(t, bytes.Repeat([]byte{6}, 32))
+func TestCTRCounterCarries(t *testing.T) { forPaths(t, testCTRCounterCarries) }
+
+func testCTRCounterCarries(t *testing.T, asm bool) {
+	a := newAEAD(t, asm, bytes.Repeat([]byte{6}, 32))
 	for _, v := range []block128{
 		{1, 0x7fffffff_7ffffffd}, // carries into the cleared bit 31
 		{2, 0xffffffff_fffffffa}, // both bits set in V: cleared, then the carry
@@ -213,7 +234,7 @@ func TestCTRCounterCarries(t *testing.T) {
 				var carry uint64
 				ctr.lo, carry = bits.Add64(ctr.lo, 1, 0)
 				ctr.hi += carry
-				a.ctr.Encrypt(ks[:], ks[:])
+				a.ctr.encrypt(ks[:], ks[:])
 				for j := i; j < min(n, i+BlockSize); j++ {
 					want[j] = src[j] ^ ks[j-i]
 				}

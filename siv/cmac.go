@@ -2,7 +2,6 @@ package siv
 
 import (
 	"crypto/aes"
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -26,12 +25,13 @@ type CMAC struct {
 }
 
 // cmacKey is the keyed part of AES-CMAC without any memory to compute in:
-// every method takes its 16-byte state x from the caller, because a buffer
-// handed to cipher.Block.Encrypt (an interface method) escapes, so a stack
-// array would be moved to the heap on every call.
+// every method takes its 16-byte state x from the caller, because on the
+// crypto/aes path a buffer handed to cipher.Block.Encrypt (an interface
+// method) escapes, so a stack array would be moved to the heap on every
+// call.
 type cmacKey struct {
-	block  cipher.Block
-	k1, k2 [BlockSize]byte // subkeys of RFC 4493 §2.3
+	aes    aesKey
+	k1, k2 block128 // subkeys of RFC 4493 §2.3
 }
 
 // scratchBlocks is the scratch memory of one Open or Verify: a CMAC state,
@@ -58,33 +58,36 @@ func (s *scratchPool) put(x *scratchBlocks) {
 }
 
 // NewCMAC returns AES-CMAC keyed with a 16-, 24- or 32-byte AES key.
-func NewCMAC(key []byte) (*CMAC, error) {
+func NewCMAC(key []byte) (*CMAC, error) { return newCMAC(key, useAsm) }
+
+// newCMAC is NewCMAC on the AES-NI path (asm) or the crypto/aes one.
+func newCMAC(key []byte, asm bool) (*CMAC, error) {
 	switch len(key) {
 	case 16, 24, 32:
 	default:
 		return nil, fmt.Errorf("%w: AES-CMAC key must be 16, 24 or 32 bytes, got %d", ErrKeySize, len(key))
 	}
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("siv: %w", err)
-	}
 	c := new(CMAC)
 	x := c.scratch.get()
-	c.init(b, x[:BlockSize])
-	c.scratch.put(x)
+	defer c.scratch.put(x)
+	if err := c.init(key, asm, x[:BlockSize]); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
-// init derives the subkeys (RFC 4493 §2.3): L = AES(K, 0), K1 = dbl(L),
-// K2 = dbl(K1). x is 16 bytes of scratch; it is left zeroed.
-func (c *cmacKey) init(b cipher.Block, x []byte) {
-	c.block = b
+// init expands key and derives the subkeys (RFC 4493 §2.3): L = AES(K, 0),
+// K1 = dbl(L), K2 = dbl(K1). x is 16 bytes of scratch; it is left zeroed.
+func (c *cmacKey) init(key []byte, asm bool, x []byte) error {
+	if err := c.aes.set(key, asm); err != nil {
+		return err
+	}
 	clear(x)
-	b.Encrypt(x, x)
-	k1 := loadBlock(x).dbl()
-	k1.store(c.k1[:])
-	k1.dbl().store(c.k2[:])
+	c.aes.encrypt(x, x)
+	c.k1 = loadBlock(x).dbl()
+	c.k2 = c.k1.dbl()
 	clear(x)
+	return nil
 }
 
 // Size returns the MAC length, 16 bytes.
@@ -120,36 +123,43 @@ func (c *cmacKey) sum(x, msg []byte) {
 	clear(x)
 	// Every block but the last goes through the plain CBC chain; the last,
 	// possibly partial or empty, block gets the subkey treatment.
-	n := 0
-	if len(msg) > 0 {
-		n = (len(msg) - 1) / BlockSize * BlockSize
-	}
+	n := lastStart(len(msg))
 	c.absorb(x, msg[:n])
 	c.finish(x, msg[n:])
 }
 
-// absorb runs the CBC chain X = AES(K, X xor M_i) over whole blocks.
-func (c *cmacKey) absorb(x, blocks []byte) {
-	for len(blocks) >= BlockSize {
-		subtle.XORBytes(x, x, blocks[:BlockSize])
-		c.block.Encrypt(x, x)
-		blocks = blocks[BlockSize:]
+// lastStart is where the final CMAC block of an n-octet message begins:
+// the last complete or partial block, or 0 for an empty message.
+func lastStart(n int) int {
+	if n == 0 {
+		return 0
 	}
+	return (n - 1) / BlockSize * BlockSize
 }
+
+// absorb runs the CBC chain X = AES(K, X xor M_i) over whole blocks.
+func (c *cmacKey) absorb(x, blocks []byte) { c.aes.cbc(x, blocks) }
 
 // finish processes the final block (RFC 4493 §2.4 steps 4 and 6): a complete
 // block is xored with K1, a partial one is padded with 10* and xored with K2.
 func (c *cmacKey) finish(x, last []byte) {
 	var m [BlockSize]byte
+	c.last(last).store(m[:])
+	subtle.XORBytes(x, x, m[:]) // one 16-byte store: see aesKey.cbc
+	c.aes.encrypt(x, x)
+}
+
+// last is the final block of finish before encryption: the complete block
+// xored with K1, or the partial one padded with 10* and xored with K2.
+func (c *cmacKey) last(last []byte) block128 {
+	var m [BlockSize]byte
 	copy(m[:], last)
-	if len(last) == BlockSize {
-		subtle.XORBytes(m[:], m[:], c.k1[:])
-	} else {
+	k := c.k1
+	if len(last) < BlockSize {
 		m[len(last)] = 0x80
-		subtle.XORBytes(m[:], m[:], c.k2[:])
+		k = c.k2
 	}
-	subtle.XORBytes(x, x, m[:])
-	c.block.Encrypt(x, x)
+	return loadBlock(m[:]).xor(k)
 }
 
 // block128 is a 128-bit big-endian value held in registers, so that S2V's

@@ -18,20 +18,22 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // RFC 4493 §4 test vectors.
-func TestCMACRFC4493(t *testing.T) {
+func TestCMACRFC4493(t *testing.T) { forPaths(t, testCMACRFC4493) }
+
+func testCMACRFC4493(t *testing.T, asm bool) {
 	key := unhex(t, "2b7e151628aed2a6abf7158809cf4f3c")
 	msg := unhex(t, "6bc1bee22e409f96e93d7e117393172a"+
 		"ae2d8a571e03ac9c9eb76fac45af8e51"+
 		"30c81c46a35ce411e5fbc1191a0a52ef"+
 		"f69f2445df4f9b17ad2b417be66c3710")
-	c, err := NewCMAC(key)
+	c, err := newCMAC(key, asm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := hex.EncodeToString(c.k1[:]), "fbeed618357133667c85e08f7236a8de"; got != want {
+	if got, want := hex.EncodeToString(blockBytes(c.k1)), "fbeed618357133667c85e08f7236a8de"; got != want {
 		t.Errorf("K1 = %s, want %s", got, want)
 	}
-	if got, want := hex.EncodeToString(c.k2[:]), "f7ddac306ae266ccf90bc11ee46d513b"; got != want {
+	if got, want := hex.EncodeToString(blockBytes(c.k2)), "f7ddac306ae266ccf90bc11ee46d513b"; got != want {
 		t.Errorf("K2 = %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -54,13 +56,15 @@ func TestCMACRFC4493(t *testing.T) {
 }
 
 func TestCMACWycheproof(t *testing.T) {
-	for _, tc := range loadWycheproof(t, "aes_cmac_test.json") {
-		t.Run(fmt.Sprint(tc.TcID), func(t *testing.T) { checkCMACVector(t, tc) })
-	}
+	forPaths(t, func(t *testing.T, asm bool) {
+		for _, tc := range loadWycheproof(t, "aes_cmac_test.json") {
+			t.Run(fmt.Sprint(tc.TcID), func(t *testing.T) { checkCMACVector(t, asm, tc) })
+		}
+	})
 }
 
-func checkCMACVector(t *testing.T, tc wycheTest) {
-	c, err := NewCMAC(tc.Key)
+func checkCMACVector(t *testing.T, asm bool, tc wycheTest) {
+	c, err := newCMAC(tc.Key, asm)
 	if containsFlag(tc.Flags, "InvalidKeySize") {
 		if err == nil || !errors.Is(err, ErrKeySize) {
 			t.Fatalf("NewCMAC(%d-byte key) = %v, want ErrKeySize", len(tc.Key), err)
@@ -93,9 +97,11 @@ func containsFlag(flags []string, f string) bool {
 	return false
 }
 
-func TestCMACKeySizes(t *testing.T) {
+func TestCMACKeySizes(t *testing.T) { forPaths(t, testCMACKeySizes) }
+
+func testCMACKeySizes(t *testing.T, asm bool) {
 	for n := range 70 {
-		_, err := NewCMAC(make([]byte, n))
+		_, err := newCMAC(make([]byte, n), asm)
 		ok := n == 16 || n == 24 || n == 32
 		if (err == nil) != ok {
 			t.Errorf("NewCMAC(%d bytes): err = %v", n, err)
@@ -107,7 +113,11 @@ func TestCMACKeySizes(t *testing.T) {
 }
 
 func TestCMACVerifyRejectsTruncatedAndLongTags(t *testing.T) {
-	c, _ := NewCMAC(make([]byte, 16))
+	forPaths(t, testCMACVerifyRejectsTruncatedAndLongTags)
+}
+
+func testCMACVerifyRejectsTruncatedAndLongTags(t *testing.T, asm bool) {
+	c, _ := newCMAC(make([]byte, 16), asm)
 	msg := []byte("an NTP packet of forty-eight bytes, more or less")
 	tag := c.Sum(nil, msg)
 	for n := range len(tag) {
@@ -128,8 +138,10 @@ func TestCMACVerifyRejectsTruncatedAndLongTags(t *testing.T) {
 }
 
 // Sum appends: the prefix of dst must survive and the tag must follow it.
-func TestCMACSumAppends(t *testing.T) {
-	c, _ := NewCMAC(make([]byte, 32))
+func TestCMACSumAppends(t *testing.T) { forPaths(t, testCMACSumAppends) }
+
+func testCMACSumAppends(t *testing.T, asm bool) {
+	c, _ := newCMAC(make([]byte, 32), asm)
 	msg := []byte("payload")
 	want := c.Sum(nil, msg)
 	dst := []byte("prefix")
@@ -139,8 +151,10 @@ func TestCMACSumAppends(t *testing.T) {
 	}
 }
 
-func TestCMACZeroAllocs(t *testing.T) {
-	c, _ := NewCMAC(make([]byte, 16))
+func TestCMACZeroAllocs(t *testing.T) { forPaths(t, testCMACZeroAllocs) }
+
+func testCMACZeroAllocs(t *testing.T, asm bool) {
+	c, _ := newCMAC(make([]byte, 16), asm)
 	msg := make([]byte, 68)
 	dst := make([]byte, 0, BlockSize)
 	tag := c.Sum(nil, msg)
@@ -153,4 +167,10 @@ func TestCMACZeroAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { c.Verify(msg, tag) }); n != 0 {
 		t.Errorf("Verify allocates %v times", n)
 	}
+}
+
+func blockBytes(v block128) []byte {
+	b := make([]byte, BlockSize)
+	v.store(b)
+	return b
 }

@@ -2,8 +2,8 @@
 // the mandatory NTS AEAD (AEAD_AES_SIV_CMAC_256, id 15, RFC 8915 §5.1) and the
 // MAC of RFC 8573 symmetric-key NTP authentication.
 //
-// It is our own small implementation on crypto/aes because no available Go
-// module was fit: the usual one crashes on unaligned buffers and drops empty
+// It is our own small implementation because no available Go module was
+// fit: the usual one crashes on unaligned buffers and drops empty
 // associated data from the S2V vector, which changes the tag.
 //
 // SIV output layout (RFC 5297 §2.6):
@@ -26,14 +26,21 @@
 // around the last-known part of the associated data, so that an NTS reply
 // can read its transmit timestamp after nearly all of the work.
 //
-// Memory: any buffer handed to cipher.Block.Encrypt, an interface method,
-// escapes to the heap, so no stack buffer can serve as AES scratch. Seal and
-// Sum never allocate when dst has room: they use the output region itself.
-// AEAD.Open and Verify have no output to borrow and take scratch from a
-// per-key sync.Pool, so they allocate only on a key's first call. A Cipher
-// carries its scratch inline and allocates only the AES key schedules:
-// crypto/aes.NewCipher returns a heap-allocated cipher.Block and offers no
-// way to expand a key into the caller's memory. AES itself stays crypto/aes:
-// its assembly uses the CPU's constant-time AES instructions, where a table
-// implementation of our own would leak key bits through cache timing.
+// AES has two paths (aes.go). On amd64 with AES-NI and AVX, unless built
+// with the purego tag, our own assembly (aes_amd64.s) expands keys into
+// round keys held inside the key structs and runs the CMAC chains (up to
+// three S2V strings interleaved) and the CTR pass (eight blocks at a time)
+// with the CPU's AES instructions. Everywhere else crypto/aes does the
+// rounds; it is also the reference every test compares the assembly with.
+// Neither path has tables or branches on secrets: a table implementation
+// of our own would leak key bits through cache timing.
+//
+// Memory: on the crypto/aes path any buffer handed to cipher.Block.Encrypt,
+// an interface method, escapes to the heap, so no stack buffer can serve as
+// AES scratch. Seal and Sum never allocate when dst has room: they use the
+// output region itself. AEAD.Open and Verify have no output to borrow and
+// take scratch from a per-key sync.Pool, so they allocate only on a key's
+// first call. A Cipher carries its scratch inline; on the crypto/aes path
+// it allocates the AES key schedules (crypto/aes.NewCipher returns a
+// heap-allocated cipher.Block), on the AES-NI path nothing.
 package siv

@@ -23,7 +23,7 @@ func FuzzSealOpen(f *testing.F) {
 			return
 		}
 		key := fuzzKey(seed, size)
-		a := newAEAD(t, key)
+		a := newAEAD(t, useAsm, key)
 		ct := a.Seal(nil, nonce, p, ad)
 		if len(ct) != len(p)+TagSize {
 			t.Fatalf("Seal output %d bytes for %d plaintext bytes", len(ct), len(p))

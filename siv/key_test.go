@@ -8,20 +8,22 @@ import (
 // A Cipher keyed through a Key computes what one keyed with SetKey does,
 // with and without an expanded CTR key, and allocates nothing once the Key
 // is expanded.
-func TestKeyMatchesSetKey(t *testing.T) {
+func TestKeyMatchesSetKey(t *testing.T) { forPaths(t, testKeyMatchesSetKey) }
+
+func testKeyMatchesSetKey(t *testing.T, asm bool) {
 	key := bytes.Repeat([]byte{0x5a}, 32)
 	for i := range key {
 		key[i] ^= byte(i)
 	}
 	nonce, ad, pt := bytes.Repeat([]byte{1}, 16), []byte("associated data of a header"), []byte("plaintext of some blocks, longer than one")
 	var ref Cipher
-	if err := ref.SetKey(key); err != nil {
+	if err := ref.setKey(key, asm); err != nil {
 		t.Fatal(err)
 	}
 	want := ref.Seal(nil, nonce, pt, ad)
 	for _, ctr := range []bool{true, false} {
 		var k Key
-		if err := k.SetKey(key, ctr); err != nil {
+		if err := k.setKey(key, ctr, asm); err != nil {
 			t.Fatal(err)
 		}
 		var c Cipher
@@ -35,10 +37,10 @@ func TestKeyMatchesSetKey(t *testing.T) {
 		}
 	}
 	var k Key
-	if err := k.SetKey(key[:20], true); err == nil {
+	if err := k.setKey(key[:20], true, asm); err == nil {
 		t.Error("a 20-byte key was accepted")
 	}
-	if err := k.SetKey(key, true); err != nil {
+	if err := k.setKey(key, true, asm); err != nil {
 		t.Fatal(err)
 	}
 	var c Cipher

@@ -76,3 +76,15 @@ func shifted(b []byte, off int) []byte {
 }
 
 var offsets = []int{0, 1, 3}
+
+// forPaths runs f on each AES path this machine has: the AES-NI kernels
+// (amd64 with AES-NI and AVX, not built purego) and crypto/aes, the
+// reference. Every vector and property test goes through both, so the
+// assembly is held to the same RFC 5297, RFC 4493 and Wycheproof results.
+func forPaths(t *testing.T, f func(t *testing.T, asm bool)) {
+	t.Helper()
+	if useAsm {
+		t.Run("asm", func(t *testing.T) { f(t, true) })
+	}
+	t.Run("ref", func(t *testing.T) { f(t, false) })
+}
