@@ -29,9 +29,10 @@ type Stats struct {
 	Oversize    uint64 // longer than the MTU the line was made for (would be truncated)
 	WriteErrors uint64
 	MaxQueued   uint64 // the most packets held at once
-	// Late is how far after its due time each packet's write returned, summed and
-	// at most: the line's own contribution to jitter (the wake-up after the read,
-	// before the stamp, is not in it).
+	// Late is how far after its due time each packet's write began, summed and at
+	// most: the line's own scheduling error. Not in it: the wake-up after a packet
+	// came (before its stamp) and the write itself, which carries the packet through
+	// the kernel's forwarding path to the far side.
 	LateSum, LateMax time.Duration
 }
 
@@ -125,8 +126,8 @@ func (l *Line) Release(write func([]byte) error, clk Clock, stop <-chan struct{}
 			return
 		}
 		clk.WaitUntil(p.due)
-		err := write(p.buf[:p.n])
 		late := clk.Now().Sub(p.due)
+		err := write(p.buf[:p.n])
 		l.queued.Add(-1)
 		l.free <- p
 		if err != nil {
