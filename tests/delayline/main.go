@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -35,58 +36,54 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	// The line allocates nothing per packet, so the collector has nothing to do but
+	// could stop the world at the moment a packet is due: it runs only near a memory
+	// limit the line never approaches.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(64 << 20)
 	fd, err := openTUN(*dev)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "delayline: %s: %v\n", *dev, err)
 		os.Exit(1)
 	}
 	l := NewLine(*delay, *capacity, *mtu)
-	clk := spinClock{spin: *spin}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	stop := make(chan struct{})
-	readErr := make(chan error, 1)
-	// Both threads are locked, so that a real-time priority set on them stays with the
-	// goroutine that needs it.
-	threadReady := make(chan error, 2)
+	ready := make(chan error, 1)
+	failed := make(chan error, 1)
+	// One goroutine on one locked thread reads, waits and writes: it never waits for
+	// the Go scheduler to hand a packet to another goroutine, which on a busy machine
+	// can take milliseconds (the hand-off runs on ordinary threads).
 	go func() {
 		runtime.LockOSThread()
-		threadReady <- realtime(*rtprio)
-		read := func(b []byte) (int, error) { return unix.Read(fd, b) }
-		for {
-			if err := l.Admit(read, clk); err != nil && err != unix.EINTR {
-				readErr <- err
-				return
-			}
+		// The thread sleeps in ppoll; its timer slack (50 µs by default) would be
+		// added to every early wake-up it asks for.
+		if err := unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0); err != nil {
+			ready <- fmt.Errorf("timer slack: %w", err)
+			return
 		}
-	}()
-	go func() {
-		// The releasing thread sleeps with nanosleep; its own timer slack (50 µs by
-		// default) would be added to every early wake-up it asks for.
-		runtime.LockOSThread()
-		unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-		threadReady <- realtime(*rtprio)
-		write := func(b []byte) error { _, err := unix.Write(fd, b); return err }
-		l.Release(write, clk, stop)
-	}()
-	for range 2 {
-		if err := <-threadReady; err != nil {
-			fmt.Fprintf(os.Stderr, "delayline: SCHED_FIFO %d: %v\n", *rtprio, err)
-			os.Exit(1)
+		if err := realtime(*rtprio); err != nil {
+			ready <- fmt.Errorf("SCHED_FIFO %d: %w", *rtprio, err)
+			return
 		}
+		ready <- nil
+		failed <- l.Run(tunDevice{fd}, wallClock{}, *spin, nil)
+	}()
+	if err := <-ready; err != nil {
+		fmt.Fprintf(os.Stderr, "delayline: %v\n", err)
+		os.Exit(1)
 	}
 	fmt.Printf("delayline: ready dev %s delay %v queue %d mtu %d spin %v rtprio %d\n", *dev, *delay, *capacity, *mtu, *spin, *rtprio)
 	for {
 		select {
-		case err := <-readErr:
-			fmt.Fprintf(os.Stderr, "delayline: read %s: %v\n", *dev, err)
+		case err := <-failed:
+			fmt.Fprintf(os.Stderr, "delayline: %s: %v\n", *dev, err)
 			printStats(l)
 			os.Exit(1)
 		case s := <-sigs:
 			printStats(l)
 			if s != syscall.SIGUSR1 {
-				close(stop)
 				return
 			}
 		}
@@ -104,10 +101,10 @@ func printStats(l *Line) {
 }
 
 // realtime makes the calling thread SCHED_FIFO at prio (nothing for 0). A real-time
-// thread runs as soon as it wakes, ahead of every ordinary task on a busy machine: the
-// wake-up after a read and after a sleep is then a few microseconds, not the rest of
-// some other task's time slice. It spins at most -spin per packet, and sleeps or
-// blocks otherwise, so it cannot starve the machine.
+// thread runs as soon as it wakes, ahead of every ordinary task on a busy machine: its
+// wake-up when a packet comes or falls due is then a few microseconds, not the rest of
+// some other task's time slice. It spins at most -spin per packet and sleeps in ppoll
+// otherwise, so it cannot starve the machine.
 func realtime(prio int) error {
 	if prio == 0 {
 		return nil
@@ -119,7 +116,7 @@ func realtime(prio int) error {
 // openTUN attaches to the existing TUN device name, without the packet-information
 // header, so that every read is one IP packet and every write is one.
 func openTUN(name string) (int, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -135,21 +132,42 @@ func openTUN(name string) (int, error) {
 	return fd, nil
 }
 
-// spinClock sleeps until spin before a due time, then busy-waits: a sleeping thread
-// wakes tens of microseconds late, a spinning one within a clock read.
-type spinClock struct{ spin time.Duration }
+type wallClock struct{}
 
-func (spinClock) Now() time.Time { return time.Now() }
+func (wallClock) Now() time.Time { return time.Now() }
 
-func (c spinClock) WaitUntil(t time.Time) {
+// tunDevice is a TUN file descriptor in non-blocking mode.
+type tunDevice struct{ fd int }
+
+func (d tunDevice) Wait(timeout time.Duration) error {
+	var ts *unix.Timespec
+	if timeout >= 0 {
+		t := unix.NsecToTimespec(int64(timeout))
+		ts = &t
+	}
+	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
+	if _, err := unix.Ppoll(fds, ts, nil); err != nil && err != unix.EINTR {
+		return err
+	}
+	return nil
+}
+
+func (d tunDevice) Read(b []byte) (int, error) {
 	for {
-		d := time.Until(t) - c.spin
-		if d <= 0 {
-			break
+		n, err := unix.Read(d.fd, b)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EAGAIN:
+			return 0, ErrNoPacket
+		case unix.EINTR:
+			continue
 		}
-		ts := unix.NsecToTimespec(int64(d))
-		unix.Nanosleep(&ts, nil) // early on EINTR: the loop sleeps again
+		return 0, err
 	}
-	for time.Now().Before(t) {
-	}
+}
+
+func (d tunDevice) Write(b []byte) error {
+	_, err := unix.Write(d.fd, b)
+	return err
 }
