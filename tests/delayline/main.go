@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -136,38 +137,47 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
 
-// tunDevice is a TUN file descriptor in non-blocking mode.
+// tunDevice is a TUN file descriptor in non-blocking mode. Its system calls are raw:
+// the Go runtime is not told of them, so the line's thread keeps its P throughout and
+// never waits for the scheduler to give one back after a sleep (which on a busy
+// machine, with the P handed to an ordinary thread meanwhile, can take milliseconds).
+// Every call is non-blocking except ppoll, which a signal (the runtime's preemption
+// included) interrupts.
 type tunDevice struct{ fd int }
 
 func (d tunDevice) Wait(timeout time.Duration) error {
-	var ts *unix.Timespec
+	var ts unsafe.Pointer
 	if timeout >= 0 {
 		t := unix.NsecToTimespec(int64(timeout))
-		ts = &t
+		ts = unsafe.Pointer(&t)
 	}
-	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
-	if _, err := unix.Ppoll(fds, ts, nil); err != nil && err != unix.EINTR {
-		return err
+	fds := [1]unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
+	_, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(ts), 0, 0, 0)
+	if errno != 0 && errno != unix.EINTR {
+		return errno
 	}
 	return nil
 }
 
 func (d tunDevice) Read(b []byte) (int, error) {
 	for {
-		n, err := unix.Read(d.fd, b)
-		switch err {
-		case nil:
-			return n, nil
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case 0:
+			return int(n), nil
 		case unix.EAGAIN:
 			return 0, ErrNoPacket
 		case unix.EINTR:
 			continue
 		}
-		return 0, err
+		return 0, errno
 	}
 }
 
 func (d tunDevice) Write(b []byte) error {
-	_, err := unix.Write(d.fd, b)
-	return err
+	_, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(d.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
