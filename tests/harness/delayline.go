@@ -60,11 +60,15 @@ type DelayLine struct {
 }
 
 // StartDelayLine builds the namespaces and starts bin (the built tests/delayline) in
-// the middle one. It needs root and ip(8).
+// the middle one. It needs root, ip(8) and /dev/net/tun: without one of them the test
+// is skipped, or under CI=true fails.
 func StartDelayLine(t testing.TB, bin string, o DelayLineOptions) *DelayLine {
 	t.Helper()
 	RequireRoot(t, "network namespaces and a TUN device")
 	ip := RequireBinary(t, "ip")
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		missing(t, "the delay line needs a TUN device: %v (Linux: CONFIG_TUN; in a container, pass /dev/net/tun)", err)
+	}
 	if o.Queue == 0 {
 		o.Queue = 256
 	}
