@@ -45,6 +45,8 @@ type Stats struct {
 	// came (before its stamp) and the write itself, which carries the packet through
 	// the kernel's forwarding path to the far side.
 	LateSum, LateMax time.Duration
+	// Late50 counts the writes that began more than 50 µs after their due time.
+	Late50 uint64
 }
 
 // Line holds every packet for a fixed delay and releases them in arrival order. Its
@@ -61,8 +63,8 @@ type Line struct {
 	queued  int
 	scratch []byte
 
-	received, forwarded, dropped, oversize, writeErrors, maxQueued atomic.Uint64
-	lateSum, lateMax                                               atomic.Int64
+	received, forwarded, dropped, oversize, writeErrors, maxQueued, late50 atomic.Uint64
+	lateSum, lateMax                                                       atomic.Int64
 }
 
 // NewLine makes a line of the given delay holding at most capacity packets of at
@@ -170,6 +172,9 @@ func (l *Line) release(dev Device, clk Clock) {
 	}
 	l.forwarded.Add(1)
 	l.lateSum.Add(int64(late))
+	if late > 50*time.Microsecond {
+		l.late50.Add(1)
+	}
 	if int64(late) > l.lateMax.Load() {
 		l.lateMax.Store(int64(late))
 	}
@@ -186,5 +191,6 @@ func (l *Line) Stats() Stats {
 		MaxQueued:   l.maxQueued.Load(),
 		LateSum:     time.Duration(l.lateSum.Load()),
 		LateMax:     time.Duration(l.lateMax.Load()),
+		Late50:      l.late50.Load(),
 	}
 }

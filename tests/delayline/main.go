@@ -18,9 +18,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +31,7 @@ func main() {
 	capacity := flag.Int("queue", 256, "most packets held at once; more are dropped and counted")
 	mtu := flag.Int("mtu", 1500, "longest packet carried; the device's MTU must not exceed it")
 	spin := flag.Duration("spin", 100*time.Microsecond, "busy-wait this long before a due time instead of sleeping")
-	rtprio := flag.Int("rtprio", 0, "run the reading and writing threads SCHED_FIFO at this priority (1-99; 0: normal scheduling)")
+	rtprio := flag.Int("rtprio", 0, "run the process's threads SCHED_FIFO at this priority (1-99; 0: ordinary scheduling)")
 	flag.Parse()
 	if *dev == "" || *delay < 0 || *capacity < 1 || *mtu < 68 || *mtu > 65535 || *spin < 0 || *rtprio < 0 || *rtprio > 99 || flag.NArg() != 0 {
 		flag.Usage()
@@ -97,21 +97,40 @@ func printStats(l *Line) {
 	if s.Forwarded > 0 {
 		mean = s.LateSum / time.Duration(s.Forwarded)
 	}
-	fmt.Printf("delayline: stats received=%d forwarded=%d dropped=%d oversize=%d writeerrors=%d maxqueued=%d latemean=%v latemax=%v\n",
-		s.Received, s.Forwarded, s.Dropped, s.Oversize, s.WriteErrors, s.MaxQueued, mean, s.LateMax)
+	fmt.Printf("delayline: stats received=%d forwarded=%d dropped=%d oversize=%d writeerrors=%d maxqueued=%d latemean=%v latemax=%v late50us=%d\n",
+		s.Received, s.Forwarded, s.Dropped, s.Oversize, s.WriteErrors, s.MaxQueued, mean, s.LateMax, s.Late50)
 }
 
-// realtime makes the calling thread SCHED_FIFO at prio (nothing for 0). A real-time
-// thread runs as soon as it wakes, ahead of every ordinary task on a busy machine: its
-// wake-up when a packet comes or falls due is then a few microseconds, not the rest of
-// some other task's time slice. It spins at most -spin per packet and sleeps in ppoll
-// otherwise, so it cannot starve the machine.
+// realtime makes every thread of the process SCHED_FIFO at prio (nothing for 0);
+// threads made later inherit it from the thread that makes them. A real-time thread
+// runs as soon as it wakes, ahead of every ordinary task on a busy machine, so the
+// line's wake-up when a packet comes or falls due is a few microseconds, not the rest
+// of some other task's time slice. Every thread, not only the line's: the Go runtime
+// preempts a goroutine that has run 10 ms without a reschedule (the line's, which
+// never blocks in the scheduler, every 10 ms), and a locked goroutine comes back to
+// its thread through another one, which must not wait behind ordinary tasks either.
+// The line spins at most -spin per packet and sleeps in ppoll otherwise, and the other
+// threads are the runtime's, mostly asleep: the process cannot starve the machine.
 func realtime(prio int) error {
 	if prio == 0 {
 		return nil
 	}
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
-	return unix.SchedSetAttr(0, &attr, 0)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		// A thread that exited since the listing is no loss.
+		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return nil
 }
 
 // openTUN attaches to the existing TUN device name, without the packet-information
@@ -137,47 +156,38 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
 
-// tunDevice is a TUN file descriptor in non-blocking mode. Its system calls are raw:
-// the Go runtime is not told of them, so the line's thread keeps its P throughout and
-// never waits for the scheduler to give one back after a sleep (which on a busy
-// machine, with the P handed to an ordinary thread meanwhile, can take milliseconds).
-// Every call is non-blocking except ppoll, which a signal (the runtime's preemption
-// included) interrupts.
+// tunDevice is a TUN file descriptor in non-blocking mode.
 type tunDevice struct{ fd int }
 
 func (d tunDevice) Wait(timeout time.Duration) error {
-	var ts unsafe.Pointer
+	var ts *unix.Timespec
 	if timeout >= 0 {
 		t := unix.NsecToTimespec(int64(timeout))
-		ts = unsafe.Pointer(&t)
+		ts = &t
 	}
-	fds := [1]unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
-	_, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(ts), 0, 0, 0)
-	if errno != 0 && errno != unix.EINTR {
-		return errno
+	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
+	if _, err := unix.Ppoll(fds, ts, nil); err != nil && err != unix.EINTR {
+		return err
 	}
 	return nil
 }
 
 func (d tunDevice) Read(b []byte) (int, error) {
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(d.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch errno {
-		case 0:
-			return int(n), nil
+		n, err := unix.Read(d.fd, b)
+		switch err {
+		case nil:
+			return n, nil
 		case unix.EAGAIN:
 			return 0, ErrNoPacket
 		case unix.EINTR:
 			continue
 		}
-		return 0, errno
+		return 0, err
 	}
 }
 
 func (d tunDevice) Write(b []byte) error {
-	_, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(d.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	_, err := unix.Write(d.fd, b)
+	return err
 }

@@ -156,6 +156,7 @@ func StartDelayLine(t testing.TB, bin string, o DelayLineOptions) *DelayLine {
 type DelayLineStats struct {
 	Received, Forwarded, Dropped, Oversize, WriteErrors, MaxQueued uint64
 	LateMean, LateMax                                              time.Duration
+	Late50                                                         uint64 // writes begun > 50 µs after due
 }
 
 // Stats asks the process for its counters (SIGUSR1) and parses the line it prints.
@@ -176,11 +177,11 @@ func (d *DelayLine) Stats(t testing.TB) DelayLineStats {
 func parseDelayLineStats(line string) (DelayLineStats, error) {
 	var s DelayLineStats
 	f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "delayline: stats "))
-	if len(f) != 8 {
-		return s, fmt.Errorf("%d fields, want 8", len(f))
+	if len(f) != 9 {
+		return s, fmt.Errorf("%d fields, want 9", len(f))
 	}
 	counts := []*uint64{&s.Received, &s.Forwarded, &s.Dropped, &s.Oversize, &s.WriteErrors, &s.MaxQueued}
-	names := []string{"received", "forwarded", "dropped", "oversize", "writeerrors", "maxqueued", "latemean", "latemax"}
+	names := []string{"received", "forwarded", "dropped", "oversize", "writeerrors", "maxqueued", "latemean", "latemax", "late50us"}
 	for i, kv := range f {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k != names[i] {
@@ -192,8 +193,10 @@ func parseDelayLineStats(line string) (DelayLineStats, error) {
 			*counts[i], err = strconv.ParseUint(v, 10, 64)
 		case k == "latemean":
 			s.LateMean, err = time.ParseDuration(v)
-		default:
+		case k == "latemax":
 			s.LateMax, err = time.ParseDuration(v)
+		default:
+			s.Late50, err = strconv.ParseUint(v, 10, 64)
 		}
 		if err != nil {
 			return s, fmt.Errorf("%s: %w", k, err)
