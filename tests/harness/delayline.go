@@ -34,8 +34,8 @@ const (
 type DelayLineOptions struct {
 	Delay time.Duration // each way (0: the path through the TUN device alone)
 	Queue int           // packets held at once; default 256
-	// RTPrio runs the line's two threads SCHED_FIFO at this priority (0: ordinary
-	// scheduling); on a busy machine it cuts their wake-up latency.
+	// RTPrio runs the line's process SCHED_FIFO at this priority (0: ordinary
+	// scheduling); on a busy machine it cuts its wake-up latency.
 	RTPrio int
 	// UpAddrs are more addresses (in 10.77.0.0/24) for the upstream namespace.
 	UpAddrs []string
