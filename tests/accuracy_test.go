@@ -109,7 +109,7 @@ func vethTopology(t *testing.T) accTopology {
 		dl := harness.StartDelayLine(t, b.Path(t, "delayline"), harness.DelayLineOptions{
 			Delay: accDelay, UpAddrs: hosts, RTPrio: 10})
 		t.Cleanup(func() { t.Logf("delay line counters: %+v", dl.Stats(t)) })
-		return accTopology{name: fmt.Sprintf("veth + userspace delay line %v each way", accDelay),
+		return accTopology{name: fmt.Sprintf("veth + userspace delay line %g ms each way", accDelay.Seconds()*1e3),
 			down: dl.Down, up: dl.Up, hosts: hosts, allow: harness.DelayLineNet}
 	}
 	id := strconv.Itoa(os.Getpid() % 100000)
@@ -144,7 +144,7 @@ func vethTopology(t *testing.T) accTopology {
 	for _, c := range [][]string{{up, va}, {down, vb}} {
 		run(ip, "netns", "exec", c[0], tc, "qdisc", "add", "dev", c[1], "root", "netem", "delay", accDelay.String())
 	}
-	return accTopology{name: fmt.Sprintf("veth + tc netem %v each way", accDelay), down: down, up: up,
+	return accTopology{name: fmt.Sprintf("veth + tc netem %g ms each way", accDelay.Seconds()*1e3), down: down, up: up,
 		hosts: hosts, allow: "10.77.0.0/24"}
 }
 
