@@ -56,7 +56,8 @@ load-veth:
 	NETNS=1 SKIP_SPOOF=1 scripts/load.sh
 
 ## accuracy: timegate beside a chronyd -x client of the same three NTS upstreams (chained chronyds serving
-## true time + 0.5 s), probed alike, on loopback and over a veth pair with netem delay; per-stage error
+## true time + 0.5 s), probed alike, on loopback and over veth with 1 ms each way (tc netem, or without sch_netem
+## the userspace delay line tests/delayline); per-stage error
 ## budget (root; about 4 min per topology; ACCURACY_RUNS=3 for three runs, ACCURACY_OUT=FILE for the report)
 .PHONY: accuracy
 accuracy:

@@ -7,15 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"os"
-	"runtime"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"timegate/internal/sockstamp"
 	"timegate/ntp"
+	"timegate/tests/harness"
 )
 
 // probe is a plain NTP client measuring every server the same way: T1 read just before
@@ -43,7 +40,7 @@ func newProbe(t *testing.T, ns string) *probe {
 	if ns == "" {
 		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	} else {
-		conn, err = listenInNetns(ns)
+		conn, err = harness.ListenUDPInNetns(ns, &net.UDPAddr{})
 	}
 	if err != nil {
 		t.Fatalf("probe socket: %v", err)
@@ -52,34 +49,6 @@ func newProbe(t *testing.T, ns string) *probe {
 		t.Fatalf("probe: kernel receive timestamps: %v", err)
 	}
 	return &probe{conn: conn, buf: make([]byte, 1024), oob: make([]byte, sockstamp.OOBSize)}
-}
-
-func listenInNetns(ns string) (*net.UDPConn, error) {
-	runtime.LockOSThread()
-	// The thread is left in its original namespace below; if that fails, it stays
-	// locked and the runtime discards it when the goroutine ends.
-	self, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer self.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	conn, lerr := net.ListenUDP("udp4", &net.UDPAddr{})
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		return conn, err
-	}
-	runtime.UnlockOSThread()
-	return conn, lerr
 }
 
 func (p *probe) Close() error { return p.conn.Close() }

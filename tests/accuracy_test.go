@@ -9,8 +9,9 @@
 // start together; a probe then asks each of the five, the same way, what time it
 // serves. Every machine-dependent figure goes to the log and, with ACCURACY_OUT=FILE,
 // to a Markdown report; the test itself checks only behaviour (everyone synchronised,
-// the served time follows the shifted upstreams). It runs on loopback and over a veth
-// pair between two network namespaces with tc netem delay, which it creates and removes.
+// the served time follows the shifted upstreams). It runs on loopback and between two
+// network namespaces with 1 ms of delay each way (tc netem on a veth pair, or where the
+// kernel has no netem a userspace delay line: vethTopology), which it creates and removes.
 package tests
 
 import (
@@ -36,8 +37,8 @@ const (
 	accShift = 0.5
 	// accProbes is how many probes make one figure (their median).
 	accProbes = 9
-	// accNetemDelay is added by tc netem on each side of the veth pair.
-	accNetemDelay = "1ms"
+	// accDelay is added each way on the veth topology (netem, or the delay line).
+	accDelay = time.Millisecond
 	// accProbeSlack: a first-minute probe exchange whose round trip exceeds the least
 	// seen by more than this is left out, since its own error may reach half the excess.
 	accProbeSlack = 40e-6
@@ -90,11 +91,27 @@ func TestAccuracy(t *testing.T) {
 	}
 }
 
-// vethTopology makes two namespaces joined by a veth pair with netem delay on both
-// ends; the upstreams live in one (10.77.0.3-5), the clients in the other (10.77.0.2).
+// vethTopology joins the upstreams' namespace and the clients' namespace with 1 ms of
+// added delay each way: a veth pair with tc netem on both ends where the kernel has
+// sch_netem, else (a kernel without it, like the one the harness was first run on) a
+// userspace delay line between two veth pairs (harness.StartDelayLine, tests/delayline).
+// The upstreams listen on 10.77.0.3-5; the clients are 10.77.0.2 (netem) or 10.77.1.2.
 func vethTopology(t *testing.T) accTopology {
 	ip := harness.RequireBinary(t, "ip")
 	tc := harness.RequireBinary(t, "tc")
+	hosts := []string{"10.77.0.3", "10.77.0.4", "10.77.0.5"}
+	if why := netemMissing(t, ip, tc); why != "" {
+		t.Logf("no tc netem (%s): using the userspace delay line", why)
+		b := harness.NewBuild("", "./tests/delayline")
+		t.Cleanup(func() { b.Close() })
+		// SCHED_FIFO: the line's threads wake on time on a busy machine; they spin
+		// at most 100 µs per packet, and the harness's packets are few.
+		dl := harness.StartDelayLine(t, b.Path(t, "delayline"), harness.DelayLineOptions{
+			Delay: accDelay, UpAddrs: hosts, RTPrio: 10})
+		t.Cleanup(func() { t.Logf("delay line counters: %+v", dl.Stats(t)) })
+		return accTopology{name: fmt.Sprintf("veth + userspace delay line %g ms each way", accDelay.Seconds()*1e3),
+			down: dl.Down, up: dl.Up, hosts: hosts, allow: harness.DelayLineNet}
+	}
 	id := strconv.Itoa(os.Getpid() % 100000)
 	up, down := "tgacc-up-"+id, "tgacc-dn-"+id
 	va, vb := "tgau"+id, "tgad"+id
@@ -124,18 +141,26 @@ func vethTopology(t *testing.T) accTopology {
 	} {
 		run(ip, c...)
 	}
-	name := "veth+netem " + accNetemDelay + " each way"
 	for _, c := range [][]string{{up, va}, {down, vb}} {
-		out, err := exec.Command(ip, "netns", "exec", c[0], tc, "qdisc", "add", "dev", c[1], "root", "netem", "delay", accNetemDelay).CombinedOutput()
-		if err != nil {
-			// A kernel without sch_netem ("Specified qdisc kind is unknown"): measure
-			// over the bare veth pair and say so in the report.
-			t.Logf("tc netem on %s: %v: %s", c[1], err, out)
-			name = "veth (no netem: " + strings.TrimSpace(string(out)) + ")"
-		}
+		run(ip, "netns", "exec", c[0], tc, "qdisc", "add", "dev", c[1], "root", "netem", "delay", accDelay.String())
 	}
-	return accTopology{name: name, down: down, up: up,
-		hosts: []string{"10.77.0.3", "10.77.0.4", "10.77.0.5"}, allow: "10.77.0.0/24"}
+	return accTopology{name: fmt.Sprintf("veth + tc netem %g ms each way", accDelay.Seconds()*1e3), down: down, up: up,
+		hosts: hosts, allow: "10.77.0.0/24"}
+}
+
+// netemMissing tries a netem qdisc on the loopback device of a throwaway namespace and
+// returns tc's complaint when the kernel has no sch_netem ("" when it has).
+func netemMissing(t *testing.T, ip, tc string) string {
+	ns := "tgacc-netem-" + strconv.Itoa(os.Getpid()%100000)
+	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
+	}
+	defer exec.Command(ip, "netns", "del", ns).Run()
+	out, err := exec.Command(ip, "netns", "exec", ns, tc, "qdisc", "add", "dev", "lo", "root", "netem", "delay", accDelay.String()).CombinedOutput()
+	if err != nil {
+		return strings.TrimSpace(string(out)) + ": " + err.Error()
+	}
+	return ""
 }
 
 // accTarget is one server the probe asks.
