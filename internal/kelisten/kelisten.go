@@ -93,7 +93,7 @@ type Listener struct {
 	slots slots
 	wg    sync.WaitGroup
 	stats counters
-	pool  *sessionPool // nil: a goroutine per session (Config.Nice 0)
+	pool  *sessionPool  // nil: a goroutine per session (Config.Nice 0)
 	gate  chan struct{} // Config.HandshakeSlots tokens; nil: no bound
 }
 
