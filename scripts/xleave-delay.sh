@@ -18,6 +18,7 @@
 # Usage: scripts/xleave-delay.sh
 # Knobs: SECONDS_RUN=60 RUNS=3 MODES="xleave basic" OUT=DIR
 #   TG_ENV="GOMAXPROCS=1" TG_CONF="ntpworkers 1" (for timegate)
+#   TG_BIN=PATH (a timegate binary to use instead of building this tree)
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
@@ -25,6 +26,7 @@ SECONDS_RUN=${SECONDS_RUN:-60}
 RUNS=${RUNS:-3}
 MODES=${MODES:-xleave basic}
 OUT=${OUT:-$(mktemp -d /tmp/timegate-xleave.XXXXXX)}
+mkdir -p "$OUT"
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 pids=()
@@ -43,7 +45,11 @@ chronyd_run() { # DIR CONF
 	pids+=($!)
 }
 
-(cd "$root" && go build -o "$OUT/timegate" ./cmd/timegate)
+if [[ -n ${TG_BIN:-} ]]; then
+	cp "$TG_BIN" "$OUT/timegate" # another build, e.g. to compare two commits
+else
+	(cd "$root" && go build -o "$OUT/timegate" ./cmd/timegate)
+fi
 
 stats() { # LOG IP MODELETTER -> "n median p10 p90" in µs
 	awk -v ip="$2" -v m="$3" '$3 == ip && substr($18, 2, 1) == m { print $13 * 1e6 }' "$1" | sort -g |
