@@ -49,6 +49,7 @@
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
 #   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
 #   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
+#   TG_BIN=PATH (a timegate binary to measure instead of building this tree)
 #   RUN_NICE=0 SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
@@ -379,7 +380,11 @@ if [[ $REPORT_ONLY == 1 ]]; then
 	NETNS=0 SKIP_SIDE=1 SKIP_SCALING=1 SKIP_SPOOF=1
 else
 echo "building timegate and the load tool"
-go build -o "$work/timegate" ./cmd/timegate
+if [[ -n ${TG_BIN:-} ]]; then
+	cp "$TG_BIN" "$work/timegate" # another build, to compare two commits in one set-up
+else
+	go build -o "$work/timegate" ./cmd/timegate
+fi
 go build -o "$work/load" ./tests/load
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
 	-days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:198.18.0.1" 2>/dev/null
