@@ -60,7 +60,7 @@ func TestHandshakeSlotNotHeldByStalledClient(t *testing.T) {
 	var once sync.Once
 	f := start(t, "127.0.0.1:0", func(c *Config) {
 		c.HandshakeSlots = 1
-		c.Server.Timeout = 5 * time.Second
+		c.Server.Timeout = 10 * time.Second
 		c.TLS.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			once.Do(func() { close(signing) })
 			return &cert, nil
@@ -76,7 +76,7 @@ func TestHandshakeSlotNotHeldByStalledClient(t *testing.T) {
 	go tls.Client(stalled, &tls.Config{RootCAs: f.pool, ServerName: "ke.test", NextProtos: []string{"ntske/1"}}).Handshake()
 	<-signing                                             // the stalled session holds the slot now...
 	waitFor(t, func() bool { return len(f.l.gate) == 0 }) // ...until it writes its flight
-	if _, err := f.exchange(t, "127.0.0.2", 2*time.Second); err != nil {
+	if _, err := f.exchange(t, "127.0.0.2", 4*time.Second); err != nil {
 		t.Fatalf("a second client behind a stalled one: %v", err)
 	}
 }
