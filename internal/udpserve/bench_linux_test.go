@@ -39,6 +39,7 @@ func BenchmarkWorkerBatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer w.close()
 			lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 			oob := appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(time.Now()))
 			if pktinfo {

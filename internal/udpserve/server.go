@@ -55,29 +55,50 @@ type Server struct {
 // silently truncated into something parseable.
 const bufSize = ntp.MaxPacketLen + 1
 
-// Serve runs until ctx ends or a socket fails.
+// Serve runs until ctx ends or a socket fails. It takes the sockets over
+// (on Linux each worker detaches its socket from Go's poller, closing the
+// *net.UDPConn) and releases them when it returns.
 func (s *Server) Serve(ctx context.Context) error {
 	if len(s.Conns) == 0 {
 		return errors.New("udpserve: no sockets")
 	}
-	stop := context.AfterFunc(ctx, func() {
-		for _, c := range s.Conns {
-			c.Close()
+	workers := make([]*worker, 0, len(s.Conns))
+	var mu sync.Mutex // orders interrupt (at ctx's end) before close
+	closed := false
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		for _, w := range workers {
+			w.close()
 		}
-	})
-	defer stop()
-	var wg sync.WaitGroup
-	errs := make([]error, len(s.Conns))
+	}()
 	warned := false
-	for i, c := range s.Conns {
+	for _, c := range s.Conns {
 		w, err := newWorker(s, c)
 		if err != nil {
 			return err
 		}
+		workers = append(workers, w)
 		if !w.stamps && !warned {
 			s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
 			warned = true
 		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		for _, w := range workers {
+			w.interrupt()
+		}
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	for i, w := range workers {
 		wg.Go(func() {
 			if s.LockThreads {
 				runtime.LockOSThread()

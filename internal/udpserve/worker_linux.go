@@ -4,7 +4,9 @@ package udpserve
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -61,7 +63,7 @@ type batch struct {
 // worker reads one socket.
 type worker struct {
 	s      *Server
-	rc     syscall.RawConn
+	fd     uintptr // the socket, detached from Go's poller (see detach)
 	cnt    *counters
 	b      *batch
 	v6     bool // AF_INET6 socket: replies carry IPV6_PKTINFO
@@ -72,26 +74,48 @@ type worker struct {
 	txStamps bool
 	txWanted int
 
-	// State of the current read and send, kept here so that the
-	// functions handed to RawConn are made once, not per call.
-	readFn, writeFn func(fd uintptr) bool
-	got             int
-	rerr            syscall.Errno
-	pending, sent   int
-	oldest          time.Time      // when the first pending reply was built
-	resp            *ntp.Responder // the one that built the pending replies
-	maxLag          time.Duration  // maxSendLag; a benchmark under callgrind lifts it
+	// State of the current read and send.
+	got           int
+	pending, sent int
+	oldest        time.Time      // when the first pending reply was built
+	resp          *ntp.Responder // the one that built the pending replies
+	maxLag        time.Duration  // maxSendLag; a benchmark under callgrind lifts it
+
+	// The worker's own epoll instance (see detach and wait), watched by
+	// Go's poller, and the state of one wait, kept here so that the
+	// functions handed to its RawConn are made once, not per call.
+	ep       *os.File
+	eprc     syscall.RawConn
+	epArmed  bool // the socket is in ep (disarmed after each report: one-shot)
+	epOp     int
+	epEv     unix.EpollEvent
+	epCErr   error
+	epEvents [1]unix.EpollEvent
+	epErr    bool // the last report included EPOLLERR
+	epWaitFn func(fd uintptr) bool
+	epCtl    func(fd uintptr)
 }
 
+// newWorker sets c up and takes its socket over: c itself is closed (see
+// detach); the worker's close releases the socket.
 func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{s: s, rc: rc, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag}
+	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag}
 	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
 	rc.Control(func(fd uintptr) { w.txStamps = enableTxStamps(int(fd)) })
-	w.readFn, w.writeFn = w.read, w.write
+	fd, err := detach(c)
+	if err != nil {
+		return nil, err
+	}
+	w.fd = uintptr(fd)
+	if err := w.openEpoll(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	w.epWaitFn, w.epCtl = w.epWait, w.epControl
 	b := w.b
 	b.eq.init()
 	for i := range batchSize {
@@ -105,6 +129,102 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 		b.shdr[i].hdr.Iovlen = 1
 	}
 	return w, nil
+}
+
+// detach takes c's socket out of Go's runtime poller: a duplicate
+// descriptor made with fcntl (not c.File, whose os.File registers its
+// duplicate with the poller again), then c closed, which removes c's
+// descriptor from the poller's epoll set while the duplicate keeps the
+// socket open.
+//
+// Why: a socket in an epoll set runs epoll's wake-up callback every time
+// the kernel reports on it, and on loopback or a veth the reports of a
+// send — the transmit timestamp queued, the send buffer freed — come
+// between the reply's transmit timestamp and its arrival. Go's poller
+// keeps every socket registered for good (edge-triggered), so they
+// lengthened the delay a chronyd client measured to timegate in
+// interleaved mode by 0.1–0.3 µs (BENCHMARKS.md, tests/xlprobe). The
+// worker instead waits through an epoll instance of its own, in which
+// the socket is one-shot: armed only while the worker has nothing to
+// read, disarmed by the report that wakes it, so nothing is woken while
+// it sends — as with chronyd's select loop. Go's poller watches that
+// epoll instance, so waiting still parks only the goroutine.
+func detach(c *net.UDPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("udpserve: dup: %w", derr)
+	}
+	c.Close()
+	return fd, nil
+}
+
+// openEpoll makes the worker's epoll instance, non-blocking so that Go's
+// poller can watch it.
+func (w *worker) openEpoll() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("udpserve: epoll: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return fmt.Errorf("udpserve: epoll: %w", err)
+	}
+	w.ep = os.NewFile(uintptr(epfd), "udpserve-epoll")
+	if w.eprc, err = w.ep.SyscallConn(); err != nil {
+		w.ep.Close()
+		return fmt.Errorf("udpserve: epoll: %w", err)
+	}
+	return nil
+}
+
+// wait arms the socket in the worker's epoll instance for events
+// (EPOLLIN, EPOLLOUT; level-triggered, so what is already there is
+// reported at once; EPOLLERR always) and parks until one is reported. It
+// returns false when the epoll instance was closed (interrupt).
+func (w *worker) wait(events uint32) bool {
+	w.epEv = unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(w.fd)}
+	w.epOp = unix.EPOLL_CTL_MOD
+	if !w.epArmed {
+		w.epOp = unix.EPOLL_CTL_ADD
+	}
+	// Through Control, which holds the descriptor: interrupt may close
+	// it at any moment, and a number closed under us could be reused.
+	if err := w.eprc.Control(w.epCtl); err != nil || w.epCErr != nil {
+		return false
+	}
+	w.epArmed = true
+	return w.eprc.Read(w.epWaitFn) == nil
+}
+
+func (w *worker) epControl(fd uintptr) { w.epCErr = unix.EpollCtl(int(fd), w.epOp, int(w.fd), &w.epEv) }
+
+// epWait takes the report of the worker's epoll instance without blocking;
+// false makes Go's poller wait for the instance to become readable.
+func (w *worker) epWait(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), w.epEvents[:], 0)
+	if err != nil || n == 0 {
+		return err != nil && err != unix.EINTR
+	}
+	w.epErr = w.epEvents[0].Events&unix.EPOLLERR != 0
+	return true
+}
+
+// interrupt wakes a waiting worker (Serve's stop): closing its epoll
+// instance ends the wait with an error.
+func (w *worker) interrupt() { w.ep.Close() }
+
+// close releases the socket and the epoll instance; the worker must not
+// run any more.
+func (w *worker) close() {
+	w.ep.Close()
+	unix.Close(int(w.fd))
 }
 
 // enableControl asks the kernel for what each datagram needs: its receive
@@ -150,13 +270,25 @@ func boundToAny(rc syscall.RawConn) bool {
 }
 
 func (w *worker) run(ctx context.Context) error {
-	for {
-		err := w.rc.Read(w.readFn)
-		if err == nil && w.rerr != 0 {
-			err = w.rerr
-		}
-		if err != nil {
-			if err := w.s.readError(ctx, err); err != nil {
+	for ctx.Err() == nil {
+		n, errno := w.recv()
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			// Queued transmit stamps, or an error-queue message the last
+			// wake-up reported (it would be reported again at once).
+			if w.txWanted > 0 || w.epErr {
+				w.epErr = false
+				w.drainErrQueue(w.fd)
+			}
+			if !w.wait(unix.EPOLLIN) {
+				return nil // interrupted
+			}
+			continue
+		case unix.EINTR:
+			continue
+		default:
+			if err := w.s.readError(ctx, errno); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -164,6 +296,7 @@ func (w *worker) run(ctx context.Context) error {
 			}
 			continue
 		}
+		w.got = n
 		now := time.Now() // for datagrams without a kernel stamp
 		resp := w.s.Responder()
 		for i := range w.got {
@@ -171,21 +304,21 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.flush()
 	}
+	return nil
 }
 
 // The batch system calls are raw (unix.RawSyscall6): they never block
-// (MSG_DONTWAIT on a non-blocking socket; RawConn's poller does the
-// waiting) and return within the time the kernel takes to move one batch.
-// Through syscall.Syscall the runtime would mark the worker in a system
-// call, and after 20 µs hand its P to another thread, which on a busy
-// core means a thread switch per batch both ways: measured on a pinned
-// saturated worker, 18 % of its cycles went to finish_task_switch, none
-// with raw calls. The cost is that a stop-the-world waits for the batch
-// in flight (tens of microseconds).
+// (MSG_DONTWAIT; wait does the waiting) and return within the time the
+// kernel takes to move one batch. Through syscall.Syscall the runtime would
+// mark the worker in a system call, and after 20 µs hand its P to another
+// thread, which on a busy core means a thread switch per batch both ways:
+// measured on a pinned saturated worker, 18 % of its cycles went to
+// finish_task_switch, none with raw calls. The cost is that a
+// stop-the-world waits for the batch in flight (tens of microseconds).
 
-// read is one recvmmsg, without blocking; false makes RawConn wait until
-// the socket is readable and call it again.
-func (w *worker) read(fd uintptr) bool {
+// recv is one recvmmsg into the batch, without blocking (EAGAIN when
+// nothing is queued).
+func (w *worker) recv() (int, syscall.Errno) {
 	b := w.b
 	for i := range batchSize {
 		h := &b.rhdr[i].hdr
@@ -193,24 +326,11 @@ func (w *worker) read(fd uintptr) bool {
 		h.Controllen = oobLen
 		h.Flags = 0
 	}
-	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
-	for errno == unix.EINTR {
-		// Never wait for readiness after an interruption: the poller is
-		// edge-triggered, and what is queued now would wait for the next
-		// datagram to arrive.
-		r, _, errno = unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, w.fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0, errno
 	}
-	if errno == unix.EAGAIN {
-		if w.txWanted > 0 {
-			w.drainErrQueue(fd)
-		}
-		return false
-	}
-	w.got, w.rerr = 0, errno
-	if errno == 0 {
-		w.got = int(r)
-	}
-	return true
+	return int(r), 0
 }
 
 // handle answers datagram i of the batch, queueing the reply for the next
@@ -277,8 +397,8 @@ func (w *worker) flush() {
 			}
 		}
 	}
-	if err := w.rc.Write(w.writeFn); err != nil {
-		// The socket is closed: nothing more leaves.
+	if !w.write() {
+		// The socket is shut down: nothing more leaves.
 		for k := w.sent; k < w.pending; k++ {
 			w.cnt.record(w.b.verdict[k], true)
 		}
@@ -287,20 +407,21 @@ func (w *worker) flush() {
 }
 
 // write sends what is pending with sendmmsg. A reply the kernel refuses
-// (it names the first one it could not send) is counted and skipped;
-// false makes RawConn wait until the socket is writable.
-func (w *worker) write(fd uintptr) bool {
+// (it names the first one it could not send) is counted and skipped; a
+// full send buffer is waited out. It returns false when the worker was
+// interrupted.
+func (w *worker) write() bool {
 	b := w.b
 	stamped := w.txWanted
 	defer func() {
 		// On loopback and most drivers the stamps are queued before
 		// sendmmsg returns: read them now rather than at the next wake.
 		if w.txWanted > stamped {
-			w.drainErrQueue(fd)
+			w.drainErrQueue(w.fd)
 		}
 	}()
 	for w.sent < w.pending {
-		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, w.fd, uintptr(unsafe.Pointer(&b.shdr[w.sent])),
 			uintptr(w.pending-w.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
@@ -312,7 +433,9 @@ func (w *worker) write(fd uintptr) bool {
 			}
 			w.sent += int(r)
 		case unix.EAGAIN:
-			return false
+			if !w.wait(unix.EPOLLOUT) {
+				return false // interrupted
+			}
 		case unix.EINTR:
 		default:
 			w.cnt.record(b.verdict[w.sent], true)

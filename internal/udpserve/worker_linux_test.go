@@ -7,6 +7,10 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,6 +252,7 @@ func testWorker(t *testing.T, resp *ntp.Responder, req []byte) (*worker, *Server
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(w.close)
 	b := w.b
 	b.rhdr[0].len = uint32(copy(b.buf[0][:], req))
 	from := client.LocalAddr().(*net.UDPAddr)
@@ -257,4 +262,115 @@ func testWorker(t *testing.T, resp *ntp.Responder, req []byte) (*worker, *Server
 	b.rhdr[0].hdr.Namelen = unix.SizeofSockaddrInet4
 	b.rhdr[0].hdr.Controllen = 0
 	return w, srv, client
+}
+
+// A worker's socket must not stay in Go's epoll set (detach): the poller's
+// wake-up callback would run between a reply's transmit timestamp and its
+// arrival. It is watched only by the worker's own epoll instance, and
+// there only while the worker waits: the report that wakes the worker
+// disarms it (one-shot). Every epoll instance of the process is read from
+// /proc/self/fdinfo.
+func TestWorkerSocketOutsidePoller(t *testing.T) {
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return &ntp.ServedState{Stratum: 2} }}
+	w, srv, client := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 1))
+	ino := func(rc syscall.RawConn) uint64 {
+		var st unix.Stat_t
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = unix.Fstat(int(fd), &st) }); cerr != nil || err != nil {
+			t.Fatal(cerr, err)
+		}
+		return st.Ino
+	}
+	crc, err := client.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sock unix.Stat_t
+	if err := unix.Fstat(int(w.fd), &sock); err != nil {
+		t.Fatal(err)
+	}
+	var own int
+	w.eprc.Control(func(fd uintptr) { own = int(fd) })
+	if watchers := epollTargets(t); len(watchers[ino(crc)]) == 0 {
+		t.Fatal("the client's net.UDPConn is not seen in the poller's epoll set: the check would prove nothing")
+	} else if len(watchers[sock.Ino]) != 0 {
+		t.Fatalf("the worker's socket is in epoll sets %v before it ever waited", watchers[sock.Ino])
+	}
+
+	// A datagram is queued; the wait reports it at once and leaves the
+	// socket in the worker's own epoll instance only, disarmed.
+	if _, err := client.WriteToUDPAddrPort(ntp.ClientRequest(nil, 4, 3, 2), srv.Conns[0].LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	if !w.wait(unix.EPOLLIN) {
+		t.Fatal("wait was interrupted")
+	}
+	watchers := epollTargets(t)[sock.Ino]
+	if len(watchers) != 1 || watchers[0].epoll != own {
+		t.Fatalf("the worker's socket is watched by %+v, want only its own epoll instance (descriptor %d)", watchers, own)
+	}
+	if watchers[0].events&(unix.EPOLLIN|unix.EPOLLOUT) != 0 {
+		t.Fatalf("after the report the socket is still armed (events %#x)", watchers[0].events)
+	}
+	if n, errno := w.recv(); errno != 0 || n != 1 {
+		t.Fatalf("recv after the wait: %d datagrams, errno %v", n, errno)
+	}
+
+	// The worker still answers through its descriptor.
+	w.got = 1
+	w.handle(resp, 0, time.Now())
+	w.flush()
+	if w.sent != 1 {
+		t.Fatalf("sent %d replies, want 1", w.sent)
+	}
+}
+
+// watcher is one epoll instance's entry for a file: the instance's
+// descriptor (all epoll instances share one anonymous inode) and the
+// events the entry is armed for.
+type watcher struct {
+	epoll  int
+	events uint32
+}
+
+// epollTargets returns, per watched inode, every epoll instance of this
+// process that watches it (the "tfd: … events: HEX … ino:HEX" lines of
+// /proc/self/fdinfo/N, N being an epoll descriptor).
+func epollTargets(t *testing.T) map[uint64][]watcher {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fdinfo")
+	if err != nil {
+		t.Fatalf("no /proc/self/fdinfo: %v", err)
+	}
+	out := map[uint64][]watcher{}
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "tfd:") {
+				continue
+			}
+			var wt watcher
+			var target uint64
+			fs := strings.Fields(line)
+			for i, f := range fs {
+				if f == "events:" && i+1 < len(fs) {
+					v, _ := strconv.ParseUint(fs[i+1], 16, 32)
+					wt.events = uint32(v)
+				}
+				if h, ok := strings.CutPrefix(f, "ino:"); ok {
+					target, _ = strconv.ParseUint(h, 16, 64)
+				}
+			}
+			wt.epoll = fd
+			out[target] = append(out[target], wt)
+		}
+	}
+	return out
 }

@@ -29,6 +29,12 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	return &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}, nil
 }
 
+// interrupt ends a blocked read (Serve's stop).
+func (w *worker) interrupt() { w.c.Close() }
+
+// close releases the socket.
+func (w *worker) close() { w.c.Close() }
+
 func (w *worker) run(ctx context.Context) error {
 	buf := make([]byte, bufSize)
 	out := make([]byte, 0, bufSize)
