@@ -86,7 +86,6 @@ type worker struct {
 	// functions handed to its RawConn are made once, not per call.
 	ep       *os.File
 	eprc     syscall.RawConn
-	epArmed  bool // the socket is in ep (disarmed after each report: one-shot)
 	epOp     int
 	epEv     unix.EpollEvent
 	epCErr   error
@@ -144,10 +143,9 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 // keeps every socket registered for good (edge-triggered), so they
 // lengthened the delay a chronyd client measured to timegate in
 // interleaved mode by 0.1–0.3 µs (BENCHMARKS.md, tests/xlprobe). The
-// worker instead waits through an epoll instance of its own, in which
-// the socket is one-shot: armed only while the worker has nothing to
-// read, disarmed by the report that wakes it, so nothing is woken while
-// it sends — as with chronyd's select loop. Go's poller watches that
+// worker instead waits through an epoll instance of its own, which holds
+// the socket only while the worker has nothing to read (wait), so no
+// callback runs while it sends — as with chronyd's select loop. Go's poller watches that
 // epoll instance, so waiting still parks only the goroutine.
 func detach(c *net.UDPConn) (int, error) {
 	rc, err := c.SyscallConn()
@@ -184,23 +182,24 @@ func (w *worker) openEpoll() error {
 	return nil
 }
 
-// wait arms the socket in the worker's epoll instance for events
+// wait adds the socket to the worker's epoll instance for events
 // (EPOLLIN, EPOLLOUT; level-triggered, so what is already there is
-// reported at once; EPOLLERR always) and parks until one is reported. It
-// returns false when the epoll instance was closed (interrupt).
+// reported at once; EPOLLERR always), parks until one is reported, and
+// takes the socket out again: it is on no wait queue of ours while the
+// worker sends. It returns false when the epoll instance was closed
+// (interrupt).
 func (w *worker) wait(events uint32) bool {
-	w.epEv = unix.EpollEvent{Events: events | unix.EPOLLONESHOT, Fd: int32(w.fd)}
-	w.epOp = unix.EPOLL_CTL_MOD
-	if !w.epArmed {
-		w.epOp = unix.EPOLL_CTL_ADD
-	}
+	w.epEv = unix.EpollEvent{Events: events, Fd: int32(w.fd)}
+	w.epOp = unix.EPOLL_CTL_ADD
 	// Through Control, which holds the descriptor: interrupt may close
 	// it at any moment, and a number closed under us could be reused.
 	if err := w.eprc.Control(w.epCtl); err != nil || w.epCErr != nil {
 		return false
 	}
-	w.epArmed = true
-	return w.eprc.Read(w.epWaitFn) == nil
+	ok := w.eprc.Read(w.epWaitFn) == nil
+	w.epOp = unix.EPOLL_CTL_DEL
+	w.eprc.Control(w.epCtl) // fails only when interrupted: ok is false then
+	return ok
 }
 
 func (w *worker) epControl(fd uintptr) { w.epCErr = unix.EpollCtl(int(fd), w.epOp, int(w.fd), &w.epEv) }
