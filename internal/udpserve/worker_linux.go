@@ -138,15 +138,17 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 //
 // Why: a socket in an epoll set runs epoll's wake-up callback every time
 // the kernel reports on it, and on loopback or a veth the reports of a
-// send — the transmit timestamp queued, the send buffer freed — come
-// between the reply's transmit timestamp and its arrival. Go's poller
-// keeps every socket registered for good (edge-triggered), so they
-// lengthened the delay a chronyd client measured to timegate in
-// interleaved mode by 0.1–0.3 µs (BENCHMARKS.md, tests/xlprobe). The
-// worker instead waits through an epoll instance of its own, which holds
-// the socket only while the worker has nothing to read (wait), so no
-// callback runs while it sends — as with chronyd's select loop. Go's poller watches that
-// epoll instance, so waiting still parks only the goroutine.
+// send (the send buffer freed, a transmit timestamp queued) come between
+// the reply's transmit timestamp and its arrival, with Go's netpoller
+// thread woken from epoll_wait as often as not. Go's poller keeps every
+// socket registered for good, so a basic reply reached the client about
+// 1.2 µs after its T3 later than it had to, which put the served time
+// 0.6–0.8 µs behind timegate's own clock on loopback (BENCHMARKS.md,
+// "Workers outside Go's poller"). The worker instead waits through an
+// epoll instance of its own, which holds the socket only while the worker
+// has nothing to read (wait): no callback runs while it sends, as with
+// chronyd's select loop. Go's poller watches that epoll instance, so
+// waiting still parks only the goroutine.
 func detach(c *net.UDPConn) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
