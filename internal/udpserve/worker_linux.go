@@ -399,7 +399,7 @@ func (w *worker) flush() {
 		}
 	}
 	if !w.write() {
-		// The socket is shut down: nothing more leaves.
+		// The worker was interrupted: nothing more leaves.
 		for k := w.sent; k < w.pending; k++ {
 			w.cnt.record(w.b.verdict[k], true)
 		}
@@ -436,6 +436,12 @@ func (w *worker) write() bool {
 		case unix.EAGAIN:
 			if !w.wait(unix.EPOLLOUT) {
 				return false // interrupted
+			}
+			if w.epErr {
+				// A full error queue is reported until read: waiting
+				// for space again without reading it would spin.
+				w.epErr = false
+				w.drainErrQueue(w.fd)
 			}
 		case unix.EINTR:
 		default:
