@@ -136,6 +136,8 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		// Interleaved mode (RFC 9769): replies and kernel stamps.
 		Interleaved: st.Interleaved,
 		TxStamps:    st.TxStamps,
+		TxLeadNS:    int64(st.TxLead),
+		LeadProbes:  st.LeadProbes,
 		Answered:    map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
 		KoD:         map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
 		Dropped:     map[string]uint64{},

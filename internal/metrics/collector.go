@@ -143,6 +143,7 @@ func (c *collector) ntp(e emitter, s *report.NTPStats) {
 	e.counter(c.d.ntpInterleaved, s.Interleaved)
 	e.counter(c.d.ntpTxStamps, s.TxStamps)
 	e.gauge(c.d.ntpTimestamps, float64(s.Timestamps))
+	e.gauge(c.d.ntpTxLead, float64(s.TxLeadNS)/1e9)
 	// A cookie that does not open earns a NAK (RFC 8915 §5.7) unless the NAK
 	// cannot be sent; those are counted as drops for that reason.
 	e.counter(c.d.cookieOpenFailures, s.NTSNAK+s.Dropped[ntp.ReasonBadCookie.String()])

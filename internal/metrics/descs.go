@@ -14,6 +14,7 @@ type descs struct {
 	ntpReceived, ntpRequests, ntpVerdicts, ntpAnswered, ntpKoD, ntpDropped *prometheus.Desc
 	ntpNAKs, ntpLeaked, cookieOpenFailures                                 *prometheus.Desc
 	ntpInterleaved, ntpTxStamps, ntpTimestamps                             *prometheus.Desc
+	ntpTxLead                                                              *prometheus.Desc
 
 	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration *prometheus.Desc
 
@@ -74,6 +75,7 @@ func (x *descs) server() {
 	x.ntpLeaked = d("ntp_ratelimit_leaked_total", "Requests over their rate limit answered anyway, so a spoofer cannot silence its victim.")
 	x.ntpInterleaved = d("ntp_interleaved_total", "NTP replies sent in interleaved mode (RFC 9769).")
 	x.ntpTxStamps = d("ntp_kernel_tx_stamps_total", "Kernel transmit timestamps kept for replies an interleaved request may follow.")
+	x.ntpTxLead = d("ntp_tx_lead_seconds", "Transmit lead added to basic replies' transmit timestamps: the time a send takes from the clock read to the kernel's transmit stamp, learned from kernel stamps (largest of the workers; 0 until learned).")
 	x.ntpTimestamps = d("ntp_interleaved_timestamps", "Entries in use in the interleaved-mode timestamp table (its size is fixed by clientloglimit).")
 	x.cookieOpenFailures = d("nts_cookie_open_failures_total", "NTS requests whose cookie did not open (answered with an NTS NAK when possible).")
 
@@ -124,7 +126,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.buildInfo, x.synced, x.syncState, x.stratum, x.rootDelay, x.rootDisp, x.rootDist,
 		x.clockOffset, x.clockFreq, x.estimateAge, x.truechimers, x.upSources, x.cfgLoaded, x.cfgWarnings,
 		x.ntpReceived, x.ntpRequests, x.ntpVerdicts, x.ntpAnswered, x.ntpKoD, x.ntpDropped,
-		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps,
+		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps, x.ntpTxLead,
 		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration,
 		x.rateEntries, x.rateCapacity, x.rateEvictions,
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,

@@ -180,6 +180,12 @@ type NTPStats struct {
 	TxStamps          uint64 `json:"kernel_tx_stamps"`
 	Timestamps        int    `json:"timestamps_held"`
 	TimestampCapacity int    `json:"timestamps_capacity"`
+	// TxLeadNS is the transmit lead added to basic replies' transmit
+	// timestamps (the time a send takes from the clock read to the
+	// kernel's transmit stamp, the largest of the workers'), learned from
+	// LeadProbes kernel stamps; 0 until learned.
+	TxLeadNS   int64  `json:"tx_lead_ns"`
+	LeadProbes uint64 `json:"tx_lead_probes"`
 }
 
 // KEStats counts NTS-KE connections and their outcomes.

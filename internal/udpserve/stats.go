@@ -3,6 +3,7 @@ package udpserve
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"timegate/ntp"
 )
@@ -39,9 +40,13 @@ type counters struct {
 	// kernel transmit timestamps the interleaved table took.
 	interleaved atomic.Uint64
 	txStamps    atomic.Uint64
-	dropped     [ntp.NumReasons]atomic.Uint64
-	answered    [numAuth]atomic.Uint64
-	_           [cacheLine]byte
+	// txLead is the transmit lead (txlead.go) the worker adds to basic
+	// replies, in nanoseconds; leadProbes counts the stamps that measured it.
+	txLead     atomic.Int64
+	leadProbes atomic.Uint64
+	dropped    [ntp.NumReasons]atomic.Uint64
+	answered   [numAuth]atomic.Uint64
+	_          [cacheLine]byte
 }
 
 // request counts a datagram as received, by the mode its first octet
@@ -137,6 +142,12 @@ type Snapshot struct {
 	// Interleaved counts replies sent in interleaved mode (RFC 9769);
 	// TxStamps the kernel transmit timestamps kept for such replies.
 	Interleaved, TxStamps uint64
+	// TxLead is the largest transmit lead a worker adds to basic replies'
+	// transmit timestamps (the time from the clock read to the kernel's
+	// transmit stamp, learned from LeadProbes stamps); 0 until learned or
+	// where the kernel gives no transmit stamps.
+	TxLead     time.Duration
+	LeadProbes uint64
 }
 
 // Snapshot sums the workers' counters.
@@ -166,6 +177,8 @@ func (out *Snapshot) add(c *counters) {
 	out.SendErrors += c.sendErrors.Load()
 	out.Interleaved += c.interleaved.Load()
 	out.TxStamps += c.txStamps.Load()
+	out.TxLead = max(out.TxLead, time.Duration(c.txLead.Load()))
+	out.LeadProbes += c.leadProbes.Load()
 	for i := range c.dropped {
 		out.Dropped[i] += c.dropped[i].Load()
 	}

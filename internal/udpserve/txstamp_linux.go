@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"timegate/ntp"
 )
 
 // Kernel transmit timestamps (SO_TIMESTAMPING), for interleaved mode: a
@@ -115,7 +117,13 @@ func (w *worker) drainErrQueue(fd uintptr) {
 			if !ok {
 				continue
 			}
-			if p := loopedPayload(q.buf[i][:min(int(h.len), eqBufLen)]); p != nil && resp.KernelTransmit(p, tx) {
+			p := loopedPayload(q.buf[i][:min(int(h.len), eqBufLen)])
+			switch {
+			case len(p) < ntp.HeaderLen:
+			case w.probe.match(binary.BigEndian.Uint64(p[40:48]), tx):
+				w.cnt.txLead.Store(int64(w.probe.est.lead()))
+				w.cnt.leadProbes.Add(1)
+			case resp.KernelTransmit(p, tx):
 				w.cnt.txStamps.Add(1)
 			}
 		}

@@ -264,3 +264,91 @@ func TestInterleavedHandleAllocatesNothing(t *testing.T) {
 		t.Errorf("counters %+v, %d entries", s, tb.Len())
 	}
 }
+
+// TestBasicTransmitLead: a worker learns its transmit lead from kernel
+// stamps of basic replies and adds it to their transmit timestamps, and
+// the transmit timestamp it serves never falls after the client's kernel
+// receive stamp of the reply (the served state has no offset, so served
+// and system time agree).
+func TestBasicTransmitLead(t *testing.T) {
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &ntp.ServedState{Stratum: 3, RefID: 0x7f7f0101, Precision: -20}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	stats := &Stats{}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t)}
+	dst := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	w, err := newWorker(srv, conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.txStamps {
+		w.close()
+		t.Skip("no kernel transmit timestamps here")
+	}
+	w.probe.every = 0 // every reply probes
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	defer func() {
+		cancel()
+		w.interrupt()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		w.close()
+	}()
+
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	buf, oob := make([]byte, 512), make([]byte, 128)
+	worst := -time.Hour
+	for i := range 3 * leadWindow {
+		req := ntp.ClientRequest(nil, 4, 3, ntp.Time64(uint64(i+1)<<32))
+		if _, err := c.WriteToUDPAddrPort(req, dst); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ntp.DecodeHeader(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl := parseControl(oob[:oobn])
+		if ctl.rx.IsZero() {
+			t.Fatal("no kernel receive stamp on the client's socket")
+		}
+		// The lead is the least a send took, so T3 lands at or before
+		// the reply reached the device give or take that least's spread;
+		// whatever the machine's load, the cap holds.
+		t3, t4 := r.Transmit.Time(ctl.rx), ctl.rx
+		if t3.Sub(t4) > maxLead {
+			t.Fatalf("reply %d: transmit timestamp %v is %v after the client's kernel receive stamp", i, t3, t3.Sub(t4))
+		}
+		worst = max(worst, t3.Sub(t4))
+	}
+	s := stats.Snapshot()
+	if s.LeadProbes < 2*leadWindow {
+		t.Fatalf("%d probe stamps matched of %d replies", s.LeadProbes, 3*leadWindow)
+	}
+	if s.TxLead <= 0 || s.TxLead > maxLead {
+		t.Fatalf("learned lead %v, want in (0, %v]", s.TxLead, maxLead)
+	}
+	if s.TxStamps != 0 {
+		t.Fatalf("%d probe stamps went to the interleaved table", s.TxStamps)
+	}
+	t.Logf("lead %v from %d probes; T3 − client's receive stamp at most %v", s.TxLead, s.LeadProbes, worst)
+}

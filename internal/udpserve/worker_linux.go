@@ -4,6 +4,7 @@ package udpserve
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -80,6 +81,7 @@ type worker struct {
 	oldest        time.Time      // when the first pending reply was built
 	resp          *ntp.Responder // the one that built the pending replies
 	maxLag        time.Duration  // maxSendLag; a benchmark under callgrind lifts it
+	probe         leadProbe      // the transmit lead (txlead.go)
 
 	// The worker's own epoll instance (see detach and wait), watched by
 	// Go's poller, and the state of one wait, kept here so that the
@@ -102,7 +104,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag}
+	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag, probe: leadProbe{idx: -1, every: leadProbeEvery}}
 	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
 	rc.Control(func(fd uintptr) { w.txStamps = enableTxStamps(int(fd)) })
 	fd, err := detach(c)
@@ -377,24 +379,47 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	}
 }
 
+// armProbe asks the kernel for the transmit stamp of the send's first
+// reply, restamped from the clock read now (see txlead.go).
+func (w *worker) armProbe(now time.Time, reply []byte) {
+	if len(reply) < ntp.HeaderLen {
+		return
+	}
+	b := w.b
+	sh := &b.shdr[0].hdr
+	n := int(sh.Controllen)
+	n += putTxStampControl(b.soob[0][n:])
+	sh.Control, sh.Controllen = &b.soob[0][0], uint64(n)
+	w.probe.arm(0, now, binary.BigEndian.Uint64(reply[40:48]))
+}
+
 // flush sends the pending replies and counts them.
 func (w *worker) flush() {
 	if w.pending == 0 {
 		return
 	}
 	w.sent = 0
+	w.probe.idx = -1
 	if w.resp != nil {
 		// One clock read for the batch, as late as the edge can: the
 		// replies leave in this one system call. None for a batch with
 		// nothing to restamp (NTS, keyed, kisses).
+		// The lead (txlead.go) moves T3 to when the reply will reach
+		// the device; the first reply of a send may probe it.
 		var now time.Time
 		b := w.b
 		for k := range w.pending {
 			if b.verdict[k].Restampable() {
+				reply := unsafe.Slice(b.siov[k].Base, b.siov[k].Len)
 				if now.IsZero() {
 					now = w.resp.Clock()
+					w.resp.Restamp(reply, now.Add(w.probe.est.lead()))
+					if k == 0 && w.txStamps && w.probe.due(now) {
+						w.armProbe(now, reply)
+					}
+					continue
 				}
-				w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now)
+				w.resp.Restamp(reply, now.Add(w.probe.est.lead()))
 			}
 		}
 	}
@@ -428,7 +453,7 @@ func (w *worker) write() bool {
 		case 0:
 			for k := w.sent; k < w.sent+int(r); k++ {
 				w.cnt.record(b.verdict[k], false)
-				if b.verdict[k].TxStamp && w.txStamps {
+				if b.verdict[k].TxStamp && w.txStamps || k == w.probe.idx {
 					w.txWanted++
 				}
 			}
