@@ -156,6 +156,7 @@ type NTSHandler interface {
 type Stamper struct {
 	state *ServedState // nil for a kiss, whose transmit timestamp stays zero
 	now   func() time.Time
+	lead  time.Duration // added to the clock read (RespondLead)
 	// For a request that may be interleaved (RFC 9769): the table that
 	// holds our earlier replies' transmit times, the client's address and
 	// the request's origin and receive timestamps. xl is nil otherwise.
@@ -178,7 +179,7 @@ func (s *Stamper) Stamp(header []byte) {
 	if s.xl != nil && s.interleave(header) {
 		return
 	}
-	PutTransmit(header, Time64From(s.state.Serve(s.sys()))&^1)
+	PutTransmit(header, Time64From(s.state.Serve(s.sys().Add(s.lead)))&^1)
 }
 
 func (s *Stamper) sys() time.Time {
@@ -234,6 +235,16 @@ func (r *Responder) Clock() time.Time {
 // cap(dst): a reply that would not fit is not sent, so the gateway cannot
 // amplify. Respond does no I/O, starts no goroutines and does not log.
 func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time) ([]byte, Verdict) {
+	return r.RespondLead(dst, req, client, rx, 0)
+}
+
+// RespondLead is Respond for an edge that knows how long its replies take
+// from the clock read for their transmit timestamp to the device: lead is
+// added to that read, so that a basic-mode transmit timestamp says when
+// the reply left rather than when it was stamped (the edge learns lead
+// from kernel transmit stamps, see udpserve's txlead.go). Interleaved
+// replies carry the kernel's own stamp and are not moved.
+func (r *Responder) RespondLead(dst, req []byte, client netip.AddrPort, rx time.Time, lead time.Duration) ([]byte, Verdict) {
 	limit := min(len(req), cap(dst))
 	var p Packet
 	v := screen(&p, req, client)
@@ -260,16 +271,16 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 	}
 	switch v.Auth {
 	case AuthNTS:
-		return r.respondNTS(dst[:0], limit, req, &p, client, rx, adm, v)
+		return r.respondNTS(dst[:0], limit, req, &p, client, rx, adm, v, lead)
 	case AuthKey:
-		return r.respondKeyed(dst[:0], limit, req, &p, client, rx, adm, v)
+		return r.respondKeyed(dst[:0], limit, req, &p, client, rx, adm, v, lead)
 	}
 	if len(p.MAC) > 0 {
 		// A bare crypto-NAK trailer in a request is meaningless.
 		v.Reason = ReasonFraming
 		return nil, v
 	}
-	var tx Stamper
+	tx := Stamper{lead: lead}
 	reply := r.header(dst[:0], &p.Header, client, rx, adm, &tx)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
 	reply, v = finish(reply, limit, adm, v)
@@ -414,7 +425,7 @@ func finish(reply []byte, limit int, adm Admission, v Verdict) ([]byte, Verdict)
 // answers with a MAC under the same key. Unknown keys and bad MACs are
 // dropped silently, as chrony does: a crypto-NAK would be unauthenticated
 // and tells an attacker only that it failed.
-func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict, lead time.Duration) ([]byte, Verdict) {
 	id, _ := p.KeyID()
 	var key MACKey
 	ok := false
@@ -434,7 +445,7 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, c
 		return nil, v
 	}
 	start := len(dst)
-	var tx Stamper
+	tx := Stamper{lead: lead}
 	reply := r.header(dst, &p.Header, client, rx, adm, &tx)
 	tx.Stamp(reply[len(reply)-HeaderLen:])
 	if len(reply)+keyIDLen+n > limit {
@@ -452,12 +463,12 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, c
 // handler writes; any other failure earns nothing. The handler stamps the
 // transmit timestamp itself, between sealing the new cookies and the
 // Authenticator over the header (see NTSHandler).
-func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict) ([]byte, Verdict) {
+func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict, lead time.Duration) ([]byte, Verdict) {
 	if r.NTS == nil {
 		v.Reason = ReasonNTSDisabled
 		return nil, v
 	}
-	var tx Stamper
+	tx := Stamper{lead: lead}
 	reply := r.header(dst, &p.Header, client, rx, adm, &tx)
 	reply, reason := r.NTS.Respond(reply, req, p.NTS, limit, tx)
 	switch {

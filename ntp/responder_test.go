@@ -340,3 +340,43 @@ func TestRespondDropsNonUnicastSources(t *testing.T) {
 		}
 	}
 }
+
+// RespondLead moves the transmit timestamp of basic replies, plain and
+// keyed (whose MAC covers it), by the lead, and leaves a kiss's zero and an
+// interleaved reply's kernel stamp alone.
+func TestRespondLead(t *testing.T) {
+	const lead = 1800 * time.Nanosecond
+	r := testResponder()
+	key := hmacKey("secret")
+	r.Keys = func(id uint32) (MACKey, bool) { return key, id == 7 }
+	keyed := append(clientRequest(4), 0, 0, 0, 7)
+	keyed = key.Sum(keyed, keyed[:HeaderLen])
+	for name, req := range map[string][]byte{"plain": clientRequest(4), "keyed": keyed} {
+		base, _ := r.Respond(make([]byte, 0, 1024), req, testClient, testRx)
+		moved, v := r.RespondLead(make([]byte, 0, 1024), req, testClient, testRx, lead)
+		if v.Action != ActionReply {
+			t.Fatalf("%s: verdict %+v", name, v)
+		}
+		b, _ := DecodeHeader(base)
+		m, _ := DecodeHeader(moved)
+		if d := m.Transmit.Time(testRx).Sub(b.Transmit.Time(testRx)); (d - lead).Abs() > 2*time.Nanosecond {
+			t.Errorf("%s: transmit moved by %v, want %v", name, d, lead)
+		}
+		if m.Receive != b.Receive {
+			t.Errorf("%s: the receive timestamp moved", name)
+		}
+		if name == "keyed" && !key.Verify(moved[:48], moved[52:]) {
+			t.Errorf("keyed: the MAC does not cover the moved transmit timestamp")
+		}
+	}
+	r.Gate = gateFunc(func(netip.Addr, time.Time, AuthKind) Admission {
+		return Admission{Action: ActionKoD, Kiss: KissRATE}
+	})
+	kiss, v := r.RespondLead(make([]byte, 0, 1024), clientRequest(4), testClient, testRx, lead)
+	if v.Action != ActionKoD {
+		t.Fatalf("kiss verdict %+v", v)
+	}
+	if h, _ := DecodeHeader(kiss); h.Transmit != 0 {
+		t.Errorf("a kiss's transmit timestamp %#x, want 0", h.Transmit)
+	}
+}

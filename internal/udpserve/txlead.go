@@ -24,6 +24,18 @@ import "time"
 // probes) was slower — a burst of preempted or queued sends cannot raise
 // it. Samples beyond maxLeadSample are ignored, and the lead applied never
 // exceeds maxLead.
+//
+// What is measured is the send's part: from the clock read just before
+// sendmmsg to the stamp, whatever the probing reply's kind. A plain
+// reply's T3 is that read, so the lead moves it to the stamp. A keyed or
+// NTS reply's T3 is read earlier, before its MAC or seal and the rest of
+// the batch, so the same lead leaves it still a little early — the side
+// of the error chronyd serves, never the other. A probe reply asks the
+// kernel for a stamp, which costs it a copy of the packet for the error
+// queue before the stamp is taken (the clone in __skb_tstamp_tx), so the
+// lead it measures is that much (about 0.1 µs) longer than an ordinary
+// reply's: the one way in which the lead can put a fast reply's T3 past
+// its departure, by about that much.
 
 const (
 	// leadWindow is how many samples make one window's minimum, and

@@ -351,7 +351,7 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	w.cnt.request(req)
 	k := w.pending
 	w.resp = resp
-	reply, v := resp.Respond(b.out[k][:0], req, from, rx)
+	reply, v := resp.RespondLead(b.out[k][:0], req, from, rx, w.probe.est.lead())
 	w.s.offerAudit(from, v)
 	if v.Action == ntp.ActionDrop {
 		w.cnt.record(v, false)
@@ -379,8 +379,16 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	}
 }
 
+// leadProbeable says whether a reply may probe the transmit lead: a time
+// reply in basic mode that does not ask for its transmit stamp already
+// (those go to the interleaved table). A kiss carries no transmit
+// timestamp to recognise it by.
+func leadProbeable(v ntp.Verdict) bool {
+	return v.Action == ntp.ActionReply && !v.TxStamp && !v.Interleaved
+}
+
 // armProbe asks the kernel for the transmit stamp of the send's first
-// reply, restamped from the clock read now (see txlead.go).
+// reply; now is the clock read just before the send (see txlead.go).
 func (w *worker) armProbe(now time.Time, reply []byte) {
 	if len(reply) < ntp.HeaderLen {
 		return
@@ -405,22 +413,23 @@ func (w *worker) flush() {
 		// replies leave in this one system call. None for a batch with
 		// nothing to restamp (NTS, keyed, kisses).
 		// The lead (txlead.go) moves T3 to when the reply will reach
-		// the device; the first reply of a send may probe it.
+		// the device; the send's first reply may probe it.
 		var now time.Time
 		b := w.b
+		lead := w.probe.est.lead()
 		for k := range w.pending {
 			if b.verdict[k].Restampable() {
-				reply := unsafe.Slice(b.siov[k].Base, b.siov[k].Len)
 				if now.IsZero() {
 					now = w.resp.Clock()
-					w.resp.Restamp(reply, now.Add(w.probe.est.lead()))
-					if k == 0 && w.txStamps && w.probe.due(now) {
-						w.armProbe(now, reply)
-					}
-					continue
 				}
-				w.resp.Restamp(reply, now.Add(w.probe.est.lead()))
+				w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now.Add(lead))
 			}
+		}
+		if w.txStamps && leadProbeable(b.verdict[0]) && w.probe.due(w.oldest) {
+			if now.IsZero() {
+				now = w.resp.Clock()
+			}
+			w.armProbe(now, unsafe.Slice(b.siov[0].Base, b.siov[0].Len))
 		}
 	}
 	if !w.write() {
