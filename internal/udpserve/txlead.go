@@ -5,41 +5,45 @@ import "time"
 // The transmit lead. A basic-mode reply's transmit timestamp (T3) is read
 // from the clock just before sendmmsg, but the reply reaches the device
 // (where the kernel's software transmit stamp is taken, as close to the
-// wire as software gets) some microseconds later: on this project's VM
-// about 2–4 µs through loopback or a veth. A client cannot tell that time
-// from the return path, so it sees the return path that much longer and
-// the server's time half of it behind (RFC 5905's offset assumes symmetric
-// paths). chronyd serves that error; its interleaved mode removes it for
-// clients that ask, with the kernel's stamp of the previous reply.
+// wire as software gets) later: on this project's VM 1–4 µs through
+// loopback or a veth. A client cannot tell that time from the return path,
+// so it sees the return path that much longer and the server's time half
+// of it behind (RFC 5905's offset assumes symmetric paths). chronyd serves
+// that error; its interleaved mode removes it for clients that ask, with
+// the kernel's stamp of the previous reply.
 //
 // For every other client the worker learns the lead instead: now and then
-// (leadProbeEvery) it asks the kernel for the transmit stamp of the first
-// reply of a send, measures stamp − clock read, and adds the smallest lead
-// seen in the last leadWindows windows of leadWindow samples to the T3 it
-// writes. The minimum, not the mean, and over several windows: a lead
+// (leadProbeEvery) it asks the kernel for the transmit stamp of the reply
+// that leads a send (a probe) and measures stamp − the clock read just
+// before the send. Asking costs the send itself: the kernel parses the
+// request and copies the packet for the error queue before it takes the
+// stamp, so a probe's lead is longer than an ordinary reply's — measured
+// with tests/txcost on loopback, by 0.2–0.3 µs, about a quarter of the
+// whole. The worker therefore also times the system call of single-reply
+// sends, probes and ordinary ones alike (a clock read after it returns),
+// and takes the difference between the two as the probe's extra cost:
+//
+//	lead = min(stamp − read, probes) − (min(return − read, probes) − min(return − read, ordinary sends))
+//
+// The system call's difference also holds the error-queue work after the
+// stamp, so the lead comes out a little short rather than long. Each min
+// is over the last leadWindows windows of leadWindow samples: a lead
 // larger than a send's own puts T3 after the reply reached the device,
 // which is a new error, while a smaller one only leaves part of the old
-// error, so the estimate falls as soon as one window saw a faster send
-// and rises only when every window of the last leadWindows (6.4 s of
-// probes) was slower — a burst of preempted or queued sends cannot raise
-// it. Samples beyond maxLeadSample are ignored, and the lead applied never
-// exceeds maxLead.
+// one; a window with faster sends lowers a minimum at once, and slower
+// sends (preemption, a busy queue) raise it only when every remembered
+// window was slower. Samples beyond maxLeadSample are ignored, and the
+// lead never exceeds maxLead; it is zero until all three are known.
 //
-// What is measured is the send's part: from the clock read just before
-// sendmmsg to the stamp, whatever the probing reply's kind. A plain
-// reply's T3 is that read, so the lead moves it to the stamp. A keyed or
-// NTS reply's T3 is read earlier, before its MAC or seal and the rest of
-// the batch, so the same lead leaves it still a little early — the side
-// of the error chronyd serves, never the other. A probe reply asks the
-// kernel for a stamp, which costs it a copy of the packet for the error
-// queue before the stamp is taken (the clone in __skb_tstamp_tx), so the
-// lead it measures is that much (about 0.1 µs) longer than an ordinary
-// reply's: the one way in which the lead can put a fast reply's T3 past
-// its departure, by about that much.
+// What is measured is the send's part, whatever the probing reply's kind.
+// A plain reply's T3 is the read before the send, so the lead moves it to
+// the device. A keyed or NTS reply's T3 is read earlier, before its MAC or
+// seal and the rest of the batch, so the same lead leaves it a little
+// early — the side of the error chronyd serves, never the other.
 
 const (
 	// leadWindow is how many samples make one window's minimum, and
-	// leadWindows how many windows' minima the estimate is the least of.
+	// leadWindows how many windows' minima an estimate is the least of.
 	leadWindow  = 16
 	leadWindows = 8
 	// leadProbeEvery spaces the probes of one worker: a probe costs one
@@ -54,42 +58,61 @@ const (
 	maxLead = 50 * time.Microsecond
 )
 
-// leadEstimator keeps the least of the last windows' minima of
-// transmit-lead samples. The zero value estimates no lead until its first
-// window is complete.
-type leadEstimator struct {
+// windowMin keeps the least of the last leadWindows windows' minima of
+// samples. The zero value knows nothing until its first window is
+// complete.
+type windowMin struct {
 	n      int                        // samples in the current window
 	min    time.Duration              // their minimum
 	minima [leadWindows]time.Duration // complete windows' minima, a ring; 0 = none yet
 	next   int                        // the ring's slot for the next window
-	est    time.Duration              // the least of minima, capped
+	est    time.Duration              // the least of minima; 0 = unknown
 }
 
-// observe takes one sample: the kernel's transmit stamp minus the clock
-// read that gave the reply's transmit timestamp. It reports whether the
-// estimate changed.
-func (e *leadEstimator) observe(lag time.Duration) bool {
-	if lag <= 0 || lag > maxLeadSample {
-		// Not a send this estimate describes: the clock was stepped
-		// between the two readings, or the sender was preempted.
-		return false
+// observe takes one sample, ignoring one that cannot describe a send: not
+// positive (the clock was stepped between the two readings) or beyond
+// maxLeadSample (the sender was preempted).
+func (w *windowMin) observe(d time.Duration) {
+	if d <= 0 || d > maxLeadSample {
+		return
 	}
-	if e.n == 0 || lag < e.min {
-		e.min = lag
+	if w.n == 0 || d < w.min {
+		w.min = d
 	}
-	e.n++
-	if e.n < leadWindow {
-		return false
+	w.n++
+	if w.n < leadWindow {
+		return
 	}
-	e.n = 0
-	e.minima[e.next] = e.min
-	e.next = (e.next + 1) % leadWindows
-	old := e.est
-	e.est = maxLead
-	for _, m := range e.minima {
-		if m > 0 {
-			e.est = min(e.est, m)
+	w.n = 0
+	w.minima[w.next] = w.min
+	w.next = (w.next + 1) % leadWindows
+	w.est = 0
+	for _, m := range w.minima {
+		if m > 0 && (w.est == 0 || m < w.est) {
+			w.est = m
 		}
+	}
+}
+
+// leadEstimator combines a probe's three measurements into the lead.
+type leadEstimator struct {
+	lag       windowMin // probes: kernel transmit stamp − read
+	probeSend windowMin // probes: system call return − read
+	plainSend windowMin // ordinary single-reply sends: return − read
+	est       time.Duration
+}
+
+// The three observations; each reports whether the lead changed.
+func (e *leadEstimator) observeLag(d time.Duration) bool   { e.lag.observe(d); return e.update() }
+func (e *leadEstimator) observeProbe(d time.Duration) bool { e.probeSend.observe(d); return e.update() }
+func (e *leadEstimator) observePlain(d time.Duration) bool { e.plainSend.observe(d); return e.update() }
+
+func (e *leadEstimator) update() bool {
+	old := e.est
+	e.est = 0
+	if e.lag.est > 0 && e.probeSend.est > 0 && e.plainSend.est > 0 {
+		cost := max(0, e.probeSend.est-e.plainSend.est)
+		e.est = min(max(0, e.lag.est-cost), maxLead)
 	}
 	return e.est != old
 }
@@ -99,30 +122,49 @@ func (e *leadEstimator) lead() time.Duration { return e.est }
 
 // leadProbe is the state of a worker's probe of its transmit lead.
 type leadProbe struct {
-	idx     int           // the reply of the pending send that carries the probe, or -1
-	pending bool          // a stamp is awaited
-	sys     time.Time     // the clock read that gave its transmit timestamp
-	t3      uint64        // the transmit timestamp written, to recognise the stamp
-	next    time.Time     // no new probe before this
+	idx     int       // the reply of the pending send that carries the probe, or -1
+	pending bool      // a stamp is awaited
+	sys     time.Time // the clock read just before the probe's send
+	t3      uint64    // its transmit timestamp, to recognise its stamp
+	next    time.Time // no new probe before this
+	// control asks for the next ordinary single-reply send to be timed,
+	// one for each probe, so that both are sampled alike.
+	control bool
 	every   time.Duration // the spacing: leadProbeEvery (tests shorten it)
 	est     leadEstimator // what the probes measured
 }
 
-// due reports whether the reply about to be restamped at now should carry
-// a probe: none awaited (or the awaited one given up), and the spacing
-// passed.
+// due reports whether a send whose first reply was built at now should
+// carry a probe: none awaited and no ordinary send owed to the last one
+// (or leadProbeTimeout passed since it), and the spacing passed. Probes
+// and timed ordinary sends thus alternate while the worker sends single
+// replies; while it only sends batches (no ordinary send can be timed
+// alike), it probes once per leadProbeTimeout.
 func (p *leadProbe) due(now time.Time) bool {
-	if p.pending && now.Sub(p.sys) < leadProbeTimeout {
+	if (p.pending || p.control) && now.Sub(p.sys) < leadProbeTimeout {
 		return false
 	}
 	return !now.Before(p.next)
 }
 
-// arm records a probe on reply idx, restamped from the clock read sys with
-// the transmit timestamp t3.
+// arm records a probe on reply idx of a send, read sys just before it,
+// with the transmit timestamp t3.
 func (p *leadProbe) arm(idx int, sys time.Time, t3 uint64) {
 	p.idx, p.pending, p.sys, p.t3 = idx, true, sys, t3
 	p.next = sys.Add(p.every)
+	p.control = true
+}
+
+// sent times a single-reply send read at sys that returned at ret: the
+// probe's own, or the ordinary one a probe asked for.
+func (p *leadProbe) sent(probe bool, sys, ret time.Time) {
+	switch {
+	case probe:
+		p.est.observeProbe(ret.Sub(sys))
+	case p.control:
+		p.control = false
+		p.est.observePlain(ret.Sub(sys))
+	}
 }
 
 // match takes a transmit stamp tx of a reply whose transmit timestamp is
@@ -132,6 +174,6 @@ func (p *leadProbe) match(t3 uint64, tx time.Time) bool {
 		return false
 	}
 	p.pending = false
-	p.est.observe(tx.Sub(p.sys))
+	p.est.observeLag(tx.Sub(p.sys))
 	return true
 }

@@ -82,6 +82,7 @@ type worker struct {
 	resp          *ntp.Responder // the one that built the pending replies
 	maxLag        time.Duration  // maxSendLag; a benchmark under callgrind lifts it
 	probe         leadProbe      // the transmit lead (txlead.go)
+	sendRead      time.Time      // the clock read before a timed single-reply send
 
 	// The worker's own epoll instance (see detach and wait), watched by
 	// Go's poller, and the state of one wait, kept here so that the
@@ -408,12 +409,14 @@ func (w *worker) flush() {
 	}
 	w.sent = 0
 	w.probe.idx = -1
+	w.sendRead = time.Time{}
 	if w.resp != nil {
 		// One clock read for the batch, as late as the edge can: the
 		// replies leave in this one system call. None for a batch with
 		// nothing to restamp (NTS, keyed, kisses).
 		// The lead (txlead.go) moves T3 to when the reply will reach
-		// the device; the send's first reply may probe it.
+		// the device; the send's first reply may probe it, and a
+		// single-reply send may be timed to calibrate the probes.
 		var now time.Time
 		b := w.b
 		lead := w.probe.est.lead()
@@ -425,11 +428,17 @@ func (w *worker) flush() {
 				w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now.Add(lead))
 			}
 		}
-		if w.txStamps && leadProbeable(b.verdict[0]) && w.probe.due(w.oldest) {
-			if now.IsZero() {
+		if w.txStamps && leadProbeable(b.verdict[0]) {
+			probe := w.probe.due(w.oldest)
+			if (probe || w.pending == 1 && w.probe.control) && now.IsZero() {
 				now = w.resp.Clock()
 			}
-			w.armProbe(now, unsafe.Slice(b.siov[0].Base, b.siov[0].Len))
+			if probe {
+				w.armProbe(now, unsafe.Slice(b.siov[0].Base, b.siov[0].Len))
+			}
+			if w.pending == 1 && (probe || w.probe.control) {
+				w.sendRead = now
+			}
 		}
 	}
 	if !w.write() {
@@ -460,6 +469,10 @@ func (w *worker) write() bool {
 			uintptr(w.pending-w.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
+			if r == 1 && w.pending == 1 && !w.sendRead.IsZero() {
+				w.probe.sent(w.probe.idx == 0, w.sendRead, time.Now())
+				w.cnt.txLead.Store(int64(w.probe.est.lead()))
+			}
 			for k := w.sent; k < w.sent+int(r); k++ {
 				w.cnt.record(b.verdict[k], false)
 				if b.verdict[k].TxStamp && w.txStamps || k == w.probe.idx {
