@@ -6,7 +6,11 @@
 // error as a basic client sees it (mostly half the time between the
 // server's T3 and the reply reaching the device).
 //
-// Usage: go run ./tests/srvprobe ADDR:PORT [N] [INTERVAL]   (loopback only)
+// With a fourth argument `xleave` the requests ask for interleaved mode
+// (RFC 9769, as chrony's client does) and each sample is the previous
+// exchange completed with the server's kernel transmit stamp.
+//
+// Usage: go run ./tests/srvprobe ADDR:PORT [N] [INTERVAL] [xleave]   (loopback only)
 package main
 
 import (
@@ -73,7 +77,7 @@ func errID(oob []byte) uint32 {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: srvprobe ADDR:PORT [N] [INTERVAL]")
+		fmt.Fprintln(os.Stderr, "usage: srvprobe ADDR:PORT [N] [INTERVAL] [xleave]")
 		os.Exit(2)
 	}
 	ap := netip.MustParseAddrPort(os.Args[1])
@@ -88,6 +92,7 @@ func main() {
 	if len(os.Args) > 3 {
 		every, _ = time.ParseDuration(os.Args[3])
 	}
+	xleave := len(os.Args) > 4 && os.Args[4] == "xleave"
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		panic(err)
@@ -100,20 +105,31 @@ func main() {
 	// ups and downs are T2 − T1 and T4 − T3: the two paths apart, which
 	// mean something only when the server serves this host's own clock.
 	var ups, downs []float64
-	lost := 0
+	var stays []float64 // T3 − T2, the server's residence
+	lost, basic := 0, 0
 	type pair struct{ off, del float64 }
 	var ps []pair
 	buf, oob := make([]byte, 128), make([]byte, 256)
+	// Interleaved mode: the previous exchange's stamps and the receive
+	// field of its reply, which the next request echoes as its origin.
+	var prevT1, prevT4 time.Time
+	var prevRx uint64
 	for i := range n {
 		req := make([]byte, 48)
 		req[0] = 0x23
 		binary.BigEndian.PutUint64(req[40:], uint64(i+1)<<20|0x5a5a)
+		if xleave && prevRx != 0 {
+			binary.BigEndian.PutUint64(req[24:], prevRx)
+			binary.BigEndian.PutUint64(req[32:], uint64(i+1)<<20|0xa5a5)
+		}
 		if err := unix.Sendto(fd, req, 0, sa); err != nil {
 			panic(err)
 		}
 		m, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
-		if err != nil || m < 48 || binary.BigEndian.Uint64(buf[24:]) != binary.BigEndian.Uint64(req[40:]) {
+		interleaved := m >= 48 && prevRx != 0 && binary.BigEndian.Uint64(buf[24:]) == binary.BigEndian.Uint64(req[32:])
+		if err != nil || m < 48 || !interleaved && binary.BigEndian.Uint64(buf[24:]) != binary.BigEndian.Uint64(req[40:]) {
 			lost++
+			prevRx = 0
 			continue
 		}
 		t4, ok4 := stamp(oob[:oobn], unix.SOL_SOCKET, unix.SCM_TIMESTAMPING)
@@ -132,13 +148,32 @@ func main() {
 		}
 		if !ok4 || t1.IsZero() {
 			lost++
+			prevRx = 0
 			continue
 		}
 		t2, t3 := ntpTime(buf[32:]), ntpTime(buf[40:])
+		if xleave {
+			// This reply completes the previous exchange (its T3 is the
+			// previous reply's kernel transmit stamp); a basic one gives
+			// no interleaved sample.
+			ok := interleaved
+			var pt1, pt4 time.Time
+			var pt2 time.Time
+			if ok {
+				pt1, pt4, pt2 = prevT1, prevT4, ntpTime(binary.BigEndian.AppendUint64(nil, prevRx))
+			}
+			prevT1, prevT4, prevRx = t1, t4, binary.BigEndian.Uint64(buf[32:])
+			if !ok {
+				basic++
+				continue
+			}
+			t1, t2, t4 = pt1, pt2, pt4
+		}
 		off := (float64(t2.Sub(t1)) + float64(t3.Sub(t4))) / 2e3
 		del := (float64(t4.Sub(t1)) - float64(t3.Sub(t2))) / 1e3
 		offs, dels = append(offs, off), append(dels, del)
 		ups, downs = append(ups, float64(t2.Sub(t1))/1e3), append(downs, float64(t4.Sub(t3))/1e3)
+		stays = append(stays, float64(t3.Sub(t2))/1e3)
 		ps = append(ps, pair{off, del})
 		time.Sleep(every)
 	}
@@ -150,6 +185,7 @@ func main() {
 	sort.Float64s(dels)
 	sort.Float64s(ups)
 	sort.Float64s(downs)
+	sort.Float64s(stays)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].del < ps[j].del })
 	q := ps[:max(1, len(ps)/4)]
 	qo := make([]float64, len(q))
@@ -158,6 +194,9 @@ func main() {
 	}
 	sort.Float64s(qo)
 	pc := func(v []float64, p int) float64 { return v[len(v)*p/100] }
-	fmt.Printf("%s lost %d n %d offset median %+.2f µs (lowest-delay quarter %+.2f) delay median %.2f p10 %.2f; T2-T1 p10/50 %.2f/%.2f T4-T3 p1/10/50 %.2f/%.2f/%.2f µs\n",
-		ap, lost, len(ps), offs[len(offs)/2], qo[len(qo)/2], pc(dels, 50), pc(dels, 10), pc(ups, 10), pc(ups, 50), pc(downs, 1), pc(downs, 10), pc(downs, 50))
+	if xleave {
+		fmt.Printf("xleave (%d basic) ", basic)
+	}
+	fmt.Printf("%s lost %d n %d offset median %+.2f µs (lowest-delay quarter %+.2f) delay median %.2f p10 %.2f; T2-T1 p10/50 %.2f/%.2f T4-T3 p1/10/50 %.2f/%.2f/%.2f; T3-T2 p50/90 %.1f/%.1f µs\n",
+		ap, lost, len(ps), offs[len(offs)/2], qo[len(qo)/2], pc(dels, 50), pc(dels, 10), pc(ups, 10), pc(ups, 50), pc(downs, 1), pc(downs, 10), pc(downs, 50), pc(stays, 50), pc(stays, 90))
 }
