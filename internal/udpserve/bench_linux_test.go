@@ -27,7 +27,7 @@ import (
 func BenchmarkWorkerBatch(b *testing.B) {
 	for _, pktinfo := range []bool{false, true} {
 		b.Run(map[bool]string{false: "bound", true: "wildcard"}[pktinfo], func(b *testing.B) {
-			conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+			conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
 			if err != nil {
 				b.Fatal(err)
 			}

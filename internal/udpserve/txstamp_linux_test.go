@@ -27,7 +27,7 @@ func TestInterleavedKernelTransmit(t *testing.T) {
 	// [::] is the dual-stack wildcard: IPv4 requests, IPv6 socket.
 	for _, addr := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
 		t.Run(addr.String(), func(t *testing.T) {
-			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2)
+			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2, 0)
 			if err != nil {
 				t.Skipf("cannot listen on %v: %v", addr, err)
 			}

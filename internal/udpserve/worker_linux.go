@@ -65,6 +65,7 @@ type worker struct {
 	s      *Server
 	fd     uintptr // the socket, detached from Go's poller (see detach)
 	cnt    *counters
+	drops  *sockDrops // the socket's kernel drop counter, read by Stats
 	b      *batch
 	v6     bool // AF_INET6 socket: replies carry IPV6_PKTINFO
 	stamps bool // kernel receive timestamps are on
@@ -114,6 +115,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	w.drops = s.Stats.socket(func() (uint32, bool) { return kernelDrops(fd) })
 	w.epWaitFn, w.epCtl = w.epWait, w.epControl
 	b := w.b
 	b.eq.init()
@@ -225,6 +227,7 @@ func (w *worker) interrupt() { w.ep.Close() }
 // run any more.
 func (w *worker) close() {
 	w.ep.Close()
+	w.drops.retire()
 	unix.Close(int(w.fd))
 }
 

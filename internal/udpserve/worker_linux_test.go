@@ -23,7 +23,7 @@ import (
 // serve runs a Server with n sockets on addr and returns its port.
 func serve(t *testing.T, addr netip.Addr, n int) (uint16, *Stats) {
 	t.Helper()
-	conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), n)
+	conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), n, 0)
 	if err != nil {
 		t.Skipf("cannot listen on %v: %v", addr, err) // e.g. no IPv6 in this namespace
 	}
@@ -237,7 +237,7 @@ func TestWorkerRestampsPlainReplies(t *testing.T) {
 // have left it (no control messages; a test adds its own).
 func testWorker(t *testing.T, resp *ntp.Responder, req []byte) (*worker, *Server, *net.UDPConn) {
 	t.Helper()
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
