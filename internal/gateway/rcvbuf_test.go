@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"timegate/internal/config"
+	"timegate/internal/udpserve"
+)
+
+// TestRcvBufShortfallWarnsOnce: a socket the kernel gave less than
+// `ntprcvbuf` asks (here one left at the kernel's default) is reported in
+// one warning that names the sysctl to raise and the directive's line,
+// however many socket groups are short.
+func TestRcvBufShortfallWarnsOnce(t *testing.T) {
+	cfg, err := config.Parse("t.conf", []byte("port 123\nntprcvbuf 268435456\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	g := &Gateway{log: zap.New(core)}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	granted, err := udpserve.ReceiveBuffer(c)
+	if err != nil {
+		t.Skipf("receive buffer not readable here: %v", err)
+	}
+	for range 2 {
+		if got := g.checkRcvBuf(cfg, c); got != granted {
+			t.Errorf("checkRcvBuf = %d, want %d", got, granted)
+		}
+	}
+	all := logs.All()
+	if len(all) != 1 {
+		t.Fatalf("%d warnings, want 1: %v", len(all), all)
+	}
+	ctx := all[0].ContextMap()
+	if !strings.Contains(all[0].Message, "net.core.rmem_max") || ctx["directive"] != "t.conf:2" || ctx["configured"] != int64(config.MaxNTPRcvBuf) {
+		t.Errorf("warning %q %v", all[0].Message, ctx)
+	}
+	// Asking for no more than the socket has: no warning.
+	g2 := &Gateway{log: zap.New(core)}
+	cfg.NTPRcvBuf = granted
+	g2.checkRcvBuf(cfg, c)
+	if n := len(logs.All()); n != 1 {
+		t.Errorf("%d warnings after a socket with what it asked for", n)
+	}
+}
+
+// TestNTPRcvBufRestartOnly: a reload that changes ntprcvbuf says that it
+// takes effect only after a restart, naming the line.
+func TestNTPRcvBufRestartOnly(t *testing.T) {
+	old, _ := config.Parse("t.conf", []byte("port 123\n"))
+	cur, err := config.Parse("t.conf", []byte("port 123\nntprcvbuf 8388608\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := notApplied(old, cur)
+	if len(w) != 1 || w[0] != "t.conf:2: ntprcvbuf changed: takes effect only after a restart" {
+		t.Errorf("reload warnings %q", w)
+	}
+}
