@@ -1,6 +1,7 @@
 package ntp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -65,6 +66,42 @@ func (s *ServedState) Serve(sys time.Time) time.Time {
 		t = t.Add(time.Duration(-float64(s.LeapSec) * s.LeapRamp.Fraction(dt) * float64(time.Second)))
 	}
 	return t
+}
+
+// Time64 is Time64From(s.Serve(sys)), the served time as an NTP timestamp,
+// without time.Time arithmetic outside a leap: every reply computes it
+// twice (receive and transmit timestamps), and two time.Time.Add calls per
+// conversion were the largest single cost of a plain reply after the
+// kernel's (BENCHMARKS.md, "Plain: what the worker loop costs"). The
+// result is the same to the nanosecond: the offsets are added to seconds
+// and nanoseconds with the carry time.Time.Add makes, and the frequency
+// term is the same float64 product of the same sys.Sub.
+func (s *ServedState) Time64(sys time.Time) Time64 {
+	if !s.LeapAt.IsZero() {
+		return Time64From(s.Serve(sys))
+	}
+	secs, nanos := sys.Unix(), int64(sys.Nanosecond())
+	secs, nanos = addNanos(secs, nanos, s.Offset)
+	if s.Freq != 0 && !s.Base.IsZero() {
+		secs, nanos = addNanos(secs, nanos, time.Duration(float64(sys.Sub(s.Base))*s.Freq))
+	}
+	return time64(secs, nanos)
+}
+
+// addNanos adds d to a time held as Unix seconds and nanoseconds in
+// [0, 1e9), keeping the nanoseconds in range, as time.Time.Add does.
+func addNanos(secs, nanos int64, d time.Duration) (int64, int64) {
+	secs += int64(d / time.Second)
+	nanos += int64(d % time.Second)
+	switch {
+	case nanos >= 1e9:
+		secs++
+		nanos -= 1e9
+	case nanos < 0:
+		secs--
+		nanos += 1e9
+	}
+	return secs, nanos
 }
 
 // Indicator returns the leap indicator to serve at system time sys: Leap
@@ -178,7 +215,7 @@ func (s *Stamper) Stamp(header []byte) {
 	if s.xl != nil && s.interleave(header) {
 		return
 	}
-	PutTransmit(header, Time64From(s.state.Serve(s.sys()))&^1)
+	PutTransmit(header, s.state.Time64(s.sys())&^1)
 }
 
 func (s *Stamper) sys() time.Time {
@@ -332,10 +369,23 @@ func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 // UDP sockets, so the kernel does not stop a reply to 255.255.255.255).
 // A directed broadcast (x.y.z.255) cannot be told from a host address
 // without the interface's netmask, which the pure core does not know.
+//
+// The checks read the address's 16 octets once (IPv4 as IPv4-mapped)
+// rather than through netip's predicates, each of which unmaps and tests
+// the family again: this runs for every datagram, floods included.
 func unicastSource(a netip.Addr) bool {
-	a = a.Unmap()
-	limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} // RFC 919
-	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
+	if !a.IsValid() {
+		return false
+	}
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	if hi == 0 && lo>>32 == 0xffff { // IPv4, or IPv4-mapped IPv6
+		v4 := uint32(lo)
+		// 0.0.0.0, 224.0.0.0/4 (multicast), 255.255.255.255 (RFC 919)
+		return v4 != 0 && v4>>28 != 0xe && v4 != 0xffffffff
+	}
+	// :: and ff00::/8
+	return (hi != 0 || lo != 0) && b[0] != 0xff
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an
@@ -380,7 +430,7 @@ func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx ti
 		// whose origin ends in 1 can only be echoing a receive timestamp,
 		// i.e. asking for interleaved mode, and only those need a look
 		// into the table.
-		Receive: Time64From(st.Serve(rx)) | 1,
+		Receive: st.Time64(rx) | 1,
 	}
 	if h.Receive == req.Origin {
 		// Never equal to the origin: the client could not tell the modes apart.

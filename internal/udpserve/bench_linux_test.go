@@ -62,10 +62,10 @@ func BenchmarkWorkerBatch(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for n := 0; n < b.N; n += w.got {
-				now := time.Now()
+				w.rxNow = time.Time{}
 				r := w.s.Responder()
 				for i := range w.got {
-					w.handle(r, i, now)
+					w.handle(r, i)
 				}
 				w.sendNothing()
 			}

@@ -78,9 +78,18 @@ type worker struct {
 	// State of the current read and send.
 	got           int
 	pending, sent int
-	oldest        time.Time      // when the first pending reply was built
-	resp          *ntp.Responder // the one that built the pending replies
-	maxLag        time.Duration  // maxSendLag; a benchmark under callgrind lifts it
+	// rxNow stands in for the receive time of a datagram without a kernel
+	// stamp, read at the first such datagram of a batch (zero until then;
+	// run clears it per batch): with stamps on, no clock is read for it.
+	rxNow time.Time
+	// fixed: a pending reply carries a transmit timestamp that the send
+	// will not rewrite (see handle), the first built at oldest, on the
+	// monotonic clock since epoch.
+	fixed  bool
+	oldest time.Duration
+	epoch  time.Time
+	resp   *ntp.Responder // the one that built the pending replies
+	maxLag time.Duration  // maxSendLag; a benchmark under callgrind lifts it
 
 	// The worker's own epoll instance (see detach and wait), watched by
 	// Go's poller, and the state of one wait, kept here so that the
@@ -103,7 +112,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag}
+	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag, epoch: time.Now()}
 	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
 	rc.Control(func(fd uintptr) { w.txStamps = enableTxStamps(int(fd)) })
 	fd, err := detach(c)
@@ -301,10 +310,10 @@ func (w *worker) run(ctx context.Context) error {
 			continue
 		}
 		w.got = n
-		now := time.Now() // for datagrams without a kernel stamp
+		w.rxNow = time.Time{}
 		resp := w.s.Responder()
 		for i := range w.got {
-			w.handle(resp, i, now)
+			w.handle(resp, i)
 		}
 		w.flush()
 	}
@@ -339,14 +348,17 @@ func (w *worker) recv() (int, syscall.Errno) {
 
 // handle answers datagram i of the batch, queueing the reply for the next
 // sendmmsg.
-func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
+func (w *worker) handle(resp *ntp.Responder, i int) {
 	b := w.b
 	rh := &b.rhdr[i]
 	req := b.buf[i][:rh.len]
 	c := parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)])
 	rx := c.rx
 	if rx.IsZero() {
-		rx = now
+		if w.rxNow.IsZero() {
+			w.rxNow = resp.Clock() // the clock transmit timestamps come from
+		}
+		rx = w.rxNow
 	}
 	from := sockaddrAddrPort(b.name[i][:min(rh.hdr.Namelen, unix.SizeofSockaddrInet6)])
 	w.cnt.request(req)
@@ -373,9 +385,18 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	}
 	b.verdict[k] = v
 	w.pending++
-	if w.pending == 1 {
-		w.oldest = time.Now()
-	} else if w.pending == batchSize || time.Since(w.oldest) > w.maxLag {
+	if k == 0 {
+		w.fixed = false
+	}
+	// The send-lag bound (maxSendLag) is for replies whose transmit
+	// timestamp is final when built (NTS, keyed, interleaved): a
+	// restampable reply gets its T3 again in flush, just before the send,
+	// and a kiss has none. A batch of plain replies thus reads no clock
+	// for the bound (two reads a batch, one a reply before).
+	if !w.fixed && v.Action == ntp.ActionReply && !v.Restampable() {
+		w.fixed, w.oldest = true, time.Since(w.epoch)
+	}
+	if w.pending == batchSize || (w.fixed && time.Since(w.epoch)-w.oldest > w.maxLag) {
 		w.flush()
 	}
 }

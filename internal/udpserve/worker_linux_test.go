@@ -189,10 +189,9 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 	oob := appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(time.Now())),
 		unix.IPPROTO_IP, unix.IP_PKTINFO, inPktinfo(1, lo, lo))
 	b.rhdr[0].hdr.Controllen = uint64(copy(b.oob[0][:], oob))
-	now := time.Now()
 	// Few enough that the client's socket buffer holds every reply.
 	allocs := testing.AllocsPerRun(50, func() {
-		w.handle(resp, 0, now)
+		w.handle(resp, 0)
 		w.flush()
 	})
 	if allocs != 0 {
@@ -211,7 +210,7 @@ func TestWorkerRestampsPlainReplies(t *testing.T) {
 	st := &ntp.ServedState{Stratum: 3}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }}
 	w, _, client := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 0x1234))
-	w.handle(resp, 0, clock)
+	w.handle(resp, 0)
 	clock = clock.Add(7 * time.Microsecond) // the batch's work before the send
 	w.flush()
 	client.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -313,7 +312,7 @@ func TestWorkerSocketOutsidePoller(t *testing.T) {
 
 	// The worker still answers through its descriptor.
 	w.got = 1
-	w.handle(resp, 0, time.Now())
+	w.handle(resp, 0)
 	w.flush()
 	if w.sent != 1 {
 		t.Fatalf("sent %d replies, want 1", w.sent)
