@@ -370,22 +370,19 @@ func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 // A directed broadcast (x.y.z.255) cannot be told from a host address
 // without the interface's netmask, which the pure core does not know.
 //
-// The checks read the address's 16 octets once (IPv4 as IPv4-mapped)
-// rather than through netip's predicates, each of which unmaps and tests
-// the family again: this runs for every datagram, floods included.
+// The family is tested once and the IPv4 checks made on the address's
+// four octets, rather than through netip's predicates, each of which
+// unmaps and tests the family again: this runs for every datagram, floods
+// included.
 func unicastSource(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	if hi == 0 && lo>>32 == 0xffff { // IPv4, or IPv4-mapped IPv6
-		v4 := uint32(lo)
+	if a.Is4() || a.Is4In6() {
+		b := a.Unmap().As4()
+		v4 := binary.BigEndian.Uint32(b[:])
 		// 0.0.0.0, 224.0.0.0/4 (multicast), 255.255.255.255 (RFC 919)
 		return v4 != 0 && v4>>28 != 0xe && v4 != 0xffffffff
 	}
-	// :: and ff00::/8
-	return (hi != 0 || lo != 0) && b[0] != 0xff
+	// :: and ff00::/8; the zero Addr is neither family
+	return a.Is6() && !a.IsUnspecified() && !a.IsMulticast()
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an

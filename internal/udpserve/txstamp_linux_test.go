@@ -227,7 +227,7 @@ func TestEnableTxStampsWithoutFilter(t *testing.T) {
 	if err != nil || flags&unix.MSG_CTRUNC != 0 {
 		t.Fatalf("read: %v, flags %#x", err, flags)
 	}
-	if rx := parseControl(oob[:oobn]).rx; rx.Before(before.Add(-time.Millisecond)) || rx.After(time.Now()) {
+	if rx := parsedControl(oob[:oobn]).rx; rx.Before(before.Add(-time.Millisecond)) || rx.After(time.Now()) {
 		t.Fatalf("receive stamp %v", rx)
 	}
 }

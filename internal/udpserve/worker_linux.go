@@ -78,6 +78,7 @@ type worker struct {
 	// State of the current read and send.
 	got           int
 	pending, sent int
+	ctl control // the control messages of the datagram being answered
 	// rxNow stands in for the receive time of a datagram without a kernel
 	// stamp, read at the first such datagram of a batch (zero until then;
 	// run clears it per batch): with stamps on, no clock is read for it.
@@ -352,7 +353,8 @@ func (w *worker) handle(resp *ntp.Responder, i int) {
 	b := w.b
 	rh := &b.rhdr[i]
 	req := b.buf[i][:rh.len]
-	c := parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)])
+	c := &w.ctl
+	parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)], c)
 	rx := c.rx
 	if rx.IsZero() {
 		if w.rxNow.IsZero() {
