@@ -78,7 +78,7 @@ type worker struct {
 	// State of the current read and send.
 	got           int
 	pending, sent int
-	ctl control // the control messages of the datagram being answered
+	ctl           control // the control messages of the datagram being answered
 	// rxNow stands in for the receive time of a datagram without a kernel
 	// stamp, read at the first such datagram of a batch (zero until then;
 	// run clears it per batch): with stamps on, no clock is read for it.
