@@ -242,6 +242,15 @@ type Responder struct {
 	// that ask for it (chrony's xleave), plain, keyed and NTS alike; nil =
 	// basic mode only.
 	Interleave TxTable
+	// EdgeRestamps says the edge writes the transmit timestamp of every
+	// Restampable reply again just before it sends it (Restamp), as the
+	// batching worker does. Respond then reads no clock for such a reply
+	// (a clock read and a served-time conversion, about a tenth of a plain
+	// reply's user-space cost) and writes its receive timestamp there
+	// instead, rounded up to a transmit mark: a reply that left without its
+	// restamp would carry a transmit time early by the server's processing
+	// time, never a wrong one. False: Respond stamps every reply itself.
+	EdgeRestamps bool
 }
 
 // Restamp writes the transmit timestamp of reply (a reply Respond made
@@ -254,7 +263,7 @@ func (r *Responder) Restamp(reply []byte, sys time.Time) {
 	if len(reply) < HeaderLen {
 		return
 	}
-	PutTransmit(reply[:HeaderLen], Time64From(r.State().Serve(sys))&^1)
+	PutTransmit(reply[:HeaderLen], r.State().Time64(sys)&^1)
 }
 
 // Clock reads the clock transmit timestamps come from: Now, or the
@@ -308,7 +317,12 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 	}
 	var tx Stamper
 	reply := r.header(dst[:0], &p.Header, client, rx, adm, &tx)
-	tx.Stamp(reply[len(reply)-HeaderLen:])
+	if hdr := reply[len(reply)-HeaderLen:]; r.EdgeRestamps && adm.Action == ActionReply && tx.xl == nil {
+		// Restampable (basic mode, no MAC, not a kiss): the edge stamps it.
+		PutTransmit(hdr, Time64(binary.BigEndian.Uint64(hdr[32:40]))+1)
+	} else {
+		tx.Stamp(hdr)
+	}
 	reply, v = finish(reply, limit, adm, v)
 	return tx.save(reply, 0, v)
 }

@@ -261,6 +261,9 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		Gate:       gt,
 		Keys:       keyLookup(keys),
 		Interleave: xl,
+		// The workers restamp plain replies before the send (on 64-bit
+		// Linux): Respond need not read the clock for them.
+		EdgeRestamps: udpserve.EdgeRestamps,
 	}
 	if g.keys != nil {
 		// NTS on the NTP path needs no NTS-KE here: an NTP host of a split

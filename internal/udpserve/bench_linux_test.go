@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -18,9 +19,10 @@ import (
 // BenchmarkWorkerBatch is the user-space part of the worker loop for a
 // full batch of 64 plain requests, as recvmmsg leaves them (sockaddr,
 // SO_TIMESTAMPNS and IP_PKTINFO control messages): per request, the
-// control and sockaddr parsing, the counters, Respond and the reply's
-// mmsghdr, with the send at the end of the batch replaced by its
-// bookkeeping (no system call), so that what callgrind counts is the
+// control and sockaddr parsing, the counters, Respond (with EdgeRestamps,
+// as the gateway builds it here) and the reply's mmsghdr, with the send at
+// the end of the batch replaced by flush's restamping and bookkeeping (no
+// system call), so that what callgrind counts is the
 // worker's own cost per request (scripts/load.sh measures the whole path,
 // kernel included). A batch that takes longer than maxSendLag (always,
 // under callgrind) is sent by handle itself, to closed loopback ports.
@@ -33,7 +35,7 @@ func BenchmarkWorkerBatch(b *testing.B) {
 			}
 			defer conns[0].Close()
 			st := &ntp.ServedState{Stratum: 3, RefID: 0x7f7f0101}
-			resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+			resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, EdgeRestamps: EdgeRestamps}
 			srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zap.NewNop()}
 			w, err := newWorker(srv, conns[0])
 			if err != nil {
@@ -73,10 +75,19 @@ func BenchmarkWorkerBatch(b *testing.B) {
 	}
 }
 
-// sendNothing is flush's bookkeeping without the sendmmsg.
+// sendNothing is flush without the sendmmsg: the restamping of the plain
+// replies (as flush does it; keep the two in step) and the counting.
 func (w *worker) sendNothing() {
+	var now time.Time
+	b := w.b
 	for k := range w.pending {
-		w.cnt.record(w.b.verdict[k], false)
+		if b.verdict[k].Restampable() {
+			if now.IsZero() {
+				now = w.resp.Clock()
+			}
+			w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now)
+		}
+		w.cnt.record(b.verdict[k], false)
 	}
 	w.pending = 0
 }

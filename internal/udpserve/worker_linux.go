@@ -32,6 +32,12 @@ const batchSize = 64
 // sendmmsg delays it too, as it would a run of sendmsg calls.
 const maxSendLag = 20 * time.Microsecond
 
+// EdgeRestamps says this platform's worker writes the transmit timestamp
+// of every Restampable reply again just before its sendmmsg (flush), so
+// the responder need not read the clock for them
+// (ntp.Responder.EdgeRestamps).
+const EdgeRestamps = true
+
 // mmsghdr is struct mmsghdr of <sys/socket.h> on 64-bit Linux.
 type mmsghdr struct {
 	hdr unix.Msghdr

@@ -204,11 +204,19 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 
 // The worker writes a plain reply's transmit timestamp again just before
 // sendmmsg: the reply that leaves carries the clock read at the flush, not
-// the one read while the reply was built.
+// the one read while the reply was built (or, with EdgeRestamps, none).
 func TestWorkerRestampsPlainReplies(t *testing.T) {
+	for _, edge := range []bool{false, true} {
+		t.Run(map[bool]string{false: "responder stamps", true: "EdgeRestamps"}[edge], func(t *testing.T) {
+			testWorkerRestamps(t, edge)
+		})
+	}
+}
+
+func testWorkerRestamps(t *testing.T, edge bool) {
 	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	st := &ntp.ServedState{Stratum: 3}
-	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }, EdgeRestamps: edge}
 	w, _, client := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 0x1234))
 	w.handle(resp, 0)
 	clock = clock.Add(7 * time.Microsecond) // the batch's work before the send

@@ -12,6 +12,10 @@ import (
 	"timegate/ntp"
 )
 
+// EdgeRestamps is false: this worker sends each reply as Respond made it,
+// so the responder must stamp every one (ntp.Responder.EdgeRestamps).
+const EdgeRestamps = false
+
 // worker reads one socket a datagram at a time: the portable path, without
 // batching and without answering from the request's destination address
 // (the kernel chooses the source).
