@@ -29,7 +29,9 @@ const batchSize = 64
 // takes about 0.1 µs to build and an NTS one about 2.5 µs, so at
 // saturation a send carries about 8 NTS replies or a whole batch of plain
 // ones. The kernel's own work on the replies queued before one in a
-// sendmmsg delays it too, as it would a run of sendmsg calls.
+// sendmmsg delays it too, as it would a run of sendmsg calls. It binds
+// only replies whose T3 is final when built (NTS, keyed, interleaved):
+// flush writes a plain reply's T3 again just before the send.
 const maxSendLag = 20 * time.Microsecond
 
 // EdgeRestamps says this platform's worker writes the transmit timestamp
