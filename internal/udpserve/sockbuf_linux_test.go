@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || s390x || loong64 || mips64 || mips64le)
-
 package udpserve
 
 import (

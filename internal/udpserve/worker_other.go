@@ -23,6 +23,7 @@ type worker struct {
 	s      *Server
 	c      *net.UDPConn
 	cnt    *counters
+	drops  *sockDrops // nil where the kernel's drops cannot be read
 	stamps bool
 }
 
@@ -30,14 +31,23 @@ type worker struct {
 func enableControl(syscall.RawConn, bool) {}
 
 func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
-	return &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}, nil
+	w := &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}
+	if read := connDrops(c); read != nil {
+		w.drops = s.Stats.socket(read)
+	}
+	return w, nil
 }
 
 // interrupt ends a blocked read (Serve's stop).
 func (w *worker) interrupt() { w.c.Close() }
 
-// close releases the socket.
-func (w *worker) close() { w.c.Close() }
+// close releases the socket, its drop count taken first.
+func (w *worker) close() {
+	if w.drops != nil {
+		w.drops.retire()
+	}
+	w.c.Close()
+}
 
 func (w *worker) run(ctx context.Context) error {
 	buf := make([]byte, bufSize)
