@@ -402,7 +402,7 @@ func (w *worker) handle(resp *ntp.Responder, i int) {
 	// timestamp is final when built (NTS, keyed, interleaved): a
 	// restampable reply gets its T3 again in flush, just before the send,
 	// and a kiss has none. A batch of plain replies thus reads no clock
-	// for the bound (two reads a batch, one a reply before).
+	// for the bound (it read one a batch and one a reply).
 	if !w.fixed && v.Action == ntp.ActionReply && !v.Restampable() {
 		w.fixed, w.oldest = true, time.Since(w.epoch)
 	}
