@@ -68,3 +68,29 @@ func TestNTPRcvBufRestartOnly(t *testing.T) {
 		t.Errorf("reload warnings %q", w)
 	}
 }
+
+// TestGatewaySocketsGetNTPRcvBuf: the sockets a gateway opens have the
+// receive buffer `ntprcvbuf` names (within rmem_max, so that no privilege
+// is needed), each worker's, and the default 4 MiB without the line.
+func TestGatewaySocketsGetNTPRcvBuf(t *testing.T) {
+	g, _ := newTestGateway(t, "port 0\nntsport 0\nntpworkers 2\nntprcvbuf 131072\n")
+	if len(g.udp) != 1 || len(g.udp[0]) != 2 {
+		t.Fatalf("socket groups %v", g.udp)
+	}
+	for i, c := range g.udp[0] {
+		got, err := udpserve.ReceiveBuffer(c)
+		if err != nil {
+			t.Skipf("receive buffer not readable here: %v", err)
+		}
+		if got != 131072 {
+			t.Errorf("socket %d: receive buffer %d, want 131072", i, got)
+		}
+	}
+	// The default: granted whole (root, or rmem_max large enough), or
+	// capped with the warning.
+	g, _ = newTestGateway(t, "port 0\nntsport 0\n")
+	got, _ := udpserve.ReceiveBuffer(g.udp[0][0])
+	if got > config.DefaultNTPRcvBuf || g.rcvBufWarned != (got < config.DefaultNTPRcvBuf) {
+		t.Errorf("default: granted %d of %d, warned %v", got, config.DefaultNTPRcvBuf, g.rcvBufWarned)
+	}
+}
