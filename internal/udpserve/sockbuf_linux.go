@@ -65,23 +65,6 @@ func rcvBufFD(fd int) (int, error) {
 	return v / 2, err
 }
 
-// connDrops returns the reader of c's kernel drop counter for
-// Stats.socket, for a worker that keeps its *net.UDPConn (the portable
-// one): through RawConn.Control, which fails rather than touch a closed
-// descriptor.
-func connDrops(c *net.UDPConn) func() (uint32, bool) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return func() (n uint32, ok bool) {
-		if rc.Control(func(fd uintptr) { n, ok = kernelDrops(int(fd)) }) != nil {
-			return 0, false
-		}
-		return n, ok
-	}
-}
-
 // kernelDrops reads the kernel's count of datagrams it dropped for the
 // socket fd instead of queueing them (sk_drops, the drops column of
 // /proc/net/udp): its receive buffer was full, or, rarely, the datagram's
