@@ -63,7 +63,7 @@ load-veth:
 accuracy:
 	$(GO) test -tags accuracy -run TestAccuracy -v -count=1 -timeout 60m ./tests/
 
-## install: binaries, systemd unit (+ clockcontrol drop-in example), sysusers/tmpfiles snippets and the sample
+## install: binaries, systemd unit (+ clockcontrol drop-in and rmem_max sysctl examples), sysusers/tmpfiles snippets and the sample
 ## config (kept if present); creates the timegate user when systemd-sysusers exists; enables nothing (root)
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
@@ -73,6 +73,7 @@ install: build
 	install -D -m 0755 $(BIN)/gatectl $(DESTDIR)$(PREFIX)/bin/gatectl
 	install -D -m 0644 dist/systemd/timegate.service $(DESTDIR)$(SYSCONFDIR)/systemd/system/timegate.service
 	install -D -m 0644 dist/systemd/clockcontrol.conf $(DESTDIR)$(PREFIX)/share/doc/timegate/clockcontrol.conf
+	install -D -m 0644 dist/sysctl/timegate-rmem.conf $(DESTDIR)$(PREFIX)/share/doc/timegate/sysctl-timegate-rmem.conf
 	install -D -m 0644 dist/systemd/timegate.sysusers $(DESTDIR)$(SYSCONFDIR)/sysusers.d/timegate.conf
 	install -D -m 0644 dist/systemd/timegate.tmpfiles $(DESTDIR)$(SYSCONFDIR)/tmpfiles.d/timegate.conf
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/timegate/README.md

@@ -62,7 +62,7 @@ func (s *Stamper) save(reply []byte, off int, v Verdict) ([]byte, Verdict) {
 // reply's header.
 func (s *Stamper) keep(h []byte, v Verdict) Verdict {
 	rx := Time64(binary.BigEndian.Uint64(h[32:40]))
-	s.xl.Save(rx, s.client, Time64From(s.state.Serve(s.sys())))
+	s.xl.Save(rx, s.client, s.state.Time64(s.sys()))
 	v.TxStamp = true
 	v.Interleaved = Time64(binary.BigEndian.Uint64(h[24:32])) == s.receive
 	return v
@@ -83,5 +83,5 @@ func (r *Responder) KernelTransmit(reply []byte, tx time.Time) bool {
 	if rx&1 == 0 {
 		return false
 	}
-	return r.Interleave.UpdateTx(rx, Time64From(r.State().Serve(tx))&^1)
+	return r.Interleave.UpdateTx(rx, r.State().Time64(tx)&^1)
 }

@@ -1,6 +1,7 @@
 package ntp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -65,6 +66,42 @@ func (s *ServedState) Serve(sys time.Time) time.Time {
 		t = t.Add(time.Duration(-float64(s.LeapSec) * s.LeapRamp.Fraction(dt) * float64(time.Second)))
 	}
 	return t
+}
+
+// Time64 is Time64From(s.Serve(sys)), the served time as an NTP timestamp,
+// without time.Time arithmetic outside a leap: every reply computes it
+// twice (receive and transmit timestamps), and two time.Time.Add calls per
+// conversion were the largest single cost of a plain reply after the
+// kernel's (BENCHMARKS.md, "Plain: what the worker loop costs"). The
+// result is the same to the nanosecond: the offsets are added to seconds
+// and nanoseconds with the carry time.Time.Add makes, and the frequency
+// term is the same float64 product of the same sys.Sub.
+func (s *ServedState) Time64(sys time.Time) Time64 {
+	if !s.LeapAt.IsZero() {
+		return Time64From(s.Serve(sys))
+	}
+	secs, nanos := sys.Unix(), int64(sys.Nanosecond())
+	secs, nanos = addNanos(secs, nanos, s.Offset)
+	if s.Freq != 0 && !s.Base.IsZero() {
+		secs, nanos = addNanos(secs, nanos, time.Duration(float64(sys.Sub(s.Base))*s.Freq))
+	}
+	return time64(secs, nanos)
+}
+
+// addNanos adds d to a time held as Unix seconds and nanoseconds in
+// [0, 1e9), keeping the nanoseconds in range, as time.Time.Add does.
+func addNanos(secs, nanos int64, d time.Duration) (int64, int64) {
+	secs += int64(d / time.Second)
+	nanos += int64(d % time.Second)
+	switch {
+	case nanos >= 1e9:
+		secs++
+		nanos -= 1e9
+	case nanos < 0:
+		secs--
+		nanos += 1e9
+	}
+	return secs, nanos
 }
 
 // Indicator returns the leap indicator to serve at system time sys: Leap
@@ -179,7 +216,7 @@ func (s *Stamper) Stamp(header []byte) {
 	if s.xl != nil && s.interleave(header) {
 		return
 	}
-	PutTransmit(header, Time64From(s.state.Serve(s.sys().Add(s.lead)))&^1)
+	PutTransmit(header, s.state.Time64(s.sys().Add(s.lead))&^1)
 }
 
 func (s *Stamper) sys() time.Time {
@@ -206,6 +243,15 @@ type Responder struct {
 	// that ask for it (chrony's xleave), plain, keyed and NTS alike; nil =
 	// basic mode only.
 	Interleave TxTable
+	// EdgeRestamps says the edge writes the transmit timestamp of every
+	// Restampable reply again just before it sends it (Restamp), as the
+	// batching worker does. Respond then reads no clock for such a reply
+	// (a clock read and a served-time conversion, about a tenth of a plain
+	// reply's user-space cost) and writes its receive timestamp there
+	// instead, rounded up to a transmit mark: a reply that left without its
+	// restamp would carry a transmit time early by the server's processing
+	// time, never a wrong one. False: Respond stamps every reply itself.
+	EdgeRestamps bool
 }
 
 // Restamp writes the transmit timestamp of reply (a reply Respond made
@@ -218,7 +264,7 @@ func (r *Responder) Restamp(reply []byte, sys time.Time) {
 	if len(reply) < HeaderLen {
 		return
 	}
-	PutTransmit(reply[:HeaderLen], Time64From(r.State().Serve(sys))&^1)
+	PutTransmit(reply[:HeaderLen], r.State().Time64(sys)&^1)
 }
 
 // Clock reads the clock transmit timestamps come from: Now, or the
@@ -282,7 +328,12 @@ func (r *Responder) RespondLead(dst, req []byte, client netip.AddrPort, rx time.
 	}
 	tx := Stamper{lead: lead}
 	reply := r.header(dst[:0], &p.Header, client, rx, adm, &tx)
-	tx.Stamp(reply[len(reply)-HeaderLen:])
+	if hdr := reply[len(reply)-HeaderLen:]; r.EdgeRestamps && adm.Action == ActionReply && tx.xl == nil {
+		// Restampable (basic mode, no MAC, not a kiss): the edge stamps it.
+		PutTransmit(hdr, Time64(binary.BigEndian.Uint64(hdr[32:40]))+1)
+	} else {
+		tx.Stamp(hdr)
+	}
 	reply, v = finish(reply, limit, adm, v)
 	return tx.save(reply, 0, v)
 }
@@ -343,10 +394,20 @@ func screen(p *Packet, req []byte, client netip.AddrPort) Verdict {
 // UDP sockets, so the kernel does not stop a reply to 255.255.255.255).
 // A directed broadcast (x.y.z.255) cannot be told from a host address
 // without the interface's netmask, which the pure core does not know.
+//
+// The family is tested once and the IPv4 checks made on the address's
+// four octets, rather than through netip's predicates, each of which
+// unmaps and tests the family again: this runs for every datagram, floods
+// included.
 func unicastSource(a netip.Addr) bool {
-	a = a.Unmap()
-	limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} // RFC 919
-	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
+	if a.Is4() || a.Is4In6() {
+		b := a.Unmap().As4()
+		v4 := binary.BigEndian.Uint32(b[:])
+		// 0.0.0.0, 224.0.0.0/4 (multicast), 255.255.255.255 (RFC 919)
+		return v4 != 0 && v4>>28 != 0xe && v4 != 0xffffffff
+	}
+	// :: and ff00::/8; the zero Addr is neither family
+	return a.Is6() && !a.IsUnspecified() && !a.IsMulticast()
 }
 
 // claimedAuth classifies a request by its shape: any NTS field makes it an
@@ -391,7 +452,7 @@ func (r *Responder) header(dst []byte, req *Header, client netip.AddrPort, rx ti
 		// whose origin ends in 1 can only be echoing a receive timestamp,
 		// i.e. asking for interleaved mode, and only those need a look
 		// into the table.
-		Receive: Time64From(st.Serve(rx)) | 1,
+		Receive: st.Time64(rx) | 1,
 	}
 	if h.Receive == req.Origin {
 		// Never equal to the origin: the client could not tell the modes apart.

@@ -380,3 +380,47 @@ func TestRespondLead(t *testing.T) {
 		t.Errorf("a kiss's transmit timestamp %#x, want 0", h.Transmit)
 	}
 }
+
+// TestUnicastSourceMatchesNetip: the octet-level check agrees with netip's
+// predicates on the edges (unspecified, multicast, limited broadcast, in
+// both families and IPv4-mapped) and on random addresses dense in the
+// ranges that matter (a seeded loop; the seed is logged).
+func TestUnicastSourceMatchesNetip(t *testing.T) {
+	ref := func(a netip.Addr) bool {
+		a = a.Unmap()
+		limitedBroadcast := a.Is4() && a.As4() == [4]byte{255, 255, 255, 255}
+		return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && !limitedBroadcast
+	}
+	addrs := []netip.Addr{{}}
+	for _, s := range []string{"0.0.0.0", "255.255.255.255", "224.0.0.1", "239.255.255.255", "223.255.255.255", "240.0.0.0",
+		"192.0.2.1", "127.0.0.1", "::", "::1", "ff02::1", "fe80::1", "2001:db8::1", "::ffff:0.0.0.0", "::ffff:224.0.0.1",
+		"::ffff:255.255.255.255", "::ffff:192.0.2.1", "::192.0.2.1", "::ffff:0:0:1", "feff::1"} {
+		addrs = append(addrs, netip.MustParseAddr(s))
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	for range 20000 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		switch rng.IntN(4) {
+		case 0:
+			addrs = append(addrs, netip.AddrFrom4([4]byte(b[:4])))
+		case 1:
+			copy(b[:12], []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})
+			addrs = append(addrs, netip.AddrFrom16(b))
+		case 2:
+			b[0] = 0xff - byte(rng.IntN(2))
+			addrs = append(addrs, netip.AddrFrom16(b))
+		default:
+			addrs = append(addrs, netip.AddrFrom16(b))
+		}
+	}
+	for _, a := range addrs {
+		if got, want := unicastSource(a), ref(a); got != want {
+			t.Errorf("%v: unicastSource %v, netip says %v", a, got, want)
+		}
+	}
+}

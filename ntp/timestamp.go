@@ -34,12 +34,14 @@ type Time32 uint32
 // Time64From converts t to an NTP timestamp. Times before 1900 or after the
 // last era this code handles are still converted modulo the era span: the
 // wire format has no room for the era number.
-func Time64From(t time.Time) Time64 {
-	secs := t.Unix() + unixToNTP
-	nanos := uint64(t.Nanosecond())
+func Time64From(t time.Time) Time64 { return time64(t.Unix(), int64(t.Nanosecond())) }
+
+// time64 converts Unix seconds and nanoseconds in [0, 1e9) as Time64From.
+func time64(unixSecs, nanos int64) Time64 {
+	secs := unixSecs + unixToNTP
 	// Round to the nearest 2^-32 s; a carry into the seconds is handled by the
 	// 64-bit addition.
-	frac := (nanos<<32 + 500_000_000) / 1_000_000_000
+	frac := (uint64(nanos)<<32 + 500_000_000) / 1_000_000_000
 	return Time64(uint64(secs)<<32 + frac)
 }
 

@@ -89,3 +89,41 @@ func TestTime32(t *testing.T) {
 		}
 	}
 }
+
+// TestServedTime64MatchesServe: ServedState.Time64, the served time in
+// integer arithmetic, equals Time64From(Serve(sys)) for random states and
+// readings (a seeded loop; the seed is logged): offsets of either sign
+// with a nanosecond part and a carry either way, frequencies of ±500 ppm
+// and beyond, bases before and after sys, readings with and without a
+// monotonic clock reading (time.Now's) and in a leap second's ramp.
+func TestServedTime64MatchesServe(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	now := time.Now()
+	for i := range 50000 {
+		sys := time.Unix(1_700_000_000+rng.Int64N(2_000_000_000), rng.Int64N(1e9))
+		if i%4 == 0 {
+			sys = now.Add(time.Duration(rng.Int64N(int64(time.Hour)))) // monotonic reading kept
+		}
+		st := &ServedState{Offset: time.Duration(rng.Int64N(int64(48*time.Hour))) - 24*time.Hour}
+		switch i % 3 {
+		case 1:
+			st.Freq = (rng.Float64() - 0.5) * 1e-3
+			st.Base = sys.Add(-time.Duration(rng.Int64N(int64(30 * 24 * time.Hour))))
+			if i%2 == 0 {
+				st.Base = now // monotonic against monotonic, as Sub does
+			}
+		case 2:
+			st.Freq = (rng.Float64() - 0.5) * 2
+			st.Base = sys.Add(time.Duration(rng.Int64N(int64(time.Hour))))
+		}
+		if i%7 == 0 {
+			st.LeapAt, st.LeapSec = sys.Add(time.Duration(rng.Int64N(int64(2*time.Second)))-time.Second), 1
+			st.LeapBase = time.Second
+		}
+		if got, want := st.Time64(sys), Time64From(st.Serve(sys)); got != want {
+			t.Fatalf("state %+v at %v: Time64 %#x, Time64From(Serve) %#x", st, sys, uint64(got), uint64(want))
+		}
+	}
+}

@@ -50,6 +50,8 @@
 #   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
 #   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
 #   TG_BIN=PATH (a timegate binary to measure instead of building this tree)
+#   TG_CONF="LINES" (appended to every timegate configuration, e.g. "ntprcvbuf 0" to
+#   measure with the kernel's default receive buffer)
 #   RUN_NICE=0 SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
@@ -235,8 +237,8 @@ start_timegate() {
 	tg_port=$(free_port)
 	if [[ $extra == *ntsservercert* ]]; then ke=$(free_port); fi
 	tg_ke=$ke
-	printf 'port %s\nntsport %s\nbindaddress %s\nlocal stratum 2\nntpworkers %s\nntsdumpdir %s\n%s\n' \
-		"$tg_port" "$ke" "$srv_ip" "$workers" "$work/$name-state" "$extra" >"$work/$name.conf"
+	printf 'port %s\nntsport %s\nbindaddress %s\nlocal stratum 2\nntpworkers %s\nntsdumpdir %s\n%s\n%s\n' \
+		"$tg_port" "$ke" "$srv_ip" "$workers" "$work/$name-state" "$extra" "${TG_CONF:-}" >"$work/$name.conf"
 	local prefix=("${in_srv[@]+"${in_srv[@]}"}")
 	if [[ $pin == 1 ]]; then prefix+=("${pin_server[@]+"${pin_server[@]}"}"); fi
 	GOMAXPROCS=${TG_GOMAXPROCS:-$workers} "${prefix[@]+"${prefix[@]}"}" "$work/timegate" -config "$work/$name.conf" -state "$work/$name-state" \

@@ -210,6 +210,7 @@ func printServerStats(w io.Writer, s *report.ServerStats) {
 	printf(w, "%-24s: %d\n", "NTP replies sent", n.Replied)
 	printCounts(w, "Answered by auth", n.Answered)
 	printCounts(w, "Dropped by reason", n.Dropped)
+	printf(w, "%-24s: %d (socket buffer full; see ntprcvbuf)\n", "Dropped by kernel", n.KernelDrops)
 	printCounts(w, "Kiss-o'-Death sent", n.KoD)
 	printf(w, "%-24s: %d\n", "NTS NAKs sent", n.NTSNAK)
 	printf(w, "%-24s: %d\n", "Answered by leak", n.Leaked)

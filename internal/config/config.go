@@ -34,6 +34,10 @@ type Config struct {
 	// goroutine, serve NTP on each address; 0 means one per CPU
 	// (GOMAXPROCS). timegate's `ntpworkers`; chrony has no equivalent.
 	NTPWorkers int
+	// NTPRcvBuf is each NTP socket's receive buffer in bytes, as SO_RCVBUF
+	// takes it (`ntprcvbuf`, after unbound's so-rcvbuf; chrony has none);
+	// 0 leaves the kernel's default.
+	NTPRcvBuf int
 	// NTSKENice, when positive, runs NTS-KE sessions on OS threads at this
 	// nice value and each NTP worker on a thread of its own (Linux),
 	// with GOMAXPROCS at least one more than the workers, so that TLS
@@ -230,6 +234,19 @@ const (
 	DefaultHoldover    = time.Hour
 	// DefaultClientLogLimit matches chrony's default (524288 bytes).
 	DefaultClientLogLimit = 512 * 1024
+	// DefaultNTPRcvBuf is 4 MiB per NTP socket. Measured on loopback
+	// (BENCHMARKS.md, "Receive buffer"), a 48-octet request takes 832
+	// bytes of buffer, and Linux doubles the value set (half for its
+	// bookkeeping): 4 MiB queues 10,082 requests, about 28 ms of a
+	// worker's peak rate and 150 ms at the highest rate it answered
+	// without loss, where the kernel's usual default (rmem_default,
+	// 212,992 bytes, not doubled) queues 256, under a millisecond. A
+	// worker taken off its core for tens of milliseconds (a VM's steal,
+	// softirq work) then loses nothing at rates it can answer. The
+	// queueing a full buffer adds does not move served time: a request's
+	// receive timestamp is the kernel's, taken before it queues. unbound's
+	// documentation suggests the same figure for so-rcvbuf.
+	DefaultNTPRcvBuf = 4 << 20
 )
 
 // Defaults returns the configuration used when a file says nothing.
@@ -241,6 +258,7 @@ func Defaults() *Config {
 		RateLimit:      RateLimit{Enabled: true, Interval: 3, Burst: 8, Leak: 2, Prefix4: 32, Prefix6: 64},
 		NTSRateLimit:   RateLimit{Enabled: true, Interval: 6, Burst: 8, Leak: 2, Prefix4: 32, Prefix6: 64},
 		ClientLogLimit: DefaultClientLogLimit,
+		NTPRcvBuf:      DefaultNTPRcvBuf,
 		MinSources:     DefaultMinSources,
 		MaxDistance:    DefaultMaxDistance,
 		AuthSelectMode: "require",

@@ -238,3 +238,35 @@ func TestHardeningDirectives(t *testing.T) {
 		}
 	}
 }
+
+// TestNTPRcvBuf: `ntprcvbuf` takes 0 or a byte count within its bounds,
+// defaults to DefaultNTPRcvBuf, and an error names file, line and key.
+func TestNTPRcvBuf(t *testing.T) {
+	if c, err := Parse("empty", nil); err != nil || c.NTPRcvBuf != DefaultNTPRcvBuf {
+		t.Fatalf("default: %v %d", err, c.NTPRcvBuf)
+	}
+	for text, want := range map[string]int{
+		"ntprcvbuf 0\n":         0,
+		"ntprcvbuf 65536\n":     MinNTPRcvBuf,
+		"ntprcvbuf 8388608\n":   8 << 20,
+		"ntprcvbuf 268435456\n": MaxNTPRcvBuf,
+	} {
+		c, err := Parse("r.conf", []byte(text))
+		if err != nil || c.NTPRcvBuf != want {
+			t.Errorf("%q: %v, %d, want %d", text, err, c.NTPRcvBuf, want)
+		}
+	}
+	for text, want := range map[string]string{
+		"port 123\nntprcvbuf 65535\n":    `r.conf:2: ntprcvbuf: must be 0 (the kernel's default) or a byte count 65536..268435456, got "65535"`,
+		"ntprcvbuf 268435457\n":          `r.conf:1: ntprcvbuf: must be 0 (the kernel's default) or a byte count 65536..268435456, got "268435457"`,
+		"ntprcvbuf 4M\n":                 `r.conf:1: ntprcvbuf: must be 0 (the kernel's default) or a byte count 65536..268435456, got "4M"`,
+		"ntprcvbuf -1\n":                 `r.conf:1: ntprcvbuf: must be 0`,
+		"ntprcvbuf\n":                    `r.conf:1: ntprcvbuf:`,
+		"ntprcvbuf 65536\nntprcvbuf 0\n": "r.conf:2: ntprcvbuf: already set at line 1",
+	} {
+		_, err := Parse("r.conf", []byte(text))
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", text, err, want)
+		}
+	}
+}

@@ -26,6 +26,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{bindAddress, false}, true
 	case "ntpworkers":
 		return handler{ntpWorkers, true}, true
+	case "ntprcvbuf":
+		return handler{ntpRcvBuf, true}, true
 	case "ntskenice":
 		return handler{ntsKENice, true}, true
 	case "local":
@@ -122,6 +124,29 @@ func ntpWorkers(p *parser, name string, args []string) {
 	if v, ok := p.intArg(name, "worker count", args[0], 0, MaxNTPWorkers); ok {
 		p.cfg.NTPWorkers = v
 	}
+}
+
+// Bounds of `ntprcvbuf`. Below 64 KiB a socket holds fewer requests than
+// one batch of a busy worker takes; above 256 MiB (doubled by the kernel,
+// per socket, per worker) a typo would let a flood pin gigabytes of kernel
+// memory. 0 is allowed: it keeps the kernel's default (rmem_default), for
+// operators who size buffers with sysctl.
+const (
+	MinNTPRcvBuf = 64 << 10
+	MaxNTPRcvBuf = 256 << 20
+)
+
+// ntprcvbuf BYTES: each NTP socket's receive buffer (SO_RCVBUF).
+func ntpRcvBuf(p *parser, name string, args []string) {
+	if !p.exactly(name, args, 1) {
+		return
+	}
+	v, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || (v != 0 && (v < MinNTPRcvBuf || v > MaxNTPRcvBuf)) {
+		p.fail(name, "must be 0 (the kernel's default) or a byte count %d..%d, got %q", MinNTPRcvBuf, MaxNTPRcvBuf, args[0])
+		return
+	}
+	p.cfg.NTPRcvBuf = int(v)
 }
 
 // ntskenice N: NTS-KE sessions at nice N (1..19) on threads of their own,

@@ -76,9 +76,12 @@ type Gateway struct {
 	spawnEngine func(*engine.Engine)
 	stats       udpserve.Stats
 	keNice      int // ntskenice as started: NTP workers locked to threads when > 0
-	precision   int8
-	started     time.Time
-	loaded      atomic.Pointer[loaded]
+	// rcvBufWarned: the log already says the kernel cut ntprcvbuf short
+	// (once, not per socket group).
+	rcvBufWarned bool
+	precision    int8
+	started      time.Time
+	loaded       atomic.Pointer[loaded]
 
 	reloadMu sync.Mutex // serialises reloads
 	keysMu   sync.Mutex // serialises edits of the symmetric keys file
@@ -258,6 +261,9 @@ func (g *Gateway) buildResponder(cfg *config.Config, keys *symkey.Set) (*ntp.Res
 		Gate:       gt,
 		Keys:       keyLookup(keys),
 		Interleave: xl,
+		// The workers restamp plain replies before the send (on 64-bit
+		// Linux): Respond need not read the clock for them.
+		EdgeRestamps: udpserve.EdgeRestamps,
 	}
 	if g.keys != nil {
 		// NTS on the NTP path needs no NTS-KE here: an NTP host of a split
@@ -307,14 +313,37 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 		g.log.Info("ntskenice: GOMAXPROCS raised above the NTP workers", zap.Int("gomaxprocs", workers+1))
 	}
 	for _, a := range addrs {
-		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), workers)
+		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), workers, cfg.NTPRcvBuf)
 		if err != nil {
 			return fmt.Errorf("gateway: NTP port: %w", err)
 		}
 		g.udp = append(g.udp, group)
-		g.log.Info("serving NTP", zap.Stringer("addr", group[0].LocalAddr()), zap.Int("sockets", len(group)))
+		g.log.Info("serving NTP", zap.Stringer("addr", group[0].LocalAddr()), zap.Int("sockets", len(group)),
+			zap.Int("rcvbuf", g.checkRcvBuf(cfg, group[0])))
 	}
 	return nil
+}
+
+// checkRcvBuf returns the receive buffer the kernel gave c (0 when it
+// cannot be read) and warns, once, when that is less than `ntprcvbuf`
+// asked: without CAP_NET_ADMIN the kernel caps SO_RCVBUF at
+// net.core.rmem_max without an error, and the operator would otherwise
+// believe the buffer set.
+func (g *Gateway) checkRcvBuf(cfg *config.Config, c *net.UDPConn) int {
+	got, err := udpserve.ReceiveBuffer(c)
+	if err != nil {
+		return 0
+	}
+	if cfg.NTPRcvBuf > 0 && got < cfg.NTPRcvBuf && !g.rcvBufWarned {
+		g.rcvBufWarned = true
+		where := "default"
+		if pos, ok := cfg.Positions["ntprcvbuf"]; ok {
+			where = pos.String()
+		}
+		g.log.Warn("ntprcvbuf: the kernel granted a smaller NTP receive buffer than configured; raise the sysctl net.core.rmem_max to at least the configured size, or start timegate with CAP_NET_ADMIN (as root), which is not capped by it",
+			zap.Int("configured", cfg.NTPRcvBuf), zap.Int("granted", got), zap.String("directive", where))
+	}
+	return got
 }
 
 // Run serves until ctx ends.

@@ -185,13 +185,13 @@ func (g *Gateway) openSmoothUDP(cfg *config.Config) error {
 		workers = min(runtime.GOMAXPROCS(0), 2) // a side service: two sockets are plenty
 	}
 	for _, a := range addrs {
-		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Leap.SmoothPort)), workers)
+		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Leap.SmoothPort)), workers, cfg.NTPRcvBuf)
 		if err != nil {
 			return fmt.Errorf("gateway: smoothport: %w", err)
 		}
 		g.smoothUDP = append(g.smoothUDP, group)
 		g.log.Info("serving leap-smoothed NTP", zap.Stringer("addr", group[0].LocalAddr()),
-			zap.Int("networks", len(cfg.Leap.SmoothAllow)))
+			zap.Int("networks", len(cfg.Leap.SmoothAllow)), zap.Int("rcvbuf", g.checkRcvBuf(cfg, group[0])))
 	}
 	return nil
 }

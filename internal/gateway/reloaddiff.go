@@ -17,6 +17,7 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsport", func(c *config.Config) any { return c.NTSPort }},
 		{"bindaddress", func(c *config.Config) any { return c.BindAddresses }},
 		{"ntpworkers", func(c *config.Config) any { return c.NTPWorkers }},
+		{"ntprcvbuf", func(c *config.Config) any { return c.NTPRcvBuf }},
 		{"ntskenice", func(c *config.Config) any { return c.NTSKENice }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},

@@ -133,6 +133,8 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		NTSNAK:     st.NTSNAK,
 		Leaked:     st.Leaked,
 		SendErrors: st.SendErrors,
+		// Counted by the kernel, read from each worker socket now.
+		KernelDrops: st.KernelDrops,
 		// Interleaved mode (RFC 9769): replies and kernel stamps.
 		Interleaved: st.Interleaved,
 		TxStamps:    st.TxStamps,

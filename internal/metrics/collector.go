@@ -115,6 +115,7 @@ func modeNames() [8]string {
 
 func (c *collector) ntp(e emitter, s *report.NTPStats) {
 	e.counter(c.d.ntpReceived, s.Received)
+	e.counter(c.d.ntpKernelDrops, s.KernelDrops)
 	if c.raw.NTP != nil {
 		raw := c.raw.NTP()
 		for i, name := range modeNames() {

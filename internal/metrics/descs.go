@@ -13,7 +13,7 @@ type descs struct {
 
 	ntpReceived, ntpRequests, ntpVerdicts, ntpAnswered, ntpKoD, ntpDropped *prometheus.Desc
 	ntpNAKs, ntpLeaked, cookieOpenFailures                                 *prometheus.Desc
-	ntpInterleaved, ntpTxStamps, ntpTimestamps                             *prometheus.Desc
+	ntpInterleaved, ntpTxStamps, ntpTimestamps, ntpKernelDrops             *prometheus.Desc
 	ntpTxLead                                                              *prometheus.Desc
 
 	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration *prometheus.Desc
@@ -71,6 +71,7 @@ func (x *descs) server() {
 	x.ntpAnswered = d("ntp_answered_total", "NTP responses sent (replies, kisses, NAKs), by the request's authentication.", "auth")
 	x.ntpKoD = d("ntp_kod_total", "Kiss-o'-Death packets sent, by kiss code.", "code")
 	x.ntpDropped = d("ntp_dropped_total", "NTP requests answered with nothing, by reason.", "reason")
+	x.ntpKernelDrops = d("ntp_socket_drops_total", "NTP requests the kernel dropped before timegate read them, a socket's receive buffer being full (see ntprcvbuf); not in ntp_datagrams_received_total.")
 	x.ntpNAKs = d("ntp_nts_naks_total", "NTS NAKs sent (RFC 8915 section 5.7).")
 	x.ntpLeaked = d("ntp_ratelimit_leaked_total", "Requests over their rate limit answered anyway, so a spoofer cannot silence its victim.")
 	x.ntpInterleaved = d("ntp_interleaved_total", "NTP replies sent in interleaved mode (RFC 9769).")
@@ -126,7 +127,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.buildInfo, x.synced, x.syncState, x.stratum, x.rootDelay, x.rootDisp, x.rootDist,
 		x.clockOffset, x.clockFreq, x.estimateAge, x.truechimers, x.upSources, x.cfgLoaded, x.cfgWarnings,
 		x.ntpReceived, x.ntpRequests, x.ntpVerdicts, x.ntpAnswered, x.ntpKoD, x.ntpDropped,
-		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps, x.ntpTxLead,
+		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps, x.ntpKernelDrops, x.ntpTxLead,
 		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration,
 		x.rateEntries, x.rateCapacity, x.rateEvictions,
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,

@@ -60,7 +60,7 @@ func (f *fakeReporter) Sources(context.Context) ([]report.Source, error) {
 
 func (f *fakeReporter) ServerStats() report.ServerStats {
 	s := report.ServerStats{NTP: report.NTPStats{
-		Received: 100, Replied: 80, NTSNAK: 2, Leaked: 1, SendErrors: 1,
+		Received: 100, Replied: 80, NTSNAK: 2, Leaked: 1, SendErrors: 1, KernelDrops: 6,
 		Answered: map[string]uint64{"none": 70, "key": 5, "nts": 12},
 		Dropped:  map[string]uint64{"mode": 7, "rate-limited": 3, "bad-cookie": 0},
 		KoD:      map[string]uint64{"RATE": 4, "DENY": 1, "RSTR": 0},

@@ -36,6 +36,7 @@ func TestScrape(t *testing.T) {
 		{"timegate_config_warnings", gauge, nil, 1},
 
 		{"timegate_ntp_datagrams_received_total", counter, nil, 100},
+		{"timegate_ntp_socket_drops_total", counter, nil, 6},
 		{"timegate_ntp_requests_total", counter, []string{"mode", "client"}, 90},
 		{"timegate_ntp_requests_total", counter, []string{"mode", "control"}, 7},
 		{"timegate_ntp_requests_total", counter, []string{"mode", "private"}, 0},

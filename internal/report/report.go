@@ -171,6 +171,10 @@ type NTPStats struct {
 	NTSNAK     uint64            `json:"nts_nak"`
 	Leaked     uint64            `json:"leaked"`
 	SendErrors uint64            `json:"send_errors"`
+	// KernelDrops counts requests the kernel dropped before timegate read
+	// them, a worker socket's receive buffer being full (`ntprcvbuf`);
+	// they are not in Received. Linux only (SO_MEMINFO).
+	KernelDrops uint64 `json:"kernel_drops"`
 	// Interleaved counts replies sent in interleaved mode (chronyc
 	// serverstats' "Interleaved NTP packets"); TxStamps the kernel
 	// transmit timestamps kept for them; Timestamps and TimestampCapacity

@@ -18,22 +18,23 @@ import (
 // BenchmarkWorkerBatch is the user-space part of the worker loop for a
 // full batch of 64 plain requests, as recvmmsg leaves them (sockaddr,
 // SO_TIMESTAMPNS and IP_PKTINFO control messages): per request, the
-// control and sockaddr parsing, the counters, Respond and the reply's
-// mmsghdr, with the send at the end of the batch replaced by its
-// bookkeeping (no system call), so that what callgrind counts is the
+// control and sockaddr parsing, the counters, Respond (with EdgeRestamps,
+// as the gateway builds it here) and the reply's mmsghdr, with the send at
+// the end of the batch replaced by flush's restamping and bookkeeping (no
+// system call), so that what callgrind counts is the
 // worker's own cost per request (scripts/load.sh measures the whole path,
 // kernel included). A batch that takes longer than maxSendLag (always,
 // under callgrind) is sent by handle itself, to closed loopback ports.
 func BenchmarkWorkerBatch(b *testing.B) {
 	for _, pktinfo := range []bool{false, true} {
 		b.Run(map[bool]string{false: "bound", true: "wildcard"}[pktinfo], func(b *testing.B) {
-			conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+			conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer conns[0].Close()
 			st := &ntp.ServedState{Stratum: 3, RefID: 0x7f7f0101}
-			resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+			resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, EdgeRestamps: EdgeRestamps}
 			srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: &Stats{}, Log: zap.NewNop()}
 			w, err := newWorker(srv, conns[0])
 			if err != nil {
@@ -62,10 +63,10 @@ func BenchmarkWorkerBatch(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for n := 0; n < b.N; n += w.got {
-				now := time.Now()
+				w.rxNow = time.Time{}
 				r := w.s.Responder()
 				for i := range w.got {
-					w.handle(r, i, now)
+					w.handle(r, i)
 				}
 				w.sendNothing()
 			}
@@ -73,8 +74,9 @@ func BenchmarkWorkerBatch(b *testing.B) {
 	}
 }
 
-// sendNothing is flush's bookkeeping without the sendmmsg.
+// sendNothing is flush without the sendmmsg: prepareSend and the counting.
 func (w *worker) sendNothing() {
+	w.prepareSend()
 	for k := range w.pending {
 		w.cnt.record(w.b.verdict[k], false)
 	}

@@ -77,7 +77,7 @@ func TestParseControl(t *testing.T) {
 		}(), control{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := parseControl(tc.oob)
+			got := parsedControl(tc.oob)
 			if !got.rx.Equal(tc.want.rx) || got.local != tc.want.local || got.ifindex != tc.want.ifindex {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
@@ -104,7 +104,7 @@ func TestReplyControlRoundTrip(t *testing.T) {
 		{true, "::", 1, false, 0},
 	} {
 		var b [replyOOBLen]byte
-		n := putReplyControl(b[:], tc.v6, control{local: netip.MustParseAddr(tc.local), ifindex: tc.ifindex})
+		n := putReplyControl(b[:], tc.v6, &control{local: netip.MustParseAddr(tc.local), ifindex: tc.ifindex})
 		if (n > 0) != tc.want {
 			t.Errorf("%s (v6 %v): %d octets", tc.local, tc.v6, n)
 			continue
@@ -112,12 +112,12 @@ func TestReplyControlRoundTrip(t *testing.T) {
 		if n == 0 {
 			continue
 		}
-		got := parseControl(b[:n])
+		got := parsedControl(b[:n])
 		if got.local.Unmap() != netip.MustParseAddr(tc.local) || got.ifindex != tc.wantIf {
 			t.Errorf("%s (v6 %v): read back %+v", tc.local, tc.v6, got)
 		}
 	}
-	if n := putReplyControl(make([]byte, replyOOBLen), true, control{}); n != 0 {
+	if n := putReplyControl(make([]byte, replyOOBLen), true, &control{}); n != 0 {
 		t.Errorf("no local address: %d octets", n)
 	}
 }
@@ -152,18 +152,25 @@ func FuzzParseControl(f *testing.F) {
 	f.Add(appendCmsg(nil, unix.IPPROTO_IP, unix.IP_PKTINFO, inPktinfo(1, netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.2"))))
 	f.Add(appendCmsg(nil, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, in6Pktinfo(4, netip.MustParseAddr("fe80::2"))))
 	f.Fuzz(func(t *testing.T, oob []byte) {
-		c := parseControl(oob)
+		c := parsedControl(oob)
 		for _, v6 := range []bool{false, true} {
 			var b [replyOOBLen]byte
-			n := putReplyControl(b[:], v6, c)
+			n := putReplyControl(b[:], v6, &c)
 			if n > replyOOBLen {
 				t.Fatalf("%d octets", n)
 			}
 			if n > 0 {
-				if back := parseControl(b[:n]); back.local.Unmap() != c.local.Unmap() {
+				if back := parsedControl(b[:n]); back.local.Unmap() != c.local.Unmap() {
 					t.Fatalf("%v read back as %v", c.local, back.local)
 				}
 			}
 		}
 	})
+}
+
+// parsedControl is parseControl's result as a value.
+func parsedControl(oob []byte) control {
+	var c control
+	parseControl(oob, &c)
+	return c
 }

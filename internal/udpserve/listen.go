@@ -16,9 +16,15 @@ import (
 // source and destination, so one client keeps one socket. Elsewhere n is
 // taken as 1.
 //
+// rcvbuf, when positive, is each socket's receive buffer in bytes (see
+// setRcvBuf; ReceiveBuffer reads back what the kernel granted); 0 leaves
+// the kernel's default (net.core.rmem_default, about 200 small datagrams
+// on Linux), which a worker kept off its core for a few milliseconds
+// overflows at a rate far below what it answers.
+//
 // SO_REUSEPORT lets any process of the same user bind the port too and
 // take a share of the requests: run timegate under its own user.
-func Listen(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
+func Listen(ctx context.Context, addr netip.AddrPort, n, rcvbuf int) ([]*net.UDPConn, error) {
 	n = max(1, n)
 	if !reusePortSupported {
 		n = 1
@@ -41,6 +47,14 @@ func Listen(ctx context.Context, addr netip.AddrPort, n int) ([]*net.UDPConn, er
 		}
 		c := pc.(*net.UDPConn)
 		conns = append(conns, c)
+		if rcvbuf > 0 {
+			if err := setRcvBuf(c, rcvbuf); err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return nil, err
+			}
+		}
 		port = c.LocalAddr().(*net.UDPAddr).Port
 	}
 	return conns, nil

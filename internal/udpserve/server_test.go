@@ -13,9 +13,9 @@ import (
 )
 
 func TestServeLoopback(t *testing.T) {
-	conns, err := Listen(context.Background(), netip.AddrPortFrom(netip.IPv6Loopback(), 0), 2)
+	conns, err := Listen(context.Background(), netip.AddrPortFrom(netip.IPv6Loopback(), 0), 2, 0)
 	if err != nil {
-		conns, err = Listen(context.Background(), netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0), 2)
+		conns, err = Listen(context.Background(), netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0), 2, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

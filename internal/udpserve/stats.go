@@ -102,6 +102,64 @@ func (c *counters) record(v ntp.Verdict, sendErr bool) {
 type Stats struct {
 	mu      sync.Mutex
 	workers []*counters
+	sockets []*sockDrops
+}
+
+// sockDrops follows one worker socket's kernel drop counter, which lives
+// in the kernel and is read only when the counters are (a scrape, `gatectl
+// serverstats`), so the packet path pays nothing for it.
+type sockDrops struct {
+	mu sync.Mutex
+	// read returns the kernel's count, a 32-bit one that wraps; nil once
+	// the socket is closed. The mutex orders a read before the close, so
+	// a descriptor number reused after it is never asked.
+	read  func() (uint32, bool)
+	last  uint32
+	total uint64
+}
+
+// update adds what the kernel counted since the last read. The kernel's
+// counter is 32 bits: the difference taken modulo 2^32 keeps the total
+// right across a wrap as long as reads come less than 2^32 drops apart
+// (at a million drops a second, over an hour).
+func (d *sockDrops) update() {
+	if d.read == nil {
+		return
+	}
+	if n, ok := d.read(); ok {
+		d.total += uint64(n - d.last)
+		d.last = n
+	}
+}
+
+// load returns the socket's drops so far.
+func (d *sockDrops) load() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.update()
+	return d.total
+}
+
+// retire takes the final count and stops reading: its socket is about
+// to be closed. The total stays in the sum.
+func (d *sockDrops) retire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.update()
+	d.read = nil
+}
+
+// socket registers a worker socket's kernel drop counter (read reports
+// it) and returns the handle whose retire must come before the socket's
+// close.
+func (s *Stats) socket(read func() (uint32, bool)) *sockDrops {
+	// From zero: drops since the socket was bound (before the worker
+	// started, too) were requests to this service.
+	d := &sockDrops{read: read}
+	s.mu.Lock()
+	s.sockets = append(s.sockets, d)
+	s.mu.Unlock()
+	return d
 }
 
 // worker returns a new block of counters for one worker, a goroutine that
@@ -148,16 +206,23 @@ type Snapshot struct {
 	// where the kernel gives no transmit stamps.
 	TxLead     time.Duration
 	LeadProbes uint64
+	// KernelDrops counts requests the kernel dropped before any worker
+	// saw them, because a socket's receive buffer was full (Linux,
+	// SO_MEMINFO): not in Received.
+	KernelDrops uint64
 }
 
 // Snapshot sums the workers' counters.
 func (s *Stats) Snapshot() Snapshot {
 	s.mu.Lock()
-	workers := s.workers
+	workers, sockets := s.workers, s.sockets
 	s.mu.Unlock()
 	var out Snapshot
 	for _, c := range workers {
 		out.add(c)
+	}
+	for _, d := range sockets {
+		out.KernelDrops += d.load()
 	}
 	return out
 }

@@ -27,7 +27,7 @@ func TestInterleavedKernelTransmit(t *testing.T) {
 	// [::] is the dual-stack wildcard: IPv4 requests, IPv6 socket.
 	for _, addr := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
 		t.Run(addr.String(), func(t *testing.T) {
-			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2)
+			conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2, 0)
 			if err != nil {
 				t.Skipf("cannot listen on %v: %v", addr, err)
 			}
@@ -227,7 +227,7 @@ func TestEnableTxStampsWithoutFilter(t *testing.T) {
 	if err != nil || flags&unix.MSG_CTRUNC != 0 {
 		t.Fatalf("read: %v, flags %#x", err, flags)
 	}
-	if rx := parseControl(oob[:oobn]).rx; rx.Before(before.Add(-time.Millisecond)) || rx.After(time.Now()) {
+	if rx := parsedControl(oob[:oobn]).rx; rx.Before(before.Add(-time.Millisecond)) || rx.After(time.Now()) {
 		t.Fatalf("receive stamp %v", rx)
 	}
 }
@@ -254,7 +254,7 @@ func TestInterleavedHandleAllocatesNothing(t *testing.T) {
 		oob := b.oob[0][:0]
 		oob = appendCmsg(oob, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(now))
 		b.rhdr[0].hdr.Controllen = uint64(len(oob))
-		w.handle(resp, 0, now)
+		w.handle(resp, 0)
 		w.flush()
 	})
 	if allocs != 0 {
@@ -271,7 +271,7 @@ func TestInterleavedHandleAllocatesNothing(t *testing.T) {
 // receive stamp of the reply (the served state has no offset, so served
 // and system time agree).
 func TestBasicTransmitLead(t *testing.T) {
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,8 @@ func TestBasicTransmitLead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctl := parseControl(oob[:oobn])
+		var ctl control
+		parseControl(oob[:oobn], &ctl)
 		if ctl.rx.IsZero() {
 			t.Fatal("no kernel receive stamp on the client's socket")
 		}
@@ -366,4 +367,46 @@ func TestBasicTransmitLead(t *testing.T) {
 	}
 	t.Logf("lead %v (lag %v, probe send %v, ordinary send %v) from %d probes; T3 − client's receive stamp at most %v",
 		s.TxLead, e.lag.est, e.probeSend.est, e.plainSend.est, s.LeadProbes, worst)
+}
+
+// TestSendLagBoundOnlyForFixedStamps: the send-lag bound (maxSendLag)
+// sends a batch early only when a pending reply's transmit timestamp is
+// final (here an interleavable reply, whose kernel transmit stamp is
+// taken); plain replies, restamped at the send, wait for the batch's end
+// whatever the time, and read no clock for the bound. A bound of -1 ns is
+// passed by any elapsed time, so nothing here depends on speed.
+func TestSendLagBoundOnlyForFixedStamps(t *testing.T) {
+	st := &ntp.ServedState{Stratum: 3}
+	plain := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	w, _, _ := testWorker(t, plain, ntp.ClientRequest(nil, 4, 3, 0x1234))
+	w.maxLag = -1
+	for range 3 {
+		w.handle(plain, 0)
+	}
+	if w.pending != 3 || w.fixed {
+		t.Fatalf("plain replies: %d pending (fixed %v), want 3 waiting for the batch's end", w.pending, w.fixed)
+	}
+	w.flush()
+
+	tb, err := interleave.New(1024, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xl := &ntp.Responder{State: func() *ntp.ServedState { return st }, Interleave: tb}
+	req := (&ntp.Header{Version: 4, Mode: ntp.ModeClient, Origin: 0x1235, Receive: 7, Transmit: 9}).Append(nil)
+	for _, tc := range []struct {
+		lag         time.Duration
+		wantPending int
+	}{{time.Hour, 1}, {-1, 0}} {
+		w, _, _ := testWorker(t, xl, req)
+		w.maxLag = tc.lag
+		w.handle(xl, 0)
+		if w.b.verdict[0].Restampable() {
+			t.Fatal("the interleavable reply is restampable: the test proves nothing")
+		}
+		if w.pending != tc.wantPending {
+			t.Errorf("bound %v: %d pending after a reply with a final T3, want %d", tc.lag, w.pending, tc.wantPending)
+		}
+		w.flush()
+	}
 }

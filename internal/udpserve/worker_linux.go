@@ -29,8 +29,16 @@ const batchSize = 64
 // takes about 0.1 µs to build and an NTS one about 2.5 µs, so at
 // saturation a send carries about 8 NTS replies or a whole batch of plain
 // ones. The kernel's own work on the replies queued before one in a
-// sendmmsg delays it too, as it would a run of sendmsg calls.
+// sendmmsg delays it too, as it would a run of sendmsg calls. It binds
+// only replies whose T3 is final when built (NTS, keyed, interleaved):
+// flush writes a plain reply's T3 again just before the send.
 const maxSendLag = 20 * time.Microsecond
+
+// EdgeRestamps says this platform's worker writes the transmit timestamp
+// of every Restampable reply again just before its sendmmsg (flush), so
+// the responder need not read the clock for them
+// (ntp.Responder.EdgeRestamps).
+const EdgeRestamps = true
 
 // mmsghdr is struct mmsghdr of <sys/socket.h> on 64-bit Linux.
 type mmsghdr struct {
@@ -65,6 +73,7 @@ type worker struct {
 	s      *Server
 	fd     uintptr // the socket, detached from Go's poller (see detach)
 	cnt    *counters
+	drops  *sockDrops // the socket's kernel drop counter, read by Stats
 	b      *batch
 	v6     bool // AF_INET6 socket: replies carry IPV6_PKTINFO
 	stamps bool // kernel receive timestamps are on
@@ -77,11 +86,21 @@ type worker struct {
 	// State of the current read and send.
 	got           int
 	pending, sent int
-	oldest        time.Time      // when the first pending reply was built
-	resp          *ntp.Responder // the one that built the pending replies
-	maxLag        time.Duration  // maxSendLag; a benchmark under callgrind lifts it
-	probe         leadProbe      // the transmit lead (txlead.go)
-	sendRead      time.Time      // the clock read before a timed single-reply send
+	ctl           control // the control messages of the datagram being answered
+	// rxNow stands in for the receive time of a datagram without a kernel
+	// stamp, read at the first such datagram of a batch (zero until then;
+	// run clears it per batch): with stamps on, no clock is read for it.
+	rxNow time.Time
+	// fixed: a pending reply carries a transmit timestamp that the send
+	// will not rewrite (see handle), the first built at oldest, on the
+	// monotonic clock since epoch.
+	fixed    bool
+	oldest   time.Duration
+	epoch    time.Time
+	resp     *ntp.Responder // the one that built the pending replies
+	maxLag   time.Duration  // maxSendLag; a benchmark under callgrind lifts it
+	probe    leadProbe      // the transmit lead (txlead.go)
+	sendRead time.Time      // the clock read before a timed single-reply send
 
 	// The worker's own epoll instance (see detach and wait), which it
 	// blocks in, and the eventfd that interrupt writes to wake it.
@@ -98,7 +117,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag, probe: leadProbe{idx: -1, every: leadProbeEvery}}
+	w := &worker{s: s, cnt: s.Stats.worker(), b: new(batch), maxLag: maxSendLag, epoch: time.Now(), probe: leadProbe{idx: -1, every: leadProbeEvery}}
 	w.v6, w.stamps = enableControl(rc, boundToAny(rc))
 	rc.Control(func(fd uintptr) { w.txStamps = enableTxStamps(int(fd)) })
 	fd, err := detach(c)
@@ -110,6 +129,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	w.drops = s.Stats.socket(func() (uint32, bool) { return kernelDrops(fd) })
 	b := w.b
 	b.eq.init()
 	for i := range batchSize {
@@ -234,6 +254,7 @@ func (w *worker) interrupt() {
 func (w *worker) close() {
 	unix.Close(w.epfd)
 	unix.Close(w.evfd)
+	w.drops.retire()
 	unix.Close(int(w.fd))
 }
 
@@ -307,10 +328,10 @@ func (w *worker) run(ctx context.Context) error {
 			continue
 		}
 		w.got = n
-		now := time.Now() // for datagrams without a kernel stamp
+		w.rxNow = time.Time{}
 		resp := w.s.Responder()
 		for i := range w.got {
-			w.handle(resp, i, now)
+			w.handle(resp, i)
 		}
 		w.flush()
 	}
@@ -345,14 +366,18 @@ func (w *worker) recv() (int, syscall.Errno) {
 
 // handle answers datagram i of the batch, queueing the reply for the next
 // sendmmsg.
-func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
+func (w *worker) handle(resp *ntp.Responder, i int) {
 	b := w.b
 	rh := &b.rhdr[i]
 	req := b.buf[i][:rh.len]
-	c := parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)])
+	c := &w.ctl
+	parseControl(b.oob[i][:min(rh.hdr.Controllen, oobLen)], c)
 	rx := c.rx
 	if rx.IsZero() {
-		rx = now
+		if w.rxNow.IsZero() {
+			w.rxNow = resp.Clock() // the clock transmit timestamps come from
+		}
+		rx = w.rxNow
 	}
 	from := sockaddrAddrPort(b.name[i][:min(rh.hdr.Namelen, unix.SizeofSockaddrInet6)])
 	w.cnt.request(req)
@@ -379,9 +404,18 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	}
 	b.verdict[k] = v
 	w.pending++
-	if w.pending == 1 {
-		w.oldest = time.Now()
-	} else if w.pending == batchSize || time.Since(w.oldest) > w.maxLag {
+	if k == 0 {
+		w.fixed = false
+	}
+	// The send-lag bound (maxSendLag) is for replies whose transmit
+	// timestamp is final when built (NTS, keyed, interleaved): a
+	// restampable reply gets its T3 again in flush, just before the send,
+	// and a kiss has none. A batch of plain replies thus reads no clock
+	// for the bound (it read one a batch and one a reply).
+	if !w.fixed && v.Action == ntp.ActionReply && !v.Restampable() {
+		w.fixed, w.oldest = true, time.Since(w.epoch)
+	}
+	if w.pending == batchSize || (w.fixed && time.Since(w.epoch)-w.oldest > w.maxLag) {
 		w.flush()
 	}
 }
@@ -408,21 +442,19 @@ func (w *worker) armProbe(now time.Time, reply []byte) {
 	w.probe.arm(0, now, binary.BigEndian.Uint64(reply[40:48]))
 }
 
-// flush sends the pending replies and counts them.
-func (w *worker) flush() {
-	if w.pending == 0 {
-		return
-	}
-	w.sent = 0
+// prepareSend writes the pending replies' transmit timestamps again (the
+// restampable ones) and decides whether the send probes or times the
+// transmit lead.
+func (w *worker) prepareSend() {
 	w.probe.idx = -1
 	w.sendRead = time.Time{}
 	if w.resp != nil {
 		// One clock read for the batch, as late as the edge can: the
 		// replies leave in this one system call. None for a batch with
-		// nothing to restamp (NTS, keyed, kisses).
-		// The lead (txlead.go) moves T3 to when the reply will reach
-		// the device; the send's first reply may probe it, and a
-		// single-reply send may be timed to calibrate the probes.
+		// nothing to restamp (NTS, keyed, kisses) unless the lead
+		// (txlead.go), which moves T3 to when the reply will reach the
+		// device, is probed on the send's first reply or timed on a
+		// single-reply send.
 		var now time.Time
 		b := w.b
 		lead := w.probe.est.lead()
@@ -435,7 +467,13 @@ func (w *worker) flush() {
 			}
 		}
 		if w.txStamps && leadProbeable(b.verdict[0]) {
-			probe := w.probe.due(w.oldest)
+			// The first reply is restampable (now is read) or its T3
+			// is fixed (built at oldest): when it was built is known.
+			built := now
+			if built.IsZero() {
+				built = w.epoch.Add(w.oldest)
+			}
+			probe := w.probe.due(built)
 			if (probe || w.pending == 1 && w.probe.control) && now.IsZero() {
 				now = w.resp.Clock()
 			}
@@ -447,6 +485,15 @@ func (w *worker) flush() {
 			}
 		}
 	}
+}
+
+// flush sends the pending replies and counts them.
+func (w *worker) flush() {
+	if w.pending == 0 {
+		return
+	}
+	w.sent = 0
+	w.prepareSend()
 	if !w.write() {
 		// The worker was interrupted: nothing more leaves.
 		for k := w.sent; k < w.pending; k++ {

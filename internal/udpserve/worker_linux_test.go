@@ -23,7 +23,7 @@ import (
 // serve runs a Server with n sockets on addr and returns its port.
 func serve(t *testing.T, addr netip.Addr, n int) (uint16, *Stats) {
 	t.Helper()
-	conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), n)
+	conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), n, 0)
 	if err != nil {
 		t.Skipf("cannot listen on %v: %v", addr, err) // e.g. no IPv6 in this namespace
 	}
@@ -189,10 +189,9 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 	oob := appendCmsg(appendCmsg(nil, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, timespec(time.Now())),
 		unix.IPPROTO_IP, unix.IP_PKTINFO, inPktinfo(1, lo, lo))
 	b.rhdr[0].hdr.Controllen = uint64(copy(b.oob[0][:], oob))
-	now := time.Now()
 	// Few enough that the client's socket buffer holds every reply.
 	allocs := testing.AllocsPerRun(50, func() {
-		w.handle(resp, 0, now)
+		w.handle(resp, 0)
 		w.flush()
 	})
 	if allocs != 0 {
@@ -205,13 +204,21 @@ func TestWorkerAllocatesNothing(t *testing.T) {
 
 // The worker writes a plain reply's transmit timestamp again just before
 // sendmmsg: the reply that leaves carries the clock read at the flush, not
-// the one read while the reply was built.
+// the one read while the reply was built (or, with EdgeRestamps, none).
 func TestWorkerRestampsPlainReplies(t *testing.T) {
+	for _, edge := range []bool{false, true} {
+		t.Run(map[bool]string{false: "responder stamps", true: "EdgeRestamps"}[edge], func(t *testing.T) {
+			testWorkerRestamps(t, edge)
+		})
+	}
+}
+
+func testWorkerRestamps(t *testing.T, edge bool) {
 	clock := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	st := &ntp.ServedState{Stratum: 3}
-	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }, Now: func() time.Time { return clock }, EdgeRestamps: edge}
 	w, _, client := testWorker(t, resp, ntp.ClientRequest(nil, 4, 3, 0x1234))
-	w.handle(resp, 0, clock)
+	w.handle(resp, 0)
 	clock = clock.Add(7 * time.Microsecond) // the batch's work before the send
 	w.flush()
 	client.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -237,7 +244,7 @@ func TestWorkerRestampsPlainReplies(t *testing.T) {
 // have left it (no control messages; a test adds its own).
 func testWorker(t *testing.T, resp *ntp.Responder, req []byte) (*worker, *Server, *net.UDPConn) {
 	t.Helper()
-	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +319,7 @@ func TestWorkerSocketOutsidePoller(t *testing.T) {
 
 	// The worker still answers through its descriptor.
 	w.got = 1
-	w.handle(resp, 0, time.Now())
+	w.handle(resp, 0)
 	w.flush()
 	if w.sent != 1 {
 		t.Fatalf("sent %d replies, want 1", w.sent)

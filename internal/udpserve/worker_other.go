@@ -12,6 +12,10 @@ import (
 	"timegate/ntp"
 )
 
+// EdgeRestamps is false: this worker sends each reply as Respond made it,
+// so the responder must stamp every one (ntp.Responder.EdgeRestamps).
+const EdgeRestamps = false
+
 // worker reads one socket a datagram at a time: the portable path, without
 // batching and without answering from the request's destination address
 // (the kernel chooses the source).
@@ -19,6 +23,7 @@ type worker struct {
 	s      *Server
 	c      *net.UDPConn
 	cnt    *counters
+	drops  *sockDrops // nil where the kernel's drops cannot be read
 	stamps bool
 }
 
@@ -26,14 +31,23 @@ type worker struct {
 func enableControl(syscall.RawConn, bool) {}
 
 func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
-	return &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}, nil
+	w := &worker{s: s, c: c, cnt: s.Stats.worker(), stamps: sockstamp.Enable(c) == nil}
+	if read := connDrops(c); read != nil {
+		w.drops = s.Stats.socket(read)
+	}
+	return w, nil
 }
 
 // interrupt ends a blocked read (Serve's stop).
 func (w *worker) interrupt() { w.c.Close() }
 
-// close releases the socket.
-func (w *worker) close() { w.c.Close() }
+// close releases the socket, its drop count taken first.
+func (w *worker) close() {
+	if w.drops != nil {
+		w.drops.retire()
+	}
+	w.c.Close()
+}
 
 func (w *worker) run(ctx context.Context) error {
 	buf := make([]byte, bufSize)
