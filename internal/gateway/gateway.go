@@ -325,10 +325,12 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 }
 
 // checkRcvBuf returns the receive buffer the kernel gave c (0 when it
-// cannot be read) and warns, once, when that is less than `ntprcvbuf`
+// cannot be read) and reports, once, when that is less than `ntprcvbuf`
 // asked: without CAP_NET_ADMIN the kernel caps SO_RCVBUF at
 // net.core.rmem_max without an error, and the operator would otherwise
-// believe the buffer set.
+// believe the buffer set. A size the operator wrote is a warning; the
+// default is only noted (info), since an unprivileged service unit on a
+// stock kernel gets less and should not warn at every start.
 func (g *Gateway) checkRcvBuf(cfg *config.Config, c *net.UDPConn) int {
 	got, err := udpserve.ReceiveBuffer(c)
 	if err != nil {
@@ -336,12 +338,15 @@ func (g *Gateway) checkRcvBuf(cfg *config.Config, c *net.UDPConn) int {
 	}
 	if cfg.NTPRcvBuf > 0 && got < cfg.NTPRcvBuf && !g.rcvBufWarned {
 		g.rcvBufWarned = true
-		where := "default"
-		if pos, ok := cfg.Positions["ntprcvbuf"]; ok {
-			where = pos.String()
+		pos, explicit := cfg.Positions["ntprcvbuf"]
+		fields := []zap.Field{zap.Int("configured", cfg.NTPRcvBuf), zap.Int("granted", got)}
+		if explicit {
+			g.log.Warn("ntprcvbuf: the kernel granted a smaller NTP receive buffer than configured; raise the sysctl net.core.rmem_max to at least the configured size, or start timegate with CAP_NET_ADMIN (as root), which is not capped by it",
+				append(fields, zap.String("directive", pos.String()))...)
+		} else {
+			g.log.Info("the kernel granted a smaller NTP receive buffer than timegate's default (net.core.rmem_max caps it without CAP_NET_ADMIN); a flood's bursts are absorbed less (see ntprcvbuf)",
+				fields...)
 		}
-		g.log.Warn("ntprcvbuf: the kernel granted a smaller NTP receive buffer than configured; raise the sysctl net.core.rmem_max to at least the configured size, or start timegate with CAP_NET_ADMIN (as root), which is not capped by it",
-			zap.Int("configured", cfg.NTPRcvBuf), zap.Int("granted", got), zap.String("directive", where))
 	}
 	return got
 }

@@ -87,10 +87,37 @@ func TestGatewaySocketsGetNTPRcvBuf(t *testing.T) {
 		}
 	}
 	// The default: granted whole (root, or rmem_max large enough), or
-	// capped with the warning.
+	// capped with a note.
 	g, _ = newTestGateway(t, "port 0\nntsport 0\n")
 	got, _ := udpserve.ReceiveBuffer(g.udp[0][0])
 	if got > config.DefaultNTPRcvBuf || g.rcvBufWarned != (got < config.DefaultNTPRcvBuf) {
-		t.Errorf("default: granted %d of %d, warned %v", got, config.DefaultNTPRcvBuf, g.rcvBufWarned)
+		t.Errorf("default: granted %d of %d, reported %v", got, config.DefaultNTPRcvBuf, g.rcvBufWarned)
+	}
+}
+
+// TestRcvBufDefaultShortfallIsANote: when the default size is capped (an
+// unprivileged unit on a stock kernel) the gateway says so at info level,
+// not as a warning at every start.
+func TestRcvBufDefaultShortfallIsANote(t *testing.T) {
+	cfg, err := config.Parse("t.conf", []byte("port 123\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	g := &Gateway{log: zap.New(core)}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	granted, err := udpserve.ReceiveBuffer(c)
+	if err != nil {
+		t.Skipf("receive buffer not readable here: %v", err)
+	}
+	cfg.NTPRcvBuf = granted + 1 // the default, unmet
+	g.checkRcvBuf(cfg, c)
+	all := logs.All()
+	if len(all) != 1 || all[0].Level != zapcore.InfoLevel {
+		t.Fatalf("logs %v: want one info note", all)
 	}
 }
