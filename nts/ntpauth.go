@@ -34,6 +34,7 @@ var _ ntp.NTSHandler = (*Server)(nil)
 type scratch struct {
 	c2s, s2c siv.Cipher
 	keys     keyCache
+	batch    batchScratch // RespondBatch's
 }
 
 // ntsRequest is what checkRequest finds in a request; slices alias it.

@@ -107,7 +107,7 @@ func runLanes(cs []laneChain) {
 }
 
 // MaxBatch is the most operations one Batch holds.
-const MaxBatch = 16
+const MaxBatch = 32
 
 // Keyed is a key a Batch can use: *AEAD or *Key.
 type Keyed interface{ keyed() *sivKey }

@@ -1,0 +1,230 @@
+package nts
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"timegate/ntp"
+)
+
+// sameBytes is a rand source that gives the same bytes on every read, so
+// that the one-at-a-time and batch paths, which draw nonces in different
+// orders (the batch lays out a reply before its C2S check is known), write
+// the same replies.
+type sameBytes struct{}
+
+func (sameBytes) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(0x3c + i)
+	}
+	return len(p), nil
+}
+
+// batchRequest is one request of the mixed batch and what it should earn.
+type batchRequest struct {
+	name string
+	req  []byte
+	cap  int // of the reply buffer; 0 means ntp.MaxPacketLen
+	want ntp.Action
+}
+
+// mixedRequests builds requests of every kind the server tells apart:
+// good ones from several clients (1 to 8 cookies asked for; two clients
+// whose keys share a key-cache slot; one client twice), one with an
+// encrypted placeholder, AEAD 30 ones, a cookie of a dropped key and a
+// tampered cookie (NAK), a tampered AD and a tampered tag (drop), malformed
+// shapes (drop), and a reply buffer too small to lay out in place.
+func mixedRequests(t *testing.T, f *ntsFixture) []batchRequest {
+	t.Helper()
+	var rs []batchRequest
+	add := func(name string, req []byte, want ntp.Action) {
+		rs = append(rs, batchRequest{name: name, req: req, want: want})
+	}
+	base := f.keys
+	for i, held := range []int{8, 1, 4, 7} {
+		f.keys = testCookie(byte(40 + 3*i))
+		_, req := f.request(t, held)
+		add("good", req, ntp.ActionReply)
+	}
+	// Slot = the low 5 bits of C2S[0]: 0x40 and 0x60 share one.
+	for _, c0 := range []byte{0x40, 0x60, 0x40} {
+		f.keys = testCookie(9)
+		f.keys.C2S[0] = c0
+		_, req := f.request(t, 8)
+		add("same slot", req, ntp.ActionReply)
+	}
+	f.keys = base
+	add("encrypted placeholder", f.raw(rawRequest{fields: f.standardFields(t, 0),
+		plaintext: field(ntp.EFCookiePlaceholder, make([]byte, CookieSize))}), ntp.ActionReply)
+	for _, held := range []int{8, 2} {
+		add("AEAD 30", gcmRequest(t, f, held), ntp.ActionReply)
+	}
+
+	other := testRing(t, 99)
+	cookie, err := other.SealCookie(nil, f.keys, seeded(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("unknown cookie key", f.raw(rawRequest{fields: [][]byte{
+		field(ntp.EFUniqueIdentifier, testUID()), field(ntp.EFCookie, cookie)}}), ntp.ActionNTSNAK)
+	_, req := f.request(t, 8)
+	bad := bytes.Clone(req)
+	bad[ntp.HeaderLen+36+4+30] ^= 1 // inside the cookie's ciphertext
+	add("tampered cookie", bad, ntp.ActionNTSNAK)
+	bad = bytes.Clone(req)
+	bad[ntp.HeaderLen+8] ^= 1 // inside the UID: associated data
+	add("tampered AD", bad, ntp.ActionDrop)
+	bad = bytes.Clone(req)
+	bad[len(bad)-20] ^= 1 // inside the tag
+	add("tampered tag", bad, ntp.ActionDrop)
+	add("no authenticator", f.raw(rawRequest{fields: f.standardFields(t, 0), noAuth: true}), ntp.ActionDrop)
+	add("short UID", f.raw(rawRequest{fields: [][]byte{
+		field(ntp.EFUniqueIdentifier, make([]byte, 16)), f.standardFields(t, 0)[1]}}), ntp.ActionDrop)
+	add("short cookie", f.raw(rawRequest{fields: [][]byte{
+		field(ntp.EFUniqueIdentifier, testUID()), field(ntp.EFCookie, make([]byte, 40))}}), ntp.ActionNTSNAK)
+	add("bad padding", f.raw(rawRequest{fields: f.standardFields(t, 0), nonceLen: 12}), ntp.ActionDrop)
+	_, req = f.request(t, 3)
+	rs = append(rs, batchRequest{name: "small reply buffer", req: req, cap: len(req) - 1, want: ntp.ActionReply})
+	return rs
+}
+
+// gcmRequest is an AEAD 30 request from a client holding held cookies
+// sealed by f's ring.
+func gcmRequest(t *testing.T, f *ntsFixture, held int) []byte {
+	t.Helper()
+	c := Cookie{AEAD: AEADAES128GCMSIV}
+	for i := range 16 {
+		c.C2S[i], c.S2C[i] = byte(0x70+i), byte(0x90-i)
+	}
+	res := &KEResult{AEAD: AEADAES128GCMSIV, C2S: c.C2S[:16], S2C: c.S2C[:16]}
+	for range held {
+		ck, err := f.ring.SealCookie(nil, c, seeded(17))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Cookies = append(res.Cookies, ck)
+	}
+	s, err := NewClientSession(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := s.BuildRequest(nil, ntsNonce, testUID(), seeded(18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// TestRespondBatchMatchesRespond: batches of every size up to past two
+// chunks, drawn from the mixed requests in random order with repeats, get
+// through RespondOrDefer, RespondNTS and NTSResult exactly the reply and
+// verdict Respond gives each request alone, and what each kind should get.
+func TestRespondBatchMatchesRespond(t *testing.T) {
+	f := newNTSFixture(t)
+	f.resp.NTS.(*Server).Rand = sameBytes{}
+	rs := mixedRequests(t, f)
+	want := make([][]byte, len(rs))
+	wantV := make([]ntp.Verdict, len(rs))
+	for i, r := range rs {
+		want[i], wantV[i] = f.resp.Respond(make([]byte, 0, r.capacity()), r.req, ntsClient, ntsRx)
+		if wantV[i].Action != r.want {
+			t.Fatalf("%s: Respond's verdict %+v, want action %v", r.name, wantV[i], r.want)
+		}
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for n := 1; n <= 2*batchChunk+3; n++ {
+		for range 6 {
+			pick := make([]int, n)
+			for k := range pick {
+				pick[k] = rng.IntN(len(rs))
+			}
+			checkBatch(t, f, rs, pick, want, wantV)
+		}
+	}
+	// All of them, in order: every kind beside every other at least once.
+	all := make([]int, len(rs))
+	for i := range all {
+		all[i] = i
+	}
+	checkBatch(t, f, rs, all, want, wantV)
+}
+
+func (r batchRequest) capacity() int {
+	if r.cap != 0 {
+		return r.cap
+	}
+	return ntp.MaxPacketLen
+}
+
+// checkBatch answers rs[pick[0]], rs[pick[1]], ... as one batch through
+// the responder and compares each answer with want.
+func checkBatch(t *testing.T, f *ntsFixture, rs []batchRequest, pick []int, want [][]byte, wantV []ntp.Verdict) {
+	t.Helper()
+	jobs := make([]ntp.NTSJob, 0, len(pick))
+	type slot struct {
+		reply []byte
+		v     ntp.Verdict
+		job   int // -1: answered at once
+	}
+	got := make([]slot, len(pick))
+	for k, i := range pick {
+		var job ntp.NTSJob
+		reply, v, deferred := f.resp.RespondOrDefer(make([]byte, 0, rs[i].capacity()), rs[i].req, ntsClient, ntsRx, &job)
+		got[k] = slot{reply, v, -1}
+		if deferred {
+			got[k].job = len(jobs)
+			jobs = append(jobs, job)
+		}
+	}
+	f.resp.RespondNTS(jobs)
+	for k, i := range pick {
+		if got[k].job >= 0 {
+			got[k].reply, got[k].v = f.resp.NTSResult(&jobs[got[k].job])
+		} else if rs[i].want != ntp.ActionDrop {
+			t.Fatalf("%s was not deferred", rs[i].name)
+		}
+		if !bytes.Equal(got[k].reply, want[i]) || got[k].v != wantV[i] {
+			t.Fatalf("batch of %d, request %d (%s): reply %x, verdict %+v; alone %x, %+v",
+				len(pick), k, rs[i].name, got[k].reply, got[k].v, want[i], wantV[i])
+		}
+	}
+}
+
+// TestRespondBatchWipes: after a batch, the scratch keeps no cookie
+// plaintext, opened keys or spare expanded keys (the key cache keeps its
+// entries, as after Respond).
+func TestRespondBatchWipes(t *testing.T) {
+	f := newNTSFixture(t)
+	rs := mixedRequests(t, f)
+	s := f.resp.NTS.(*Server)
+	sc := s.scratch()
+	var jobs []ntp.NTSJob
+	for _, r := range rs {
+		var job ntp.NTSJob
+		if _, _, ok := f.resp.RespondOrDefer(make([]byte, 0, r.capacity()), r.req, ntsClient, ntsRx, &job); ok {
+			jobs = append(jobs, job)
+		}
+	}
+	for len(jobs) > 0 {
+		n := min(len(jobs), batchChunk)
+		s.respondChunk(sc, f.ring, jobs[:n])
+		jobs = jobs[n:]
+		bs := &sc.batch
+		for i := range bs.reqs {
+			if r := &bs.reqs[i]; r.job != nil || r.o.cookie != (Cookie{}) || r.pt != [cookiePlainLen]byte{} || r.o.keys != nil || r.reply != nil {
+				t.Fatalf("request %d of the chunk left in the scratch", i)
+			}
+		}
+		for i := range bs.spare {
+			if bs.spare[i].used || bs.spare[i].raw != [2 * KeyLen]byte{} {
+				t.Fatalf("spare keys %d left in the scratch", i)
+			}
+		}
+		if bs.b.Len() != 0 {
+			t.Fatal("operations left in the batch")
+		}
+	}
+}
