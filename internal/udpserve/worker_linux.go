@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -57,8 +58,22 @@ type batch struct {
 	out     [batchSize][bufSize]byte
 	verdict [batchSize]ntp.Verdict
 
+	// NTS requests deferred by RespondOrDefer, answered together (see
+	// answerNTS): the job, and the datagram and control data it came with.
+	jobs    [ntsChunk]ntp.NTSJob
+	jobRecv [ntsChunk]int
+	jobCtl  [ntsChunk]control
+	jobFrom [ntsChunk]netip.AddrPort
+	njobs   int
+
 	eq errq // the error queue's transmit timestamps
 }
+
+// ntsChunk is how many NTS requests of a receive batch a worker answers in
+// one call to the NTS handler: enough for the handler to overlap their AES
+// work (nts answers eight at a time), few enough that the first of them
+// is not held back long behind the others.
+const ntsChunk = 8
 
 // worker reads one socket.
 type worker struct {
@@ -303,6 +318,7 @@ func (w *worker) run(ctx context.Context) error {
 		for i := range w.got {
 			w.handle(resp, i, now)
 		}
+		w.answerNTS(resp)
 		w.flush()
 	}
 	return nil
@@ -335,7 +351,10 @@ func (w *worker) recv() (int, syscall.Errno) {
 }
 
 // handle answers datagram i of the batch, queueing the reply for the next
-// sendmmsg.
+// sendmmsg. An NTS request is deferred (RespondOrDefer) and answered with
+// the others of its chunk by answerNTS. Every reply is built in out[i],
+// the buffer of its own datagram, so a deferred one never shares a buffer
+// with a reply queued before it is answered.
 func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	b := w.b
 	rh := &b.rhdr[i]
@@ -347,9 +366,40 @@ func (w *worker) handle(resp *ntp.Responder, i int, now time.Time) {
 	}
 	from := sockaddrAddrPort(b.name[i][:min(rh.hdr.Namelen, unix.SizeofSockaddrInet6)])
 	w.cnt.request(req)
+	reply, v, deferred := resp.RespondOrDefer(b.out[i][:0], req, from, rx, &b.jobs[b.njobs])
+	if deferred {
+		b.jobRecv[b.njobs], b.jobCtl[b.njobs], b.jobFrom[b.njobs] = i, c, from
+		if b.njobs++; b.njobs == ntsChunk {
+			w.answerNTS(resp)
+		}
+		return
+	}
+	w.queue(resp, i, reply, v, from, c)
+}
+
+// answerNTS answers the deferred NTS requests in one call and queues their
+// replies.
+func (w *worker) answerNTS(resp *ntp.Responder) {
+	b := w.b
+	if b.njobs == 0 {
+		return
+	}
+	resp.RespondNTS(b.jobs[:b.njobs])
+	for j := range b.njobs {
+		reply, v := resp.NTSResult(&b.jobs[j])
+		w.queue(resp, b.jobRecv[j], reply, v, b.jobFrom[j], b.jobCtl[j])
+	}
+	clear(b.jobs[:b.njobs])
+	b.njobs = 0
+}
+
+// queue puts the reply to datagram i in the next sendmmsg, or counts and
+// logs its drop.
+func (w *worker) queue(resp *ntp.Responder, i int, reply []byte, v ntp.Verdict, from netip.AddrPort, c control) {
+	b := w.b
+	rh := &b.rhdr[i]
 	k := w.pending
 	w.resp = resp
-	reply, v := resp.Respond(b.out[k][:0], req, from, rx)
 	w.s.offerAudit(from, v)
 	if v.Action == ntp.ActionDrop {
 		w.cnt.record(v, false)
