@@ -475,8 +475,9 @@ cbc3done:
 // (lane.rk, 11 round keys) over n whole blocks at lane.src, states in
 // lane.x: the chains of different requests (different keys) advance in
 // lockstep, so one chain's AES latency hides the others'. The lane
-// layout is siv.lane: rk at 0, src at 8, x at 16, 32 octets a lane. Only
-// n is a branch condition; the states are cleared from the registers.
+// layout is siv.lane: rk at 0, src at 8, x at 16, 32 octets a lane; each
+// src is left past the blocks absorbed. Only n is a branch condition; the
+// states are cleared from the registers.
 TEXT ·cbc4Asm(SB), NOSPLIT, $0-16
 	MOVQ l+0(FP), DX
 	MOVQ n+8(FP), BX
@@ -525,6 +526,10 @@ cbc4loop:
 	JNZ  cbc4loop
 
 cbc4done:
+	MOVQ R9, 8(DX)
+	MOVQ R11, 40(DX)
+	MOVQ R13, 72(DX)
+	MOVQ DI, 104(DX)
 	VMOVDQU X0, 16(DX)
 	VMOVDQU X1, 48(DX)
 	VMOVDQU X2, 80(DX)

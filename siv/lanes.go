@@ -3,72 +3,61 @@ package siv
 import "crypto/subtle"
 
 // lane is one chain of cbc4Asm; the kernel reads this layout (rk at 0,
-// src at 8, x at 16).
+// src at 8, x at 16) and leaves src past the blocks it absorbed.
 type lane struct {
 	rk  *byte
 	src *byte
 	x   [BlockSize]byte
 }
 
-// laneChain is one CBC-MAC chain for runLanes: its key, its state and up
-// to two runs of whole blocks absorbed one after the other (the prefix of
-// a string in the caller's memory, then its final block, prepared in
-// scratch with the CMAC subkey already applied).
+// laneChain is one CBC-MAC chain for runLanes: its key, its state (as the
+// kernel keeps it, big-endian bytes) and the whole blocks it has yet to
+// absorb.
 type laneChain struct {
-	k    *aesKey
-	x    block128
-	segs [2][]byte // multiples of 16 octets
+	k      *aesKey
+	x      [BlockSize]byte
+	blocks []byte // a multiple of 16 octets
 }
 
-// next drops an exhausted first run and reports whether blocks remain.
-func (c *laneChain) next() bool {
-	if len(c.segs[0]) == 0 {
-		c.segs[0], c.segs[1] = c.segs[1], nil
-	}
-	return len(c.segs[0]) > 0
+// serial runs the chain alone (any key, either path) with x (16 bytes) as
+// its state's memory: on the crypto/aes path the state goes through
+// cipher.Block, an interface, so a stack array would move to the heap.
+func (c *laneChain) serial(x []byte) {
+	copy(x, c.x[:])
+	c.k.cbc(x, c.blocks)
+	copy(c.x[:], x)
+	clear(x)
+	c.blocks = nil
 }
-
-// serial runs the chain alone (any key, either path).
-func (c *laneChain) serial() {
-	var x [BlockSize]byte
-	c.x.store(x[:])
-	for _, s := range c.segs {
-		c.k.cbc(x[:], s)
-	}
-	c.x = loadBlock(x[:])
-	clear(x[:])
-	c.segs = [2][]byte{}
-}
-
-// lockstep reports whether a chain can ride in cbc4Asm: an AES-128
-// schedule of the AES-NI path (every NTS key: AES-SIV-CMAC-256 is two
-// AES-128 keys). The key size is public; so is the choice.
-func (c *laneChain) lockstep() bool { return c.k.nr == 10 }
 
 // runLanes runs every chain of cs over all its blocks. Chains do not
 // depend on each other, so on the AES-NI path up to four of them, whatever
 // their keys, advance in lockstep through cbc4Asm: a chain of dependent
 // AES blocks leaves the AES unit idle most of the time (about 12 ns a block
 // against 1.8 ns for independent ones on the development host), and the
-// others fill it. Each call advances the four by the shortest one's
-// remaining run; a chain that is done gives its lane to the next. A lane
-// without a chain repeats another lane's work, discarded: cheaper than a
-// kernel per lane count, as it costs throughput the chains leave unused,
-// not latency. Lengths, not contents, decide every branch.
-func runLanes(cs []laneChain) {
+// others fill it. Each call advances the lanes by the shortest one's
+// remaining blocks; a chain that is done gives its lane to the next. A
+// lane without a chain repeats another lane's work, discarded: cheaper
+// than a kernel per lane count, as it costs throughput the chains leave
+// unused, not latency. Only AES-128 schedules ride in lanes (every NTS
+// key: AES-SIV-CMAC-256 is two AES-128 keys); others run alone. Lengths
+// and key sizes, never contents, decide every branch. x is 16 bytes of
+// scratch.
+func runLanes(cs []laneChain, x []byte) {
 	var l [4]lane
-	var at [4]int
+	var at, left [4]int // each lane's chain and its blocks still to absorb
 	active, next := 0, 0
 	for {
-		for active < len(at) && next < len(cs) {
+		for active < len(l) && next < len(cs) {
 			c := &cs[next]
 			next++
 			switch {
-			case !c.next():
-			case !c.lockstep():
-				c.serial()
+			case len(c.blocks) == 0:
+			case c.k.nr != 10:
+				c.serial(x)
 			default:
-				at[active] = next - 1
+				at[active], left[active] = next-1, len(c.blocks)/BlockSize
+				l[active] = lane{rk: &c.k.rk[0], src: &c.blocks[0], x: c.x}
 				active++
 			}
 		}
@@ -77,31 +66,29 @@ func runLanes(cs []laneChain) {
 			clear(l[:])
 			return
 		case 1:
-			cs[at[0]].serial()
+			c := &cs[at[0]]
+			c.x, c.blocks = l[0].x, c.blocks[len(c.blocks)-left[0]*BlockSize:]
+			c.serial(x)
 			active = 0
 			continue
 		}
-		m := len(cs[at[0]].segs[0])
+		m := left[0]
 		for j := 1; j < active; j++ {
-			m = min(m, len(cs[at[j]].segs[0]))
+			m = min(m, left[j])
 		}
-		for j := range l {
-			c := &cs[at[min(j, active-1)]]
-			l[j].rk, l[j].src = &c.k.rk[0], &c.segs[0][0]
-			c.x.store(l[j].x[:])
+		for j := active; j < len(l); j++ {
+			l[j] = l[0]
 		}
-		cbc4Asm(&l, m/BlockSize)
+		cbc4Asm(&l, m)
 		for j := 0; j < active; {
-			c := &cs[at[j]]
-			c.x = loadBlock(l[j].x[:])
-			c.segs[0] = c.segs[0][m:]
-			if c.next() {
+			if left[j] -= m; left[j] > 0 {
 				j++
 				continue
 			}
+			c := &cs[at[j]]
+			c.x, c.blocks = l[j].x, nil
 			active--
-			at[j] = at[active]
-			l[j].x = l[active].x
+			l[j], at[j], left[j] = l[active], at[active], left[active]
 		}
 	}
 }
@@ -202,30 +189,40 @@ func (b *Batch) Opened(i int) bool { return b.ops[i].ok }
 // Run performs every operation added since the last Run. Afterwards the
 // batch is empty again (Opened still answers for the last Run) and holds
 // no intermediate value.
+//
+// S2V (RFC 5297 §2.4) of (A, N, P) runs in three rounds of lanes: the
+// strings' whole blocks but the last (A's and N's before their final
+// block, P's before the one or two that xorend changes); the final blocks
+// of A and N, subkey applied; then P's last blocks, which need D (or for
+// a P shorter than a block, the padded block xored with dbl(D)).
 func (b *Batch) Run() {
 	ops := b.ops[:b.n]
 	cs := b.chains[:3*len(ops)]
+	x := b.ks[:BlockSize]
 	for i := range ops {
 		op := &ops[i]
 		p := op.body()
-		la, ln := lastStart(len(op.ad)), lastStart(len(op.nonce))
-		op.k.mac.last(op.ad[la:]).store(op.fin[:BlockSize])
-		op.k.mac.last(op.nonce[ln:]).store(op.fin[BlockSize:])
 		k := &op.k.mac.aes
-		cs[3*i] = laneChain{k: k, segs: [2][]byte{op.ad[:la], op.fin[:BlockSize]}}
-		cs[3*i+1] = laneChain{k: k, segs: [2][]byte{op.nonce[:ln], op.fin[BlockSize : 2*BlockSize]}}
+		cs[3*i] = laneChain{k: k, blocks: op.ad[:lastStart(len(op.ad))]}
+		cs[3*i+1] = laneChain{k: k, blocks: op.nonce[:lastStart(len(op.nonce))]}
 		cs[3*i+2] = laneChain{k: k}
 		if len(p) >= BlockSize {
-			cs[3*i+2].segs[0] = p[:xorEndStart(len(p))]
+			cs[3*i+2].blocks = p[:xorEndStart(len(p))]
 		}
 	}
-	runLanes(cs)
-	// The last blocks of P (RFC 5297 §2.4: xorend with D, or for a short
-	// P the padded block xored with dbl(D)), one lane per operation.
+	runLanes(cs, x)
+	for i := range ops {
+		op := &ops[i]
+		op.k.mac.last(op.ad[lastStart(len(op.ad)):]).store(op.fin[:BlockSize])
+		op.k.mac.last(op.nonce[lastStart(len(op.nonce)):]).store(op.fin[BlockSize:])
+		cs[3*i].blocks = op.fin[:BlockSize]
+		cs[3*i+1].blocks = op.fin[BlockSize : 2*BlockSize]
+	}
+	runLanes(cs, x)
 	for i := range ops {
 		op := &ops[i]
 		p := op.body()
-		d := op.k.d0.dbl().xor(cs[3*i].x).dbl().xor(cs[3*i+1].x)
+		d := op.k.d0.dbl().xor(loadBlock(cs[3*i].x[:])).dbl().xor(loadBlock(cs[3*i+1].x[:]))
 		tail := op.fin[2*BlockSize:]
 		c := laneChain{k: &op.k.mac.aes}
 		if len(p) >= BlockSize {
@@ -235,38 +232,34 @@ func (b *Batch) Run() {
 			loadBlock(end).xor(d).store(end)
 			if n == BlockSize {
 				op.k.mac.last(tail[:BlockSize]).store(tail[:BlockSize])
-				c.segs[0] = tail[:BlockSize]
+				c.blocks = tail[:BlockSize]
 			} else {
 				op.k.mac.last(tail[BlockSize:n]).store(tail[BlockSize:])
-				c.segs[0] = tail
+				c.blocks = tail
 			}
 		} else {
-			var t [BlockSize]byte
-			copy(t[:], p)
-			t[len(p)] = 0x80
-			loadBlock(t[:]).xor(d.dbl()).store(t[:])
-			op.k.mac.last(t[:]).store(tail[:BlockSize])
-			clear(t[:])
-			c.segs[0] = tail[:BlockSize]
+			// T = pad(P) xor dbl(D), a complete block: CMAC uses K1.
+			clear(tail[:BlockSize])
+			copy(tail, p)
+			tail[len(p)] = 0x80
+			t := loadBlock(tail).xor(d.dbl())
+			t.xor(op.k.mac.k1).store(tail[:BlockSize])
+			c.blocks = tail[:BlockSize]
 		}
 		cs[i] = c
 	}
-	runLanes(cs[:len(ops)])
+	runLanes(cs[:len(ops)], x)
 	for i := range ops {
 		op := &ops[i]
-		v := cs[i].x
 		if op.open {
-			var got [TagSize]byte
-			v.store(got[:])
-			op.ok = subtle.ConstantTimeCompare(got[:], op.tag[:]) == 1
+			op.ok = subtle.ConstantTimeCompare(cs[i].x[:], op.tag[:]) == 1
 			if !op.ok {
 				clear(op.out)
 			}
-			clear(got[:])
 		} else {
 			p := op.body()
-			op.k.ctrXOR(b.ks[:], ctrStart(v), p, p)
-			v.store(op.out[:TagSize])
+			op.k.ctrXOR(b.ks[:], ctrStart(loadBlock(cs[i].x[:])), p, p)
+			copy(op.out[:TagSize], cs[i].x[:])
 		}
 		clear(op.fin[:])
 		clear(op.tag[:])

@@ -82,7 +82,7 @@ func checkBatchAgrees(t *testing.T, asm bool, cases []batchCase) {
 		t.Fatal("Run left keystream or operations behind")
 	}
 	for i := range b.chains {
-		if c := b.chains[i]; c.k != nil || c.x != (block128{}) || c.segs[0] != nil || c.segs[1] != nil {
+		if c := b.chains[i]; c.k != nil || c.x != [BlockSize]byte{} || c.blocks != nil {
 			t.Fatalf("Run left chain %d behind", i)
 		}
 	}
@@ -174,20 +174,20 @@ func TestRunLanesMatchesSerial(t *testing.T) {
 	for range 500 {
 		cs := make([]laneChain, rng.IntN(12))
 		for i := range cs {
-			cs[i] = laneChain{k: &keys[rng.IntN(len(keys))], x: block128{rng.Uint64(), rng.Uint64()}}
-			for s := range cs[i].segs {
-				cs[i].segs[s] = make([]byte, BlockSize*rng.IntN(6))
-				for j := range cs[i].segs[s] {
-					cs[i].segs[s][j] = byte(rng.Uint32())
-				}
+			cs[i] = laneChain{k: &keys[rng.IntN(len(keys))], blocks: make([]byte, BlockSize*rng.IntN(12))}
+			for j := range cs[i].x {
+				cs[i].x[j] = byte(rng.Uint32())
+			}
+			for j := range cs[i].blocks {
+				cs[i].blocks[j] = byte(rng.Uint32())
 			}
 		}
 		want := make([]laneChain, len(cs))
 		copy(want, cs)
 		for i := range want {
-			want[i].serial()
+			want[i].serial(make([]byte, BlockSize))
 		}
-		runLanes(cs)
+		runLanes(cs, make([]byte, BlockSize))
 		for i := range cs {
 			if cs[i].x != want[i].x {
 				t.Fatalf("chain %d of %d: lanes %x, serial %x", i, len(cs), cs[i].x, want[i].x)
