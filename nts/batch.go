@@ -17,7 +17,7 @@ var _ ntp.NTSBatchHandler = (*Server)(nil)
 // associated data each) run beside the short ones of the cookies.
 const batchChunk = 8
 
-// batchScratch is the memory of one chunk, part of a request scratch.
+// batchScratch is the memory of one chunk, kept with a request scratch.
 type batchScratch struct {
 	b     siv.Batch
 	reqs  [batchChunk]batchReq
@@ -67,16 +67,29 @@ func (s *Server) RespondBatch(jobs []ntp.NTSJob) {
 	}
 	sc := s.scratch()
 	defer s.release(sc)
+	if sc.batch == nil {
+		// Apart from the scratch itself, so that a server that never
+		// batches does not carry it (about 25 kB).
+		sc.batch = new(batchScratch)
+	}
 	for len(jobs) > 0 {
 		n := min(len(jobs), batchChunk)
-		s.respondChunk(sc, ring, jobs[:n])
+		if n == 1 {
+			// Alone, the lanes cost more than they hide (BENCHMARKS.md,
+			// "NTS replies in batches"): Respond's path, which is the
+			// same answer by definition.
+			j := &jobs[0]
+			j.Out, j.Reason = s.respondOne(sc, ring, j.Reply, j.Req, j.Fields, j.Limit, j.Tx)
+		} else {
+			s.respondChunk(sc, ring, jobs[:n])
+		}
 		jobs = jobs[n:]
 	}
 }
 
 // respondChunk is RespondBatch for at most batchChunk jobs.
 func (s *Server) respondChunk(sc *scratch, ring *KeyRing, jobs []ntp.NTSJob) {
-	bs := &sc.batch
+	bs := sc.batch
 	b := &bs.b
 	rs := bs.reqs[:len(jobs)]
 	defer bs.wipe(len(jobs))
@@ -140,7 +153,7 @@ func (s *Server) respondChunk(sc *scratch, ring *KeyRing, jobs []ntp.NTSJob) {
 // Whatever fails is decided in finishOne, in Respond's order: a failed
 // check before a reply without room.
 func (s *Server) layOut(sc *scratch, ring *KeyRing, i int) {
-	bs := &sc.batch
+	bs := sc.batch
 	r, j := &bs.reqs[i], bs.reqs[i].job
 	keys, err := sc.keys.lookupBatch(&r.o.cookie, &bs.busy, &bs.spare[i])
 	if err != nil {
@@ -224,6 +237,9 @@ func (bs *batchScratch) run() {
 // phases found, and for a good request the S2C seal around its stamp.
 func (s *Server) finishOne(sc *scratch, ring *KeyRing, j *ntp.NTSJob, r *batchReq) ([]byte, ntp.Reason) {
 	if r.alone {
+		// Not respondOne with sc: its key lookup could evict keys the
+		// chunk's later requests still use. Respond takes a scratch of
+		// its own.
 		return s.Respond(j.Reply, j.Req, j.Fields, j.Limit, j.Tx)
 	}
 	switch r.reason {

@@ -201,6 +201,7 @@ func TestRespondBatchWipes(t *testing.T) {
 	rs := mixedRequests(t, f)
 	s := f.resp.NTS.(*Server)
 	sc := s.scratch()
+	sc.batch = new(batchScratch)
 	var jobs []ntp.NTSJob
 	for _, r := range rs {
 		var job ntp.NTSJob
@@ -212,7 +213,7 @@ func TestRespondBatchWipes(t *testing.T) {
 		n := min(len(jobs), batchChunk)
 		s.respondChunk(sc, f.ring, jobs[:n])
 		jobs = jobs[n:]
-		bs := &sc.batch
+		bs := sc.batch
 		for i := range bs.reqs {
 			if r := &bs.reqs[i]; r.job != nil || r.o.cookie != (Cookie{}) || r.pt != [cookiePlainLen]byte{} || r.o.keys != nil || r.reply != nil {
 				t.Fatalf("request %d of the chunk left in the scratch", i)
@@ -225,6 +226,37 @@ func TestRespondBatchWipes(t *testing.T) {
 		}
 		if bs.b.Len() != 0 {
 			t.Fatal("operations left in the batch")
+		}
+	}
+}
+
+// TestRespondBatchShortReplyBuffer: a job whose Reply cannot grow to its
+// Limit in place (a caller other than ntp.Responder) is answered as
+// Respond answers it, beside requests that take the lanes, and does not
+// disturb them.
+func TestRespondBatchShortReplyBuffer(t *testing.T) {
+	f := newNTSFixture(t)
+	s := f.resp.NTS.(*Server)
+	s.Rand = sameBytes{}
+	var reqs [][]byte
+	for i := range 4 {
+		f.keys = testCookie(byte(60 + i))
+		_, req := f.request(t, 8-i)
+		reqs = append(reqs, req)
+	}
+	jobs := make([]ntp.NTSJob, len(reqs))
+	want := make([][]byte, len(reqs))
+	for i, req := range reqs {
+		if _, _, ok := f.resp.RespondOrDefer(make([]byte, 0, ntp.MaxPacketLen), req, ntsClient, ntsRx, &jobs[i]); !ok {
+			t.Fatal("not deferred")
+		}
+		want[i], _ = s.Respond(bytes.Clone(jobs[i].Reply), req, jobs[i].Fields, jobs[i].Limit, jobs[i].Tx)
+	}
+	jobs[1].Reply = jobs[1].Reply[:len(jobs[1].Reply):len(jobs[1].Reply)]
+	s.RespondBatch(jobs)
+	for i := range jobs {
+		if jobs[i].Reason != ntp.ReasonOK || !bytes.Equal(jobs[i].Out, want[i]) {
+			t.Fatalf("job %d: %v %x, want %x", i, jobs[i].Reason, jobs[i].Out, want[i])
 		}
 	}
 }
