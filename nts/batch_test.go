@@ -260,3 +260,61 @@ func TestRespondBatchShortReplyBuffer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRespondBatch puts a fuzzed request (a valid one with one octet
+// changed, or bytes of the fuzzer's own) between two good requests of
+// other clients in one batch, and the batch must answer all three exactly
+// as Respond answers each alone: whatever the middle one is, the others'
+// replies do not change, and its own answer is Respond's.
+func FuzzRespondBatch(f *testing.F) {
+	fx := newNTSFixture(f)
+	fx.resp.NTS.(*Server).Rand = sameBytes{}
+	_, seed := fx.request(f, 6)
+	f.Add(seed, uint16(0), uint8(0))
+	f.Add(seed, uint16(60), uint8(1))     // inside the UID
+	f.Add(seed, uint16(120), uint8(0x80)) // inside the cookie
+	f.Add(seed, uint16(len(seed)-20), uint8(4))
+	f.Add([]byte{0x23, 0, 0, 0}, uint16(0), uint8(0))
+	var good [2][]byte
+	for i := range good {
+		fx.keys = testCookie(byte(80 + i))
+		_, good[i] = fx.request(f, 8-3*i)
+	}
+	fx.keys = testCookie(7)
+	f.Fuzz(func(t *testing.T, req []byte, at uint16, flip uint8) {
+		if len(req) > ntp.MaxPacketLen {
+			return
+		}
+		req = bytes.Clone(req)
+		if len(req) > 0 {
+			req[int(at)%len(req)] ^= flip
+		}
+		reqs := [3][]byte{good[0], req, good[1]}
+		var jobs []ntp.NTSJob
+		var at3 [3]int
+		var got [3][]byte
+		var gotV [3]ntp.Verdict
+		for i, r := range reqs {
+			var job ntp.NTSJob
+			reply, v, deferred := fx.resp.RespondOrDefer(make([]byte, 0, ntp.MaxPacketLen), r, ntsClient, ntsRx, &job)
+			got[i], gotV[i], at3[i] = reply, v, -1
+			if deferred {
+				at3[i] = len(jobs)
+				jobs = append(jobs, job)
+			}
+		}
+		fx.resp.RespondNTS(jobs)
+		for i, r := range reqs {
+			if at3[i] >= 0 {
+				got[i], gotV[i] = fx.resp.NTSResult(&jobs[at3[i]])
+			}
+			want, wantV := fx.resp.Respond(make([]byte, 0, ntp.MaxPacketLen), r, ntsClient, ntsRx)
+			if !bytes.Equal(got[i], want) || gotV[i] != wantV {
+				t.Fatalf("request %d of 3: batch %x %+v, alone %x %+v", i, got[i], gotV[i], want, wantV)
+			}
+		}
+		if gotV[0].Action != ntp.ActionReply || gotV[2].Action != ntp.ActionReply {
+			t.Fatalf("a good request beside a fuzzed one: %+v, %+v", gotV[0], gotV[2])
+		}
+	})
+}
