@@ -277,9 +277,10 @@ func (r *Responder) RespondOrDefer(dst, req []byte, client netip.AddrPort, rx ti
 	return r.respond(dst, req, client, rx, job)
 }
 
-// RespondNTS answers the jobs RespondOrDefer deferred, in one call to the
-// NTS handler, and then each job's reply and verdict are what Respond
-// would have returned for its request: see NTSResult.
+// RespondNTS answers the jobs r.RespondOrDefer deferred (this Responder's:
+// its NTS handler answers them), in one call to the NTS handler, and then
+// each job's reply and verdict are what Respond would have returned for
+// its request: see NTSResult.
 func (r *Responder) RespondNTS(jobs []NTSJob) {
 	if len(jobs) == 0 {
 		return
