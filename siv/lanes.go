@@ -148,7 +148,9 @@ func (b *Batch) AddSeal(k Keyed, out, nonce, ad []byte) int {
 	if anyOverlap(out, nonce) || anyOverlap(out, ad) {
 		panic("siv: invalid buffer overlap")
 	}
-	return b.add(batchOp{k: sk, ad: ad, nonce: nonce, out: out})
+	i, op := b.add()
+	op.k, op.open, op.ad, op.nonce, op.out = sk, false, ad, nonce, out
+	return i
 }
 
 // AddOpen adds the opening of ciphertext (V ‖ C) into dst, which must be
@@ -165,22 +167,25 @@ func (b *Batch) AddOpen(k Keyed, dst, nonce, ciphertext, ad []byte) int {
 	if anyOverlap(dst, ciphertext) || anyOverlap(dst, nonce) || anyOverlap(dst, ad) {
 		panic("siv: invalid buffer overlap")
 	}
-	op := batchOp{k: sk, open: true, ad: ad, nonce: nonce, out: dst}
+	i, op := b.add()
+	op.k, op.open, op.ad, op.nonce, op.out = sk, true, ad, nonce, dst
 	copy(op.tag[:], ciphertext)
-	i := b.add(op)
 	if len(dst) > 0 {
-		b.ops[i].k.ctrXOR(b.ks[:], ctrStart(loadBlock(op.tag[:])), dst, ciphertext[TagSize:])
+		sk.ctrXOR(b.ks[:], ctrStart(loadBlock(op.tag[:])), dst, ciphertext[TagSize:])
 	}
 	return i
 }
 
-func (b *Batch) add(op batchOp) int {
+// add takes the next operation's slot, which Run left wiped (fin, tag,
+// references), filled in place: a batchOp is too large to copy per call.
+func (b *Batch) add() (int, *batchOp) {
 	if b.n == MaxBatch {
 		panic("siv: Batch full")
 	}
-	b.ops[b.n] = op
 	b.n++
-	return b.n - 1
+	op := &b.ops[b.n-1]
+	op.ok = false
+	return b.n - 1, op
 }
 
 // Opened reports whether open operation i authenticated in the last Run.
