@@ -178,6 +178,36 @@ type NTSHandler interface {
 	Respond(reply, req []byte, f NTSFields, limit int, tx Stamper) ([]byte, Reason)
 }
 
+// NTSBatchHandler is an NTSHandler that answers several requests in one
+// call, so that the AES work of independent requests can overlap (an edge
+// that receives datagrams in batches has them at hand).
+type NTSBatchHandler interface {
+	NTSHandler
+	// RespondBatch answers each job exactly as Respond(job.Reply, job.Req,
+	// job.Fields, job.Limit, job.Tx) would, setting job.Out and
+	// job.Reason: one job's request never changes another's answer. Each
+	// job's transmit timestamp is still written just before its own
+	// Authenticator.
+	RespondBatch(jobs []NTSJob)
+}
+
+// NTSJob is one NTS request prepared by Responder.RespondOrDefer and
+// answered by NTSBatchHandler.RespondBatch (through Responder.RespondNTS).
+type NTSJob struct {
+	Reply  []byte // the reply header, as Respond's reply
+	Req    []byte
+	Fields NTSFields
+	Limit  int
+	Tx     Stamper
+
+	Out    []byte // set by RespondBatch: Respond's reply
+	Reason Reason // set by RespondBatch: Respond's reason
+
+	// The responder's state for completing the verdict.
+	adm Admission
+	v   Verdict
+}
+
 // Stamper writes a reply's transmit timestamp (T3, RFC 5905 §7.3). Respond
 // hands one to NTSHandler.Respond, so that the clock is read as late as the
 // authentication allows rather than before it.
@@ -281,7 +311,8 @@ func (r *Responder) Clock() time.Time {
 // cap(dst): a reply that would not fit is not sent, so the gateway cannot
 // amplify. Respond does no I/O, starts no goroutines and does not log.
 func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time) ([]byte, Verdict) {
-	return r.RespondLead(dst, req, client, rx, 0)
+	reply, v, _ := r.respond(dst, req, client, rx, 0, nil)
+	return reply, v
 }
 
 // RespondLead is Respond for an edge that knows how long its replies take
@@ -291,17 +322,47 @@ func (r *Responder) Respond(dst, req []byte, client netip.AddrPort, rx time.Time
 // from kernel transmit stamps, see udpserve's txlead.go). Interleaved
 // replies carry the kernel's own stamp and are not moved.
 func (r *Responder) RespondLead(dst, req []byte, client netip.AddrPort, rx time.Time, lead time.Duration) ([]byte, Verdict) {
+	reply, v, _ := r.respond(dst, req, client, rx, lead, nil)
+	return reply, v
+}
+
+// RespondOrDefer is RespondLead, except for an NTS request when the NTS
+// handler answers batches (NTSBatchHandler): everything before the NTS
+// work (parse, gate, reply header) is done, the request is prepared in job
+// and deferred is true. The caller collects such jobs and answers them
+// with RespondNTS; until then job aliases dst and req.
+func (r *Responder) RespondOrDefer(dst, req []byte, client netip.AddrPort, rx time.Time, lead time.Duration, job *NTSJob) (_ []byte, _ Verdict, deferred bool) {
+	return r.respond(dst, req, client, rx, lead, job)
+}
+
+// RespondNTS answers the jobs r.RespondOrDefer deferred (this Responder's:
+// its NTS handler answers them), in one call to the NTS handler, and then
+// each job's reply and verdict are what Respond would have returned for
+// its request: see NTSResult.
+func (r *Responder) RespondNTS(jobs []NTSJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	r.NTS.(NTSBatchHandler).RespondBatch(jobs)
+}
+
+// NTSResult is the reply and verdict of a job RespondNTS answered.
+func (r *Responder) NTSResult(job *NTSJob) ([]byte, Verdict) {
+	return ntsVerdict(job.Out, job.Reason, job.Limit, job.adm, job.v, &job.Tx)
+}
+
+func (r *Responder) respond(dst, req []byte, client netip.AddrPort, rx time.Time, lead time.Duration, job *NTSJob) ([]byte, Verdict, bool) {
 	limit := min(len(req), cap(dst))
 	var p Packet
 	v := screen(&p, req, client)
 	if v.Reason != ReasonOK {
-		return nil, v
+		return nil, v, false
 	}
 	v.Auth = claimedAuth(&p)
 	if p.Header.Mode == ModeSymmetricActive && v.Auth == AuthNTS {
 		// NTS is defined for client/server mode only (RFC 8915 §5).
 		v.Reason = ReasonMode
-		return nil, v
+		return nil, v, false
 	}
 	adm := Admission{Action: ActionReply}
 	if r.Gate != nil {
@@ -313,18 +374,19 @@ func (r *Responder) RespondLead(dst, req []byte, client netip.AddrPort, rx time.
 	}
 	if adm.Action == ActionDrop {
 		v.Reason = adm.Reason
-		return nil, v
+		return nil, v, false
 	}
 	switch v.Auth {
 	case AuthNTS:
-		return r.respondNTS(dst[:0], limit, req, &p, client, rx, adm, v, lead)
+		return r.respondNTS(dst[:0], limit, req, &p, client, rx, adm, v, lead, job)
 	case AuthKey:
-		return r.respondKeyed(dst[:0], limit, req, &p, client, rx, adm, v, lead)
+		reply, v := r.respondKeyed(dst[:0], limit, req, &p, client, rx, adm, v, lead)
+		return reply, v, false
 	}
 	if len(p.MAC) > 0 {
 		// A bare crypto-NAK trailer in a request is meaningless.
 		v.Reason = ReasonFraming
-		return nil, v
+		return nil, v, false
 	}
 	tx := Stamper{lead: lead}
 	reply := r.header(dst[:0], &p.Header, client, rx, adm, &tx)
@@ -335,7 +397,8 @@ func (r *Responder) RespondLead(dst, req []byte, client netip.AddrPort, rx time.
 		tx.Stamp(hdr)
 	}
 	reply, v = finish(reply, limit, adm, v)
-	return tx.save(reply, 0, v)
+	reply, v = tx.save(reply, 0, v)
+	return reply, v, false
 }
 
 // admitPeer narrows an admission for a symmetric-active (mode 1) request,
@@ -524,14 +587,24 @@ func (r *Responder) respondKeyed(dst []byte, limit int, req []byte, p *Packet, c
 // handler writes; any other failure earns nothing. The handler stamps the
 // transmit timestamp itself, between sealing the new cookies and the
 // Authenticator over the header (see NTSHandler).
-func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict, lead time.Duration) ([]byte, Verdict) {
+func (r *Responder) respondNTS(dst []byte, limit int, req []byte, p *Packet, client netip.AddrPort, rx time.Time, adm Admission, v Verdict, lead time.Duration, job *NTSJob) ([]byte, Verdict, bool) {
 	if r.NTS == nil {
 		v.Reason = ReasonNTSDisabled
-		return nil, v
+		return nil, v, false
 	}
 	tx := Stamper{lead: lead}
 	reply := r.header(dst, &p.Header, client, rx, adm, &tx)
+	if _, ok := r.NTS.(NTSBatchHandler); ok && job != nil {
+		*job = NTSJob{Reply: reply, Req: req, Fields: p.NTS, Limit: limit, Tx: tx, adm: adm, v: v}
+		return nil, v, true
+	}
 	reply, reason := r.NTS.Respond(reply, req, p.NTS, limit, tx)
+	reply, v = ntsVerdict(reply, reason, limit, adm, v, &tx)
+	return reply, v, false
+}
+
+// ntsVerdict turns the NTS handler's answer into the reply and verdict.
+func ntsVerdict(reply []byte, reason Reason, limit int, adm Admission, v Verdict, tx *Stamper) ([]byte, Verdict) {
 	switch {
 	case reason == ReasonOK && reply != nil:
 		reply, v = finish(reply, limit, adm, v)

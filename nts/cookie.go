@@ -95,7 +95,16 @@ func (r *KeyRing) OpenCookie(cookie []byte) (Cookie, error) {
 	var buf [cookiePlainLen]byte
 	pt, err := k.aead.Open(buf[:0], cookie[cookieIDLen:cookieIDLen+cookieNonceLen],
 		cookie[cookieIDLen+cookieNonceLen:], cookie[:cookieIDLen])
-	if err != nil || len(pt) < 4 {
+	if err != nil {
+		return c, ErrCookieInvalid
+	}
+	return cookieFromPlain(pt)
+}
+
+// cookieFromPlain reads an opened cookie's plaintext.
+func cookieFromPlain(pt []byte) (Cookie, error) {
+	var c Cookie
+	if len(pt) < 4 {
 		return c, ErrCookieInvalid
 	}
 	c.AEAD = binary.BigEndian.Uint16(pt)

@@ -16,6 +16,9 @@ import (
 // about 55 kB counting its heap schedules), one scratch per CPU.
 const keyCacheSize = 32
 
+// A batch marks the slots it uses in a uint64 (lookupBatch).
+var _ [64 - keyCacheSize]struct{}
+
 // keyCache is a direct-mapped cache of expanded association keys, indexed
 // by the first octets of C2S: exporter output, which no client can aim at
 // a chosen slot (and a cookie forged to do so does not open). A miss
@@ -38,13 +41,28 @@ type cachedKeys struct {
 // miss: C2S without its CTR key (requests rarely carry encrypted fields),
 // S2C whole (every reply encrypts cookies).
 func (k *keyCache) lookup(c *Cookie) (*cachedKeys, error) {
-	e := &k.entries[binary.LittleEndian.Uint64(c.C2S[:8])%keyCacheSize]
+	var busy uint64
+	return k.lookupBatch(c, &busy, nil)
+}
+
+// lookupBatch is lookup for one request of a batch whose earlier requests
+// still hold pointers into the cache: busy marks the slots they use. A hit
+// anywhere is shared (the keys are read-only once expanded); a miss on a
+// busy slot expands into spare instead of evicting keys still in use.
+func (k *keyCache) lookupBatch(c *Cookie, busy *uint64, spare *cachedKeys) (*cachedKeys, error) {
+	slot := binary.LittleEndian.Uint64(c.C2S[:8]) % keyCacheSize
+	e := &k.entries[slot]
 	var raw [2 * KeyLen]byte
 	copy(raw[:KeyLen], c.C2S[:])
 	copy(raw[KeyLen:], c.S2C[:])
 	if e.used && sameKeys(&e.raw, &raw) {
+		*busy |= 1 << slot
 		return e, nil
 	}
+	if *busy&(1<<slot) != 0 {
+		e = spare
+	}
+	*busy |= 1 << slot
 	e.used = false
 	if err := e.c2s.SetKey(c.C2S[:], false); err != nil {
 		return nil, err

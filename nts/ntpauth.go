@@ -34,6 +34,7 @@ var _ ntp.NTSHandler = (*Server)(nil)
 type scratch struct {
 	c2s, s2c siv.Cipher
 	keys     keyCache
+	batch    *batchScratch // RespondBatch's, taken when first needed
 }
 
 // ntsRequest is what checkRequest finds in a request; slices alias it.
@@ -66,6 +67,11 @@ func (s *Server) Respond(reply, req []byte, f ntp.NTSFields, limit int, tx ntp.S
 	}
 	sc := s.scratch()
 	defer s.release(sc)
+	return s.respondOne(sc, ring, reply, req, f, limit, tx)
+}
+
+// respondOne is Respond with the ring loaded and a scratch taken.
+func (s *Server) respondOne(sc *scratch, ring *KeyRing, reply, req []byte, f ntp.NTSFields, limit int, tx ntp.Stamper) ([]byte, ntp.Reason) {
 	o, reason := s.open(sc, ring, req, &f)
 	switch reason {
 	case ntp.ReasonOK:

@@ -381,8 +381,21 @@ func (k *sivKey) ctrXOR(ks []byte, ctr block128, dst, src []byte) {
 // ctrXORAsm is ctrXOR on the AES-NI path: the kernel takes the whole blocks
 // (eight at a time, no scratch), and a final partial block is xored with
 // one keystream block made in ks, which is wiped afterwards.
+//
+// When ks can hold the whole input rounded up to a block, the input is
+// copied there and the kernel takes every block in one call: the partial
+// block's keystream then overlaps the others' instead of following them
+// through a single encryption of its own (one AES latency, about 12 ns,
+// on every NTS cookie and reply, whose lengths are not multiples of 16).
 func (k *sivKey) ctrXORAsm(ks []byte, ctr block128, dst, src []byte) {
 	n := len(src) / BlockSize
+	if padded := (n + 1) * BlockSize; n*BlockSize < len(src) && padded <= len(ks) {
+		copy(ks, src) // before dst is written: dst may start before src
+		ctrAsm(k.ctr.nr, &k.ctr.rk[0], ctr.hi, ctr.lo, &ks[0], &ks[0], n+1)
+		copy(dst, ks[:len(src)])
+		clear(ks[:padded])
+		return
+	}
 	if n > 0 {
 		ctrAsm(k.ctr.nr, &k.ctr.rk[0], ctr.hi, ctr.lo, &dst[0], &src[0], n)
 		ctr.lo += uint64(n)

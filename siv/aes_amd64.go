@@ -39,3 +39,9 @@ func ctrAsm(nr int, rk *byte, hi, lo uint64, dst, src *byte, n int)
 //
 //go:noescape
 func cbc3Asm(nr int, rk *byte, x, a, b, c *byte, na, nb, nc int)
+
+// cbc4Asm advances four CBC-MAC chains, each under its own AES-128
+// schedule, by n whole blocks each (see lanes.go).
+//
+//go:noescape
+func cbc4Asm(l *[4]lane, n int)

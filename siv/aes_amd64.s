@@ -459,3 +459,83 @@ cbc3done:
 	VMOVDQU X1, 16(DX)
 	VMOVDQU X2, 32(DX)
 	RET
+
+// LANE4 applies round key off of each lane's own schedule (R8, R10, R12,
+// SI) to the four chains X0..X3. VAESENC takes the round key as a memory
+// operand, so four schedules cost no registers.
+#define LANE4(off) \
+	VAESENC off(R8), X0, X0 \
+	VAESENC off(R10), X1, X1 \
+	VAESENC off(R12), X2, X2 \
+	VAESENC off(SI), X3, X3
+
+// func cbc4Asm(l *[4]lane, n int)
+//
+// Four independent CBC-MAC chains, each under its own AES-128 schedule
+// (lane.rk, 11 round keys) over n whole blocks at lane.src, states in
+// lane.x: the chains of different requests (different keys) advance in
+// lockstep, so one chain's AES latency hides the others'. The lane
+// layout is siv.lane: rk at 0, src at 8, x at 16, 32 octets a lane; each
+// src is left past the blocks absorbed. Only n is a branch condition; the
+// states are cleared from the registers.
+TEXT ·cbc4Asm(SB), NOSPLIT, $0-16
+	MOVQ l+0(FP), DX
+	MOVQ n+8(FP), BX
+	MOVQ 0(DX), R8
+	MOVQ 8(DX), R9
+	VMOVDQU 16(DX), X0
+	MOVQ 32(DX), R10
+	MOVQ 40(DX), R11
+	VMOVDQU 48(DX), X1
+	MOVQ 64(DX), R12
+	MOVQ 72(DX), R13
+	VMOVDQU 80(DX), X2
+	MOVQ 96(DX), SI
+	MOVQ 104(DX), DI
+	VMOVDQU 112(DX), X3
+	TESTQ BX, BX
+	JZ    cbc4done
+
+cbc4loop:
+	VPXOR (R9), X0, X0
+	VPXOR (R11), X1, X1
+	VPXOR (R13), X2, X2
+	VPXOR (DI), X3, X3
+	VPXOR (R8), X0, X0
+	VPXOR (R10), X1, X1
+	VPXOR (R12), X2, X2
+	VPXOR (SI), X3, X3
+	LANE4(16)
+	LANE4(32)
+	LANE4(48)
+	LANE4(64)
+	LANE4(80)
+	LANE4(96)
+	LANE4(112)
+	LANE4(128)
+	LANE4(144)
+	VAESENCLAST 160(R8), X0, X0
+	VAESENCLAST 160(R10), X1, X1
+	VAESENCLAST 160(R12), X2, X2
+	VAESENCLAST 160(SI), X3, X3
+	ADDQ $16, R9
+	ADDQ $16, R11
+	ADDQ $16, R13
+	ADDQ $16, DI
+	DECQ BX
+	JNZ  cbc4loop
+
+cbc4done:
+	MOVQ R9, 8(DX)
+	MOVQ R11, 40(DX)
+	MOVQ R13, 72(DX)
+	MOVQ DI, 104(DX)
+	VMOVDQU X0, 16(DX)
+	VMOVDQU X1, 48(DX)
+	VMOVDQU X2, 80(DX)
+	VMOVDQU X3, 112(DX)
+	VPXOR X0, X0, X0
+	VPXOR X1, X1, X1
+	VPXOR X2, X2, X2
+	VPXOR X3, X3, X3
+	RET

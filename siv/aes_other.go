@@ -14,3 +14,5 @@ func ctrAsm(int, *byte, uint64, uint64, *byte, *byte, int) { panic("siv: no AES 
 func cbc3Asm(int, *byte, *byte, *byte, *byte, *byte, int, int, int) {
 	panic("siv: no AES assembly")
 }
+
+func cbc4Asm(*[4]lane, int) { panic("siv: no AES assembly") }

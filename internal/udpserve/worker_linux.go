@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 	"unsafe"
@@ -65,8 +66,22 @@ type batch struct {
 	out     [batchSize][bufSize]byte
 	verdict [batchSize]ntp.Verdict
 
+	// NTS requests deferred by RespondOrDefer, answered together (see
+	// answerNTS): the job, and the datagram and control data it came with.
+	jobs    [ntsChunk]ntp.NTSJob
+	jobRecv [ntsChunk]int
+	jobCtl  [ntsChunk]control
+	jobFrom [ntsChunk]netip.AddrPort
+	njobs   int
+
 	eq errq // the error queue's transmit timestamps
 }
+
+// ntsChunk is how many NTS requests of a receive batch a worker answers in
+// one call to the NTS handler: enough for the handler to overlap their AES
+// work (nts answers eight at a time), few enough that the first of them
+// is not held back long behind the others.
+const ntsChunk = 8
 
 // worker reads one socket.
 type worker struct {
@@ -333,6 +348,7 @@ func (w *worker) run(ctx context.Context) error {
 		for i := range w.got {
 			w.handle(resp, i)
 		}
+		w.answerNTS(resp)
 		w.flush()
 	}
 	return nil
@@ -365,7 +381,10 @@ func (w *worker) recv() (int, syscall.Errno) {
 }
 
 // handle answers datagram i of the batch, queueing the reply for the next
-// sendmmsg.
+// sendmmsg. An NTS request is deferred (RespondOrDefer) and answered with
+// the others of its chunk by answerNTS. Every reply is built in out[i],
+// the buffer of its own datagram, so a deferred one never shares a buffer
+// with a reply queued before it is answered.
 func (w *worker) handle(resp *ntp.Responder, i int) {
 	b := w.b
 	rh := &b.rhdr[i]
@@ -381,9 +400,40 @@ func (w *worker) handle(resp *ntp.Responder, i int) {
 	}
 	from := sockaddrAddrPort(b.name[i][:min(rh.hdr.Namelen, unix.SizeofSockaddrInet6)])
 	w.cnt.request(req)
+	reply, v, deferred := resp.RespondOrDefer(b.out[i][:0], req, from, rx, w.probe.est.lead(), &b.jobs[b.njobs])
+	if deferred {
+		b.jobRecv[b.njobs], b.jobCtl[b.njobs], b.jobFrom[b.njobs] = i, *c, from
+		if b.njobs++; b.njobs == ntsChunk {
+			w.answerNTS(resp)
+		}
+		return
+	}
+	w.queue(resp, i, reply, v, from, *c)
+}
+
+// answerNTS answers the deferred NTS requests in one call and queues their
+// replies.
+func (w *worker) answerNTS(resp *ntp.Responder) {
+	b := w.b
+	if b.njobs == 0 {
+		return
+	}
+	resp.RespondNTS(b.jobs[:b.njobs])
+	for j := range b.njobs {
+		reply, v := resp.NTSResult(&b.jobs[j])
+		w.queue(resp, b.jobRecv[j], reply, v, b.jobFrom[j], b.jobCtl[j])
+	}
+	clear(b.jobs[:b.njobs])
+	b.njobs = 0
+}
+
+// queue puts the reply to datagram i in the next sendmmsg, or counts and
+// logs its drop.
+func (w *worker) queue(resp *ntp.Responder, i int, reply []byte, v ntp.Verdict, from netip.AddrPort, c control) {
+	b := w.b
+	rh := &b.rhdr[i]
 	k := w.pending
 	w.resp = resp
-	reply, v := resp.RespondLead(b.out[k][:0], req, from, rx, w.probe.est.lead())
 	w.s.offerAudit(from, v)
 	if v.Action == ntp.ActionDrop {
 		w.cnt.record(v, false)
@@ -395,7 +445,7 @@ func (w *worker) handle(resp *ntp.Responder, i int) {
 	b.siov[k].Base = &reply[0]
 	b.siov[k].SetLen(len(reply))
 	sh.Control, sh.Controllen = nil, 0
-	n := putReplyControl(b.soob[k][:], w.v6, c)
+	n := putReplyControl(b.soob[k][:], w.v6, &c)
 	if v.TxStamp && w.txStamps {
 		n += putTxStampControl(b.soob[k][n:])
 	}
