@@ -475,9 +475,13 @@ cbc3done:
 // (lane.rk, 11 round keys) over n whole blocks at lane.src, states in
 // lane.x: the chains of different requests (different keys) advance in
 // lockstep, so one chain's AES latency hides the others'. The lane
-// layout is siv.lane: rk at 0, src at 8, x at 16, 32 octets a lane; each
-// src is left past the blocks absorbed. Only n is a branch condition; the
-// states are cleared from the registers.
+// layout is siv.lane: rk at 0, src at 8, x at 16, 32 octets a lane. The
+// kernel writes back the states only, never the advanced src pointers:
+// after a chain's last block that pointer is one past its slice, which
+// the garbage collector may take for a pointer into the next span (and
+// a pointer stored from assembly has no write barrier); the Go side sets
+// src again. Only n is a branch condition; the states are cleared from
+// the registers.
 TEXT ·cbc4Asm(SB), NOSPLIT, $0-16
 	MOVQ l+0(FP), DX
 	MOVQ n+8(FP), BX
@@ -526,10 +530,6 @@ cbc4loop:
 	JNZ  cbc4loop
 
 cbc4done:
-	MOVQ R9, 8(DX)
-	MOVQ R11, 40(DX)
-	MOVQ R13, 72(DX)
-	MOVQ DI, 104(DX)
 	VMOVDQU X0, 16(DX)
 	VMOVDQU X1, 48(DX)
 	VMOVDQU X2, 80(DX)

@@ -3,7 +3,8 @@ package siv
 import "crypto/subtle"
 
 // lane is one chain of cbc4Asm; the kernel reads this layout (rk at 0,
-// src at 8, x at 16) and leaves src past the blocks it absorbed.
+// src at 8, x at 16) and writes back x only: runLanes points src at the
+// next block itself, so that no pointer past a slice's end is ever stored.
 type lane struct {
 	rk  *byte
 	src *byte
@@ -82,6 +83,8 @@ func runLanes(cs []laneChain, x []byte) {
 		cbc4Asm(&l, m)
 		for j := 0; j < active; {
 			if left[j] -= m; left[j] > 0 {
+				c := &cs[at[j]]
+				l[j].src = &c.blocks[len(c.blocks)-left[j]*BlockSize]
 				j++
 				continue
 			}
