@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -117,12 +118,18 @@ type worker struct {
 	probe    leadProbe      // the transmit lead (txlead.go)
 	sendRead time.Time      // the clock read before a timed single-reply send
 
-	// The worker's own epoll instance (see detach and wait), which it
-	// blocks in, and the eventfd that interrupt writes to wake it.
-	epfd     int
-	evfd     int
-	epEvents [2]unix.EpollEvent
+	// The worker's own epoll instance (see detach and wait), watched by
+	// Go's poller, and the state of one wait, kept here so that the
+	// functions handed to its RawConn are made once, not per call.
+	ep       *os.File
+	eprc     syscall.RawConn
+	epOp     int
+	epEv     unix.EpollEvent
+	epCErr   error
+	epEvents [1]unix.EpollEvent
 	epErr    bool // the last report included EPOLLERR
+	epWaitFn func(fd uintptr) bool
+	epCtl    func(fd uintptr)
 }
 
 // newWorker sets c up and takes its socket over: c itself is closed (see
@@ -145,6 +152,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 		return nil, err
 	}
 	w.drops = s.Stats.socket(func() (uint32, bool) { return kernelDrops(fd) })
+	w.epWaitFn, w.epCtl = w.epWait, w.epControl
 	b := w.b
 	b.eq.init()
 	for i := range batchSize {
@@ -177,7 +185,8 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 // "Workers outside Go's poller"). The worker instead waits through an
 // epoll instance of its own, which holds the socket only while the worker
 // has nothing to read (wait): no callback runs while it sends, as with
-// chronyd's select loop.
+// chronyd's select loop. Go's poller watches that epoll instance, so
+// waiting still parks only the goroutine.
 func detach(c *net.UDPConn) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -194,81 +203,66 @@ func detach(c *net.UDPConn) (int, error) {
 	return fd, nil
 }
 
-// openEpoll makes the worker's epoll instance and the eventfd that
-// interrupts its waits.
+// openEpoll makes the worker's epoll instance, non-blocking so that Go's
+// poller can watch it.
 func (w *worker) openEpoll() error {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("udpserve: epoll: %w", err)
 	}
-	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return fmt.Errorf("udpserve: eventfd: %w", err)
-	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
-		unix.Close(evfd)
+	if err := unix.SetNonblock(epfd, true); err != nil {
 		unix.Close(epfd)
 		return fmt.Errorf("udpserve: epoll: %w", err)
 	}
-	w.epfd, w.evfd = epfd, evfd
+	w.ep = os.NewFile(uintptr(epfd), "udpserve-epoll")
+	if w.eprc, err = w.ep.SyscallConn(); err != nil {
+		w.ep.Close()
+		return fmt.Errorf("udpserve: epoll: %w", err)
+	}
 	return nil
 }
 
 // wait adds the socket to the worker's epoll instance for events
 // (EPOLLIN, EPOLLOUT; level-triggered, so what is already there is
-// reported at once; EPOLLERR always), blocks in epoll_wait until one is
-// reported, and takes the socket out again: it is on no wait queue of
-// ours while the worker sends. It returns false when interrupt was called.
-//
-// The worker blocks its own thread in the system call rather than parking
-// its goroutine on Go's poller: the kernel then wakes this thread when a
-// datagram arrives, where through the poller the wake-up went to whichever
-// thread polls, which had to find the goroutine and hand it a P (tens of
-// microseconds on an idle machine; up to a scheduling quantum while NTS-KE
-// handshakes hold every P). The runtime hands the worker's P on while it
-// blocks (a worker is a thread for good only while it waits).
+// reported at once; EPOLLERR always), parks until one is reported, and
+// takes the socket out again: it is on no wait queue of ours while the
+// worker sends. It returns false when the epoll instance was closed
+// (interrupt).
 func (w *worker) wait(events uint32) bool {
-	ev := unix.EpollEvent{Events: events, Fd: int32(w.fd)}
-	if unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(w.fd), &ev) != nil {
+	w.epEv = unix.EpollEvent{Events: events, Fd: int32(w.fd)}
+	w.epOp = unix.EPOLL_CTL_ADD
+	// Through Control, which holds the descriptor: interrupt may close
+	// it at any moment, and a number closed under us could be reused.
+	if err := w.eprc.Control(w.epCtl); err != nil || w.epCErr != nil {
 		return false
 	}
-	ok := false
-	for {
-		n, err := unix.EpollWait(w.epfd, w.epEvents[:], -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == nil {
-			ok = true
-			for _, e := range w.epEvents[:n] {
-				if e.Fd == int32(w.evfd) {
-					ok = false
-				} else {
-					w.epErr = e.Events&unix.EPOLLERR != 0
-				}
-			}
-		}
-		break
-	}
-	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(w.fd), nil)
+	ok := w.eprc.Read(w.epWaitFn) == nil
+	w.epOp = unix.EPOLL_CTL_DEL
+	w.eprc.Control(w.epCtl) // fails only when interrupted: ok is false then
 	return ok
 }
 
-// interrupt wakes a waiting worker (Serve's stop), or makes its next wait
-// return at once: the eventfd stays readable. It must not be called
-// after close.
-func (w *worker) interrupt() {
-	// An eventfd takes a native-endian uint64; any value but 0 wakes.
-	one := [8]byte{1}
-	unix.Write(w.evfd, one[:])
+func (w *worker) epControl(fd uintptr) { w.epCErr = unix.EpollCtl(int(fd), w.epOp, int(w.fd), &w.epEv) }
+
+// epWait takes the report of the worker's epoll instance without blocking;
+// false makes Go's poller wait for the instance to become readable.
+func (w *worker) epWait(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), w.epEvents[:], 0)
+	if err != nil || n == 0 {
+		return err != nil && err != unix.EINTR
+	}
+	w.epErr = w.epEvents[0].Events&unix.EPOLLERR != 0
+	return true
 }
 
-// close releases the socket, the epoll instance and the eventfd; the
-// worker must not run any more.
+// interrupt wakes a waiting worker (Serve's stop): closing its epoll
+// instance ends the wait with an error.
+func (w *worker) interrupt() { w.ep.Close() }
+
+// close releases the socket and the epoll instance; the worker must not
+// run any more.
 func (w *worker) close() {
-	unix.Close(w.epfd)
-	unix.Close(w.evfd)
+	w.ep.Close()
 	w.drops.retire()
 	unix.Close(int(w.fd))
 }
