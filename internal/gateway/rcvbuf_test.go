@@ -18,21 +18,8 @@ import (
 // one warning that names the sysctl to raise and the directive's line,
 // however many socket groups are short.
 func TestRcvBufShortfallWarnsOnce(t *testing.T) {
-	cfg, err := config.Parse("t.conf", []byte("port 123\nntprcvbuf 268435456\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, logs := observer.New(zapcore.WarnLevel)
-	g := &Gateway{log: zap.New(core)}
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	granted, err := udpserve.ReceiveBuffer(c)
-	if err != nil {
-		t.Skipf("receive buffer not readable here: %v", err)
-	}
+	cfg, g, c, granted, logs := rcvBufFixture(t, "port 123\nntprcvbuf 268435456\n", zapcore.WarnLevel)
+	core := g.log.Core()
 	for range 2 {
 		if got := g.checkRcvBuf(cfg, c); got != granted {
 			t.Errorf("checkRcvBuf = %d, want %d", got, granted)
@@ -99,25 +86,34 @@ func TestGatewaySocketsGetNTPRcvBuf(t *testing.T) {
 // unprivileged unit on a stock kernel) the gateway says so at info level,
 // not as a warning at every start.
 func TestRcvBufDefaultShortfallIsANote(t *testing.T) {
-	cfg, err := config.Parse("t.conf", []byte("port 123\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, logs := observer.New(zapcore.InfoLevel)
-	g := &Gateway{log: zap.New(core)}
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	granted, err := udpserve.ReceiveBuffer(c)
-	if err != nil {
-		t.Skipf("receive buffer not readable here: %v", err)
-	}
+	cfg, g, c, granted, logs := rcvBufFixture(t, "port 123\n", zapcore.InfoLevel)
 	cfg.NTPRcvBuf = granted + 1 // the default, unmet
 	g.checkRcvBuf(cfg, c)
 	all := logs.All()
 	if len(all) != 1 || all[0].Level != zapcore.InfoLevel {
 		t.Fatalf("logs %v: want one info note", all)
 	}
+}
+
+// rcvBufFixture parses conf, and makes a gateway logging at level and
+// above into logs and a loopback socket left at the kernel's default
+// receive buffer (granted).
+func rcvBufFixture(t *testing.T, conf string, level zapcore.Level) (*config.Config, *Gateway, *net.UDPConn, int, *observer.ObservedLogs) {
+	t.Helper()
+	cfg, err := config.Parse("t.conf", []byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(level)
+	g := &Gateway{log: zap.New(core)}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	granted, err := udpserve.ReceiveBuffer(c)
+	if err != nil {
+		t.Skipf("receive buffer not readable here: %v", err)
+	}
+	return cfg, g, c, granted, logs
 }

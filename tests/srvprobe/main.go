@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"timegate/tests/kstamp"
 )
 
 const ntpEpochOffset = 2208988800
@@ -31,48 +33,6 @@ func ntpTime(b []byte) time.Time {
 	s := binary.BigEndian.Uint32(b)
 	f := binary.BigEndian.Uint32(b[4:])
 	return time.Unix(int64(s)-ntpEpochOffset, int64((uint64(f)*1e9)>>32))
-}
-
-func stamp(oob []byte, level, typ int32) (time.Time, bool) {
-	for len(oob) >= 16 {
-		l := int(binary.NativeEndian.Uint64(oob))
-		lv := int32(binary.NativeEndian.Uint32(oob[8:]))
-		t := int32(binary.NativeEndian.Uint32(oob[12:]))
-		if l < 16 || l > len(oob) {
-			break
-		}
-		if lv == level && t == typ && l >= 32 {
-			return time.Unix(int64(binary.NativeEndian.Uint64(oob[16:])), int64(binary.NativeEndian.Uint64(oob[24:]))), true
-		}
-		n := (l + 7) &^ 7
-		if n > len(oob) {
-			break
-		}
-		oob = oob[n:]
-	}
-	return time.Time{}, false
-}
-
-// errID is the ee_data of the sock_extended_err that comes with an
-// error-queue timestamp: the datagram's number under OPT_ID.
-func errID(oob []byte) uint32 {
-	for len(oob) >= 16 {
-		l := int(binary.NativeEndian.Uint64(oob))
-		lv := int32(binary.NativeEndian.Uint32(oob[8:]))
-		t := int32(binary.NativeEndian.Uint32(oob[12:]))
-		if l < 16 || l > len(oob) {
-			break
-		}
-		if lv == unix.IPPROTO_IP && t == unix.IP_RECVERR && l >= 16+16 {
-			return binary.NativeEndian.Uint32(oob[16+12:])
-		}
-		n := (l + 7) &^ 7
-		if n > len(oob) {
-			break
-		}
-		oob = oob[n:]
-	}
-	return ^uint32(0)
 }
 
 func main() {
@@ -132,7 +92,7 @@ func main() {
 			prevRx = 0
 			continue
 		}
-		t4, ok4 := stamp(oob[:oobn], unix.SOL_SOCKET, unix.SCM_TIMESTAMPING)
+		t4, ok4 := kstamp.Time(oob[:oobn])
 		// The request's own transmit stamp: OPT_ID numbers the datagrams
 		// sent from 0, so a stamp left over from an earlier exchange is
 		// not taken for this one's.
@@ -142,7 +102,10 @@ func main() {
 			if err != nil {
 				break
 			}
-			if ts, ok := stamp(oob[:eoobn], unix.SOL_SOCKET, unix.SCM_TIMESTAMPING); ok && errID(oob[:eoobn]) == uint32(i) {
+			if ts, ok := kstamp.Time(oob[:eoobn]); ok {
+				if id, idOK := kstamp.ErrID(oob[:eoobn]); !idOK || id != uint32(i) {
+					continue
+				}
 				t1 = ts
 			}
 		}

@@ -8,7 +8,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -17,27 +16,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-func stamp(oob []byte) time.Time {
-	for len(oob) >= 16 {
-		l := int(binary.NativeEndian.Uint64(oob))
-		lv := int32(binary.NativeEndian.Uint32(oob[8:]))
-		t := int32(binary.NativeEndian.Uint32(oob[12:]))
-		if l < 16 || l > len(oob) {
-			break
-		}
-		if lv == unix.SOL_SOCKET && (t == unix.SCM_TIMESTAMPING || t == unix.SCM_TIMESTAMPNS) && l >= 32 {
-			return time.Unix(int64(binary.NativeEndian.Uint64(oob[16:])), int64(binary.NativeEndian.Uint64(oob[24:])))
-		}
-		n := (l + 7) &^ 7
-		if n > len(oob) {
-			break
-		}
-		oob = oob[n:]
-	}
-	return time.Time{}
-}
+	"timegate/tests/kstamp"
+)
 
 func main() {
 	n := 3000
@@ -58,11 +39,7 @@ func main() {
 	}
 	unix.SetsockoptInt(cli, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	csa, _ := unix.Getsockname(cli)
-	cmsg := make([]byte, 24)
-	binary.NativeEndian.PutUint64(cmsg, 20)
-	binary.NativeEndian.PutUint32(cmsg[8:], unix.SOL_SOCKET)
-	binary.NativeEndian.PutUint32(cmsg[12:], unix.SO_TIMESTAMPING)
-	binary.NativeEndian.PutUint32(cmsg[16:], unix.SOF_TIMESTAMPING_TX_SOFTWARE)
+	cmsg := kstamp.TxRequest()
 	msg := make([]byte, 48)
 	buf, oob, eoob := make([]byte, 64), make([]byte, 128), make([]byte, 256)
 	var plain, stamped, toTx []float64
@@ -80,7 +57,7 @@ func main() {
 		if err != nil {
 			panic(err)
 		}
-		t4 := stamp(oob[:oobn])
+		t4, _ := kstamp.Time(oob[:oobn])
 		d := float64(t4.Sub(t0)) / 1e3
 		if !withStamp {
 			plain = append(plain, d)
@@ -88,7 +65,8 @@ func main() {
 			stamped = append(stamped, d)
 			_, eoobn, _, _, err := unix.Recvmsg(srv, buf, eoob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 			if err == nil {
-				toTx = append(toTx, float64(stamp(eoob[:eoobn]).Sub(t0))/1e3)
+				tx, _ := kstamp.Time(eoob[:eoobn])
+				toTx = append(toTx, float64(tx.Sub(t0))/1e3)
 			}
 		}
 		time.Sleep(time.Millisecond)

@@ -13,7 +13,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -22,36 +21,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"timegate/tests/kstamp"
 )
-
-func ts(oob []byte, typ int32) (time.Time, bool) {
-	for len(oob) >= 16 {
-		l := int(binary.NativeEndian.Uint64(oob))
-		lv := int32(binary.NativeEndian.Uint32(oob[8:]))
-		t := int32(binary.NativeEndian.Uint32(oob[12:]))
-		if l < 16 || l > len(oob) {
-			break
-		}
-		if lv == unix.SOL_SOCKET && t == typ {
-			return time.Unix(int64(binary.NativeEndian.Uint64(oob[16:])), int64(binary.NativeEndian.Uint64(oob[24:]))), true
-		}
-		n := (l + 7) &^ 7
-		if n > len(oob) {
-			break
-		}
-		oob = oob[n:]
-	}
-	return time.Time{}, false
-}
-
-func txcmsg() []byte {
-	b := make([]byte, 24)
-	binary.NativeEndian.PutUint64(b, 20)
-	binary.NativeEndian.PutUint32(b[8:], unix.SOL_SOCKET)
-	binary.NativeEndian.PutUint32(b[12:], unix.SO_TIMESTAMPING)
-	binary.NativeEndian.PutUint32(b[16:], unix.SOF_TIMESTAMPING_TX_SOFTWARE)
-	return b
-}
 
 func errq(fd int) time.Time {
 	oob := make([]byte, 256)
@@ -59,7 +31,7 @@ func errq(fd int) time.Time {
 	for i := 0; i < 1000; i++ {
 		_, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 		if err == nil {
-			t, _ := ts(oob[:oobn], unix.SCM_TIMESTAMPING)
+			t, _ := kstamp.Time(oob[:oobn])
 			return t
 		}
 	}
@@ -91,8 +63,8 @@ func server(fd int, out chan stamps, viaPoller *net.UDPConn) {
 		if err != nil {
 			continue
 		}
-		rx, _ := ts(oob[:oobn], unix.SCM_TIMESTAMPNS)
-		unix.SendmsgN(fd, buf[:n], txcmsg(), from, 0)
+		rx, _ := kstamp.Time(oob[:oobn])
+		unix.SendmsgN(fd, buf[:n], kstamp.TxRequest(), from, 0)
 		out <- stamps{rx, errq(fd)}
 	}
 }
@@ -141,7 +113,7 @@ func main() {
 		if err != nil || n == 0 {
 			continue
 		}
-		crx, _ := ts(oob[:oobn], unix.SCM_TIMESTAMPNS)
+		crx, _ := kstamp.Time(oob[:oobn])
 		ctx := errq(cfd)
 		s := <-out
 		if ctx.IsZero() || s.tx.IsZero() || s.rx.IsZero() {
