@@ -109,6 +109,11 @@ type Config struct {
 	Log    LogFiles
 	// MakeStep is chrony's `makestep`; the zero value keeps timegate's rule.
 	MakeStep MakeStep
+	// TxLead moves basic replies' transmit timestamps to when the reply
+	// reaches the device, by the send time each worker learns from kernel
+	// transmit stamps (`txlead`, timegate's own; on by default; off serves
+	// the clock read before the send, as chronyd does).
+	TxLead bool
 	// ClockControl makes timegate discipline the system clock through
 	// adjtimex (timegate `clockcontrol on`); off by default.
 	ClockControl bool
@@ -259,6 +264,7 @@ func Defaults() *Config {
 		NTSRateLimit:   RateLimit{Enabled: true, Interval: 6, Burst: 8, Leak: 2, Prefix4: 32, Prefix6: 64},
 		ClientLogLimit: DefaultClientLogLimit,
 		NTPRcvBuf:      DefaultNTPRcvBuf,
+		TxLead:         true,
 		MinSources:     DefaultMinSources,
 		MaxDistance:    DefaultMaxDistance,
 		AuthSelectMode: "require",

@@ -91,6 +91,25 @@ func TestClockControl(t *testing.T) {
 	}
 }
 
+// TestTxLead: `txlead` is on unless switched off; anything but on or off
+// is an error naming the line.
+func TestTxLead(t *testing.T) {
+	if c, _ := Parse("c", nil); !c.TxLead {
+		t.Error("the transmit lead is off by default")
+	}
+	for conf, want := range map[string]bool{"txlead off\n": false, "txlead ON\n": true} {
+		c, err := Parse("c", []byte(conf))
+		if err != nil || c.TxLead != want {
+			t.Errorf("%q: %v, TxLead %v", conf, err, c.TxLead)
+		}
+	}
+	for _, bad := range []string{"txlead\n", "txlead 1\n", "txlead on off\n"} {
+		if _, err := Parse("c", []byte(bad)); err == nil || !strings.Contains(err.Error(), "c:1: txlead") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse("empty", nil)
 	if err != nil {

@@ -30,6 +30,8 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{ntpRcvBuf, true}, true
 	case "ntskenice":
 		return handler{ntsKENice, true}, true
+	case "txlead":
+		return handler{txLead, true}, true
 	case "local":
 		return handler{local, true}, true
 	case "ntsntpserver":
@@ -377,17 +379,33 @@ func restrict(p *parser, name string, args []string) {
 // clockcontrol on|off — timegate's own: off (the default) never touches the
 // system clock; on disciplines it through adjtimex (needs CAP_SYS_TIME).
 func clockControl(p *parser, name string, args []string) {
+	if v, ok := p.onOff(name, args); ok {
+		p.cfg.ClockControl = v
+	}
+}
+
+// txlead on|off — timegate's own: on (the default) moves basic replies'
+// transmit timestamps by the learned send time (udpserve's txlead.go);
+// off serves the clock read before the send, as chronyd does.
+func txLead(p *parser, name string, args []string) {
+	if v, ok := p.onOff(name, args); ok {
+		p.cfg.TxLead = v
+	}
+}
+
+// onOff parses the single on|off argument of a switch directive.
+func (p *parser) onOff(name string, args []string) (v, ok bool) {
 	if !p.exactly(name, args, 1) {
-		return
+		return false, false
 	}
 	switch strings.ToLower(args[0]) {
 	case "on":
-		p.cfg.ClockControl = true
+		return true, true
 	case "off":
-		p.cfg.ClockControl = false
-	default:
-		p.fail(name, "must be on or off, got %q", args[0])
+		return false, true
 	}
+	p.fail(name, "must be on or off, got %q", args[0])
+	return false, false
 }
 
 // bindcmdaddress PATH: the control socket (chrony's directive). As in chrony,

@@ -75,7 +75,8 @@ type Gateway struct {
 	engMu       sync.Mutex
 	spawnEngine func(*engine.Engine)
 	stats       udpserve.Stats
-	keNice      int // ntskenice as started: NTP workers locked to threads when > 0
+	keNice      int  // ntskenice as started: NTP workers locked to threads when > 0
+	noTxLead    bool // `txlead off` as started
 	// rcvBufWarned: the log already says the kernel cut ntprcvbuf short
 	// (once, not per socket group).
 	rcvBufWarned bool
@@ -305,6 +306,7 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	g.keNice = cfg.NTSKENice
+	g.noTxLead = !cfg.TxLead
 	if g.keNice > 0 && runtime.GOMAXPROCS(0) <= workers {
 		// Each worker holds a thread of its own; with no P to spare, a
 		// handshake goroutine holding the last one would still make a
@@ -375,11 +377,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	for _, group := range g.udp {
 		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring,
-			LockThreads: g.keNice > 0}
+			LockThreads: g.keNice > 0, NoTxLead: g.noTxLead}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	for _, group := range g.smoothUDP {
-		srv := &udpserve.Server{Conns: group, Responder: g.smoothResp.Load, Stats: &g.stats, Log: g.log.Named("ntp-smooth"), Audit: ring}
+		srv := &udpserve.Server{Conns: group, Responder: g.smoothResp.Load, Stats: &g.stats, Log: g.log.Named("ntp-smooth"), Audit: ring,
+			NoTxLead: g.noTxLead}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	if g.nts != nil {

@@ -56,6 +56,19 @@ func TestNTPRcvBufRestartOnly(t *testing.T) {
 	}
 }
 
+// TestTxLeadRestartOnly: switching the transmit lead takes a restart (the
+// workers learn and apply it), and a reload says so.
+func TestTxLeadRestartOnly(t *testing.T) {
+	old, _ := config.Parse("t.conf", []byte("port 123\n"))
+	cur, err := config.Parse("t.conf", []byte("port 123\ntxlead off\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := notApplied(old, cur); len(w) != 1 || w[0] != "t.conf:2: txlead changed: takes effect only after a restart" {
+		t.Errorf("reload warnings %q", w)
+	}
+}
+
 // TestGatewaySocketsGetNTPRcvBuf: the sockets a gateway opens have the
 // receive buffer `ntprcvbuf` names (within rmem_max, so that no privilege
 // is needed), each worker's, and the default 4 MiB without the line.

@@ -18,6 +18,7 @@ func restartOnly() []restartOnlyDirective {
 		{"bindaddress", func(c *config.Config) any { return c.BindAddresses }},
 		{"ntpworkers", func(c *config.Config) any { return c.NTPWorkers }},
 		{"ntprcvbuf", func(c *config.Config) any { return c.NTPRcvBuf }},
+		{"txlead", func(c *config.Config) any { return c.TxLead }},
 		{"ntskenice", func(c *config.Config) any { return c.NTSKENice }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},

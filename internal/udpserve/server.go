@@ -48,6 +48,9 @@ type Server struct {
 	// priority, see kelisten.Config.Nice) rather than the Go scheduler
 	// queueing it behind runnable handshake goroutines.
 	LockThreads bool
+	// NoTxLead leaves basic replies' transmit timestamps at the clock read
+	// before the send: no lead is learned or added (txlead.go; `txlead off`).
+	NoTxLead bool
 }
 
 // bufSize bounds what is read per datagram: ntp.MaxPacketLen plus one byte so

@@ -410,3 +410,49 @@ func TestSendLagBoundOnlyForFixedStamps(t *testing.T) {
 		w.flush()
 	}
 }
+
+// TestNoTxLead: with the lead switched off (`txlead off`) a worker asks the
+// kernel for no probe stamps and adds nothing to transmit timestamps.
+func TestNoTxLead(t *testing.T) {
+	conns, err := Listen(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &ntp.ServedState{Stratum: 3}
+	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
+	stats := &Stats{}
+	srv := &Server{Conns: conns, Responder: func() *ntp.Responder { return resp }, Stats: stats, Log: zaptest.NewLogger(t), NoTxLead: true}
+	dst := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	w, err := newWorker(srv, conns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.probe.every = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.run(ctx) }()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	for i := range 2 * leadWindow {
+		if _, err := c.WriteToUDPAddrPort(ntp.ClientRequest(nil, 4, 3, ntp.Time64(uint64(i+1)<<32)), dst); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	w.interrupt()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	w.close()
+	if s := stats.Snapshot(); s.LeadProbes != 0 || s.TxLead != 0 || w.probe.est.lag.n != 0 || w.probe.est.plainSend.n != 0 {
+		t.Fatalf("lead off: %d probes, lead %v, %d lag and %d send samples", s.LeadProbes, s.TxLead, w.probe.est.lag.n, w.probe.est.plainSend.n)
+	}
+}

@@ -510,7 +510,7 @@ func (w *worker) prepareSend() {
 				w.resp.Restamp(unsafe.Slice(b.siov[k].Base, b.siov[k].Len), now.Add(lead))
 			}
 		}
-		if w.txStamps && leadProbeable(b.verdict[0]) {
+		if w.txStamps && !w.s.NoTxLead && leadProbeable(b.verdict[0]) {
 			// The first reply is restampable (now is read) or its T3
 			// is fixed (built at oldest): when it was built is known.
 			built := now
