@@ -102,19 +102,17 @@ type leadEstimator struct {
 	est       time.Duration
 }
 
-// The three observations; each reports whether the lead changed.
-func (e *leadEstimator) observeLag(d time.Duration) bool   { e.lag.observe(d); return e.update() }
-func (e *leadEstimator) observeProbe(d time.Duration) bool { e.probeSend.observe(d); return e.update() }
-func (e *leadEstimator) observePlain(d time.Duration) bool { e.plainSend.observe(d); return e.update() }
+// The three observations.
+func (e *leadEstimator) observeLag(d time.Duration)   { e.lag.observe(d); e.update() }
+func (e *leadEstimator) observeProbe(d time.Duration) { e.probeSend.observe(d); e.update() }
+func (e *leadEstimator) observePlain(d time.Duration) { e.plainSend.observe(d); e.update() }
 
-func (e *leadEstimator) update() bool {
-	old := e.est
+func (e *leadEstimator) update() {
 	e.est = 0
 	if e.lag.est > 0 && e.probeSend.est > 0 && e.plainSend.est > 0 {
 		cost := max(0, e.probeSend.est-e.plainSend.est)
 		e.est = min(max(0, e.lag.est-cost), maxLead)
 	}
-	return e.est != old
 }
 
 // lead is the lead to add to a basic reply's transmit timestamp.

@@ -56,7 +56,7 @@ func TestWindowMinimumIgnoresImplausibleSamples(t *testing.T) {
 // known only once all three measurements are, and within [0, maxLead].
 func TestLeadEstimator(t *testing.T) {
 	us := func(f float64) time.Duration { return time.Duration(f * 1e3) }
-	fill := func(obs func(time.Duration) bool, d time.Duration) {
+	fill := func(obs func(time.Duration), d time.Duration) {
 		for range leadWindow {
 			obs(d)
 		}
