@@ -402,7 +402,7 @@ func (w *worker) handle(resp *ntp.Responder, i int) {
 		}
 		return
 	}
-	w.queue(resp, i, reply, v, from, *c)
+	w.queue(resp, i, reply, v, from, c)
 }
 
 // answerNTS answers the deferred NTS requests in one call and queues their
@@ -415,7 +415,7 @@ func (w *worker) answerNTS(resp *ntp.Responder) {
 	resp.RespondNTS(b.jobs[:b.njobs])
 	for j := range b.njobs {
 		reply, v := resp.NTSResult(&b.jobs[j])
-		w.queue(resp, b.jobRecv[j], reply, v, b.jobFrom[j], b.jobCtl[j])
+		w.queue(resp, b.jobRecv[j], reply, v, b.jobFrom[j], &b.jobCtl[j])
 	}
 	clear(b.jobs[:b.njobs])
 	b.njobs = 0
@@ -423,7 +423,7 @@ func (w *worker) answerNTS(resp *ntp.Responder) {
 
 // queue puts the reply to datagram i in the next sendmmsg, or counts and
 // logs its drop.
-func (w *worker) queue(resp *ntp.Responder, i int, reply []byte, v ntp.Verdict, from netip.AddrPort, c control) {
+func (w *worker) queue(resp *ntp.Responder, i int, reply []byte, v ntp.Verdict, from netip.AddrPort, c *control) {
 	b := w.b
 	rh := &b.rhdr[i]
 	k := w.pending
@@ -439,7 +439,7 @@ func (w *worker) queue(resp *ntp.Responder, i int, reply []byte, v ntp.Verdict, 
 	b.siov[k].Base = &reply[0]
 	b.siov[k].SetLen(len(reply))
 	sh.Control, sh.Controllen = nil, 0
-	n := putReplyControl(b.soob[k][:], w.v6, &c)
+	n := putReplyControl(b.soob[k][:], w.v6, c)
 	if v.TxStamp && w.txStamps {
 		n += putTxStampControl(b.soob[k][n:])
 	}
