@@ -23,7 +23,7 @@ build:
 test: lint unit fuzz
 
 unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	GO=$(GO) scripts/unit.sh
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -217,6 +217,7 @@ func TestFleetSplitChrony(t *testing.T) {
 	etcd.Stop(t, 0)
 	rotate("rotation with one etcd member of three down", a)
 	etcd.Start(t, 0)
+	etcd.WaitCaughtUp(t, 0)
 
 	for i := range etcd.Members {
 		etcd.Stop(t, i)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Etcd is a cluster of real etcd members (Debian's etcd-server, 3.4) on
@@ -15,6 +19,7 @@ import (
 type Etcd struct {
 	Members []*Process
 	Clients []int // client port of each member
+	tls     bool
 }
 
 // StartEtcd starts an n-member cluster and returns once every member holds
@@ -56,7 +61,7 @@ func StartEtcdWith(t testing.TB, n int, o EtcdOptions) *Etcd {
 func startEtcd(t testing.TB, bin string, n int, o EtcdOptions) (*Etcd, error) {
 	t.Helper()
 	ports := FreeTCPPorts(t, 2*n)
-	e := &Etcd{Clients: ports[:n]}
+	e := &Etcd{Clients: ports[:n], tls: o.CA != ""}
 	peers := ports[n:]
 	var cluster []string
 	for i := range n {
@@ -124,10 +129,41 @@ func (e *Etcd) Stop(t testing.TB, i int) {
 	}
 }
 
-// Start restarts member i on its data directory.
+// Start restarts member i on its data directory. It returns once the
+// member holds its client port, which is before it has rejoined the
+// cluster; see WaitCaughtUp.
 func (e *Etcd) Start(t testing.TB, i int) {
 	t.Helper()
 	if err := e.Members[i].start(readyTimeout); err != nil {
 		t.Fatalf("%v", err)
 	}
+}
+
+// WaitCaughtUp waits until member i answers a linearizable read itself,
+// which it can only do once it follows the leader and has applied the log
+// up to the leader's commit index. A member stopped before that (a
+// restart followed at once by an outage, on a slow machine) may still be
+// replaying its log, which is not the outage a test means to stage.
+func (e *Etcd) WaitCaughtUp(t testing.TB, i int) {
+	t.Helper()
+	if e.tls {
+		t.Fatalf("WaitCaughtUp: not implemented for a cluster with client TLS")
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"127.0.0.1:" + strconv.Itoa(e.Clients[i])},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("etcd m%d: %v", i, err)
+	}
+	defer cli.Close()
+	WaitFor(t, 30*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := cli.Get(ctx, "/timegate-test/caught-up"); err != nil {
+			return false, fmt.Sprintf("etcd m%d: linearizable read: %v", i, err)
+		}
+		return true, ""
+	})
 }
