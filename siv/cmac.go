@@ -152,14 +152,34 @@ func (c *cmacKey) finish(x, last []byte) {
 // last is the final block of finish before encryption: the complete block
 // xored with K1, or the partial one padded with 10* and xored with K2.
 func (c *cmacKey) last(last []byte) block128 {
-	var m [BlockSize]byte
-	copy(m[:], last)
-	k := c.k1
 	if len(last) < BlockSize {
-		m[len(last)] = 0x80
-		k = c.k2
+		return padded(last).xor(c.k2)
 	}
-	return loadBlock(m[:]).xor(k)
+	return loadBlock(last).xor(c.k1)
+}
+
+// padded is b (shorter than a block) padded with 10* (RFC 4493 §2.4),
+// read in place. Assembled in a stack buffer instead (copy, a 0x80 byte,
+// then two 8-octet loads), the loads wait for the narrower stores before
+// them to retire, as a store cannot be forwarded to a wider load: that
+// stall cost more than the rest of S2V's bookkeeping in a profile of NTS
+// replies (BENCHMARKS.md, "Store-forwarding stalls"). Lengths, never
+// contents, decide the branches.
+func padded(b []byte) block128 {
+	if len(b) >= 8 {
+		return block128{binary.BigEndian.Uint64(b[:8]), partialWord(b[8:])}
+	}
+	return block128{partialWord(b), 0}
+}
+
+// partialWord is b (under 8 octets) as the leading octets of a big-endian
+// word, followed by the padding bit.
+func partialWord(b []byte) uint64 {
+	var v uint64
+	for i, x := range b {
+		v |= uint64(x) << (56 - 8*uint(i))
+	}
+	return v | 0x80<<(56-8*uint(len(b)))
 }
 
 // block128 is a 128-bit big-endian value held in registers, so that S2V's

@@ -174,3 +174,22 @@ func blockBytes(v block128) []byte {
 	v.store(b)
 	return b
 }
+
+// TestPadded: the in-place 10* padding is the block a buffer would hold
+// after copying b and appending 0x80, for every length under a block.
+func TestPadded(t *testing.T) {
+	src := make([]byte, BlockSize)
+	for trial := range 64 {
+		for i := range src {
+			src[i] = byte(trial*31 + i*7 + 1)
+		}
+		for n := range BlockSize {
+			var m [BlockSize]byte
+			copy(m[:], src[:n])
+			m[n] = 0x80
+			if got, want := padded(src[:n]), loadBlock(m[:]); got != want {
+				t.Fatalf("padded(%x) = %016x%016x, want %016x%016x", src[:n], got.hi, got.lo, want.hi, want.lo)
+			}
+		}
+	}
+}

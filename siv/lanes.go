@@ -58,7 +58,11 @@ func runLanes(cs []laneChain, x []byte) {
 				c.serial(x)
 			default:
 				at[active], left[active] = next-1, len(c.blocks)/BlockSize
-				l[active] = lane{rk: &c.k.rk[0], src: &c.blocks[0], x: c.x}
+				// Field by field: a composite literal is built on the stack
+				// and copied in 16-octet moves, which stall on its 8-octet
+				// pointer stores (see padded).
+				ln := &l[active]
+				ln.rk, ln.src, ln.x = &c.k.rk[0], &c.blocks[0], c.x
 				active++
 			}
 		}
@@ -211,11 +215,14 @@ func (b *Batch) Run() {
 		op := &ops[i]
 		p := op.body()
 		k := &op.k.mac.aes
-		cs[3*i] = laneChain{k: k, blocks: op.ad[:lastStart(len(op.ad))]}
-		cs[3*i+1] = laneChain{k: k, blocks: op.nonce[:lastStart(len(op.nonce))]}
-		cs[3*i+2] = laneChain{k: k}
+		// Field by field, as runLanes fills its lanes. cs holds no state
+		// here: Run ends by clearing it.
+		a, n, pc := &cs[3*i], &cs[3*i+1], &cs[3*i+2]
+		a.k, a.blocks = k, op.ad[:lastStart(len(op.ad))]
+		n.k, n.blocks = k, op.nonce[:lastStart(len(op.nonce))]
+		pc.k, pc.blocks = k, nil
 		if len(p) >= BlockSize {
-			cs[3*i+2].blocks = p[:xorEndStart(len(p))]
+			pc.blocks = p[:xorEndStart(len(p))]
 		}
 	}
 	runLanes(cs, x)
@@ -232,7 +239,9 @@ func (b *Batch) Run() {
 		p := op.body()
 		d := op.k.d0.dbl().xor(loadBlock(cs[3*i].x[:])).dbl().xor(loadBlock(cs[3*i+1].x[:]))
 		tail := op.fin[2*BlockSize:]
-		c := laneChain{k: &op.k.mac.aes}
+		// cs[i] (i <= 3i) is done with: its chain's state went into d.
+		c := &cs[i]
+		c.k = &op.k.mac.aes
 		if len(p) >= BlockSize {
 			c.x = cs[3*i+2].x
 			n := copy(tail, p[xorEndStart(len(p)):]) // 16..31 octets
@@ -247,14 +256,10 @@ func (b *Batch) Run() {
 			}
 		} else {
 			// T = pad(P) xor dbl(D), a complete block: CMAC uses K1.
-			clear(tail[:BlockSize])
-			copy(tail, p)
-			tail[len(p)] = 0x80
-			t := loadBlock(tail).xor(d.dbl())
-			t.xor(op.k.mac.k1).store(tail[:BlockSize])
+			c.x = [BlockSize]byte{}
+			padded(p).xor(d.dbl()).xor(op.k.mac.k1).store(tail[:BlockSize])
 			c.blocks = tail[:BlockSize]
 		}
-		cs[i] = c
 	}
 	runLanes(cs[:len(ops)], x)
 	for i := range ops {
