@@ -103,8 +103,9 @@ func (s *Server) respondChunk(sc *scratch, ring *KeyRing, jobs []ntp.NTSJob) {
 			r.alone = true // answered by Respond in phase 3
 			continue
 		}
-		q, ok := checkRequest(j.Req, &j.Fields)
-		r.q, r.o.uid = q, q.uid
+		ok := checkRequest(&r.q, j.Req, &j.Fields)
+		q := &r.q
+		r.o.uid = q.uid
 		if !ok {
 			r.reason = ntp.ReasonBadNTS
 			continue
@@ -125,7 +126,7 @@ func (s *Server) respondChunk(sc *scratch, ring *KeyRing, jobs []ntp.NTSJob) {
 		var err error
 		if !b.Opened(r.op) {
 			r.reason = ntp.ReasonBadCookie
-		} else if r.o.cookie, err = cookieFromPlain(r.pt[:len(r.q.cookie)-cookieIDLen-cookieNonceLen-siv.TagSize]); err != nil {
+		} else if err = cookieFromPlain(&r.o.cookie, r.pt[:len(r.q.cookie)-cookieIDLen-cookieNonceLen-siv.TagSize]); err != nil {
 			r.reason = ntp.ReasonBadCookie
 		}
 	}

@@ -98,23 +98,28 @@ func (r *KeyRing) OpenCookie(cookie []byte) (Cookie, error) {
 	if err != nil {
 		return c, ErrCookieInvalid
 	}
-	return cookieFromPlain(pt)
+	err = cookieFromPlain(&c, pt)
+	return c, err
 }
 
-// cookieFromPlain reads an opened cookie's plaintext.
-func cookieFromPlain(pt []byte) (Cookie, error) {
-	var c Cookie
+// cookieFromPlain reads an opened cookie's plaintext into c (zeroed when
+// it is invalid). Through a pointer, not returned: the batch path fills a
+// request's cookie in place, and copying a returned Cookie in 16-octet
+// moves stalls on the narrower stores that just wrote it (siv's padded).
+func cookieFromPlain(c *Cookie, pt []byte) error {
+	*c = Cookie{}
 	if len(pt) < 4 {
-		return c, ErrCookieInvalid
+		return ErrCookieInvalid
 	}
-	c.AEAD = binary.BigEndian.Uint16(pt)
+	aead := binary.BigEndian.Uint16(pt)
 	// The length must be the AEAD's own: a cookie never opens with keys of
 	// another AEAD's length.
-	kl := aeadKeyLen(c.AEAD)
-	if !supportedAEAD(c.AEAD) || len(pt) != 4+2*kl || pt[2] != 0 || pt[3] != 0 {
-		return Cookie{}, ErrCookieInvalid
+	kl := aeadKeyLen(aead)
+	if !supportedAEAD(aead) || len(pt) != 4+2*kl || pt[2] != 0 || pt[3] != 0 {
+		return ErrCookieInvalid
 	}
+	c.AEAD = aead
 	copy(c.C2S[:kl], pt[4:])
 	copy(c.S2C[:kl], pt[4+kl:])
-	return c, nil
+	return nil
 }

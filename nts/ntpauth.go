@@ -95,7 +95,8 @@ func (s *Server) respondOne(sc *scratch, ring *KeyRing, reply, req []byte, f ntp
 // so an NTS NAK, which tells a client whose cookies outlived our keys to
 // run NTS-KE again.
 func (s *Server) open(sc *scratch, ring *KeyRing, req []byte, f *ntp.NTSFields) (opened, ntp.Reason) {
-	q, ok := checkRequest(req, f)
+	var q ntsRequest
+	ok := checkRequest(&q, req, f)
 	o := opened{uid: q.uid}
 	if !ok {
 		return o, ntp.ReasonBadNTS
@@ -147,23 +148,27 @@ func verify(c2s *siv.Cipher, key *siv.Key, req []byte, q *ntsRequest) (int, bool
 // (§5.6: nothing after it would be authenticated; a MAC trailer is not
 // allowed either). Fields of other types before the Authenticator are
 // ignored, as chrony does: RFC 7822 gives NTP extension fields no critical
-// bit, and they are still authenticated as associated data. The UID is
-// returned whenever it is well formed, so that an NTS NAK can echo it.
-func checkRequest(req []byte, f *ntp.NTSFields) (ntsRequest, bool) {
-	q := ntsRequest{cookie: f.Cookie, placeholders: int(f.Placeholders), authStart: f.AuthOffset}
+// bit, and they are still authenticated as associated data. q.uid is set
+// whenever the UID is well formed, so that an NTS NAK can echo it.
+//
+// It fills q in place (the batch path's request records): a returned
+// ntsRequest would be copied in 16-octet moves just after its 8-octet
+// stores, which stalls (siv's padded).
+func checkRequest(q *ntsRequest, req []byte, f *ntp.NTSFields) bool {
+	*q = ntsRequest{} // then field by field: a literal is built aside and copied
+	q.cookie, q.placeholders, q.authStart = f.Cookie, int(f.Placeholders), f.AuthOffset
 	if f.UIDs == 1 && len(f.UID) >= minUIDLen && len(f.UID) <= maxUIDLen {
 		q.uid = f.UID
 	}
 	if f.Auths != 1 {
-		return q, false
+		return false
 	}
 	var ok bool
 	q.nonce, q.ciphertext, ok = parseAuthenticator(f.Auth, minNonceArea)
-	ok = ok && f.AuthOffset+efHeaderLen+len(f.Auth) == len(req) &&
+	return ok && f.AuthOffset+efHeaderLen+len(f.Auth) == len(req) &&
 		q.uid != nil && f.Cookies == 1 &&
 		len(q.cookie) <= MaxCookieLen && q.placeholders <= maxPlaceholders &&
 		(f.Placeholders == 0 || f.PlaceholderLen == len(q.cookie))
-	return q, ok
 }
 
 // appendNAK appends to dst an NTS NAK for req (RFC 8915 §5.7): a kiss with

@@ -178,7 +178,10 @@ func (c *Cipher) FinishSeal(out, additionalData []byte) {
 	if c.mac.aes.nr != 0 {
 		// The CMAC chain of A beside the rest of the chain over P.
 		la := lastStart(len(additionalData))
-		cs := [3]chain{{blocks: additionalData[:la]}, {x: c.chain}}
+		// Field by field: a composite literal is built aside and copied in
+		// 16-octet moves, which stall on its narrower stores (see padded).
+		var cs [3]chain
+		cs[0].blocks, cs[1].x = additionalData[:la], c.chain
 		if len(p) >= BlockSize {
 			cs[1].blocks = p[c.split:xorEndStart(len(p))]
 		}
