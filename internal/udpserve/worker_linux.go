@@ -290,8 +290,26 @@ func enableControl(rc syscall.RawConn, anyAddr bool) (v6, stamps bool) {
 		// On a dual-stack socket too: for IPv4 requests it gives
 		// ipi_spec_dst, the right source even for a broadcast request.
 		unix.SetsockoptInt(f, unix.IPPROTO_IP, unix.IP_PKTINFO, on)
+		neverFragment(f, v6)
 	})
 	return v6, stamps
+}
+
+// neverFragment makes replies leave whole, with DF set, whatever path MTU
+// an ICMP message claims (IP_PMTUDISC_PROBE; for IPv6, and for IPv4 on a
+// dual-stack socket, both levels). A reply is never longer than its
+// request, which came over the path; and a forged "fragmentation needed"
+// is how an off-path attacker makes a server fragment NTP replies so as to
+// overwrite their second fragment (Malhotra et al., "Attacking the Network
+// Time Protocol", NDSS 2016). Under the kernel's default
+// (IP_PMTUDISC_WANT) every IPv4 reply also costs a hashed IP ID, which a
+// DF datagram does without: about 1.4 % of a worker saturated with NTS
+// requests (BENCHMARKS.md). Failure only leaves the kernel's default.
+func neverFragment(fd int, v6 bool) {
+	unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE)
+	if v6 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE)
+	}
 }
 
 // boundToAny reports whether a bound socket listens on every address (or

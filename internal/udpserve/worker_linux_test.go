@@ -376,3 +376,36 @@ func epollTargets(t *testing.T) map[uint64][]watcher {
 	}
 	return out
 }
+
+// TestSocketsNeverFragment: every socket Listen makes ignores ICMP's path
+// MTU and sets DF (IP_PMTUDISC_PROBE), at both levels on IPv6.
+func TestSocketsNeverFragment(t *testing.T) {
+	for _, addr := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback(), netip.IPv6Unspecified()} {
+		conns, err := Listen(context.Background(), netip.AddrPortFrom(addr, 0), 2, 0)
+		if err != nil {
+			if addr.Is6() {
+				t.Logf("%v: %v (no IPv6 here)", addr, err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, c := range conns {
+			rc, err := c.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc.Control(func(fd uintptr) {
+				if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER); err != nil || v != unix.IP_PMTUDISC_PROBE {
+					t.Errorf("%v: IP_MTU_DISCOVER = %d, %v; want IP_PMTUDISC_PROBE", addr, v, err)
+				}
+				if !addr.Is6() {
+					return
+				}
+				if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER); err != nil || v != unix.IPV6_PMTUDISC_PROBE {
+					t.Errorf("%v: IPV6_MTU_DISCOVER = %d, %v; want IPV6_PMTUDISC_PROBE", addr, v, err)
+				}
+			})
+			c.Close()
+		}
+	}
+}
