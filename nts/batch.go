@@ -203,7 +203,7 @@ func (s *Server) layOut(sc *scratch, ring *KeyRing, i int) {
 		r.noRoom = true
 		return
 	}
-	rnd := s.rand()
+	rnd := s.nonces(sc)
 	reply, w, err := beginAuth(reply, rnd, authNonceLen)
 	if err != nil {
 		r.noRoom = true

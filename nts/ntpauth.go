@@ -1,7 +1,6 @@
 package nts
 
 import (
-	"crypto/rand"
 	"io"
 	"sync"
 
@@ -17,7 +16,8 @@ type Server struct {
 	// ones; loading it per request (an atomic.Pointer's Load) makes a
 	// rotation apply to the next packet. Required.
 	Ring func() *KeyRing
-	// Rand supplies reply and cookie nonces; nil means crypto/rand.
+	// Rand supplies reply and cookie nonces; nil means crypto/rand, drawn
+	// ahead (nonceBuf).
 	Rand io.Reader
 
 	// scratches recycles per-request memory (see scratch). sync.Pool keeps
@@ -35,6 +35,7 @@ type scratch struct {
 	c2s, s2c siv.Cipher
 	keys     keyCache
 	batch    *batchScratch // RespondBatch's, taken when first needed
+	nonces   nonceBuf
 }
 
 // ntsRequest is what checkRequest finds in a request; slices alias it.
@@ -227,7 +228,7 @@ func (s *Server) seal(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit
 		return nil, false
 	}
 	if o.cookie.AEAD == AEADAES128GCMSIV {
-		return s.sealGCMSIV(ring, o, reply, limit, tx)
+		return s.sealGCMSIV(sc, ring, o, reply, limit, tx)
 	}
 	hdr := len(reply) - ntp.HeaderLen
 	reply = ntp.AppendExtField(reply, ntp.EFUniqueIdentifier, o.uid)
@@ -242,7 +243,7 @@ func (s *Server) seal(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit
 	s2c := &sc.s2c
 	s2c.UseKey(&o.keys.s2c)
 	defer s2c.Reset()
-	r := s.rand()
+	r := s.nonces(sc)
 	reply, w, err := beginAuth(reply, r, authNonceLen)
 	if err != nil {
 		return nil, false
@@ -278,11 +279,4 @@ func (s *Server) ring() *KeyRing {
 		return nil
 	}
 	return s.Ring()
-}
-
-func (s *Server) rand() io.Reader {
-	if s.Rand != nil {
-		return s.Rand
-	}
-	return rand.Reader
 }

@@ -31,7 +31,7 @@ func verifyGCMSIV(c *Cookie, req []byte, q *ntsRequest) (int, bool) {
 
 // sealGCMSIV is Seal for AEAD 30: the UID echoed, then an Authenticator
 // sealed with S2C whose plaintext holds the new cookies, padded to limit.
-func (s *Server) sealGCMSIV(ring *KeyRing, o *opened, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
+func (s *Server) sealGCMSIV(sc *scratch, ring *KeyRing, o *opened, reply []byte, limit int, tx ntp.Stamper) ([]byte, bool) {
 	kl := aeadKeyLen(AEADAES128GCMSIV)
 	a, err := gcmsiv.New(o.cookie.S2C[:kl])
 	if err != nil {
@@ -48,7 +48,7 @@ func (s *Server) sealGCMSIV(ring *KeyRing, o *opened, reply []byte, limit int, t
 	if n == 0 {
 		return nil, false
 	}
-	r := s.rand()
+	r := s.nonces(sc)
 	reply, w, err := beginAuth(reply, r, gcmsiv.NonceSize)
 	if err != nil {
 		return nil, false
