@@ -11,13 +11,17 @@
 #      - timegate (GOMAXPROCS=1, ntpworkers 1), plain NTP and NTS;
 #      - chronyd 4.3 (single-threaded), plain NTP and NTS;
 #      each at saturation (-rate 0, PLAIN_SECONDS, ROUNDS times, the order
-#      alternating), then the highest offered rate with < 1 % loss, found by
+#      alternating; with NETNS=1 also counted as sent, at the server's end
+#      of the veth pair, since one load core cannot read every reply of a
+#      fast server), then the highest offered rate with < 1 % loss, found by
 #      bisecting LOSS_ITER times between 0 and the best saturation rate
 #      (LOSS_SECONDS each), with its p99 latency; one table, ratios printed;
 #      then NTS-KE: sessions per second from CONNS clients on the load core
 #      and per second of the server's CPU time (its capacity per core);
 #      and plain NTP at BESIDE_RATE alone and beside NTS-KE at half that
-#      measured rate, for the p50/p99 latency; both again (unless
+#      measured rate, for the p50/p99 latency and the p99 of the server's
+#      own residence (transmit − receive timestamp: free of the load
+#      core's scheduling, which the KE clients share); both again (unless
 #      SKIP_NICE=1) for timegate with `ntskenice NICE` (column tg-nice);
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
@@ -500,11 +504,16 @@ if [[ $SKIP_SCALING != 1 ]]; then
 	for workers in 1 2; do
 		start_timegate "timegate-w$workers" "ratelimit off" "$workers" 0
 		say "scaling: timegate with $workers worker(s), nothing pinned"
+		tx0=$(srv_tx_packets)
 		"${in_cli[@]+"${in_cli[@]}"}" "$work/load" -mode plain -target "$srv_ip:$tg_port" -rate 0 -duration "${PLAIN_SECONDS}s" -conns "$CONNS" \
 			-pid "$tg_pid" -every 5s -quiet -json-out "$out/scale-w$workers.json" | tee -a "$out/summary.txt"
+		if [[ -n $tx0 ]]; then
+			echo $(($(srv_tx_packets) - tx0)) >"$out/scale-w$workers.srvtx"
+			echo "server namespace transmitted $(cat "$out/scale-w$workers.srvtx") packets" | tee -a "$out/summary.txt"
+		fi
 		stop_pid "$tg_pid"
 	done
-	say "scaling: replies/s with 1 and 2 workers: $(jq -r '.replies_per_s|floor' "$out/scale-w1.json") $(jq -r '.replies_per_s|floor' "$out/scale-w2.json")"
+	say "scaling: replies/s with 1 and 2 workers: $(jq -r '.replies_per_s|floor' "$out/scale-w1.json") $(jq -r '.replies_per_s|floor' "$out/scale-w2.json") (received by the tool)"
 fi
 
 # (b) the spoofed flood against the defaults that matter: ratelimit and clientloglimit.
@@ -558,11 +567,15 @@ report() {
 		if [[ -f $out/beside-$name-alone.json && -f $out/beside-$name-with-ke.json ]]; then
 			jq -r --arg n "$name" '"beside_alone_p99 \($n) \(.latency_p99_us|floor)"' "$out/beside-$name-alone.json" >>"$kv"
 			jq -r --arg n "$name" '"beside_ke_p99 \($n) \(.latency_p99_us|floor)"' "$out/beside-$name-with-ke.json" >>"$kv"
+			jq -r --arg n "$name" 'if .residence_p99_us then "beside_alone_res99 \($n) \(.residence_p99_us|floor)" else empty end' "$out/beside-$name-alone.json" >>"$kv"
+			jq -r --arg n "$name" 'if .residence_p99_us then "beside_ke_res99 \($n) \(.residence_p99_us|floor)" else empty end' "$out/beside-$name-with-ke.json" >>"$kv"
 		fi
 	done
 	for f in "$out"/scale-w1.json "$out"/scale-w2.json; do
 		[[ -f $f ]] || continue
 		jq -r --arg w "$(basename "$f" .json)" '"\($w) timegate \(.replies_per_s|floor)"' "$f" >>"$kv"
+		[[ ! -f ${f%.json}.srvtx ]] || jq -r --arg w "$(basename "$f" .json)" --argjson tx "$(cat "${f%.json}.srvtx")" \
+			'"\($w)-sent timegate \($tx / .reply_seconds | floor)"' "$f" >>"$kv"
 	done
 	awk -v beside="$BESIDE_RATE" '
 	{ v[$1 " " $2] = $3 }
@@ -589,11 +602,14 @@ report() {
 		row("NTS-KE: session p99 (us)", "ke_p99", "")
 		row("NTP p99 (us) at " beside "/s alone", "beside_alone_p99", "")
 		row("NTP p99 (us) beside NTS-KE at half its max", "beside_ke_p99", "close to alone")
+		row("NTP server residence p99 (us), alone", "beside_alone_res99", "")
+		row("NTP server residence p99 (us), beside NTS-KE", "beside_ke_res99", "close to alone")
 		printf "\n"
 		printf "timegate NTS/plain peak: sent %s, received %s (target >= 0.7)\n", r(g("nts_srvtx", "timegate"), g("plain_srvtx", "timegate")), r(g("nts_peak", "timegate"), g("plain_peak", "timegate"))
 		printf "chronyd  NTS/plain peak: sent %s, received %s\n", r(g("nts_srvtx", "chronyd"), g("plain_srvtx", "chronyd")), r(g("nts_peak", "chronyd"), g("plain_peak", "chronyd"))
 		printf "NTP p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "tgnice"), g("beside_alone_p99", "tgnice")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
-		printf "scaling, nothing pinned: 1 worker %s/s, 2 workers %s/s (2/1: %s)\n", g("scale-w1", "timegate"), g("scale-w2", "timegate"), r(g("scale-w2", "timegate"), g("scale-w1", "timegate"))
+		printf "NTP server residence p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_res99", "timegate"), g("beside_alone_res99", "timegate")), r(g("beside_ke_res99", "tgnice"), g("beside_alone_res99", "tgnice")), r(g("beside_ke_res99", "chronyd"), g("beside_alone_res99", "chronyd"))
+		printf "scaling, nothing pinned: sent 1 worker %s/s, 2 workers %s/s (2/1: %s); received 1 worker %s/s, 2 workers %s/s (2/1: %s)\n", g("scale-w1-sent", "timegate"), g("scale-w2-sent", "timegate"), r(g("scale-w2-sent", "timegate"), g("scale-w1-sent", "timegate")), g("scale-w1", "timegate"), g("scale-w2", "timegate"), r(g("scale-w2", "timegate"), g("scale-w1", "timegate"))
 	}' "$kv"
 }
 

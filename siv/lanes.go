@@ -215,12 +215,11 @@ func (b *Batch) Run() {
 		op := &ops[i]
 		p := op.body()
 		k := &op.k.mac.aes
-		// Field by field, as runLanes fills its lanes. cs holds no state
-		// here: Run ends by clearing it.
+		// Field by field, as runLanes fills its lanes.
 		a, n, pc := &cs[3*i], &cs[3*i+1], &cs[3*i+2]
-		a.k, a.blocks = k, op.ad[:lastStart(len(op.ad))]
-		n.k, n.blocks = k, op.nonce[:lastStart(len(op.nonce))]
-		pc.k, pc.blocks = k, nil
+		a.k, a.x, a.blocks = k, [BlockSize]byte{}, op.ad[:lastStart(len(op.ad))]
+		n.k, n.x, n.blocks = k, [BlockSize]byte{}, op.nonce[:lastStart(len(op.nonce))]
+		pc.k, pc.x, pc.blocks = k, [BlockSize]byte{}, nil
 		if len(p) >= BlockSize {
 			pc.blocks = p[:xorEndStart(len(p))]
 		}

@@ -38,6 +38,7 @@ type worker struct {
 	ring *Ring
 	cnt  Counters
 	hist Histogram
+	res  Histogram // the server's residence (Residence) of each reply
 	// lastReply is when the last matching reply arrived (ns since the run
 	// started); written by the receiving goroutine, read after it ended.
 	lastReply int64
@@ -73,6 +74,9 @@ func (w *worker) receive(b []byte, now int64) {
 	default:
 		w.cnt.Replies.Add(1)
 		w.hist.Record(time.Duration(now - sent))
+		if d, ok := Residence(b); ok {
+			w.res.Record(d)
+		}
 		w.lastReply = now
 	}
 }

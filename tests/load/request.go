@@ -1,6 +1,9 @@
 package main
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // NTP packet layout used here (RFC 5905 §7.3), 48 bytes, no extensions:
 //
@@ -20,6 +23,7 @@ const (
 	offStratum   = 1
 	offPoll      = 2
 	offOrigin    = 24
+	offReceive   = 32
 	offTransmit  = 40
 	requestByte0 = 3<<6 | 4<<3 | 3 // LI 3 (unsynchronised), NTPv4, mode 3 (client), as chrony sends
 	modeServer   = 4
@@ -63,6 +67,27 @@ func ParseReply(b []byte) (ReplyKind, uint64) {
 		return ReplyKoD, origin
 	}
 	return ReplyTime, origin
+}
+
+// Residence is how long the server held a request by its own clock:
+// the reply's transmit timestamp minus its receive timestamp. Unlike the
+// round trip, it does not include the load tool's own scheduling, which
+// shares the load core with the NTS-KE clients of the "beside NTS-KE"
+// runs. ok is false without both timestamps (the echo server sets
+// neither); a negative difference counts as zero.
+func Residence(b []byte) (d time.Duration, ok bool) {
+	if len(b) < ntpLen {
+		return 0, false
+	}
+	rx, tx := binary.BigEndian.Uint64(b[offReceive:]), binary.BigEndian.Uint64(b[offTransmit:])
+	if rx == 0 || tx == 0 {
+		return 0, false
+	}
+	diff := int64(tx - rx) // NTP 32.32 seconds; modular, so an era change is harmless
+	if diff <= 0 {
+		return 0, true
+	}
+	return time.Duration(float64(diff) * 1e9 / (1 << 32)), true
 }
 
 // putTransmit rewrites the transmit timestamp of a request built by

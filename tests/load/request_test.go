@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"timegate/ntp"
 )
@@ -70,5 +71,31 @@ func TestParseReply(t *testing.T) {
 	}
 	if kind, origin := ParseReply(out); kind != ReplyTime || origin != 0xfeedface12345678 {
 		t.Fatalf("responder reply parsed as (%d, %#x)", kind, origin)
+	}
+}
+
+// TestResidence: transmit minus receive timestamp in NTP 32.32 seconds,
+// nothing without both, zero for a negative difference.
+func TestResidence(t *testing.T) {
+	b := make([]byte, ntpLen)
+	if _, ok := Residence(b); ok {
+		t.Fatal("a reply without timestamps has a residence")
+	}
+	rx := uint64(3_900_000_000) << 32
+	binary.BigEndian.PutUint64(b[offReceive:], rx)
+	binary.BigEndian.PutUint64(b[offTransmit:], rx+1<<31) // + 0.5 s
+	if d, ok := Residence(b); !ok || d != 500*time.Millisecond {
+		t.Fatalf("residence %v, %v; want 500ms", d, ok)
+	}
+	binary.BigEndian.PutUint64(b[offTransmit:], rx+4295) // ≈ 1 µs
+	if d, _ := Residence(b); d < 999*time.Nanosecond || d > 1001*time.Nanosecond {
+		t.Fatalf("residence %v, want about 1µs", d)
+	}
+	binary.BigEndian.PutUint64(b[offTransmit:], rx-1<<32)
+	if d, ok := Residence(b); !ok || d != 0 {
+		t.Fatalf("negative residence gave %v, %v", d, ok)
+	}
+	if _, ok := Residence(b[:ntpLen-1]); ok {
+		t.Fatal("a short reply has a residence")
 	}
 }

@@ -68,6 +68,11 @@ type Result struct {
 	P99us float64 `json:"latency_p99_us"`
 	MaxUs float64 `json:"latency_max_us"`
 
+	// The server's residence (receive to transmit timestamp, its own
+	// clock; see Residence), when its replies carry both timestamps.
+	ResidenceP50us *float64 `json:"residence_p50_us,omitempty"`
+	ResidenceP99us *float64 `json:"residence_p99_us,omitempty"`
+
 	// TargetDrops is the growth of the kernel's drop counter of the
 	// target's UDP socket(s) during the run (receive buffer full), when
 	// -pid is given and the socket is in this network namespace.
@@ -109,6 +114,16 @@ func (r *Result) finish(cs []*Counters, h *Histogram, sending, lastReply time.Du
 	r.MaxUs = us(h.Max())
 }
 
+// residence fills the residence percentiles from h, if it has samples.
+func (r *Result) residence(h *Histogram) {
+	if h.Count() == 0 {
+		return
+	}
+	p50 := float64(h.Percentile(50)) / float64(time.Microsecond)
+	p99 := float64(h.Percentile(99)) / float64(time.Microsecond)
+	r.ResidenceP50us, r.ResidenceP99us = &p50, &p99
+}
+
 // WriteJSON prints r as one JSON object and a newline.
 func (r *Result) WriteJSON(w io.Writer) error {
 	return json.NewEncoder(w).Encode(r)
@@ -139,6 +154,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		p.printf("first failure: %s\n", r.FirstError)
 	}
 	p.printf("latency   p50 %.0f µs  p90 %.0f µs  p99 %.0f µs  max %.0f µs\n", r.P50us, r.P90us, r.P99us, r.MaxUs)
+	if r.ResidenceP50us != nil {
+		p.printf("server residence (transmit − receive timestamp)  p50 %.1f µs  p99 %.1f µs\n", *r.ResidenceP50us, *r.ResidenceP99us)
+	}
 	for _, s := range r.Samples {
 		p.printf("%s\n", s.line())
 	}

@@ -63,11 +63,13 @@ func (s *session) end(ctx context.Context, conns []*net.UDPConn, res *Result) {
 	close(s.progDone)
 	s.progWG.Wait()
 
-	var h Histogram
+	var h, rh Histogram
 	for _, w := range s.ws {
 		h.Merge(&w.hist)
+		rh.Merge(&w.res)
 	}
 	res.finish(s.cs, &h, sending, lastReply(s.ws))
+	res.residence(&rh)
 	res.Samples = s.prog.final()
 	for _, c := range conns {
 		if d, ok := socketDrops(0, uint16(c.LocalAddr().(*net.UDPAddr).Port)); ok {
