@@ -14,8 +14,11 @@ var _ ntp.NTSBatchHandler = (*Server)(nil)
 // together. Every phase's chains (cookie opens; C2S checks beside new
 // cookies) become lanes of siv.Batch, four at a time; eight requests keep
 // the lanes full while the long chains of the C2S checks (14 blocks of
-// associated data each) run beside the short ones of the cookies.
-const batchChunk = 8
+// associated data each) run beside the short ones of the cookies, and
+// sixteen spread each phase's fixed work over more of them (3 % less per
+// request than eight, BenchmarkRespondNTSBatch/n=16). Each reply is still
+// stamped just before its own seal, in phase 3.
+const batchChunk = 16
 
 // batchScratch is the memory of one chunk, kept with a request scratch.
 type batchScratch struct {

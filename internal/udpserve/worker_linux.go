@@ -80,9 +80,11 @@ type batch struct {
 
 // ntsChunk is how many NTS requests of a receive batch a worker answers in
 // one call to the NTS handler: enough for the handler to overlap their AES
-// work (nts answers eight at a time), few enough that the first of them
-// is not held back long behind the others.
-const ntsChunk = 8
+// work (nts takes sixteen through its phases together), few enough that
+// the first of them is not held back long behind the others. Their
+// transmit timestamps are read one by one as each is sealed, and
+// maxSendLag bounds how long a stamped reply then waits for the send.
+const ntsChunk = 16
 
 // worker reads one socket.
 type worker struct {
