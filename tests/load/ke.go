@@ -78,9 +78,16 @@ func runKE(ctx context.Context, cfg Config, log io.Writer) (*Result, error) {
 }
 
 // keLoop runs sessions one after another until ctx ends.
+//
+// The end is also read from the clock: once ctx's deadline has passed, a
+// dial fails at once ("i/o timeout") while ctx.Err() can stay nil until
+// ctx's timer has run, which on a busy load core took long enough for
+// tens of thousands of such instant failures to be counted as errors.
 func keLoop(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config, w *worker, p Pacer, start time.Time) {
+	deadline, bounded := ctx.Deadline()
+	running := func() bool { return ctx.Err() == nil && (!bounded || time.Now().Before(deadline)) }
 	var seq uint64
-	for ctx.Err() == nil {
+	for running() {
 		elapsed := time.Since(start)
 		if p.Due(elapsed, seq, 1) == 0 {
 			if wait := p.NextAt(seq) - elapsed; wait > 0 {
@@ -95,7 +102,7 @@ func keLoop(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config, w
 		ke, err := nts.Exchange(kctx, d, addr, conf, nil)
 		cancel()
 		if err != nil || len(ke.Cookies) == 0 {
-			if ctx.Err() == nil {
+			if running() {
 				w.cnt.SendErrors.Add(1)
 				if err != nil {
 					w.firstErr.CompareAndSwap(nil, &err)
