@@ -112,9 +112,9 @@ type worker struct {
 	// fixed: a pending reply carries a transmit timestamp that the send
 	// will not rewrite (see handle), the first built at oldest, on the
 	// monotonic clock since epoch.
-	fixed    bool
-	oldest   time.Duration
-	epoch    time.Time
+	fixed  bool
+	oldest time.Duration
+	epoch  time.Time
 	// chunkAt, when chunkSet, is the monotonic time (since epoch) read
 	// once after an NTS chunk was answered: queue's send-lag checks of
 	// the chunk's replies use it rather than a clock read each (about
