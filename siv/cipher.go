@@ -39,6 +39,11 @@ type Cipher struct {
 	pre     block128 // dbl(dbl(CMAC(zero))) xor CMAC(N): see PrepareSeal
 	chain   block128 // CMAC chain over P up to split
 	split   int      // where FinishSeal resumes the chain over P
+
+	// keyed: a key was set since the last Reset. Nothing writes a Cipher
+	// without a key, so while it is false every field is zero and UseKey
+	// need not wipe about 850 octets first (once per NTS reply).
+	keyed bool
 }
 
 // lateBlocks is how many blocks of the chain over P PrepareSeal leaves to
@@ -66,6 +71,7 @@ func (c *Cipher) setKey(key []byte, asm bool) error {
 		c.Reset()
 		return err
 	}
+	c.keyed = true
 	c.k2Len = copy(c.k2[:], key[half:])
 	return nil
 }

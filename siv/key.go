@@ -47,8 +47,10 @@ func (k *Key) setKey(key []byte, ctr, asm bool) error {
 // crypto/aes schedules, and copies its subkeys; Reset wipes the copy.
 // k must not change while c uses it.
 func (c *Cipher) UseKey(k *Key) {
-	c.Reset()
-	c.sivKey = k.sivKey
+	if c.keyed {
+		c.Reset()
+	}
+	c.sivKey, c.keyed = k.sivKey, true
 	if !c.ctr.valid() {
 		c.k2Len = copy(c.k2[:], k.k2[:k.k2Len])
 	}

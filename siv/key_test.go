@@ -55,3 +55,42 @@ func testKeyMatchesSetKey(t *testing.T, asm bool) {
 		t.Errorf("%v allocations per UseKey and Seal", n)
 	}
 }
+
+// TestUseKeyLeavesNothingBehind: whatever a Cipher did before (keyed with
+// SetKey or another Key, a seal prepared and not finished, a reset or
+// none), UseKey leaves it exactly as UseKey leaves a new Cipher. UseKey
+// skips its wipe when no key was set since the last Reset, which is only
+// right if nothing writes a Cipher without a key.
+func TestUseKeyLeavesNothingBehind(t *testing.T) { forPaths(t, testUseKeyLeavesNothingBehind) }
+
+func testUseKeyLeavesNothingBehind(t *testing.T, asm bool) {
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	var k1, k2 Key
+	if err := k1.setKey(key(1), true, asm); err != nil {
+		t.Fatal(err)
+	}
+	if err := k2.setKey(key(2), false, asm); err != nil {
+		t.Fatal(err)
+	}
+	nonce, ad := bytes.Repeat([]byte{3}, 16), []byte("associated data")
+	for name, before := range map[string]func(c *Cipher){
+		"new":               func(*Cipher) {},
+		"SetKey":            func(c *Cipher) { c.setKey(key(4), asm) },
+		"sealed":            func(c *Cipher) { c.UseKey(&k1); c.Seal(nil, nonce, []byte("plaintext over a block"), ad) },
+		"prepared":          func(c *Cipher) { c.UseKey(&k1); c.PrepareSeal(make([]byte, TagSize+40), nonce) },
+		"reset":             func(c *Cipher) { c.UseKey(&k1); c.Reset() },
+		"failed SetKey":     func(c *Cipher) { c.UseKey(&k1); c.setKey(key(5)[:7], asm) },
+		"opened, forged":    func(c *Cipher) { c.UseKey(&k1); c.Open(nil, nonce, make([]byte, TagSize+20), ad) },
+		"SetKey, then Seal": func(c *Cipher) { c.setKey(key(6), asm); c.Seal(nil, nonce, []byte("x"), ad) },
+	} {
+		for _, k := range []*Key{&k1, &k2} {
+			var got, want Cipher
+			before(&got)
+			got.UseKey(k)
+			want.UseKey(k)
+			if got != want {
+				t.Errorf("%s, then UseKey: state differs from a new Cipher's", name)
+			}
+		}
+	}
+}
