@@ -10,10 +10,10 @@ import (
 // call (the vDSO's, with its key erasure) whatever its length, and an NTS
 // reply needs one nonce for its Authenticator and one per new cookie: read
 // one by one they took about 1.5 % of a worker saturated with NTS
-// requests, 0.4 % drawn ahead (BENCHMARKS.md). The octets may wait in memory before use because a
-// nonce must be unique, not secret: it goes out in the clear. Each octet
-// is handed out once. A nonceBuf lives in a request scratch, which one
-// goroutine holds at a time.
+// requests, drawn ahead 0.4 % (BENCHMARKS.md). The octets may wait in
+// memory before use because a nonce must be unique, not secret: it goes
+// out in the clear. Each octet is handed out once. A nonceBuf lives in a
+// request scratch, which one goroutine holds at a time.
 type nonceBuf struct {
 	b    [nonceBufLen]byte
 	left int // the last left octets of b are unused; zero: draw again
