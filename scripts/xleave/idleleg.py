@@ -19,18 +19,11 @@ import struct
 import sys
 import time
 
+from ntpstamp import ns, q
+
 SO_TIMESTAMPING = 37
 SOF_TX_SOFTWARE, SOF_RX_SOFTWARE, SOF_SOFTWARE, SOF_OPT_CMSG = 1 << 1, 1 << 3, 1 << 4, 1 << 10
 MSG_ERRQUEUE = 0x2000
-
-
-def ns(v):
-    return ((v >> 32) - 2208988800) * 10**9 + (((v & 0xffffffff) * 10**9 + (1 << 31)) >> 32)
-
-
-def q(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(len(v) * p))]
 
 
 def main():

@@ -21,14 +21,7 @@ reply k carries T3 of reply k-1. Per server, in ns (p10 / p50 / p90):
 """
 import sys
 
-
-def ns(v):
-    return ((v >> 32) - 2208988800) * 10**9 + (((v & 0xffffffff) * 10**9 + (1 << 31)) >> 32)
-
-
-def q(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(len(v) * p))]
+from ntpstamp import ns, q
 
 
 def main():
