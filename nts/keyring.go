@@ -177,9 +177,31 @@ func (r *KeyRing) MarshalBinary() ([]byte, error) {
 	if r.seal != 1 {
 		return nil, ErrKeyRing // a fleet ring is kept in its own sealed form
 	}
+	return r.marshal(ringMagic, 0), nil
+}
+
+// The handover format carries any ring, a fleet's too, to an NTS-KE
+// helper process (never to a file): the ring file's layout under its own
+// magic, with the index of the sealing key in the first reserved octet.
+const handoverMagic = "TGKH"
+
+// MarshalHandover encodes the ring for UnmarshalHandover in a helper
+// process of this same program.
+func (r *KeyRing) MarshalHandover() []byte { return r.marshal(handoverMagic, byte(r.seal)) }
+
+// UnmarshalHandover decodes what MarshalHandover encoded, with the checks
+// of UnmarshalKeyRing and a sealing key inside the ring.
+func UnmarshalHandover(data []byte) (*KeyRing, error) {
+	if len(data) < ringHeaderLen || data[6] > MaxPending || int(data[6]) >= int(data[5]) {
+		return nil, ErrKeyRing
+	}
+	return unmarshal(data, handoverMagic, int(data[6]), 1)
+}
+
+func (r *KeyRing) marshal(magic string, seal byte) []byte {
 	b := make([]byte, ringHeaderLen, ringHeaderLen+len(r.keys)*ringEntryLen+ringSumLen)
-	copy(b, ringMagic)
-	b[4], b[5] = ringVersion, byte(len(r.keys))
+	copy(b, magic)
+	b[4], b[5], b[6] = ringVersion, byte(len(r.keys)), seal
 	binary.BigEndian.PutUint64(b[8:], uint64(r.rotated.Unix()))
 	for i := range r.keys {
 		k := &r.keys[i]
@@ -188,7 +210,7 @@ func (r *KeyRing) MarshalBinary() ([]byte, error) {
 		b = append(b, k.key[:]...)
 	}
 	sum := sha256.Sum256(b)
-	return append(b, sum[:]...), nil
+	return append(b, sum[:]...)
 }
 
 // UnmarshalKeyRing decodes a ring written by MarshalBinary. It checks
@@ -196,12 +218,21 @@ func (r *KeyRing) MarshalBinary() ([]byte, error) {
 // reserved bytes and unique key ids. Deciding whether the ring is due for
 // rotation is the caller's business (it knows the schedule).
 func UnmarshalKeyRing(data []byte) (*KeyRing, error) {
-	if len(data) < ringHeaderLen+ringSumLen || string(data[:4]) != ringMagic ||
-		data[4] != ringVersion || data[6] != 0 || data[7] != 0 {
+	if len(data) < ringHeaderLen || data[6] != 0 {
+		return nil, ErrKeyRing
+	}
+	return unmarshal(data, ringMagic, 1, 2)
+}
+
+// unmarshal decodes a ring whose sealing key is keys[seal] and which holds
+// at least minKeys keys.
+func unmarshal(data []byte, magic string, seal, minKeys int) (*KeyRing, error) {
+	if len(data) < ringHeaderLen+ringSumLen || string(data[:4]) != magic ||
+		data[4] != ringVersion || data[7] != 0 {
 		return nil, ErrKeyRing
 	}
 	count := int(data[5])
-	if count < 2 || count > 1+MaxKeep || len(data) != ringHeaderLen+count*ringEntryLen+ringSumLen {
+	if count < minKeys || count > seal+MaxKeep || len(data) != ringHeaderLen+count*ringEntryLen+ringSumLen {
 		return nil, ErrKeyRing
 	}
 	body, sum := data[:len(data)-ringSumLen], data[len(data)-ringSumLen:]
@@ -209,7 +240,7 @@ func UnmarshalKeyRing(data []byte) (*KeyRing, error) {
 	if subtle.ConstantTimeCompare(want[:], sum) != 1 {
 		return nil, ErrKeyRing
 	}
-	r := &KeyRing{rotated: time.Unix(int64(binary.BigEndian.Uint64(data[8:])), 0).UTC(), seal: 1}
+	r := &KeyRing{rotated: time.Unix(int64(binary.BigEndian.Uint64(data[8:])), 0).UTC(), seal: seal}
 	for e := body[ringHeaderLen:]; len(e) > 0; e = e[ringEntryLen:] {
 		id := binary.BigEndian.Uint32(e)
 		if r.find(id) != nil {

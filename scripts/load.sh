@@ -22,7 +22,9 @@
 #      measured rate, for the p50/p99 latency and the p99 of the server's
 #      own residence (transmit − receive timestamp: free of the load
 #      core's scheduling, which the KE clients share); both again (unless
-#      SKIP_NICE=1) for timegate with `ntskenice NICE` (column tg-nice);
+#      SKIP_NICE=1) for timegate with `ntskenice NICE` (column tg-nice),
+#      and (unless SKIP_INPROC=1) for timegate with `ntsprocesses 0`
+#      (NTS-KE in the NTP process, not in a helper; summary lines only);
 #  (s) scaling (unless SKIP_SCALING=1): timegate with 1 and 2 workers
 #      (ntpworkers and GOMAXPROCS), nothing pinned, plain saturation;
 #  (b) a spoofed flood of SPOOF_SOURCES distinct source addresses in
@@ -52,6 +54,7 @@
 #   LOSS_ITER=5 CONNS=4 NTS_RING=16384 BESIDE_RATE=20000
 #   SPOOF_SOURCES=10000000 SPOOF_RATE=60000 SPOOF_MAX=200s SPOOF_FLATOUT=1 SAMPLE_EVERY=10s
 #   NICE=10 SKIP_NICE=0 (NTS-KE rows again for timegate with `ntskenice NICE`)
+#   SKIP_INPROC=0 (1: no NTS-KE rows for timegate with `ntsprocesses 0`)
 #   TG_GOMAXPROCS=(timegate's ntpworkers) SKIP_SAT=0 (1: side by side without the saturation and loss runs)
 #   TG_BIN=PATH (a timegate binary to measure instead of building this tree)
 #   TG_CONF="LINES" (appended to every timegate configuration, e.g. "ntprcvbuf 0" to
@@ -495,6 +498,18 @@ if [[ $SKIP_SIDE != 1 ]]; then
 		besideke tgnice "$tg_port" "$tg_pid" "$tg_ke"
 		stop_pid "$tg_pid"
 	fi
+	# And with NTS-KE in the NTP process itself (`ntsprocesses 0`), as
+	# timegate served it before it had helper processes.
+	if [[ $SKIP_NTS != 1 && ${SKIP_INPROC:-0} != 1 ]]; then
+		start_timegate tginproc "ratelimit off
+	ntsratelimit off
+	ntsprocesses 0
+	$nts_conf"
+		say "timegate with ntsprocesses 0: pid $tg_pid port $tg_port ke $tg_ke"
+		kerate tginproc "$tg_pid" "$tg_ke"
+		besideke tginproc "$tg_port" "$tg_pid" "$tg_ke"
+		stop_pid "$tg_pid"
+	fi
 	[[ $SKIP_CHRONY == 1 ]] || stop_pid "$ch_pid"
 
 fi
@@ -542,7 +557,7 @@ fi
 report() {
 	local kv=$work/kv.txt name mode f
 	: >"$kv"
-	for name in timegate chronyd echo tgnice; do
+	for name in timegate chronyd echo tgnice tginproc; do
 		for mode in plain nts; do
 			compgen -G "$out/sat-$name-$mode-*.json" >/dev/null || continue
 			jq -s -r --arg k "$mode" --arg n "$name" 'max_by(.replies_per_s) |
@@ -607,8 +622,9 @@ report() {
 		printf "\n"
 		printf "timegate NTS/plain peak: sent %s, received %s (target >= 0.7)\n", r(g("nts_srvtx", "timegate"), g("plain_srvtx", "timegate")), r(g("nts_peak", "timegate"), g("plain_peak", "timegate"))
 		printf "chronyd  NTS/plain peak: sent %s, received %s\n", r(g("nts_srvtx", "chronyd"), g("plain_srvtx", "chronyd")), r(g("nts_peak", "chronyd"), g("plain_peak", "chronyd"))
-		printf "NTP p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "tgnice"), g("beside_alone_p99", "tgnice")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
-		printf "NTP server residence p99 beside KE / alone: timegate %s, timegate with ntskenice %s, chronyd %s\n", r(g("beside_ke_res99", "timegate"), g("beside_alone_res99", "timegate")), r(g("beside_ke_res99", "tgnice"), g("beside_alone_res99", "tgnice")), r(g("beside_ke_res99", "chronyd"), g("beside_alone_res99", "chronyd"))
+		printf "NTP p99 beside KE / alone: timegate %s, timegate with ntskenice %s, timegate with ntsprocesses 0 %s, chronyd %s\n", r(g("beside_ke_p99", "timegate"), g("beside_alone_p99", "timegate")), r(g("beside_ke_p99", "tgnice"), g("beside_alone_p99", "tgnice")), r(g("beside_ke_p99", "tginproc"), g("beside_alone_p99", "tginproc")), r(g("beside_ke_p99", "chronyd"), g("beside_alone_p99", "chronyd"))
+		printf "NTP server residence p99 beside KE / alone: timegate %s, timegate with ntskenice %s, timegate with ntsprocesses 0 %s, chronyd %s\n", r(g("beside_ke_res99", "timegate"), g("beside_alone_res99", "timegate")), r(g("beside_ke_res99", "tgnice"), g("beside_alone_res99", "tgnice")), r(g("beside_ke_res99", "tginproc"), g("beside_alone_res99", "tginproc")), r(g("beside_ke_res99", "chronyd"), g("beside_alone_res99", "chronyd"))
+		printf "NTS-KE handshakes per server CPU second: timegate %s, with ntsprocesses 0 %s, chronyd %s\n", g("ke_cpu", "timegate"), g("ke_cpu", "tginproc"), g("ke_cpu", "chronyd")
 		printf "scaling, nothing pinned: sent 1 worker %s/s, 2 workers %s/s (2/1: %s); received 1 worker %s/s, 2 workers %s/s (2/1: %s)\n", g("scale-w1-sent", "timegate"), g("scale-w2-sent", "timegate"), r(g("scale-w2-sent", "timegate"), g("scale-w1-sent", "timegate")), g("scale-w1", "timegate"), g("scale-w2", "timegate"), r(g("scale-w2", "timegate"), g("scale-w1", "timegate"))
 	}' "$kv"
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,12 +71,43 @@ func TestDropsPrivileges(t *testing.T) {
 	if _, ok := queryFrom(t, "127.0.0.1", port); !ok {
 		t.Fatal("no NTP answer after the drop")
 	}
+	// The NTS-KE helper (ntsprocesses 1, the default) is started after the
+	// drop: the same user, no capabilities, no_new_privs, and it serves.
+	helper := onlyChild(t, p.Pid())
+	if st := procStatus(t, helper); st["Uid"] != "65534 65534 65534 65534" || st["CapEff"] != "0000000000000000" ||
+		st["CapPrm"] != "0000000000000000" || st["NoNewPrivs"] != "1" || st["Name"] != "timegate-ntske" {
+		t.Fatalf("NTS-KE helper %d: Name %q Uid %q CapPrm %q CapEff %q NoNewPrivs %q", helper, st["Name"], st["Uid"], st["CapPrm"], st["CapEff"], st["NoNewPrivs"])
+	}
+	cert := filepath.Join(state, "selfsigned-cert.pem")
+	if out, stderr, err := harness.RunGatectl(t, bins.Gatectl, "query", "-nts", "-timeout", "5s", "-ca", cert,
+		"-port", strconv.Itoa(port), fmt.Sprintf("127.0.0.1:%d", kePort)); err != nil {
+		t.Fatalf("NTS after the drop: %v\n%s%s", err, out, stderr)
+	}
 	if _, _, err := p.Gatectl(t, bins.Gatectl, "keys", "nts", "rotate"); err != nil {
 		t.Fatalf("rotation as nobody: %v", err)
 	}
 	from := p.LogSize()
 	p.Signal(syscall.SIGHUP)
 	p.WaitLog(t, from, "configuration reloaded", 5*time.Second)
+}
+
+// onlyChild is the one child process of pid (the NTS-KE helper).
+func onlyChild(t *testing.T, pid int) int {
+	t.Helper()
+	var kids []string
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("timegate %d has children %v, want one NTS-KE helper", pid, kids)
+	}
+	n, err := strconv.Atoi(kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Issue 11: a drop that would leave the daemon unable to re-read its keys file on

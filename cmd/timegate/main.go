@@ -15,11 +15,17 @@ import (
 
 	"timegate/internal/config"
 	"timegate/internal/gateway"
+	"timegate/internal/keproc"
 	"timegate/internal/logging"
 	"timegate/internal/sdnotify"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() {
+	if keproc.IsHelper() {
+		os.Exit(keproc.HelperMain())
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
 
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("timegate", flag.ContinueOnError)
@@ -78,7 +84,8 @@ func run(args []string, stderr io.Writer) int {
 	defer stop()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
-	g, err := gateway.New(cfg, gateway.Options{ConfigPath: *confPath, StateDir: *stateDir, Log: log})
+	g, err := gateway.New(cfg, gateway.Options{ConfigPath: *confPath, StateDir: *stateDir, Log: log,
+		LogLevel: *logLevel, LogJSON: *logJSON})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		return 1

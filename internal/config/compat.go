@@ -38,6 +38,8 @@ func compatDirective(name string) (handler, bool) {
 		return handler{ntsAEADs, true}, true
 	case "maxntsconnections":
 		return handler{maxNTSConnections, true}, true
+	case "ntsprocesses":
+		return handler{ntsProcesses, true}, true
 	}
 	return handler{}, false
 }
@@ -231,6 +233,16 @@ func restrictHostname(p *parser, name, host string, args []string) {
 
 // maxntsconnections N — chrony: concurrent NTS-KE sessions. Bounded, since
 // every session holds a TLS handshake's memory.
+// ntsprocesses N: chrony's, with its meaning: N helper processes serve
+// NTS-KE; 0 serves it in the daemon's own process.
+func ntsProcesses(p *parser, name string, args []string) {
+	if p.exactly(name, args, 1) {
+		if v, ok := p.intArg(name, "number of processes", args[0], 0, MaxNTSProcesses); ok {
+			p.cfg.NTSProcesses = v
+		}
+	}
+}
+
 func maxNTSConnections(p *parser, name string, args []string) {
 	if p.exactly(name, args, 1) {
 		if v, ok := p.intArg(name, "value", args[0], 1, 65536); ok {

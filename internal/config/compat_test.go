@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,6 +245,23 @@ func TestMaxNTSConnections(t *testing.T) {
 		t.Errorf("got %d", c.MaxNTSConnections)
 	}
 	parseErr(t, "maxntsconnections 0\n", "maxntsconnections")
+}
+
+// ntsprocesses is chrony's: 1 helper by default, 0 for none, and no
+// longer a directive without effect.
+func TestNTSProcesses(t *testing.T) {
+	if c := mustParse(t, "\n"); c.NTSProcesses != 1 {
+		t.Errorf("default %d, want 1 (chrony's)", c.NTSProcesses)
+	}
+	for _, n := range []int{0, 4} {
+		c := mustParse(t, fmt.Sprintf("ntsprocesses %d\n", n))
+		if c.NTSProcesses != n || len(c.Warnings) != 0 {
+			t.Errorf("ntsprocesses %d: got %d, warnings %s", n, c.NTSProcesses, warningsText(c))
+		}
+	}
+	parseErr(t, "ntsprocesses 65\n", "t.conf:1: ntsprocesses")
+	parseErr(t, "ntsprocesses -1\n", "ntsprocesses")
+	parseErr(t, "ntsprocesses 1\nntsprocesses 2\n", "ntsprocesses")
 }
 
 func TestNTSAEADs(t *testing.T) {

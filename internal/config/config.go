@@ -74,6 +74,9 @@ type Config struct {
 	// MaxNTSConnections caps concurrent NTS-KE sessions (chrony
 	// `maxntsconnections`); 0: the listener's default (256).
 	MaxNTSConnections int
+	// NTSProcesses is how many helper processes serve NTS-KE (chrony
+	// `ntsprocesses`, default 1); 0 serves it in the daemon's process.
+	NTSProcesses int
 
 	RateLimit      RateLimit // chrony `ratelimit` (NTP)
 	NTSRateLimit   RateLimit // chrony `ntsratelimit` (NTS-KE connections)
@@ -252,6 +255,14 @@ const (
 	// receive timestamp is the kernel's, taken before it queues. unbound's
 	// documentation suggests the same figure for so-rcvbuf.
 	DefaultNTPRcvBuf = 4 << 20
+
+	// DefaultNTSProcesses is chrony's default: one helper process serves
+	// NTS-KE, so that the kernel, which preempts it when an NTP request
+	// arrives, decides between handshakes and NTP (BENCHMARKS.md, "NTP
+	// beside NTS-KE"). MaxNTSProcesses bounds the directive: beyond the
+	// machine's cores more helpers only cost memory.
+	DefaultNTSProcesses = 1
+	MaxNTSProcesses     = 64
 )
 
 // Defaults returns the configuration used when a file says nothing.
@@ -264,6 +275,7 @@ func Defaults() *Config {
 		NTSRateLimit:   RateLimit{Enabled: true, Interval: 6, Burst: 8, Leak: 2, Prefix4: 32, Prefix6: 64},
 		ClientLogLimit: DefaultClientLogLimit,
 		NTPRcvBuf:      DefaultNTPRcvBuf,
+		NTSProcesses:   DefaultNTSProcesses,
 		TxLead:         true,
 		MinSources:     DefaultMinSources,
 		MaxDistance:    DefaultMaxDistance,

@@ -55,8 +55,6 @@ func noEffect(name string) (string, bool) {
 		return "timegate does not lock memory or change its scheduling priority or limits", true
 	case "ntpsigndsocket":
 		return "MS-SNTP signing is a domain controller's job (Samba's ntp_signd), not the gateway's", true
-	case "ntsprocesses":
-		return "NTS-KE is served by one process with bounded concurrency", true
 	case "ntsrefresh":
 		return "NTS-KE runs again when the cookies run out or a server refuses one", true
 	case "refresh":

@@ -74,6 +74,10 @@ type Config struct {
 	// OnChange is told when the ring in service changes (a new sealing key,
 	// a key added or pruned); it must not block.
 	OnChange func(prev, next *nts.KeyRing)
+	// Stored, when set, is told whenever a ring is put in service, the
+	// first one too, so that copies elsewhere (NTS-KE helper processes)
+	// follow at once; it must not block.
+	Stored func()
 	// OnPolicy, when set, is handed the fleet's policy text each time a new
 	// one authenticates, and nil when the fleet has none (the local file
 	// applies); an error refuses the policy (it is reported like a refused
@@ -413,6 +417,9 @@ func (k *Keeper) update() {
 	}
 	k.saveCopy()
 	k.ring.Store(next)
+	if k.cfg.Stored != nil {
+		k.cfg.Stored()
+	}
 	if prev != nil && k.cfg.OnChange != nil {
 		k.cfg.OnChange(prev, next)
 	}

@@ -39,6 +39,14 @@ type Options struct {
 	// generated certificate).
 	StateDir string
 	Log      *zap.Logger
+	// LogLevel and LogJSON are how Log was built (-log-level, -log-json):
+	// NTS-KE helper processes log to the same standard error the same way.
+	LogLevel string
+	LogJSON  bool
+	// HelperPath is the program run as an NTS-KE helper (ntsprocesses);
+	// empty: this program, whose main must call keproc.HelperMain first
+	// when keproc.IsHelper.
+	HelperPath string
 	// Now is the system clock; nil = time.Now.
 	Now func() time.Time
 }
@@ -305,7 +313,11 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	g.keNice = cfg.NTSKENice
+	if cfg.NTSProcesses == 0 {
+		// With helper processes the nice value is theirs, and this
+		// process has no handshakes for its workers to yield to.
+		g.keNice = cfg.NTSKENice
+	}
 	g.noTxLead = !cfg.TxLead
 	if g.keNice > 0 && runtime.GOMAXPROCS(0) <= workers {
 		// Each worker holds a thread of its own; with no P to spare, a

@@ -36,6 +36,16 @@ type keyService struct {
 	rotator *keystore.Rotator // nil with a fleet store
 	fleet   *etcdring.Keeper  // nil without ntskeystore
 	dir     string
+	// changed is signalled (never blocking) whenever a ring is put in
+	// service, for the NTS-KE helper processes' copies.
+	changed chan struct{}
+}
+
+func (k *keyService) stored() {
+	select {
+	case k.changed <- struct{}{}:
+	default: // one signal pending is enough: the reader loads the newest
+	}
 }
 
 // Ring is the ring to serve now; nil while there is none (a follower
@@ -63,7 +73,7 @@ func (g *Gateway) openKeys(cfg *config.Config) (*keyService, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: ntsdumpdir: %w", err)
 	}
-	k := &keyService{log: g.log.Named("keys"), rec: g.rec, dir: dir}
+	k := &keyService{log: g.log.Named("keys"), rec: g.rec, dir: dir, changed: make(chan struct{}, 1)}
 	if cfg.NTSKeyStore != nil {
 		if err := k.openFleet(g, cfg); err != nil {
 			g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
@@ -73,7 +83,7 @@ func (g *Gateway) openKeys(cfg *config.Config) (*keyService, error) {
 	}
 	// ntsrotate 0 is chrony's "never rotate by itself", not the default.
 	k.rotator = &keystore.Rotator{Dir: dir, Interval: cfg.NTSRotate, Manual: cfg.NTSRotate == 0, Now: g.opts.Now, Log: k.log,
-		OnRotate: k.rotated, Owners: trustedOwners(cfg), Follow: cfg.NTSPort == 0}
+		OnRotate: k.rotated, Stored: k.stored, Owners: trustedOwners(cfg), Follow: cfg.NTSPort == 0}
 	if err := k.rotator.Load(); err != nil {
 		g.rec.Record(audit.Event{Type: audit.TypeKeyImport, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
 		return nil, fmt.Errorf("gateway: NTS key ring: %w", err)
@@ -118,7 +128,7 @@ func (k *keyService) openFleet(g *Gateway, cfg *config.Config) error {
 		Dial: dial, Endpoints: ks.Endpoints, State: fleet.New(fc),
 		LocalCopy: filepath.Join(k.dir, FleetCopyName), Owners: trustedOwners(cfg),
 		Scheduled: interval > 0, Now: g.opts.Now, Log: k.log.Named("fleet"),
-		OnRefused: k.refused, OnChange: k.rotated,
+		OnRefused: k.refused, OnChange: k.rotated, Stored: k.stored,
 		OnPolicy: g.applyFleetPolicy, LocalPolicy: filepath.Join(k.dir, FleetPolicyName),
 	})
 	if err != nil {
@@ -225,6 +235,9 @@ func (g *Gateway) RotateNTSKeys(fleetWide bool) error {
 	}
 	if err := k.rotator.Rotate(); err != nil {
 		return err
+	}
+	if g.nts != nil {
+		g.nts.ringChanged() // the next NTS-KE seals with the new key, before we return
 	}
 	g.log.Info("NTS key ring rotated", zap.Uint32("sealing_key", k.rotator.Ring().CurrentID()))
 	return nil

@@ -37,7 +37,8 @@ func (g *Gateway) serveMetrics(ctx context.Context) error {
 			if g.nts == nil {
 				return kelisten.Stats{}, false
 			}
-			return g.nts.listener.Stats(), true
+			ks, _ := g.nts.stats()
+			return ks, true
 		},
 	}
 	return metrics.Serve(ctx, g.metricsLn, metrics.NewHandler(g, raw, log), log)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,18 +20,27 @@ import (
 	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/kelisten"
+	"timegate/internal/keproc"
 	"timegate/nts"
 	"timegate/ratelimit"
 )
 
-// ntsService is the NTS-KE front end: certificate, key ring and listener.
+// ntsService is the NTS-KE front end: certificate, key ring and either
+// helper processes (ntsprocesses, the default) or a listener in this
+// process (ntsprocesses 0).
 type ntsService struct {
-	log      *zap.Logger
-	rec      iaudit.Recorder
-	store    *certs.Store
+	log   *zap.Logger
+	rec   iaudit.Recorder
+	store *certs.Store
+
+	// In this process: the listener, its sockets and its rate table.
 	listener *kelisten.Listener
 	sockets  []net.Listener
 	keTable  *ratelimit.Table // ntsratelimit; nil when off
+
+	// In helper processes: their supervisor and the sockets it passes on.
+	helpers     *keproc.Supervisor
+	socketFiles []*os.File
 
 	certFile, keyFile string
 	certAt            atomic.Int64 // UnixNano of the last certificate (re)load
@@ -60,6 +70,13 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 	if g.audit != nil {
 		ring := g.audit.ring
 		onFailure = func(a netip.Addr, why uint8) { ring.Offer(a, iaudit.KindNTSKE, why) }
+	}
+	if cfg.NTSProcesses > 0 {
+		if err := g.openHelpers(ctx, cfg, s, onFailure); err != nil {
+			s.close()
+			return nil, err
+		}
+		return s, nil
 	}
 	allow, table, err := keRateLimit(cfg)
 	if err != nil {
@@ -94,6 +111,56 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		s.log.Info("serving NTS-KE", zap.Stringer("addr", ln.Addr()))
 	}
 	return s, nil
+}
+
+// openHelpers binds the NTS-KE sockets and prepares the helper processes
+// that will serve them (Run starts them, after the privilege drop, so
+// that they never run as root).
+func (g *Gateway) openHelpers(ctx context.Context, cfg *config.Config, s *ntsService, onFailure func(netip.Addr, uint8)) error {
+	rc, err := keRateConfig(cfg)
+	if err != nil {
+		return err
+	}
+	for _, addr := range listenAddrs(cfg.BindAddresses, cfg.NTSPort) {
+		ln, err := kelisten.Listen(ctx, addr)
+		if err != nil {
+			return fmt.Errorf("gateway: NTS-KE port: %w", err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		ln.Close() // f keeps the socket bound and listening
+		if err != nil {
+			return fmt.Errorf("gateway: NTS-KE port: %w", err)
+		}
+		s.socketFiles = append(s.socketFiles, f)
+		s.log.Info("serving NTS-KE", zap.Stringer("addr", ln.Addr()), zap.Int("processes", cfg.NTSProcesses))
+	}
+	total := cfg.MaxNTSConnections
+	if total == 0 {
+		total = kelisten.DefaultMaxConns
+	}
+	kc := keproc.Config{
+		Processes: cfg.NTSProcesses,
+		Listeners: s.socketFiles,
+		Child: keproc.ChildConfig{
+			Options: negotiateOptions(cfg),
+			// maxntsconnections bounds all helpers together.
+			MaxConns:  max(1, (total+cfg.NTSProcesses-1)/cfg.NTSProcesses),
+			RateLimit: rc,
+			Nice:      cfg.NTSKENice,
+			LogLevel:  g.opts.LogLevel,
+			LogJSON:   g.opts.LogJSON,
+		},
+		Cert:        func() *tls.Certificate { c, _ := s.store.GetCertificate(nil); return c },
+		Ring:        g.keys.Ring,
+		RingChanged: g.keys.changed,
+		Path:        g.opts.HelperPath,
+		Log:         s.log.Named("helpers"),
+	}
+	if onFailure != nil {
+		kc.OnFailure = func(f keproc.Failure) { onFailure(f.Addr, f.Reason) }
+	}
+	s.helpers, err = keproc.New(kc)
+	return err
 }
 
 // handshakeSlots is how many NTS-KE handshakes may do public-key work at
@@ -157,15 +224,28 @@ func (g *Gateway) certStore(cfg *config.Config, s *ntsService) (*certs.Store, er
 	return store, nil
 }
 
-// keRateLimit builds the per-source NTS-KE connection limiter
-// (`ntsratelimit`), or nil when it is off.
-func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelimit.Table, error) {
+// keRateConfig is the per-source NTS-KE connection limit
+// (`ntsratelimit`), checked, or nil when it is off.
+func keRateConfig(cfg *config.Config) (*ratelimit.Config, error) {
 	if !cfg.NTSRateLimit.Enabled {
-		return nil, nil, nil
+		return nil, nil
 	}
 	rc := rateConfig(cfg.NTSRateLimit, cfg.ClientLogLimit, false)
 	rc.KoD = false // NTS-KE has no kiss
-	t, err := ratelimit.New(rc)
+	if err := rc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
+	}
+	return &rc, nil
+}
+
+// keRateLimit builds the per-source NTS-KE connection limiter
+// (`ntsratelimit`), or nil when it is off.
+func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelimit.Table, error) {
+	rc, err := keRateConfig(cfg)
+	if rc == nil || err != nil {
+		return nil, nil, err
+	}
+	t, err := ratelimit.New(*rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
 	}
@@ -193,6 +273,9 @@ func listenAddrs(bind []netip.Addr, port int) []string {
 func (s *ntsService) run(ctx context.Context, spawn func(func() error)) {
 	for _, ln := range s.sockets {
 		spawn(func() error { return s.listener.Serve(ctx, ln) })
+	}
+	if s.helpers != nil {
+		spawn(func() error { return s.helpers.Run(ctx) })
 	}
 	spawn(func() error {
 		s.store.Watch(ctx, certWatchInterval, s.certEvent)
@@ -245,6 +328,13 @@ func (s *ntsService) certEvent(e certs.Event) {
 		s.log.Error("new certificate refused; still serving the previous one", zap.Error(e.Err))
 		s.recorder().Record(certAuditEvent(audit.TypeCertReload, audit.OutcomeRejected, e.Info, e.Err))
 	case e.Changed:
+		if s.helpers != nil {
+			// Before the event is recorded as accepted: a helper
+			// that refuses it keeps serving the previous pair.
+			if err := s.helpers.PushCert(); err != nil {
+				s.log.Error("NTS-KE helpers did not all take the new certificate", zap.Error(err))
+			}
+		}
 		s.certAt.Store(time.Now().UnixNano())
 		s.recorder().Record(certAuditEvent(audit.TypeCertReload, audit.OutcomeAccepted, e.Info, nil))
 		s.log.Info("certificate reloaded", zap.Strings("names", e.Info.SANs),
@@ -267,6 +357,35 @@ func keReasonName(code uint8) string { return kelisten.FailureName(code) }
 func (s *ntsService) close() {
 	for _, ln := range s.sockets {
 		ln.Close()
+	}
+	for _, f := range s.socketFiles {
+		f.Close()
+	}
+}
+
+// stats returns the NTS-KE counters and the ntsratelimit table's (nil when
+// off), from the helpers or the listener in this process.
+func (s *ntsService) stats() (kelisten.Stats, *ratelimit.Stats) {
+	if s.helpers != nil {
+		st := s.helpers.Stats()
+		return st.KE, st.Rate
+	}
+	var rate *ratelimit.Stats
+	if s.keTable != nil {
+		ts := s.keTable.Stats()
+		rate = &ts
+	}
+	return s.listener.Stats(), rate
+}
+
+// ringChanged hands a new key ring to the helpers and returns once they
+// have it (the Supervisor also follows keyService.changed by itself).
+func (s *ntsService) ringChanged() {
+	if s.helpers == nil {
+		return
+	}
+	if err := s.helpers.PushRing(); err != nil {
+		s.log.Error("NTS-KE helpers did not all take the new key ring", zap.Error(err))
 	}
 }
 

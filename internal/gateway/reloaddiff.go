@@ -20,6 +20,7 @@ func restartOnly() []restartOnlyDirective {
 		{"ntprcvbuf", func(c *config.Config) any { return c.NTPRcvBuf }},
 		{"txlead", func(c *config.Config) any { return c.TxLead }},
 		{"ntskenice", func(c *config.Config) any { return c.NTSKENice }},
+		{"ntsprocesses", func(c *config.Config) any { return c.NTSProcesses }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},
 		{"metrics", func(c *config.Config) any { return c.Metrics }},

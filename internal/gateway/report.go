@@ -13,6 +13,7 @@ import (
 
 	"timegate/interleave"
 	"timegate/internal/etcdring"
+	"timegate/internal/kelisten"
 	"timegate/internal/keystore"
 	"timegate/internal/report"
 	"timegate/ntp"
@@ -163,17 +164,16 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		out.Rate.NTP = report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
 	}
 	if g.nts != nil {
-		out.KE = keStats(g.nts)
-		if t := g.nts.keTable; t != nil {
-			ts := t.Stats()
+		ks, ts := g.nts.stats()
+		out.KE = keStats(ks)
+		if ts != nil {
 			out.Rate.KE = &report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
 		}
 	}
 	return out
 }
 
-func keStats(s *ntsService) report.KEStats {
-	ks := s.listener.Stats()
+func keStats(ks kelisten.Stats) report.KEStats {
 	refused := ks.RefusedByReason()
 	refused["accept-error"] = ks.AcceptErrors
 	return report.KEStats{

@@ -164,3 +164,34 @@ func (l *Listener) Stats() Stats {
 	s.Active = uint64(l.slots.running())
 	return s
 }
+
+// AddStats sums the counters of two listeners (NTS-KE helper processes,
+// each with its own). Latency histograms share their bounds, so bucket
+// counts add.
+func AddStats(a, b Stats) Stats {
+	a.Accepted += b.Accepted
+	a.Active += b.Active
+	a.RefusedTotalCap += b.RefusedTotalCap
+	a.RefusedSourceCap += b.RefusedSourceCap
+	a.RefusedRate += b.RefusedRate
+	a.AcceptErrors += b.AcceptErrors
+	a.Handshake += b.Handshake
+	a.BadALPN += b.BadALPN
+	a.BadVersion += b.BadVersion
+	a.Timeouts += b.Timeouts
+	a.IOErrors += b.IOErrors
+	a.Served += b.Served
+	a.NoCommon += b.NoCommon
+	for i := range a.Errors {
+		a.Errors[i] += b.Errors[i]
+	}
+	for i := range a.Latency.Cumulative {
+		a.Latency.Cumulative[i] += b.Latency.Cumulative[i]
+	}
+	for i, b := range latencyBounds() { // a zero Stats has none yet
+		a.Latency.Bounds[i] = b.Seconds()
+	}
+	a.Latency.Count += b.Latency.Count
+	a.Latency.Sum += b.Latency.Sum
+	return a
+}

@@ -69,7 +69,7 @@ func (r *Rotator) Reload() (changed bool, err error) {
 	if cur != nil && sameRing(cur, ring) {
 		return false, nil
 	}
-	r.ring.Store(ring)
+	r.store(ring)
 	if cur != nil && r.OnRotate != nil && cur.CurrentID() != ring.CurrentID() {
 		r.OnRotate(cur, ring)
 	}
@@ -132,6 +132,10 @@ type Rotator struct {
 	// OnRotate, when set, is told of each rotation after the new ring is
 	// saved and in service (the audit trail records it); it must not block.
 	OnRotate func(prev, next *nts.KeyRing)
+	// Stored, when set, is told whenever a ring is put in service (load,
+	// reload, rotation, prune), so that copies elsewhere (NTS-KE helper
+	// processes) follow at once; it must not block.
+	Stored func()
 	// Owners are the users besides root and the effective user who may own
 	// the ring file: the user a root start drops to, which writes it.
 	Owners []int
@@ -145,6 +149,14 @@ type Rotator struct {
 
 	mu   sync.Mutex // serialises Load and Rotate: one writer of the file
 	ring atomic.Pointer[nts.KeyRing]
+}
+
+// store puts ring in service.
+func (r *Rotator) store(ring *nts.KeyRing) {
+	r.ring.Store(ring)
+	if r.Stored != nil {
+		r.Stored()
+	}
 }
 
 // Path is the ring file's path.
@@ -176,7 +188,7 @@ func (r *Rotator) Load() error {
 	} else if err != nil {
 		return err
 	}
-	r.ring.Store(ring)
+	r.store(ring)
 	return nil
 }
 
@@ -204,7 +216,7 @@ func (r *Rotator) rotateLocked() error {
 	if err := Save(r.Path(), next); err != nil {
 		return err
 	}
-	r.ring.Store(next)
+	r.store(next)
 	if r.OnRotate != nil {
 		r.OnRotate(cur, next)
 	}
@@ -238,7 +250,7 @@ func (r *Rotator) Prune(keep int) (dropped int, err error) {
 	if err := Save(r.Path(), next); err != nil {
 		return 0, err
 	}
-	r.ring.Store(next)
+	r.store(next)
 	r.log().Info("pruned NTS cookie keys", zap.Int("dropped", dropped), zap.Int("keys", len(next.IDs())))
 	return dropped, nil
 }

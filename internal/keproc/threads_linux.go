@@ -1,0 +1,55 @@
+package keproc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// helperName is what ps, top and the journal call a helper (a thread
+// name holds 15 octets). Run through /proc/self/exe, it would be "exe".
+const helperName = "timegate-ntske"
+
+// nameProcess names every thread of this process helperName.
+func nameProcess() error {
+	return eachThread(func(tid int) error {
+		return os.WriteFile(fmt.Sprintf("/proc/self/task/%d/comm", tid), []byte(helperName), 0)
+	})
+}
+
+// niceProcess sets every thread of this process to nice n. On Linux a nice
+// value belongs to a thread.
+func niceProcess(n int) error {
+	return eachThread(func(tid int) error { return syscall.Setpriority(syscall.PRIO_PROCESS, tid, n) })
+}
+
+// eachThread applies f to every thread of this process. A new thread
+// inherits its name and nice value from the thread that creates it: once
+// every existing thread has them, so do all the Go runtime starts later.
+// Threads started while a pass ran are caught by the next; the runtime
+// starts few, so this ends after a pass that finds none new. A thread that
+// exited since the listing is no error.
+func eachThread(f func(tid int) error) error {
+	done := map[int]bool{}
+	for {
+		tids, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, t := range tids {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := f(tid); err != nil && !os.IsNotExist(err) && err != syscall.ESRCH {
+				return err
+			}
+			done[tid], fresh = true, true
+		}
+		if !fresh {
+			return nil
+		}
+	}
+}

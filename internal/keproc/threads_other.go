@@ -1,0 +1,11 @@
+//go:build !linux
+
+package keproc
+
+import "errors"
+
+func niceProcess(int) error {
+	return errors.New("per-process nice values are set on Linux only")
+}
+
+func nameProcess() error { return nil }
