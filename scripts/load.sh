@@ -59,6 +59,7 @@
 #   TG_BIN=PATH (a timegate binary to measure instead of building this tree)
 #   TG_CONF="LINES" (appended to every timegate configuration, e.g. "ntprcvbuf 0" to
 #   measure with the kernel's default receive buffer)
+#   TG_AFTER_START="COMMANDS" (run after each timegate starts, with $tg_pid set)
 #   RUN_NICE=0 SERVER_CPU=0 LOAD_CPU=1 REPORT_ONLY=0 (1: print the table of LOAD_OUT again) SKIP_SIDE=0 SKIP_CHRONY=0 SKIP_NTS=0 SKIP_SCALING=0 SKIP_SPOOF=0 LOAD_OUT=DIR
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
@@ -254,6 +255,11 @@ start_timegate() {
 	started+=("$tg_pid")
 	wait_port "$tg_port" "$tg_pid" "$name"
 	cp "$work/$name.conf" "$out/"
+	if [[ -n ${TG_AFTER_START:-} ]]; then
+		# An experiment's hook, with tg_pid and name set (e.g. a
+		# scheduling policy for the NTS-KE helper, `pgrep -P $tg_pid`).
+		tg_name=$name eval "$TG_AFTER_START"
+	fi
 }
 
 # start_echo: the load tool's echo server on a free port; sets echo_pid, echo_port.

@@ -91,23 +91,92 @@ func TestDropsPrivileges(t *testing.T) {
 	p.WaitLog(t, from, "configuration reloaded", 5*time.Second)
 }
 
-// onlyChild is the one child process of pid (the NTS-KE helper).
-func onlyChild(t *testing.T, pid int) int {
-	t.Helper()
-	var kids []string
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		kids = append(kids, strings.Fields(string(b))...)
-	}
-	if len(kids) != 1 {
-		t.Fatalf("timegate %d has children %v, want one NTS-KE helper", pid, kids)
-	}
-	n, err := strconv.Atoi(kids[0])
+// A daemon that systemd starts as user timegate with
+// AmbientCapabilities=CAP_NET_BIND_SERVICE keeps that capability, but its
+// NTS-KE helper holds none: a non-root process would pass its ambient set
+// on across execve, and the helper drops every set first.
+func TestHelperHasNoCapabilities(t *testing.T) {
+	harness.RequireRoot(t, "starts the daemon as nobody with an ambient capability")
+	bins := build.Binaries(t)
+	dir := publicDir(t)
+	bin := filepath.Join(dir, "timegate")
+	data, err := os.ReadFile(bins.Timegate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil || os.Chown(state, 65534, 65534) != nil {
+		t.Fatalf("state directory: %v", err)
+	}
+	port, kePort := harness.FreeUDPPort(t), harness.FreeTCPPort(t)
+	conf := filepath.Join(dir, "timegate.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nntsport %d\nbindaddress 127.0.0.1\nlocal stratum 9\nbindcmdaddress %s/ctl.sock\n",
+		port, kePort, state)), 0o644)
+	const capNetBindService = 10
+	cmd := exec.Command(bin, "-config", conf, "-state", state)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534},
+		AmbientCaps: []uintptr{capNetBindService}}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("timegate output:\n%s", out.String())
+		}
+	}()
+	var helper int
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		kids := children(cmd.Process.Pid)
+		if len(kids) == 1 {
+			helper = kids[0]
+		}
+		return len(kids) == 1, fmt.Sprintf("children %v", kids)
+	})
+	if st := procStatus(t, cmd.Process.Pid); st["CapAmb"] != "0000000000000400" {
+		t.Fatalf("control: the daemon has CapAmb %q, want CAP_NET_BIND_SERVICE", st["CapAmb"])
+	}
+	// The helper drops its capabilities first thing; give it the moment.
+	harness.WaitFor(t, 5*time.Second, func() (bool, string) {
+		st := procStatus(t, helper)
+		for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+			if st[k] != "0000000000000000" {
+				return false, fmt.Sprintf("helper %s %q", k, st[k])
+			}
+		}
+		return true, ""
+	})
+}
+
+// children lists the child processes of pid.
+func children(pid int) []int {
+	var kids []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				kids = append(kids, n)
+			}
+		}
+	}
+	return kids
+}
+
+// onlyChild is the one child process of pid (the NTS-KE helper).
+func onlyChild(t *testing.T, pid int) int {
+	t.Helper()
+	kids := children(pid)
+	if len(kids) != 1 {
+		t.Fatalf("timegate %d has children %v, want one NTS-KE helper", pid, kids)
+	}
+	return kids[0]
 }
 
 // Issue 11: a drop that would leave the daemon unable to re-read its keys file on

@@ -264,6 +264,26 @@ func TestNTSProcesses(t *testing.T) {
 	parseErr(t, "ntsprocesses 1\nntsprocesses 2\n", "ntsprocesses")
 }
 
+// ntskenice: idle by default (helpers in SCHED_IDLE), or a nice value;
+// idle named explicitly with NTS-KE in the daemon's own process is refused,
+// naming the line.
+func TestNTSKENice(t *testing.T) {
+	if c := mustParse(t, "\n"); !c.NTSKEIdle || c.NTSKENice != 0 {
+		t.Errorf("default idle %v nice %d, want idle", c.NTSKEIdle, c.NTSKENice)
+	}
+	if c := mustParse(t, "ntskenice 10\n"); c.NTSKEIdle || c.NTSKENice != 10 {
+		t.Errorf("ntskenice 10: idle %v nice %d", c.NTSKEIdle, c.NTSKENice)
+	}
+	if c := mustParse(t, "ntskenice 0\n"); c.NTSKEIdle || c.NTSKENice != 0 {
+		t.Errorf("ntskenice 0 (as chronyd): idle %v nice %d", c.NTSKEIdle, c.NTSKENice)
+	}
+	if c := mustParse(t, "ntsprocesses 0\n"); c.NTSProcesses != 0 {
+		t.Errorf("ntsprocesses 0 with the default idle: %d", c.NTSProcesses)
+	}
+	parseErr(t, "ntsprocesses 0\nntskenice idle\n", "t.conf:2: ntskenice idle needs ntsprocesses")
+	parseErr(t, "ntskenice lowest\n", "t.conf:1: ntskenice: must be idle or a nice value")
+}
+
 func TestNTSAEADs(t *testing.T) {
 	if c := mustParse(t, "ntsaeads 15 30\n"); !slices.Equal(c.NTSAEADs, []uint16{15, 30}) {
 		t.Errorf("ntsaeads %v", c.NTSAEADs)

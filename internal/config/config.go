@@ -38,11 +38,15 @@ type Config struct {
 	// takes it (`ntprcvbuf`, after unbound's so-rcvbuf; chrony has none);
 	// 0 leaves the kernel's default.
 	NTPRcvBuf int
-	// NTSKENice, when positive, runs NTS-KE sessions on OS threads at this
-	// nice value and each NTP worker on a thread of its own (Linux),
-	// with GOMAXPROCS at least one more than the workers, so that TLS
+	// NTSKENice, when positive, is the nice value of NTS-KE: of the helper
+	// processes (NTSProcesses > 0), or else of OS threads of their own for
+	// the sessions, with each NTP worker on a thread of its own and
+	// GOMAXPROCS at least one more than the workers (Linux), so that TLS
 	// handshakes yield the CPU to NTP. timegate's `ntskenice`; 0: off.
 	NTSKENice int
+	// NTSKEIdle runs the NTS-KE helper processes in SCHED_IDLE
+	// (`ntskenice idle`, the default); NTSKENice is then 0.
+	NTSKEIdle bool
 	// BindAddresses are the local addresses served (chrony `bindaddress`);
 	// empty means every address, IPv4 and IPv6.
 	BindAddresses []netip.Addr
@@ -276,6 +280,7 @@ func Defaults() *Config {
 		ClientLogLimit: DefaultClientLogLimit,
 		NTPRcvBuf:      DefaultNTPRcvBuf,
 		NTSProcesses:   DefaultNTSProcesses,
+		NTSKEIdle:      true,
 		TxLead:         true,
 		MinSources:     DefaultMinSources,
 		MaxDistance:    DefaultMaxDistance,

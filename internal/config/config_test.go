@@ -142,7 +142,7 @@ func TestParseErrorsNameFileLineAndDirective(t *testing.T) {
 		"bad.conf:10: maxdistance: must be a number of seconds",
 		`bad.conf:11: ntpworkers: worker count must be an integer 0..256, got "257"`,
 		"bad.conf:12: ntpworkers: already set at line 11",
-		`bad.conf:13: ntskenice: nice value must be an integer 0..19, got "20"`,
+		`bad.conf:13: ntskenice: must be idle or a nice value 0..19, got "20"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

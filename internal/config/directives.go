@@ -151,15 +151,23 @@ func ntpRcvBuf(p *parser, name string, args []string) {
 	p.cfg.NTPRcvBuf = int(v)
 }
 
-// ntskenice N: NTS-KE sessions at nice N (1..19) on threads of their own,
-// NTP workers on theirs; 0 = off.
+// ntskenice idle|N: the NTS-KE helper processes in SCHED_IDLE (the
+// default), or at nice N (0..19; with ntsprocesses 0, the sessions on
+// threads of their own at nice N and the NTP workers on theirs).
 func ntsKENice(p *parser, name string, args []string) {
 	if !p.exactly(name, args, 1) {
 		return
 	}
-	if v, ok := p.intArg(name, "nice value", args[0], 0, 19); ok {
-		p.cfg.NTSKENice = v
+	if args[0] == "idle" {
+		p.cfg.NTSKEIdle, p.cfg.NTSKENice = true, 0
+		return
 	}
+	v, err := strconv.Atoi(args[0])
+	if err != nil || v < 0 || v > 19 {
+		p.fail(name, "must be idle or a nice value 0..19, got %q", args[0])
+		return
+	}
+	p.cfg.NTSKEIdle, p.cfg.NTSKENice = false, v
 }
 
 func bindAddress(p *parser, name string, args []string) {

@@ -200,6 +200,10 @@ func (p *parser) finish() {
 	if (c.NTSServerCert == "") != (c.NTSServerKey == "") {
 		p.addErr(fmt.Errorf("%w: %s: ntsservercert and ntsserverkey must be given together", ErrConfig, p.name))
 	}
+	if pos, ok := p.seen["ntskenice"]; ok && c.NTSKEIdle && c.NTSProcesses == 0 {
+		p.addErr(fmt.Errorf("%w: %s: ntskenice idle needs ntsprocesses 1 or more: "+
+			"NTS-KE in the daemon's own process cannot run at another scheduling policy than NTP", ErrConfig, pos))
+	}
 	p.finishAudit()
 	p.finishLeap()
 	p.finishKeyStore()

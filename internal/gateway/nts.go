@@ -147,6 +147,7 @@ func (g *Gateway) openHelpers(ctx context.Context, cfg *config.Config, s *ntsSer
 			MaxConns:  max(1, (total+cfg.NTSProcesses-1)/cfg.NTSProcesses),
 			RateLimit: rc,
 			Nice:      cfg.NTSKENice,
+			Idle:      cfg.NTSKEIdle,
 			LogLevel:  g.opts.LogLevel,
 			LogJSON:   g.opts.LogJSON,
 		},

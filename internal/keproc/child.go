@@ -20,6 +20,7 @@ import (
 
 	"timegate/internal/kelisten"
 	"timegate/internal/logging"
+	"timegate/internal/privdrop"
 	"timegate/nts"
 	"timegate/ratelimit"
 )
@@ -46,7 +47,8 @@ type ChildConfig struct {
 	Options   nts.NegotiateOptions // where the NTP service is
 	MaxConns  int                  // maxntsconnections for this helper; 0: default
 	RateLimit *ratelimit.Config    // ntsratelimit; nil: off
-	Nice      int                  // ntskenice: the helper's nice value; 0: unchanged
+	Nice      int                  // ntskenice N: the helper's nice value; 0: unchanged
+	Idle      bool                 // ntskenice idle: SCHED_IDLE (takes precedence over Nice)
 	LogLevel  string               // zap level name; "": info
 	LogJSON   bool                 // JSON log lines instead of console text
 	Index     int                  // which helper, for its log lines
@@ -65,12 +67,20 @@ type Stats struct {
 // socket, and returns the exit status.
 func HelperMain() int {
 	os.Unsetenv(childEnv) // nothing the helper starts is one
+	// Before anything else: a helper needs no capability, and a non-root
+	// daemon's ambient ones (systemd's AmbientCapabilities=) would
+	// otherwise have come along across execve.
+	capsErr := privdrop.ClearCapabilities()
+	if capsErr != nil && !errors.Is(capsErr, privdrop.ErrCgo) {
+		fmt.Fprintln(os.Stderr, "timegate NTS-KE helper: cannot drop capabilities:", capsErr)
+		return 1
+	}
 	// The terminal's ^C reaches the whole process group; the parent decides
 	// when the helper stops (by closing the control socket), so that a
 	// graceful stop lets running sessions finish.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
 	nameProcess() // cosmetic: a helper left named "exe" serves as well
-	if err := runHelper(); err != nil {
+	if err := runHelper(capsErr); err != nil {
 		fmt.Fprintln(os.Stderr, "timegate NTS-KE helper:", err)
 		return 1
 	}
@@ -90,7 +100,9 @@ type helper struct {
 	dropped  atomic.Uint64
 }
 
-func runHelper() error {
+// runHelper serves; capsErr, when set, says why a cgo build kept the
+// capabilities it was started with (logged once the logger exists).
+func runHelper(capsErr error) error {
 	f := os.NewFile(controlFD, "ntske-control")
 	c, err := net.FileConn(f)
 	f.Close()
@@ -114,7 +126,16 @@ func runHelper() error {
 	}
 	h.log = h.log.Named(fmt.Sprintf("nts.ke-helper-%d", cfg.Index))
 	defer h.log.Sync()
-	if cfg.Nice > 0 {
+	if capsErr != nil {
+		h.log.Warn("NTS-KE helper keeps the capabilities it was started with", zap.Error(capsErr))
+	}
+	switch {
+	case cfg.Idle:
+		if err := idleProcess(); err != nil {
+			h.log.Warn("ntskenice idle: cannot put the helper in SCHED_IDLE; it runs at normal priority "+
+				"(a seccomp filter without sched_setscheduler?)", zap.Error(err))
+		}
+	case cfg.Nice > 0:
 		if err := niceProcess(cfg.Nice); err != nil {
 			h.log.Warn("ntskenice: cannot lower the helper's priority", zap.Error(err))
 		}

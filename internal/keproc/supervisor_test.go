@@ -131,7 +131,7 @@ func startWith(t *testing.T, processes int, cc ChildConfig) *fixture {
 	fx.sup, err = New(Config{
 		Processes:   processes,
 		Listeners:   []*os.File{f},
-		Child:       ChildConfig{Options: nts.NegotiateOptions{NTPPort: 11123}, LogLevel: "warn", Nice: cc.Nice},
+		Child:       ChildConfig{Options: nts.NegotiateOptions{NTPPort: 11123}, LogLevel: "warn", Nice: cc.Nice, Idle: cc.Idle},
 		Cert:        fx.cert.Load,
 		Ring:        fx.ring.Load,
 		RingChanged: fx.changed,
@@ -215,7 +215,10 @@ func TestHelperServesAndRestarts(t *testing.T) {
 	if _, err := fx.ring.Load().OpenCookie(res.Cookies[0]); err != nil {
 		t.Fatalf("the helper's cookie does not open with the parent's ring: %v", err)
 	}
-	if st := fx.sup.Stats(); st.KE.Served != 1 || st.KE.Accepted != 1 {
+	// The helper counts a session once it has closed it, after the
+	// client has its keys.
+	waitFor(t, "one session counted", func() bool { return fx.sup.Stats().KE.Served == 1 })
+	if st := fx.sup.Stats(); st.KE.Accepted != 1 {
 		t.Fatalf("stats after one session: %+v", st.KE)
 	}
 	old := helperPIDs(fx)
@@ -230,9 +233,9 @@ func TestHelperServesAndRestarts(t *testing.T) {
 		return len(p) == 1 && p[0] != old[0]
 	})
 	fx.exchange(t)
-	if st := fx.sup.Stats(); st.KE.Served != 2 {
-		t.Fatalf("served %d after a restart, want 2 (counters must not go back)", st.KE.Served)
-	}
+	// 1 from the killed helper's last report, 1 from the new one: the
+	// counters never go back.
+	waitFor(t, "two sessions counted", func() bool { return fx.sup.Stats().KE.Served == 2 })
 }
 
 // A rotated ring and a new certificate reach the helpers before PushRing
@@ -263,9 +266,7 @@ func TestHelperFollowsRingAndCert(t *testing.T) {
 			t.Fatalf("served certificate %q, want the new one", cn)
 		}
 	}
-	if st := fx.sup.Stats(); st.KE.Served != 6 {
-		t.Fatalf("served %d over two helpers, want 6", st.KE.Served)
-	}
+	waitFor(t, "six sessions counted over two helpers", func() bool { return fx.sup.Stats().KE.Served == 6 })
 }
 
 // ntskenice: every thread of a helper, those started while it serves
@@ -292,6 +293,30 @@ func TestHelperNiceAndName(t *testing.T) {
 		if comm != helperName || fields[16] != "7" {
 			t.Errorf("%s: name %q nice %s, want %q 7", f, comm, fields[16], helperName)
 		}
+	}
+}
+
+// ntskenice idle: every thread of a helper, those started while it
+// serves too, is in SCHED_IDLE.
+func TestHelperIdle(t *testing.T) {
+	fx := startWith(t, 1, ChildConfig{Idle: true, Nice: 7}) // idle wins
+	for range 4 {
+		fx.exchange(t)
+	}
+	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", helperPIDs(fx)[0]))
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// policy is the 41st field, the 39th after ')'.
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if fields[38] != strconv.Itoa(schedIdle) {
+			t.Errorf("%s: policy %s, want SCHED_IDLE (%d)", f, fields[38], schedIdle)
+		}
+	}
+	if len(stats) == 0 {
+		t.Fatal("no threads")
 	}
 }
 
@@ -413,6 +438,20 @@ func TestParentRefusesHostileMessages(t *testing.T) {
 // one that could not notice.
 func TestParentKilled(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	pid := startParent(t, cmd)
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, "the helper to die with its parent", func() bool {
+		// Orphaned, the helper is reaped by init (or a subreaper): ESRCH
+		// once it is gone.
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid)
+	})
+}
+
+// startParent starts cmd (this test binary) as a parent of its own
+// (testParent) and returns its helper's pid; the caller ends cmd.
+func startParent(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "KEPROC_TEST_PARENT=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -429,15 +468,10 @@ func TestParentKilled(t *testing.T) {
 	}
 	pid, err := strconv.Atoi(line[:len(line)-1])
 	if err != nil {
+		cmd.Process.Kill()
 		t.Fatalf("parent said %q", line)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	waitFor(t, "the helper to die with its parent", func() bool {
-		// Orphaned, the helper is reaped by init (or a subreaper): ESRCH
-		// once it is gone.
-		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid)
-	})
+	return pid
 }
 
 func zombie(pid int) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // helperName is what ps, top and the journal call a helper (a thread
@@ -17,6 +18,26 @@ func nameProcess() error {
 		return os.WriteFile(fmt.Sprintf("/proc/self/task/%d/comm", tid), []byte(helperName), 0)
 	})
 }
+
+// idleProcess puts every thread of this process in SCHED_IDLE: the
+// kernel then runs the helper only when no thread of normal priority
+// wants the CPU, and a woken NTP worker preempts it at once. A nice value,
+// even 19, does not do that under EEVDF: the running thread keeps the CPU
+// for its slice (about 0.75 ms; BENCHMARKS.md, "NTS-KE in helper
+// processes"). An unprivileged thread cannot leave SCHED_IDLE again.
+func idleProcess() error {
+	return eachThread(func(tid int) error {
+		var param [1]int32 // struct sched_param: priority 0
+		_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param[0])))
+		if e != 0 {
+			return e
+		}
+		return nil
+	})
+}
+
+// schedIdle is SCHED_IDLE (linux/sched.h).
+const schedIdle = 5
 
 // niceProcess sets every thread of this process to nice n. On Linux a nice
 // value belongs to a thread.

@@ -9,3 +9,7 @@ func niceProcess(int) error {
 }
 
 func nameProcess() error { return nil }
+
+func idleProcess() error {
+	return errors.New("SCHED_IDLE is set on Linux only")
+}

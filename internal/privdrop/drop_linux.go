@@ -13,10 +13,12 @@ import (
 
 // Linux constants not in package syscall.
 const (
-	prSetKeepCaps   = 8  // PR_SET_KEEPCAPS
-	prSetNoNewPrivs = 38 // PR_SET_NO_NEW_PRIVS
-	capSysTime      = 25 // CAP_SYS_TIME
-	capV3           = 0x20080522
+	prSetKeepCaps        = 8  // PR_SET_KEEPCAPS
+	prSetNoNewPrivs      = 38 // PR_SET_NO_NEW_PRIVS
+	prCapAmbient         = 47 // PR_CAP_AMBIENT
+	prCapAmbientClearAll = 4  // PR_CAP_AMBIENT_CLEAR_ALL
+	capSysTime           = 25 // CAP_SYS_TIME
+	capV3                = 0x20080522
 )
 
 // Drop switches every thread of the process to t: supplementary groups, group,
@@ -34,7 +36,7 @@ func Drop(t Target, keepSysTime bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("privdrop: not running as root (uid %d): nothing to drop to %s", os.Geteuid(), t.Name)
 	}
-	if err := allThreads(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0); err != nil && (keepSysTime || !errors.Is(err, errCgo)) {
+	if err := allThreads(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0); err != nil && (keepSysTime || !errors.Is(err, ErrCgo)) {
 		return err
 	}
 	if keepSysTime {
@@ -63,13 +65,48 @@ func Drop(t Target, keepSysTime bool) error {
 	return verify(t, want)
 }
 
-// errCgo: the binary uses cgo, so AllThreadsSyscall is unavailable.
-var errCgo = errors.New("privdrop: this binary was built with cgo, which cannot change every thread's capabilities: build with CGO_ENABLED=0 (make build does)")
+// ClearCapabilities empties every capability set (ambient, inheritable,
+// permitted, effective) of every thread, whatever user the process is:
+// what an NTS-KE helper does first, since it needs none and a non-root
+// daemon may have been started with ambient ones (systemd's
+// AmbientCapabilities=), which a non-root process keeps across execve. Only
+// dropping, it needs no privilege. A cgo build cannot reach every thread;
+// it is refused only when there is something to drop.
+func ClearCapabilities() error {
+	err := allThreads(syscall.SYS_PRCTL, prCapAmbient, prCapAmbientClearAll, 0)
+	if err == nil || errors.Is(err, syscall.EINVAL) { // EINVAL: a kernel before ambient sets (4.3)
+		err = setCaps(0)
+	}
+	if errors.Is(err, ErrCgo) && noCapabilities() {
+		return nil
+	}
+	return err
+}
+
+// noCapabilities reports whether the process holds no capability in any
+// set, as /proc says of it.
+func noCapabilities() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if strings.HasPrefix(k, "Cap") && k != "CapBnd" && strings.Trim(strings.TrimSpace(v), "0") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrCgo: the binary uses cgo, so AllThreadsSyscall is unavailable (make
+// build never makes one; `go test` does).
+var ErrCgo = errors.New("privdrop: this binary was built with cgo, which cannot change every thread's capabilities: build with CGO_ENABLED=0 (make build does)")
 
 func allThreads(trap, a1, a2, a3 uintptr) error {
 	_, _, errno := syscall.AllThreadsSyscall(trap, a1, a2, a3)
 	if errno == syscall.ENOTSUP {
-		return errCgo
+		return ErrCgo
 	}
 	if errno != 0 {
 		return fmt.Errorf("privdrop: syscall %d: %w", trap, errno)
@@ -89,7 +126,7 @@ func setCaps(caps uint64) error {
 	data[1].effective, data[1].permitted = uint32(caps>>32), uint32(caps>>32)
 	err := allThreads(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
 	if err != nil {
-		return fmt.Errorf("privdrop: keeping CAP_SYS_TIME: %w", err)
+		return fmt.Errorf("privdrop: setting capabilities to %#x: %w", caps, err)
 	}
 	return nil
 }
