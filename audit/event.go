@@ -20,6 +20,7 @@ const (
 	TypeRateLimited      Type = "ratelimit.episode"
 	TypeAuthFailure      Type = "auth.failure.episode"
 	TypeNTSKEFailure     Type = "ntske.failure.episode"
+	TypeNTSKEHelperExit  Type = "ntske.helper.exit" // an NTS-KE helper process ended while serving (crash, kill, hang)
 	TypeKeyRotate        Type = "key.rotate"
 	TypeKeyImport        Type = "key.import"
 	TypeKeyPrune         Type = "key.prune"

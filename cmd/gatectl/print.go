@@ -220,6 +220,9 @@ func printServerStats(w io.Writer, s *report.ServerStats) {
 	printf(w, "%-24s: %.2f us (from %d kernel stamps)\n", "Basic transmit lead", float64(n.TxLeadNS)/1e3, n.LeadProbes)
 	k := &s.KE
 	printf(w, "%-24s: %d accepted, %d active, %d served\n", "NTS-KE sessions", k.Accepted, k.Active, k.Served)
+	if k.Helpers > 0 {
+		printf(w, "%-24s: %d processes, %d restarts\n", "NTS-KE helpers", k.Helpers, k.HelperRestarts)
+	}
 	printCounts(w, "NTS-KE refused", k.Refused)
 	printCounts(w, "NTS-KE failed", k.Failed)
 	printRate(w, "NTP rate table", &s.Rate.NTP)

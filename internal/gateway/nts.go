@@ -114,8 +114,8 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 }
 
 // openHelpers binds the NTS-KE sockets and prepares the helper processes
-// that will serve them (Run starts them, after the privilege drop, so
-// that they never run as root).
+// that will serve them. Run starts them, after DropPrivileges: they run as
+// the user the daemon dropped to, never as the root it started as.
 func (g *Gateway) openHelpers(ctx context.Context, cfg *config.Config, s *ntsService, onFailure func(netip.Addr, uint8)) error {
 	rc, err := keRateConfig(cfg)
 	if err != nil {
@@ -160,6 +160,7 @@ func (g *Gateway) openHelpers(ctx context.Context, cfg *config.Config, s *ntsSer
 	if onFailure != nil {
 		kc.OnFailure = func(f keproc.Failure) { onFailure(f.Addr, f.Reason) }
 	}
+	kc.OnExit = s.helperExited
 	s.helpers, err = keproc.New(kc)
 	return err
 }
@@ -362,6 +363,17 @@ func (s *ntsService) close() {
 	for _, f := range s.socketFiles {
 		f.Close()
 	}
+}
+
+// helperExited records a helper process that ended while serving: it
+// parses hostile TLS, so a crash may be an attack that got somewhere.
+func (s *ntsService) helperExited(helper, pid int, err error) {
+	why := "unknown"
+	if err != nil {
+		why = err.Error()
+	}
+	s.recorder().Record(audit.Event{Type: audit.TypeNTSKEHelperExit, Outcome: audit.OutcomeFailed,
+		Details: map[string]string{"helper": strconv.Itoa(helper), "pid": strconv.Itoa(pid), "error": why}})
 }
 
 // stats returns the NTS-KE counters and the ntsratelimit table's (nil when

@@ -166,6 +166,9 @@ func (g *Gateway) ServerStats() report.ServerStats {
 	if g.nts != nil {
 		ks, ts := g.nts.stats()
 		out.KE = keStats(ks)
+		if h := g.nts.helpers; h != nil {
+			out.KE.Helpers, out.KE.HelperRestarts = g.cfg.Load().NTSProcesses, h.Restarts()
+		}
 		if ts != nil {
 			out.Rate.KE = &report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
 		}

@@ -45,6 +45,11 @@ type Config struct {
 	// OnFailure receives every refused or failed session, as
 	// kelisten.Config.OnFailure would; it must not block.
 	OnFailure func(Failure)
+	// OnExit, when set, is told of every helper that ended or could not
+	// start while the Supervisor ran (not of those it stopped itself):
+	// which one, its pid (0 if it never started) and why. It must not
+	// block.
+	OnExit func(helper, pid int, err error)
 	// Path is the program to run as a helper; empty: this program.
 	Path string
 	Log  *zap.Logger
@@ -60,6 +65,9 @@ const (
 	minRestartDelay = 100 * time.Millisecond
 	maxRestartDelay = 30 * time.Second
 	ringPollPeriod  = 10 * time.Second
+	// statsPollPeriod bounds what a helper that dies takes with it: its
+	// counters are kept as of its last report.
+	statsPollPeriod = 5 * time.Second
 )
 
 // Supervisor starts the helpers, restarts one that exits, and keeps each
@@ -68,10 +76,11 @@ type Supervisor struct {
 	cfg Config
 	log *zap.Logger
 
-	mu    sync.Mutex
-	live  []*child // indexed by helper; nil while one is (re)starting
-	base  Stats    // counters of helpers that have exited, so totals never go back
-	ready chan struct{}
+	mu       sync.Mutex
+	live     []*child // indexed by helper; nil while one is (re)starting
+	base     Stats    // counters of helpers that have exited, so totals never go back
+	restarts uint64   // helpers that ended or failed to start while serving
+	ready    chan struct{}
 }
 
 // New checks cfg and returns a Supervisor; Run starts the helpers.
@@ -104,6 +113,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		close(s.ready)
 	})
 	wg.Go(func() { s.followRing(ctx) })
+	wg.Go(func() { s.pollStats(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -124,7 +134,9 @@ func (s *Supervisor) keep(ctx context.Context, i int, started chan<- struct{}) {
 	for {
 		began := time.Now()
 		c, err := s.start(i)
+		pid := 0
 		if err == nil {
+			pid = c.cmd.Process.Pid
 			s.setLive(i, c)
 			// A ring put in service while it started was signalled
 			// before it was live: pushRing sends only a change.
@@ -140,6 +152,12 @@ func (s *Supervisor) keep(ctx context.Context, i int, started chan<- struct{}) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		s.mu.Lock()
+		s.restarts++
+		s.mu.Unlock()
+		if s.cfg.OnExit != nil {
+			s.cfg.OnExit(i, pid, err)
 		}
 		if time.Since(began) > maxRestartDelay {
 			delay = minRestartDelay // it ran well for a while
@@ -233,6 +251,21 @@ func (s *Supervisor) followRing(ctx context.Context) {
 	}
 }
 
+// pollStats asks every helper for its counters now and then, so that
+// those of one that dies are lost for at most statsPollPeriod.
+func (s *Supervisor) pollStats(ctx context.Context) {
+	t := time.NewTicker(statsPollPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Stats()
+		}
+	}
+}
+
 func (s *Supervisor) each(f func(*child) error) error {
 	s.mu.Lock()
 	live := make([]*child, 0, len(s.live))
@@ -252,7 +285,8 @@ func (s *Supervisor) each(f func(*child) error) error {
 }
 
 // Stats sums the counters of every helper, those that have exited
-// included. A helper that does not answer counts with its last report.
+// included (as of their last report, at most statsPollPeriod old). A
+// helper that does not answer counts with its last report.
 func (s *Supervisor) Stats() Stats {
 	s.mu.Lock()
 	total := s.base
@@ -267,6 +301,14 @@ func (s *Supervisor) Stats() Stats {
 		total = addStats(total, c.stats())
 	}
 	return total
+}
+
+// Restarts counts the helpers that ended, or could not be started, while
+// the Supervisor ran: each was (or is being) started again.
+func (s *Supervisor) Restarts() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts
 }
 
 func addStats(a, b Stats) Stats {

@@ -60,6 +60,7 @@ type fixture struct {
 
 	mu       sync.Mutex
 	failures []Failure
+	exits    []string // OnExit calls: "helper pid"
 }
 
 func newCert(t testing.TB, name string) (*tls.Certificate, *x509.CertPool) {
@@ -138,6 +139,11 @@ func startWith(t *testing.T, processes int, cc ChildConfig) *fixture {
 		OnFailure: func(fl Failure) {
 			fx.mu.Lock()
 			fx.failures = append(fx.failures, fl)
+			fx.mu.Unlock()
+		},
+		OnExit: func(helper, pid int, err error) {
+			fx.mu.Lock()
+			fx.exits = append(fx.exits, fmt.Sprintf("%d %d %v", helper, pid, err))
 			fx.mu.Unlock()
 		},
 		Log: zaptest.NewLogger(t),
@@ -232,6 +238,12 @@ func TestHelperServesAndRestarts(t *testing.T) {
 		p := helperPIDs(fx)
 		return len(p) == 1 && p[0] != old[0]
 	})
+	fx.mu.Lock()
+	exits := fx.exits
+	fx.mu.Unlock()
+	if want := fmt.Sprintf("0 %d process %d signal: killed", old[0], old[0]); len(exits) != 1 || exits[0] != want || fx.sup.Restarts() != 1 {
+		t.Fatalf("OnExit told %q, restarts %d; want [%q], 1", exits, fx.sup.Restarts(), want)
+	}
 	fx.exchange(t)
 	// 1 from the killed helper's last report, 1 from the new one: the
 	// counters never go back.

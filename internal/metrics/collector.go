@@ -171,6 +171,9 @@ func (c *collector) ke(e emitter, s *report.KEStats) {
 	if ok {
 		e.ch <- histogram(c.d.keDuration, &raw.Latency)
 	}
+	if s.Helpers > 0 {
+		e.counter(c.d.keRestarts, s.HelperRestarts)
+	}
 }
 
 func histogram(d *prometheus.Desc, h *kelisten.Histogram) prometheus.Metric {

@@ -16,7 +16,7 @@ type descs struct {
 	ntpInterleaved, ntpTxStamps, ntpTimestamps, ntpKernelDrops             *prometheus.Desc
 	ntpTxLead                                                              *prometheus.Desc
 
-	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration *prometheus.Desc
+	keAccepted, keRefused, keActive, keHandshakes, keFailures, keDuration, keRestarts *prometheus.Desc
 
 	rateEntries, rateCapacity, rateEvictions *prometheus.Desc
 
@@ -86,6 +86,7 @@ func (x *descs) server() {
 	x.keHandshakes = d("nts_ke_handshakes_total", "NTS-KE sessions that issued keys and cookies.")
 	x.keFailures = d("nts_ke_failures_total", "NTS-KE sessions that did not issue keys, by reason.", "reason")
 	x.keDuration = d("nts_ke_handshake_duration_seconds", "Length of NTS-KE sessions that issued keys, accept to last record.")
+	x.keRestarts = d("nts_ke_helper_restarts_total", "NTS-KE helper processes that ended while serving and were started again.")
 
 	x.rateEntries = d("ratelimit_entries", "Sources tracked by a rate table.", "table")
 	x.rateCapacity = d("ratelimit_capacity", "Entries a rate table holds (fixed memory).", "table")
@@ -128,7 +129,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.clockOffset, x.clockFreq, x.estimateAge, x.truechimers, x.upSources, x.cfgLoaded, x.cfgWarnings,
 		x.ntpReceived, x.ntpRequests, x.ntpVerdicts, x.ntpAnswered, x.ntpKoD, x.ntpDropped,
 		x.ntpNAKs, x.ntpLeaked, x.cookieOpenFailures, x.ntpInterleaved, x.ntpTxStamps, x.ntpTimestamps, x.ntpKernelDrops, x.ntpTxLead,
-		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration,
+		x.keAccepted, x.keRefused, x.keActive, x.keHandshakes, x.keFailures, x.keDuration, x.keRestarts,
 		x.rateEntries, x.rateCapacity, x.rateEvictions,
 		x.srcState, x.srcOffset, x.srcDelay, x.srcJitter, x.srcRootDist, x.srcReach,
 		x.srcStratum, x.srcPoll, x.srcAuthenticated, x.srcCookies, x.srcSent, x.srcReceived,

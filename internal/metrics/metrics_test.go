@@ -68,7 +68,7 @@ func (f *fakeReporter) ServerStats() report.ServerStats {
 	if f.nts {
 		s.KE = report.KEStats{Accepted: 9, Active: 1, Served: 5,
 			Refused: map[string]uint64{"total-cap": 0, "source-cap": 2, "rate-limit": 1},
-			Failed:  map[string]uint64{"handshake": 1, "timeout": 0}}
+			Failed:  map[string]uint64{"handshake": 1, "timeout": 0}, Helpers: 1, HelperRestarts: 2}
 		s.Rate.KE = &report.RateTable{Enabled: true, Entries: 3, Capacity: 4096}
 	}
 	return s

@@ -58,6 +58,7 @@ func TestScrape(t *testing.T) {
 		{"timegate_nts_ke_handshakes_total", counter, nil, 5},
 		{"timegate_nts_ke_failures_total", counter, []string{"reason", "handshake"}, 1},
 		{"timegate_nts_ke_handshake_duration_seconds", histo, nil, 5},
+		{"timegate_nts_ke_helper_restarts_total", counter, nil, 2},
 
 		{"timegate_ratelimit_entries", gauge, []string{"table", "ntp"}, 12},
 		{"timegate_ratelimit_capacity", gauge, []string{"table", "nts-ke"}, 4096},

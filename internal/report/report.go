@@ -201,6 +201,11 @@ type KEStats struct {
 	Refused map[string]uint64 `json:"refused"`
 	// Failed are sessions that did not end with keys, by reason.
 	Failed map[string]uint64 `json:"failed"`
+	// Helpers is how many processes serve NTS-KE (ntsprocesses; 0: this
+	// one), and HelperRestarts how often one ended while serving and was
+	// started again.
+	Helpers        int    `json:"helpers"`
+	HelperRestarts uint64 `json:"helper_restarts"`
 }
 
 // RateStats describe the rate tables (NTP and NTS-KE).
