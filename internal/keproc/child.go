@@ -75,10 +75,13 @@ func HelperMain() int {
 		fmt.Fprintln(os.Stderr, "timegate NTS-KE helper: cannot drop capabilities:", capsErr)
 		return 1
 	}
-	// The terminal's ^C reaches the whole process group; the parent decides
-	// when the helper stops (by closing the control socket), so that a
-	// graceful stop lets running sessions finish.
-	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// The parent decides when the helper stops, by closing the control
+	// socket, so that a graceful stop lets running sessions finish and is
+	// not taken for a crash: a terminal's ^C reaches the whole process
+	// group, and `systemctl stop` sends SIGTERM to the whole cgroup, the
+	// helper included. A parent killed outright takes it along anyway
+	// (PR_SET_PDEATHSIG, SIGKILL).
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
 	nameProcess() // cosmetic: a helper left named "exe" serves as well
 	if err := runHelper(capsErr); err != nil {
 		fmt.Fprintln(os.Stderr, "timegate NTS-KE helper:", err)

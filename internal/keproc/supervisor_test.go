@@ -386,6 +386,27 @@ func TestHelperRefusesBadCert(t *testing.T) {
 	}
 }
 
+// A SIGTERM for the whole cgroup (`systemctl stop`) or ^C for the whole
+// process group does not end a helper before its parent says so: no
+// spurious exit, no restart, and the parent's stop still ends it.
+func TestHelperLeavesStoppingToParent(t *testing.T) {
+	fx := start(t, 1)
+	pid := helperPIDs(fx)[0]
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx.exchange(t) // served after the signals, by the same helper
+	if p := helperPIDs(fx); len(p) != 1 || p[0] != pid || fx.sup.Restarts() != 0 {
+		t.Fatalf("helpers %v (was %d), restarts %d", p, pid, fx.sup.Restarts())
+	}
+	fx.stop()
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("helper %d still there after stop (kill 0: %v)", pid, err)
+	}
+}
+
 // Stopping the Supervisor stops its helpers.
 func TestStopEndsHelpers(t *testing.T) {
 	fx := start(t, 2)
