@@ -112,8 +112,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		}
 		close(s.ready)
 	})
-	wg.Go(func() { s.followRing(ctx) })
-	wg.Go(func() { s.pollStats(ctx) })
+	wg.Go(func() {
+		every(ctx, ringPollPeriod, s.cfg.RingChanged, func() {
+			if err := s.PushRing(); err != nil {
+				s.log.Warn("NTS-KE helper did not take the new key ring", zap.Error(err))
+			}
+		})
+	})
+	// Counters now and then, so that those of a helper that dies are lost
+	// for at most statsPollPeriod.
+	wg.Go(func() { every(ctx, statsPollPeriod, nil, func() { s.Stats() }) })
 	wg.Wait()
 	return nil
 }
@@ -235,34 +243,20 @@ func (s *Supervisor) PushRing() error {
 	return s.each(func(c *child) error { return c.pushRing(s.cfg.Ring()) })
 }
 
-func (s *Supervisor) followRing(ctx context.Context) {
-	t := time.NewTicker(ringPollPeriod)
+// every runs f each period, and whenever wake signals (nil: never), until
+// ctx ends. The ring and the counters have a loop each, so that a helper
+// slow to report never delays a new ring.
+func every(ctx context.Context, period time.Duration, wake <-chan struct{}, f func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.cfg.RingChanged: // nil: never
+		case <-wake:
 		case <-t.C:
 		}
-		if err := s.PushRing(); err != nil {
-			s.log.Warn("NTS-KE helper did not take the new key ring", zap.Error(err))
-		}
-	}
-}
-
-// pollStats asks every helper for its counters now and then, so that
-// those of one that dies are lost for at most statsPollPeriod.
-func (s *Supervisor) pollStats(ctx context.Context) {
-	t := time.NewTicker(statsPollPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Stats()
-		}
+		f()
 	}
 }
 

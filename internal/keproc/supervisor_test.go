@@ -288,24 +288,42 @@ func TestHelperNiceAndName(t *testing.T) {
 	for range 4 { // sessions make the runtime start threads
 		fx.exchange(t)
 	}
-	pid := helperPIDs(fx)[0]
-	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if len(stats) == 0 {
-		t.Fatal("no threads")
+	for _, th := range threads(t, helperPIDs(fx)[0]) {
+		if th.comm != helperName || th.field(19) != "7" {
+			t.Errorf("thread %d: name %q nice %s, want %q 7", th.tid, th.comm, th.field(19), helperName)
+		}
 	}
-	for _, f := range stats {
+}
+
+// thread is what /proc/PID/task/TID/stat says of one thread.
+type thread struct {
+	tid    int
+	comm   string
+	fields []string // from field 3 (state) on
+}
+
+// field is stat field n, numbered from 1 as in proc(5).
+func (th thread) field(n int) string { return th.fields[n-3] }
+
+// threads reads every thread of pid (the runtime starts some while we
+// read; one that exits meanwhile is left out).
+func threads(t *testing.T, pid int) []thread {
+	t.Helper()
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	var out []thread
+	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			continue // exited meanwhile
+			continue
 		}
-		// tid (comm) state ...: nice is the 19th field, the 17th after ')'.
 		i := bytes.LastIndexByte(b, ')')
-		comm := string(b[bytes.IndexByte(b, '(')+1 : i])
-		fields := strings.Fields(string(b[i+1:]))
-		if comm != helperName || fields[16] != "7" {
-			t.Errorf("%s: name %q nice %s, want %q 7", f, comm, fields[16], helperName)
-		}
+		tid, _ := strconv.Atoi(string(bytes.TrimSpace(b[:bytes.IndexByte(b, '(')])))
+		out = append(out, thread{tid: tid, comm: string(b[bytes.IndexByte(b, '(')+1 : i]), fields: strings.Fields(string(b[i+1:]))})
 	}
+	if len(out) == 0 {
+		t.Fatalf("no threads of %d", pid)
+	}
+	return out
 }
 
 // ntskenice idle: every thread of a helper, those started while it
@@ -315,20 +333,10 @@ func TestHelperIdle(t *testing.T) {
 	for range 4 {
 		fx.exchange(t)
 	}
-	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", helperPIDs(fx)[0]))
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
+	for _, th := range threads(t, helperPIDs(fx)[0]) {
+		if th.field(41) != strconv.Itoa(schedIdle) { // policy
+			t.Errorf("thread %d: policy %s, want SCHED_IDLE (%d)", th.tid, th.field(41), schedIdle)
 		}
-		// policy is the 41st field, the 39th after ')'.
-		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if fields[38] != strconv.Itoa(schedIdle) {
-			t.Errorf("%s: policy %s, want SCHED_IDLE (%d)", f, fields[38], schedIdle)
-		}
-	}
-	if len(stats) == 0 {
-		t.Fatal("no threads")
 	}
 }
 
