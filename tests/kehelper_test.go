@@ -73,7 +73,8 @@ func TestKEHelperRestartAudited(t *testing.T) {
 	query()
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
 		ke := serverStats().KE
-		return ke.Helpers == 1 && ke.HelperRestarts == 1 && ke.Served == 2,
-			fmt.Sprintf("helpers %d, restarts %d, served %d (want 1, 1, 2)", ke.Helpers, ke.HelperRestarts, ke.Served)
+		return ke.Helpers == 1 && ke.HelperRestarts == 1 && ke.Served == 2 && ke.HelperFailuresLost == 0,
+			fmt.Sprintf("helpers %d, restarts %d, served %d, failures lost %d (want 1, 1, 2, 0)",
+				ke.Helpers, ke.HelperRestarts, ke.Served, ke.HelperFailuresLost)
 	})
 }

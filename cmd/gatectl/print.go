@@ -221,7 +221,7 @@ func printServerStats(w io.Writer, s *report.ServerStats) {
 	k := &s.KE
 	printf(w, "%-24s: %d accepted, %d active, %d served\n", "NTS-KE sessions", k.Accepted, k.Active, k.Served)
 	if k.Helpers > 0 {
-		printf(w, "%-24s: %d processes, %d restarts\n", "NTS-KE helpers", k.Helpers, k.HelperRestarts)
+		printf(w, "%-24s: %d processes, %d restarts, %d failures not passed to the audit trail\n", "NTS-KE helpers", k.Helpers, k.HelperRestarts, k.HelperFailuresLost)
 	}
 	printCounts(w, "NTS-KE refused", k.Refused)
 	printCounts(w, "NTS-KE failed", k.Failed)

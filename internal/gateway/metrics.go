@@ -37,7 +37,7 @@ func (g *Gateway) serveMetrics(ctx context.Context) error {
 			if g.nts == nil {
 				return kelisten.Stats{}, false
 			}
-			ks, _ := g.nts.stats()
+			ks, _, _ := g.nts.stats()
 			return ks, true
 		},
 	}

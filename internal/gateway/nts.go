@@ -376,19 +376,20 @@ func (s *ntsService) helperExited(helper, pid int, err error) {
 		Details: map[string]string{"helper": strconv.Itoa(helper), "pid": strconv.Itoa(pid), "error": why}})
 }
 
-// stats returns the NTS-KE counters and the ntsratelimit table's (nil when
-// off), from the helpers or the listener in this process.
-func (s *ntsService) stats() (kelisten.Stats, *ratelimit.Stats) {
+// stats returns the NTS-KE counters, the ntsratelimit table's (nil when
+// off) and how many failures the helpers could not pass on to the audit
+// trail, from the helpers or the listener in this process.
+func (s *ntsService) stats() (kelisten.Stats, *ratelimit.Stats, uint64) {
 	if s.helpers != nil {
 		st := s.helpers.Stats()
-		return st.KE, st.Rate
+		return st.KE, st.Rate, st.FailuresDropped
 	}
 	var rate *ratelimit.Stats
 	if s.keTable != nil {
 		ts := s.keTable.Stats()
 		rate = &ts
 	}
-	return s.listener.Stats(), rate
+	return s.listener.Stats(), rate, 0
 }
 
 // ringChanged hands a new key ring to the helpers and returns once they

@@ -164,10 +164,10 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		out.Rate.NTP = report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}
 	}
 	if g.nts != nil {
-		ks, ts := g.nts.stats()
+		ks, ts, lost := g.nts.stats()
 		out.KE = keStats(ks)
 		if h := g.nts.helpers; h != nil {
-			out.KE.Helpers, out.KE.HelperRestarts = g.cfg.Load().NTSProcesses, h.Restarts()
+			out.KE.Helpers, out.KE.HelperRestarts, out.KE.HelperFailuresLost = g.cfg.Load().NTSProcesses, h.Restarts(), lost
 		}
 		if ts != nil {
 			out.Rate.KE = &report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}

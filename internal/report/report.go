@@ -206,6 +206,10 @@ type KEStats struct {
 	// started again.
 	Helpers        int    `json:"helpers"`
 	HelperRestarts uint64 `json:"helper_restarts"`
+	// HelperFailuresLost are failed sessions a helper could not pass on to
+	// the audit trail's episodes because the parent read them slower than
+	// they came (they are still in the counters above).
+	HelperFailuresLost uint64 `json:"helper_failures_lost"`
 }
 
 // RateStats describe the rate tables (NTP and NTS-KE).
