@@ -167,7 +167,7 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		ks, ts, lost := g.nts.stats()
 		out.KE = keStats(ks)
 		if h := g.nts.helpers; h != nil {
-			out.KE.Helpers, out.KE.HelperRestarts, out.KE.HelperFailuresLost = g.cfg.Load().NTSProcesses, h.Restarts(), lost
+			out.KE.Helpers, out.KE.HelperRestarts, out.KE.HelperFailuresLost = h.Processes(), h.Restarts(), lost
 		}
 		if ts != nil {
 			out.Rate.KE = &report.RateTable{Enabled: true, Entries: ts.Entries, Capacity: ts.Capacity, Evictions: ts.Evictions}

@@ -297,6 +297,9 @@ func (s *Supervisor) Stats() Stats {
 	return total
 }
 
+// Processes is how many helpers the Supervisor keeps running.
+func (s *Supervisor) Processes() int { return s.cfg.Processes }
+
 // Restarts counts the helpers that ended, or could not be started, while
 // the Supervisor ran: each was (or is being) started again.
 func (s *Supervisor) Restarts() uint64 {
