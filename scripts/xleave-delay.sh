@@ -10,7 +10,9 @@
 # 90th percentile of the "Peer del." column are printed per server and
 # mode, counting only samples taken in that mode (the letter after the mode
 # digit in the MTxRx column: I interleaved, B basic), for RUNS runs of each
-# mode.
+# mode, and the median of the "Offset" column: both servers serve this
+# host's clock, so the difference of the two is how much closer one serves
+# the time than the other, as a chronyd client (kernel T1 and T4) sees it.
 #
 # The two addresses are not equal places to be measured from: the client's
 # two polls settle into a fixed phase, and in every run measured here the
@@ -80,13 +82,13 @@ else
 	(cd "$root" && go build -o "$OUT/timegate" ./cmd/timegate)
 fi
 
-stats() { # LOG IP MODELETTER -> "n median p10 p90" in µs
-	awk -v ip="$2" -v m="$3" '$3 == ip && substr($18, 2, 1) == m { print $13 * 1e6 }' "$1" | sort -g |
+stats() { # LOG IP MODELETTER [COLUMN] -> "n median p10 p90" in µs of the column (13: Peer del.)
+	awk -v ip="$2" -v m="$3" -v c="${4:-13}" '$3 == ip && substr($18, 2, 1) == m { print $c * 1e6 }' "$1" | sort -g |
 		awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 - - -"; exit }
 			printf "%d %.1f %.1f %.1f\n", NR, v[int((NR + 1) / 2)], v[int(NR * 0.1) + 1], v[int(NR * 0.9) + 1] }'
 }
 
-printf "%-8s %-4s %-9s %-10s %8s %10s %8s %8s\n" mode run server address samples "median µs" "p10" "p90" | tee "$OUT/summary.txt"
+printf "%-8s %-4s %-9s %-10s %8s %10s %8s %8s %12s\n" mode run server address samples "median µs" "p10" "p90" "offset µs" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	for run in $(seq 1 "$RUNS"); do
 		d="$OUT/$mode-$run"
@@ -147,7 +149,8 @@ for mode in $MODES; do
 		for s in "timegate $tgaddr" "chronyd $srvaddr"; do
 			set -- $s
 			read -r n med p10 p90 < <(stats "$d/cli/log/measurements.log" "$2" "$letter")
-			printf "%-8s %-4s %-9s %-10s %8s %10s %8s %8s\n" "$mode" "$run" "$1" "$2" "$n" "$med" "$p10" "$p90" | tee -a "$OUT/summary.txt"
+			read -r _ off _ _ < <(stats "$d/cli/log/measurements.log" "$2" "$letter" 12)
+			printf "%-8s %-4s %-9s %-10s %8s %10s %8s %8s %12s\n" "$mode" "$run" "$1" "$2" "$n" "$med" "$p10" "$p90" "$off" | tee -a "$OUT/summary.txt"
 		done
 	done
 done

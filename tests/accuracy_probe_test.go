@@ -16,7 +16,11 @@ import (
 )
 
 // probe is a plain NTP client measuring every server the same way: T1 read just before
-// the send, T4 the kernel's receive timestamp, one socket for all.
+// the send, T4 the kernel's receive timestamp, one socket for all. It also takes the
+// kernel's transmit timestamp of each request, a second T1 as a chronyd client takes
+// it: the first includes the probe's own send path in the request's leg (as ntpdate or
+// sntp would), the second leaves only the kernel's, so that whatever asymmetry it sees
+// is the server's.
 type probe struct {
 	conn *net.UDPConn
 	buf  []byte
@@ -30,6 +34,9 @@ type probeReply struct {
 	// minus system time: their difference tells which way a slow exchange was slow.
 	out, back     float64
 	stratum, leap uint8
+	// offsetK is the offset with the kernel's T1; okK is false when its stamp was missing.
+	offsetK float64
+	okK     bool
 }
 
 // newProbe opens the probe's socket in network namespace ns ("" = this one): the socket
@@ -47,6 +54,9 @@ func newProbe(t *testing.T, ns string) *probe {
 	}
 	if err := sockstamp.Enable(conn); err != nil {
 		t.Fatalf("probe: kernel receive timestamps: %v", err)
+	}
+	if err := sockstamp.EnableTx(conn); err != nil {
+		t.Fatalf("probe: kernel transmit timestamps: %v", err)
 	}
 	return &probe{conn: conn, buf: make([]byte, 1024), oob: make([]byte, sockstamp.OOBSize)}
 }
@@ -91,13 +101,19 @@ func (p *probe) exchange(addr string) (probeReply, error) {
 		if t3.IsZero() {
 			return probeReply{}, errors.New("zero transmit timestamp")
 		}
-		return probeReply{
+		r := probeReply{
 			offset:  (t2.Sub(t1) + t3.Sub(t4)).Seconds() / 2,
 			delay:   (t4.Sub(t1) - t3.Sub(t2)).Seconds(),
 			out:     t2.Sub(t1).Seconds(),
 			back:    t4.Sub(t3).Seconds(),
 			stratum: p.buf[1],
 			leap:    p.buf[0] >> 6,
-		}, nil
+		}
+		// The stamp is queued by the time the reply is in: on loopback and veth it is
+		// taken before the request leaves the sending CPU.
+		if t1k, err := sockstamp.TxTime(p.conn); err == nil && !t1k.Before(t1) && t1k.Before(t4) {
+			r.offsetK, r.okK = (t2.Sub(t1k)+t3.Sub(t4)).Seconds()/2, true
+		}
+		return r, nil
 	}
 }

@@ -42,6 +42,11 @@ const (
 	// accProbeSlack: a first-minute probe exchange whose round trip exceeds the least
 	// seen by more than this is left out, since its own error may reach half the excess.
 	accProbeSlack = 40e-6
+	// accLie is how much further than the others the liar of ACCURACY_LIAR=1 serves.
+	accLie = 3.0
+	// accNoLiar names the second timegate of ACCURACY_LIAR=1, which has only the honest
+	// upstreams: the served time the liar must not move.
+	accNoLiar = "timegate without the liar"
 )
 
 // accTopology is where the upstreams and the clients under test run.
@@ -49,7 +54,8 @@ type accTopology struct {
 	name string
 	// down is the namespace of timegate, the chronyd client and the probe ("" = this one).
 	down string
-	// up is the upstreams' namespace; hosts are the upstreams' addresses seen from down.
+	// up is the upstreams' namespace; hosts are the upstreams' addresses seen from down:
+	// three honest ones, then one for the liar of ACCURACY_LIAR=1.
 	up    string
 	hosts []string
 	// allow is the network the upstreams must answer.
@@ -73,7 +79,7 @@ func TestAccuracy(t *testing.T) {
 				var tp accTopology
 				switch topo {
 				case "loopback":
-					tp = accTopology{name: "loopback", hosts: []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"}, allow: "127.0.0.0/8"}
+					tp = accTopology{name: "loopback", hosts: []string{"127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"}, allow: "127.0.0.0/8"}
 				case "veth":
 					tp = vethTopology(t)
 				default:
@@ -99,7 +105,7 @@ func TestAccuracy(t *testing.T) {
 func vethTopology(t *testing.T) accTopology {
 	ip := harness.RequireBinary(t, "ip")
 	tc := harness.RequireBinary(t, "tc")
-	hosts := []string{"10.77.0.3", "10.77.0.4", "10.77.0.5"}
+	hosts := []string{"10.77.0.3", "10.77.0.4", "10.77.0.5", "10.77.0.6"}
 	if why := netemMissing(t, ip, tc); why != "" {
 		t.Logf("no tc netem (%s): using the userspace delay line", why)
 		b := harness.NewBuild("", "./tests/delayline")
@@ -135,6 +141,7 @@ func vethTopology(t *testing.T) accTopology {
 		{"-n", up, "addr", "add", "10.77.0.3/24", "dev", va},
 		{"-n", up, "addr", "add", "10.77.0.4/24", "dev", va},
 		{"-n", up, "addr", "add", "10.77.0.5/24", "dev", va},
+		{"-n", up, "addr", "add", "10.77.0.6/24", "dev", va},
 		{"-n", down, "addr", "add", "10.77.0.2/24", "dev", vb},
 		{"-n", up, "link", "set", va, "up"},
 		{"-n", down, "link", "set", vb, "up"},
@@ -178,50 +185,90 @@ func accuracyRun(t *testing.T, tp accTopology, run int, report *strings.Builder)
 	var tgLines []string
 	var chronyLines []harness.ServerLine
 	var targets []accTarget
-	for i, host := range tp.hosts {
+	// ACCURACY_XLEAVE=1 asks every upstream for interleaved mode, from timegate and from
+	// the chronyd client alike: the upstreams' replies then carry the kernel's transmit
+	// time of the previous reply instead of a clock read before the NTS seal and the send.
+	var xleave []string
+	xleaveOpt := ""
+	if os.Getenv("ACCURACY_XLEAVE") == "1" {
+		xleave, xleaveOpt = []string{"xleave"}, " xleave"
+	}
+	// ACCURACY_LIAR=1 adds a fourth upstream, accLie further than the others, to
+	// timegate and the chronyd client, and starts a second timegate of the three honest
+	// ones beside them: the difference between the two timegates is what the liar moved.
+	liar := os.Getenv("ACCURACY_LIAR") == "1"
+	hosts := tp.hosts[:3]
+	if liar {
+		hosts = tp.hosts
+	}
+	for i, host := range hosts {
+		name, shift := fmt.Sprintf("upstream-%d", i+1), accShift
+		if i == 3 {
+			name, shift = "liar", accShift+accLie
+		}
 		u := harness.StartChrony(t, harness.ChronyOptions{
-			Name: fmt.Sprintf("upstream-%d", i+1), LocalStratum: 2, Shift: accShift, Netns: tp.up,
+			Name: name, LocalStratum: 2, Shift: shift, Netns: tp.up,
 			NTSServerCert: cert, NTSServerKey: key,
 			ExtraConfig: []string{"bindaddress " + host, "allow " + tp.allow},
 		})
 		ups = append(ups, u)
-		tgLines = append(tgLines, fmt.Sprintf("server %s nts ntsport %d iburst minpoll -4 maxpoll -4", host, u.NTSPort))
-		chronyLines = append(chronyLines, harness.ServerLine{Host: host, NTS: true, NTSPort: u.NTSPort})
-		targets = append(targets, accTarget{name: fmt.Sprintf("upstream-%d", i+1), addr: fmt.Sprintf("%s:%d", host, u.Port)})
+		tgLines = append(tgLines, fmt.Sprintf("server %s nts ntsport %d iburst minpoll -4 maxpoll -4%s", host, u.NTSPort, xleaveOpt))
+		chronyLines = append(chronyLines, harness.ServerLine{Host: host, NTS: true, NTSPort: u.NTSPort, Options: xleave})
+		if i < 3 {
+			targets = append(targets, accTarget{name: name, addr: fmt.Sprintf("%s:%d", host, u.Port)})
+		}
 	}
 
 	// timegate and the chronyd client start together.
 	bins := build.Binaries(t)
-	tgPort := harness.FreeUDPPort(t)
-	conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nratelimit off\nntstrustedcerts %s\nnosystemcert\n%s\n",
-		tgPort, cert, strings.Join(tgLines, "\n"))
-	tg := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}, Netns: tp.down})
+	startTimegate := func(lines []string) (*harness.Process, string) {
+		port := harness.FreeUDPPort(t)
+		// ACCURACY_TG_CONF: more lines for timegate's configuration (\n-separated).
+		conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nratelimit off\nntstrustedcerts %s\nnosystemcert\n%s\n%s\n",
+			port, cert, strings.Join(lines, "\n"), strings.ReplaceAll(os.Getenv("ACCURACY_TG_CONF"), `\n`, "\n"))
+		tg := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}, Netns: tp.down})
+		return tg, fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	tg, tgAddr := startTimegate(tgLines)
+	var honestAddr string
+	if liar {
+		_, honestAddr = startTimegate(tgLines[:3])
+	}
 	start := time.Now()
 	cli := harness.StartChrony(t, harness.ChronyOptions{Name: "chronyd client", Servers: chronyLines, Serve: true,
 		TrustedCert: cert, Netns: tp.down})
 	targets = append(targets,
-		accTarget{name: "timegate", addr: fmt.Sprintf("127.0.0.1:%d", tgPort)},
+		accTarget{name: "timegate", addr: tgAddr},
 		accTarget{name: "chronyd -x", addr: cli.Addr()})
+	if liar {
+		targets = append(targets, accTarget{name: accNoLiar, addr: honestAddr})
+	}
 
 	p := newProbe(t, tp.down)
 	defer p.Close()
 
 	// Phase 1: the first minute, from start: the largest excursion after first sync.
-	exc := followFirstSync(t, p, targets[3:], start, 60*time.Second)
+	exc, moved := followFirstSync(t, p, targets[3:], start, 60*time.Second)
 
 	// Phase 2: steady state, figures of accProbes probes each, with the stages.
 	const points = 12
 	errs := make([][]float64, len(targets))
+	errsK := make([][]float64, len(targets))
 	var stages accStages
 	for range points {
 		time.Sleep(2 * time.Second)
-		for i, v := range probeMedians(t, p, targets, accProbes) {
-			errs[i] = append(errs[i], v-accShift)
+		user, kernel := probeMedians(t, p, targets, accProbes)
+		for i := range targets {
+			errs[i] = append(errs[i], user[i]-accShift)
+			errsK[i] = append(errsK[i], kernel[i]-accShift)
 		}
 		stages.add(t, tg, bins.Gatectl, cli, ups)
 	}
 	checkAccuracyBehaviour(t, targets, errs)
-	writeAccuracyReport(report, tp, run, targets, errs, exc, &stages)
+	writeAccuracyReport(report, tp, run, targets, errs, errsK, exc, &stages)
+	if liar {
+		writeLiarReport(report, errs, moved)
+	}
 }
 
 func parseIPs(s []string) []net.IP {
@@ -237,10 +284,14 @@ func parseIPs(s []string) []net.IP {
 // answer, and when. Exchanges whose round trip exceeds the least seen by more than
 // accProbeSlack are left out: the probe itself was held up (the machine is shared), and
 // its offset may then be off by half the excess, which is not the server's error.
-func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Time, d time.Duration) []accExcursion {
+// When the last target is accNoLiar, it also returns how far the first target's served
+// time was from that one's, exchange by exchange in the same round.
+func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Time, d time.Duration) ([]accExcursion, liarMove) {
 	type point struct {
-		at time.Duration
-		r  probeReply
+		at    time.Duration
+		r     probeReply
+		round int
+		slow  bool
 	}
 	pts := make([][]point, len(targets))
 	for round := 0; time.Since(start) < d; round++ {
@@ -253,7 +304,7 @@ func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Tim
 			if err != nil || r.stratum == 0 || r.stratum >= 16 || r.leap == 3 {
 				continue
 			}
-			pts[i] = append(pts[i], point{time.Since(start), r})
+			pts[i] = append(pts[i], point{at: time.Since(start), r: r, round: round})
 		}
 	}
 	out := make([]accExcursion, len(targets))
@@ -269,8 +320,10 @@ func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Tim
 		for _, p := range pts[i] {
 			least = min(least, p.r.delay)
 		}
-		for _, p := range pts[i] {
+		for k := range pts[i] {
+			p := &pts[i][k]
 			if p.r.delay > least+accProbeSlack {
+				p.slow = true
 				e.slow++
 				t.Logf("%s at %.2f s: slow exchange: delay %.1f µs, out %+.1f µs, back %+.1f µs (legs less the shift)", targets[i].name,
 					p.at.Seconds(), p.r.delay*1e6, (p.r.out-accShift)*1e6, (p.r.back+accShift)*1e6)
@@ -285,7 +338,53 @@ func followFirstSync(t *testing.T, p *probe, targets []accTarget, start time.Tim
 			}
 		}
 	}
-	return out
+	var mv liarMove
+	if n := len(targets); n >= 2 && targets[n-1].name == accNoLiar {
+		honest := map[int]float64{}
+		for _, p := range pts[n-1] {
+			if !p.slow {
+				honest[p.round] = p.r.offset
+			}
+		}
+		var diffs []float64
+		for _, p := range pts[0] {
+			if h, ok := honest[p.round]; ok && !p.slow {
+				d := p.r.offset - h
+				diffs = append(diffs, d)
+				if math.Abs(d) > math.Abs(mv.max) {
+					mv.max, mv.at = d, p.at
+				}
+			}
+		}
+		mv.pairs, mv.medianAbs = len(diffs), absMedian(diffs)
+	}
+	return out, mv
+}
+
+// liarMove compares timegate with the liar to timegate without it, exchange by exchange.
+type liarMove struct {
+	pairs     int
+	max       float64 // the largest difference (signed), and when
+	at        time.Duration
+	medianAbs float64
+}
+
+// writeLiarReport: how far the liar moved timegate's served time, in the first minute
+// (single exchanges, paired by round) and in the steady state (the figures).
+func writeLiarReport(b *strings.Builder, errs [][]float64, mv liarMove) {
+	fmt.Fprintf(b, "A +%g s liar among four (ACCURACY_LIAR=1): timegate with it minus %s, µs:\n\n", accLie, accNoLiar)
+	fmt.Fprintf(b, "| phase | pairs | median \\|difference\\| | largest difference | at |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| first minute, single exchanges of one round | %d | %.1f | %s | %.1f s |\n", mv.pairs, mv.medianAbs*1e6, us(mv.max), mv.at.Seconds())
+	var d []float64
+	largest := 0.0
+	for k := range min(len(errs[3]), len(errs[5])) {
+		v := errs[3][k] - errs[5][k]
+		d = append(d, v)
+		if math.Abs(v) > math.Abs(largest) {
+			largest = v
+		}
+	}
+	fmt.Fprintf(b, "| steady state, figures (median of %d probes) | %d | %.1f | %s | |\n\n", accProbes, len(d), absMedian(d)*1e6, us(largest))
 }
 
 type accExcursion struct {
@@ -295,12 +394,14 @@ type accExcursion struct {
 }
 
 // probeMedians asks every target n times, round-robin so that all see the same
-// moments, and returns each target's median offset. Each round starts with a throwaway
+// moments, and returns each target's median offset with the probe's T1 and with the
+// kernel's (NaN where no exchange had a kernel stamp). Each round starts with a throwaway
 // exchange and at another target: the first exchange after a pause was measured slow on
 // its way out (tens of microseconds: caches and CPU idle states, the probe's not the
 // server's), which biased whichever server came first by half of that.
-func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) []float64 {
+func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) (user, kernel []float64) {
 	offs := make([][]float64, len(targets))
+	offsK := make([][]float64, len(targets))
 	for round := range n {
 		p.warm(targets[0].addr)
 		for k := range targets {
@@ -312,14 +413,17 @@ func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) []float64 
 				continue
 			}
 			offs[i] = append(offs[i], r.offset)
+			if r.okK {
+				offsK[i] = append(offsK[i], r.offsetK)
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	out := make([]float64, len(targets))
+	user, kernel = make([]float64, len(targets)), make([]float64, len(targets))
 	for i := range offs {
-		out[i] = median(offs[i])
+		user[i], kernel[i] = median(offs[i]), median(offsK[i])
 	}
-	return out
+	return user, kernel
 }
 
 func median(v []float64) float64 {
@@ -349,6 +453,14 @@ func checkAccuracyBehaviour(t *testing.T, targets []accTarget, errs [][]float64)
 type accStages struct {
 	rawSample, filter, estimate, softClock []float64
 	chronySources, chronyUpstream          []float64
+	// lead is timegate's transmit lead for basic replies at each reading, µs.
+	lead []float64
+	// chronyClock is the chronyd client's own clock: `chronyc tracking` "System time",
+	// the correction its -x clock applies to the system clock (served − system).
+	chronyClock []float64
+	// modes and states count timegate's sources by exchange mode and by state over
+	// every reading.
+	modes, states map[string]int
 }
 
 type tgStatus struct {
@@ -361,6 +473,7 @@ type tgSource struct {
 	Offset     float64 `json:"offset_s"`
 	LastOffset float64 `json:"last_offset_s"`
 	State      string  `json:"state"`
+	Mode       string  `json:"mode"`
 }
 
 func (s *accStages) add(t *testing.T, tg *harness.Process, gatectl string, cli *harness.Chrony, ups []*harness.Chrony) {
@@ -370,8 +483,24 @@ func (s *accStages) add(t *testing.T, tg *harness.Process, gatectl string, cli *
 		s.softClock = append(s.softClock, st.Offset-accShift)
 		s.estimate = append(s.estimate, st.EstimateOffset-accShift)
 	}
+	var ss struct {
+		NTP struct {
+			TxLeadNS int64 `json:"tx_lead_ns"`
+		} `json:"ntp"`
+	}
+	if gatectlJSON(t, gatectl, tg.ControlSocket, &ss, "serverstats", "-json") {
+		s.lead = append(s.lead, float64(ss.NTP.TxLeadNS)/1e3)
+	}
 	if gatectlJSON(t, gatectl, tg.ControlSocket, &srcs, "sources", "-json") {
+		if s.modes == nil {
+			s.modes, s.states = map[string]int{}, map[string]int{}
+		}
 		for _, r := range srcs {
+			s.modes[r.Mode]++
+			s.states[r.State]++
+			if r.State == "falseticker" {
+				continue // the liar's +3 s is no stage of the served time's error
+			}
 			s.rawSample = append(s.rawSample, r.LastOffset-accShift)
 			s.filter = append(s.filter, r.Offset-accShift)
 		}
@@ -380,8 +509,11 @@ func (s *accStages) add(t *testing.T, tg *harness.Process, gatectl string, cli *
 	// corrected, clock (positive: chronyd ahead), so it is the analogue of timegate's
 	// sample minus its soft clock.
 	for _, r := range cli.Sources(t) {
-		s.chronySources = append(s.chronySources, r.AdjustedOffset)
+		if math.Abs(r.AdjustedOffset) < accLie/2 { // not ACCURACY_LIAR's liar
+			s.chronySources = append(s.chronySources, r.AdjustedOffset)
+		}
 	}
+	s.chronyClock = append(s.chronyClock, cli.Tracking(t).SystemTime-accShift)
 	// The upstreams' own tracking of their reference: how far they are from shift.
 	for _, u := range ups {
 		tr := u.Tracking(t)
@@ -403,6 +535,23 @@ func gatectlJSON(t *testing.T, bin, socket string, v any, args ...string) bool {
 	return true
 }
 
+// errorTable writes one table of served-time errors (each row from one target's
+// figures) and returns the upstreams' medians.
+func errorTable(b *strings.Builder, what string, targets []accTarget, errs [][]float64) (upMed []float64) {
+	fmt.Fprintf(b, "Served-time error with %s:\n\n", what)
+	fmt.Fprintf(b, "| server | median error (µs) | median \\|error\\| (µs) | vs upstreams' median (µs) | figures |\n|---|---|---|---|---|\n")
+	for i := range 3 {
+		upMed = append(upMed, median(errs[i]))
+	}
+	ref := median(upMed)
+	for i, tg := range targets {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %d |\n", tg.name, us(median(errs[i])), us(absMedian(errs[i])),
+			us(median(errs[i])-ref), len(errs[i]))
+	}
+	fmt.Fprintln(b)
+	return upMed
+}
+
 func us(v float64) string { return fmt.Sprintf("%+.1f", v*1e6) }
 
 // absMedian is the median of |v|.
@@ -414,23 +563,16 @@ func absMedian(v []float64) float64 {
 	return median(a)
 }
 
-func writeAccuracyReport(b *strings.Builder, tp accTopology, run int, targets []accTarget, errs [][]float64,
+func writeAccuracyReport(b *strings.Builder, tp accTopology, run int, targets []accTarget, errs, errsK [][]float64,
 	exc []accExcursion, st *accStages) {
 	fmt.Fprintf(b, "### %s, run %d\n\n", tp.name, run)
-	fmt.Fprintf(b, "| server | median error (µs) | median \\|error\\| (µs) | vs upstreams' median (µs) | figures |\n|---|---|---|---|---|\n")
-	var upMed []float64
-	for i := range 3 {
-		upMed = append(upMed, median(errs[i]))
-	}
-	ref := median(upMed)
-	for i, tg := range targets {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %d |\n", tg.name, us(median(errs[i])), us(absMedian(errs[i])),
-			us(median(errs[i])-ref), len(errs[i]))
-	}
+	upMed := errorTable(b, "the probe's T1, read before the send", targets, errs)
+	errorTable(b, "the kernel's T1, as a chronyd client takes it", targets, errsK)
 	fmt.Fprintf(b, "\nFirst minute after start (probe every 100 ms, single exchanges; those with a round trip over %.0f µs above the least left out):\n\n| server | first synchronised answer | largest \\|served − shift\\| after it | at | left out |\n|---|---|---|---|---|\n", accProbeSlack*1e6)
 	for i, e := range exc {
 		fmt.Fprintf(b, "| %s | %.1f s | %.1f µs | %.1f s | %d |\n", targets[3+i].name, e.firstSync.Seconds(), e.max*1e6, e.at.Seconds(), e.slow)
 	}
+	fmt.Fprintf(b, "\ntimegate's sources over every reading, by exchange mode: %v; by state: %v (falsetickers are left out of the budget); transmit lead of basic replies at each reading, µs: %.2f\n", st.modes, st.states, st.lead)
 	fmt.Fprintf(b, "\ntimegate's error budget (value − shift; median, and median of |·| in brackets, µs):\n\n")
 	fmt.Fprintf(b, "| stage | median | \\|median\\| |\n|---|---|---|\n")
 	row := func(name string, v []float64) {
@@ -443,7 +585,10 @@ func writeAccuracyReport(b *strings.Builder, tp accTopology, run int, targets []
 	row("selection + combining (estimate)", st.estimate)
 	row("soft clock (served − system, from the law)", st.softClock)
 	row("served T2/T3 (probe)", errs[3])
+	row("served T2/T3 (probe, kernel T1)", errsK[3])
 	row("chronyd -x client: its sources' last samples, from its served clock (not − shift)", st.chronySources)
+	row("chronyd -x client: its clock (chronyc tracking System time)", st.chronyClock)
 	row("chronyd -x client: served (probe)", errs[4])
+	row("chronyd -x client: served (probe, kernel T1)", errsK[4])
 	fmt.Fprintln(b)
 }

@@ -21,7 +21,14 @@ import "time"
 // with tests/txcost on loopback, by 0.2–0.3 µs, about a quarter of the
 // whole. The worker therefore also times the system call of single-reply
 // sends, probes and ordinary ones alike (a clock read after it returns),
-// and takes the difference between the two as the probe's extra cost:
+// and takes the difference between the two as the probe's extra cost
+// (probes and timed ordinary sends, controls, take turns at the probe
+// spacing, each the first send due after it, so that both are the same
+// kind of send: a control that was simply the send after its probe
+// sampled warmer sends than the probes where requests come in bursts —
+// the probe spacing lands on the first send after an idle pause, the
+// slowest; in the accuracy harness the probes' system calls took 4–20 µs
+// at the least, their controls' 2, and the lead came out 0):
 //
 //	lead = min(stamp − read, probes) − (min(return − read, probes) − min(return − read, ordinary sends))
 //
@@ -118,31 +125,51 @@ func (e *leadEstimator) update() {
 // lead is the lead to add to a basic reply's transmit timestamp.
 func (e *leadEstimator) lead() time.Duration { return e.est }
 
+// leadSend is what a send does for the transmit lead.
+type leadSend uint8
+
+const (
+	leadNone    leadSend = iota
+	leadStamp            // a probe: its first reply asks for the kernel's transmit stamp
+	leadControl          // an ordinary single-reply send, timed as a probe's is
+)
+
 // leadProbe is the state of a worker's probe of its transmit lead.
 type leadProbe struct {
 	idx     int       // the reply of the pending send that carries the probe, or -1
 	pending bool      // a stamp is awaited
 	sys     time.Time // the clock read just before the probe's send
 	t3      uint64    // its transmit timestamp, to recognise its stamp
-	next    time.Time // no new probe before this
-	// control asks for the next ordinary single-reply send to be timed,
-	// one for each probe, so that both are sampled alike.
+	next    time.Time // no new probe or control before this
+	// control: the next due single-reply send is a control, one for each
+	// probe, so that both kinds are sampled alike.
 	control bool
 	every   time.Duration // the spacing: leadProbeEvery (tests shorten it)
 	est     leadEstimator // what the probes measured
 }
 
-// due reports whether a send whose first reply was built at now should
-// carry a probe: none awaited and no ordinary send owed to the last one
-// (or leadProbeTimeout passed since it), and the spacing passed. Probes
-// and timed ordinary sends thus alternate while the worker sends single
-// replies; while it only sends batches (no ordinary send can be timed
-// alike), it probes once per leadProbeTimeout.
-func (p *leadProbe) due(now time.Time) bool {
-	if (p.pending || p.control) && now.Sub(p.sys) < leadProbeTimeout {
-		return false
+// take decides what a send whose first reply was built at now does for
+// the lead; single says it carries one reply. Nothing until the spacing
+// passed since the last probe or control (nor while a stamp is awaited,
+// for at most leadProbeTimeout); then a control if one is owed and the
+// send is single, else a probe, which the caller arms. While the worker
+// only sends batches (no control can be timed alike) it probes once per
+// leadProbeTimeout.
+func (p *leadProbe) take(now time.Time, single bool) leadSend {
+	if p.pending && now.Sub(p.sys) < leadProbeTimeout || now.Before(p.next) {
+		return leadNone
 	}
-	return !now.Before(p.next)
+	if p.control {
+		if single {
+			p.control = false
+			p.next = now.Add(p.every)
+			return leadControl
+		}
+		if now.Sub(p.sys) < leadProbeTimeout {
+			return leadNone
+		}
+	}
+	return leadStamp
 }
 
 // arm records a probe on reply idx of a send, read sys just before it,
@@ -153,14 +180,13 @@ func (p *leadProbe) arm(idx int, sys time.Time, t3 uint64) {
 	p.control = true
 }
 
-// sent times a single-reply send read at sys that returned at ret: the
-// probe's own, or the ordinary one a probe asked for.
-func (p *leadProbe) sent(probe bool, sys, ret time.Time) {
-	switch {
-	case probe:
+// sent times a single-reply send of kind k read at sys that returned at
+// ret.
+func (p *leadProbe) sent(k leadSend, sys, ret time.Time) {
+	switch k {
+	case leadStamp:
 		p.est.observeProbe(ret.Sub(sys))
-	case p.control:
-		p.control = false
+	case leadControl:
 		p.est.observePlain(ret.Sub(sys))
 	}
 }

@@ -98,13 +98,14 @@ func TestLeadEstimator(t *testing.T) {
 
 func TestLeadProbe(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	p := leadProbe{idx: -1, every: leadProbeEvery}
-	if !p.due(t0) {
-		t.Fatal("a fresh probe is not due")
+	every := leadProbeEvery
+	p := leadProbe{idx: -1, every: every}
+	if k := p.take(t0, true); k != leadStamp {
+		t.Fatalf("a fresh worker's first send is %v, want a probe", k)
 	}
 	p.arm(0, t0, 0xabcdef00)
-	if p.due(t0.Add(leadProbeEvery)) {
-		t.Fatal("due while a stamp is awaited")
+	if k := p.take(t0.Add(every), true); k != leadNone {
+		t.Fatalf("%v while a stamp is awaited", k)
 	}
 	if p.match(0xabcdef02, t0.Add(3*time.Microsecond)) {
 		t.Fatal("matched another reply's stamp")
@@ -118,39 +119,48 @@ func TestLeadProbe(t *testing.T) {
 	if p.est.lag.n != 1 {
 		t.Fatalf("%d lag samples, want 1", p.est.lag.n)
 	}
-	if p.due(t0.Add(leadProbeEvery)) {
-		t.Fatal("due while the ordinary send the probe asked for is owed")
+	// The control is the first single-reply send due after the spacing,
+	// not the send right after the probe: both kinds land alike.
+	if k := p.take(t0.Add(every-time.Nanosecond), true); k != leadNone {
+		t.Fatalf("%v before the spacing passed", k)
 	}
-	// One ordinary send is timed per probe.
-	p.sent(true, t0, t0.Add(2*time.Microsecond))
-	p.sent(false, t0, t0.Add(time.Microsecond))
-	p.sent(false, t0, t0.Add(time.Microsecond))
+	if k := p.take(t0.Add(every), false); k != leadNone {
+		t.Fatalf("a batch is %v while a control is owed", k)
+	}
+	tc := t0.Add(every + time.Millisecond)
+	if k := p.take(tc, true); k != leadControl {
+		t.Fatalf("the first single send after the spacing is %v, want the control", k)
+	}
+	if k := p.take(tc.Add(every-time.Nanosecond), true); k != leadNone {
+		t.Fatalf("%v before the spacing after the control passed", k)
+	}
+	if k := p.take(tc.Add(every), true); k != leadStamp {
+		t.Fatalf("%v after the control and the spacing, want a probe", k)
+	}
+	p.sent(leadStamp, t0, t0.Add(2*time.Microsecond))
+	p.sent(leadControl, t0, t0.Add(time.Microsecond))
+	p.sent(leadNone, t0, t0.Add(time.Microsecond))
 	if p.est.probeSend.n != 1 || p.est.plainSend.n != 1 {
 		t.Fatalf("timed %d probe and %d ordinary sends, want 1 and 1", p.est.probeSend.n, p.est.plainSend.n)
 	}
-	if p.due(t0.Add(leadProbeEvery - time.Nanosecond)) {
-		t.Fatal("due before the spacing passed")
-	}
-	if !p.due(t0.Add(leadProbeEvery)) {
-		t.Fatal("not due after the spacing")
-	}
-	// Without single-reply sends the owed one never comes: probes go on
+	// Without single-reply sends the control never comes: probes go on
 	// once per leadProbeTimeout.
-	p.arm(0, t0.Add(time.Second), 7)
-	p.match(7, t0.Add(time.Second+time.Microsecond))
-	if p.due(t0.Add(time.Second + leadProbeTimeout - time.Nanosecond)) {
-		t.Fatal("due while the owed send is younger than the timeout")
+	t1 := t0.Add(time.Second)
+	p.arm(0, t1, 7)
+	p.match(7, t1.Add(time.Microsecond))
+	if k := p.take(t1.Add(leadProbeTimeout-time.Nanosecond), false); k != leadNone {
+		t.Fatalf("a batch is %v while the control is younger than the timeout", k)
 	}
-	if !p.due(t0.Add(time.Second + leadProbeTimeout)) {
-		t.Fatal("probes stopped for good without single-reply sends")
+	if k := p.take(t1.Add(leadProbeTimeout), false); k != leadStamp {
+		t.Fatalf("probes stopped for good without single-reply sends (%v)", k)
 	}
 	// A stamp that never comes is given up after leadProbeTimeout.
-	t1 := t0.Add(3 * time.Second)
-	p.arm(0, t1, 1)
-	if p.due(t1.Add(leadProbeTimeout - time.Nanosecond)) {
-		t.Fatal("gave up before the timeout")
+	t2 := t0.Add(3 * time.Second)
+	p.arm(0, t2, 1)
+	if k := p.take(t2.Add(leadProbeTimeout-time.Nanosecond), false); k != leadNone {
+		t.Fatalf("%v before the lost stamp's timeout", k)
 	}
-	if !p.due(t1.Add(leadProbeTimeout)) {
-		t.Fatal("did not give up after the timeout")
+	if k := p.take(t2.Add(leadProbeTimeout), false); k != leadStamp {
+		t.Fatalf("did not give up the lost stamp after the timeout (%v)", k)
 	}
 }

@@ -126,6 +126,7 @@ type worker struct {
 	maxLag   time.Duration  // maxSendLag; a benchmark under callgrind lifts it
 	probe    leadProbe      // the transmit lead (txlead.go)
 	sendRead time.Time      // the clock read before a timed single-reply send
+	sendKind leadSend       // what that send is for the transmit lead
 
 	// The worker's own epoll instance (see detach and wait), watched by
 	// Go's poller, and the state of one wait, kept here so that the
@@ -529,7 +530,7 @@ func (w *worker) armProbe(now time.Time, reply []byte) {
 // transmit lead.
 func (w *worker) prepareSend() {
 	w.probe.idx = -1
-	w.sendRead = time.Time{}
+	w.sendRead, w.sendKind = time.Time{}, leadNone
 	if w.resp != nil {
 		// One clock read for the batch, as late as the edge can: the
 		// replies leave in this one system call. None for a batch with
@@ -555,15 +556,15 @@ func (w *worker) prepareSend() {
 			if built.IsZero() {
 				built = w.epoch.Add(w.oldest)
 			}
-			probe := w.probe.due(built)
-			if (probe || w.pending == 1 && w.probe.control) && now.IsZero() {
+			kind := w.probe.take(built, w.pending == 1)
+			if kind != leadNone && now.IsZero() {
 				now = w.resp.Clock()
 			}
-			if probe {
+			if kind == leadStamp {
 				w.armProbe(now, unsafe.Slice(b.siov[0].Base, b.siov[0].Len))
 			}
-			if w.pending == 1 && (probe || w.probe.control) {
-				w.sendRead = now
+			if w.pending == 1 && kind != leadNone {
+				w.sendRead, w.sendKind = now, kind
 			}
 		}
 	}
@@ -605,7 +606,7 @@ func (w *worker) write() bool {
 		switch errno {
 		case 0:
 			if r == 1 && w.pending == 1 && !w.sendRead.IsZero() {
-				w.probe.sent(w.probe.idx == 0, w.sendRead, time.Now())
+				w.probe.sent(w.sendKind, w.sendRead, time.Now())
 				w.cnt.txLead.Store(int64(w.probe.est.lead()))
 			}
 			for k := w.sent; k < w.sent+int(r); k++ {
