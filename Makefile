@@ -58,7 +58,8 @@ load-veth:
 ## accuracy: timegate beside a chronyd -x client of the same three NTS upstreams (chained chronyds serving
 ## true time + 0.5 s), probed alike, on loopback and over veth with 1 ms each way (tc netem, or without sch_netem
 ## the userspace delay line tests/delayline); per-stage error
-## budget (root; about 4 min per topology; ACCURACY_RUNS=3 for three runs, ACCURACY_OUT=FILE for the report)
+## budget (root; about 4 min per topology; ACCURACY_RUNS=3 for three runs, ACCURACY_OUT=FILE for the report,
+## ACCURACY_TOPOLOGIES=loopback|veth, ACCURACY_XLEAVE=1, ACCURACY_LIAR=1, ACCURACY_TG_CONF='txlead off')
 .PHONY: accuracy
 accuracy:
 	$(GO) test -tags accuracy -run TestAccuracy -v -count=1 -timeout 60m ./tests/
