@@ -562,6 +562,9 @@ func (w *worker) prepareSend() {
 			}
 			if kind == leadStamp {
 				w.armProbe(now, unsafe.Slice(b.siov[0].Base, b.siov[0].Len))
+				if w.probe.idx != 0 {
+					kind = leadNone // not armed: no stamp asked, nothing to time
+				}
 			}
 			if w.pending == 1 && kind != leadNone {
 				w.sendRead, w.sendKind = now, kind
