@@ -125,7 +125,7 @@ type worker struct {
 	resp     *ntp.Responder // the one that built the pending replies
 	maxLag   time.Duration  // maxSendLag; a benchmark under callgrind lifts it
 	probe    leadProbe      // the transmit lead (txlead.go)
-	sendRead time.Time      // the clock read before a timed single-reply send
+	sendRead time.Time      // the clock read before a timed single-reply send (sendKind)
 	sendKind leadSend       // what that send is for the transmit lead
 
 	// The worker's own epoll instance (see detach and wait), watched by
@@ -608,7 +608,7 @@ func (w *worker) write() bool {
 			uintptr(w.pending-w.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
-			if r == 1 && w.pending == 1 && !w.sendRead.IsZero() {
+			if r == 1 && w.pending == 1 && w.sendKind != leadNone {
 				w.probe.sent(w.sendKind, w.sendRead, time.Now())
 				w.cnt.txLead.Store(int64(w.probe.est.lead()))
 			}
