@@ -147,12 +147,7 @@ func TestControlSocketRefusesOthers(t *testing.T) {
 	bins := build.Binaries(t)
 	// A copy of gatectl that other users may execute, in a directory they may enter.
 	pub := publicDir(t)
-	gatectl := filepath.Join(pub, "gatectl")
-	data, err := os.ReadFile(bins.Gatectl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(gatectl, data, 0o755)
+	gatectl := publicCopy(t, pub, bins.Gatectl)
 	sockDir := filepath.Join(pub, "run")
 	sock := filepath.Join(sockDir, "timegate.sock")
 	port := harness.FreeUDPPort(t)

@@ -48,6 +48,21 @@ func publicDir(t *testing.T) string {
 	return dir
 }
 
+// publicCopy copies the executable src into dir (from publicDir), where users
+// other than root may run it, and returns the copy's path.
+func publicCopy(t *testing.T, dir, src string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 // Issue 11: started as root with `user nobody`, timegate binds its privileged
 // sockets, hands its state directory to nobody, then runs as nobody with no
 // capabilities and no_new_privs on every ID — and still reloads, rotates its key
@@ -99,14 +114,7 @@ func TestHelperHasNoCapabilities(t *testing.T) {
 	harness.RequireRoot(t, "starts the daemon as nobody with an ambient capability")
 	bins := build.Binaries(t)
 	dir := publicDir(t)
-	bin := filepath.Join(dir, "timegate")
-	data, err := os.ReadFile(bins.Timegate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := publicCopy(t, dir, bins.Timegate)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil || os.Chown(state, 65534, 65534) != nil {
 		t.Fatalf("state directory: %v", err)
