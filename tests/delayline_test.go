@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"timegate/internal/sockstamp"
 	"timegate/tests/harness"
 )
 
@@ -21,7 +22,7 @@ import (
 // harness uses where the kernel has no sch_netem: it forwards both ways, never faster
 // than its delay, holds a flood in fixed memory, and leaves nothing behind.
 func TestDelayLine(t *testing.T) {
-	harness.RequireRoot(t, "network namespaces and a TUN device")
+	harness.RequireRoot(t, "network namespaces and packet sockets")
 	harness.RequireBinary(t, "ip")
 	b := harness.NewBuild("", "./tests/delayline")
 	t.Cleanup(func() { b.Close() })
@@ -132,7 +133,7 @@ func TestDelayLine(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ip link show: %v\n%s", err, out)
 		}
-		if id := strings.TrimPrefix(dl.Tun, "tgdlt"); strings.Contains(string(out), id) {
+		if strings.Contains(string(out), dl.ID) {
 			t.Errorf("a link of the delay line is left in this namespace:\n%s", out)
 		}
 	})
@@ -203,16 +204,18 @@ func vmRSS(t *testing.T, pid int) int {
 
 // BenchmarkDelayLineRoundTrip measures what the line adds: UDP echo round trips from
 // the downstream namespace to the upstream one, through a line of DELAYLINE_DELAY
-// (default 1ms; 0 shows the path through the TUN device alone), its threads SCHED_FIFO
-// at DELAYLINE_RTPRIO (default 0: ordinary), one at a time, 2 ms apart. Both sockets
-// are in this process, so the echo notes when the request came and each leg is timed
-// on one clock. It reports, in µs, the round trip's minimum, median, p99 and maximum,
-// each leg's median, and the median and p99 of |out − back| / 2: the offset error an
-// NTP client would take from the path's asymmetry.
+// (default 1ms; 0 shows the line's own path alone), its threads SCHED_FIFO at
+// DELAYLINE_RTPRIO (default 0: ordinary), one at a time, 2 ms apart. Every time is the
+// kernel's: the client's and the echo's transmit stamps and their receive stamps, so a
+// leg is the line and the kernel's paths, not the wake-ups of this process (the echo is
+// a goroutine of it; both sockets are timed on one clock). It reports, in µs, the round
+// trip's minimum, median, p99 and maximum, each leg's median, and the median and p99
+// of |out − back| / 2: the offset error an NTP client with kernel stamps would take
+// from the path's asymmetry.
 //
 //	go test -run '^$' -bench DelayLineRoundTrip -benchtime 3000x ./tests/
 func BenchmarkDelayLineRoundTrip(b *testing.B) {
-	harness.RequireRoot(b, "network namespaces and a TUN device")
+	harness.RequireRoot(b, "network namespaces and raw sockets")
 	d := time.Millisecond
 	if s := os.Getenv("DELAYLINE_DELAY"); s != "" {
 		var err error
@@ -224,48 +227,87 @@ func BenchmarkDelayLineRoundTrip(b *testing.B) {
 	b.Cleanup(func() { bld.Close() })
 	rt, _ := strconv.Atoi(os.Getenv("DELAYLINE_RTPRIO"))
 	dl := harness.StartDelayLine(b, bld.Path(b, "delayline"), harness.DelayLineOptions{Delay: d, RTPrio: rt})
-	echo, err := harness.ListenUDPInNetns(dl.Up, &net.UDPAddr{IP: net.ParseIP(harness.DelayLineUpAddr)})
-	if err != nil {
-		b.Fatal(err)
+	stamped := func(ns, host string) *net.UDPConn {
+		c, err := harness.ListenUDPInNetns(ns, &net.UDPAddr{IP: net.ParseIP(host)})
+		if err == nil {
+			err = sockstamp.Enable(c)
+		}
+		if err == nil {
+			err = sockstamp.EnableTx(c)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
 	}
+	echo := stamped(dl.Up, harness.DelayLineUpAddr)
 	defer echo.Close()
-	base := time.Now()
+	// The echo hands its receive and transmit stamps of each request (by its first 8
+	// bytes) to the client's side of the benchmark.
+	type echoed struct {
+		id     uint64
+		t2, t3 time.Time
+	}
+	echoes := make(chan echoed, 64)
 	go func() {
-		buf := make([]byte, 128)
+		buf, oob := make([]byte, 128), make([]byte, sockstamp.OOBSize)
 		for {
-			n, from, err := echo.ReadFromUDP(buf)
-			at := time.Since(base)
+			n, oobn, _, from, err := echo.ReadMsgUDP(buf, oob)
 			if err != nil {
 				return
 			}
-			echo.WriteToUDP(binary.LittleEndian.AppendUint64(buf[:n], uint64(at)), from)
+			t2, ok := sockstamp.Time(oob[:oobn])
+			if !ok || n < 8 {
+				continue
+			}
+			if _, err := echo.WriteToUDP(buf[:n], from); err != nil {
+				continue
+			}
+			t3, err := sockstamp.TxTime(echo)
+			if err != nil {
+				continue
+			}
+			echoes <- echoed{binary.LittleEndian.Uint64(buf), t2, t3}
 		}
 	}()
-	cli, err := harness.ListenUDPInNetns(dl.Down, &net.UDPAddr{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cli := stamped(dl.Down, "")
 	defer cli.Close()
 	to := echo.LocalAddr().(*net.UDPAddr)
-	buf := make([]byte, 128)
+	buf, oob := make([]byte, 128), make([]byte, sockstamp.OOBSize)
 	msg := make([]byte, 48)
-	exchange := func(i uint64) (t1, t2, t4 time.Duration) {
+	exchange := func(i uint64) (t1, t2, t3, t4 time.Time) {
 		binary.LittleEndian.PutUint64(msg, i)
-		t1 = time.Since(base)
 		if _, err := cli.WriteToUDP(msg, to); err != nil {
 			b.Fatal(err)
 		}
 		for {
 			cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := cli.Read(buf)
-			t4 = time.Since(base)
+			n, oobn, _, _, err := cli.ReadMsgUDP(buf, oob)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if n == len(msg)+8 && bytes.Equal(buf[:len(msg)], msg) {
-				return t1, time.Duration(binary.LittleEndian.Uint64(buf[len(msg):n])), t4
+			if n != len(msg) || !bytes.Equal(buf[:n], msg) {
+				continue
+			}
+			var ok bool
+			if t4, ok = sockstamp.Time(oob[:oobn]); !ok {
+				b.Fatal("no receive stamp on the echo's reply")
+			}
+			break
+		}
+		// Read once the reply is in: the first request waits for address resolution,
+		// and its transmit stamp comes when it leaves.
+		t1, err := sockstamp.TxTime(cli)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for e := range echoes {
+			if e.id == i {
+				return t1, e.t2, e.t3, t4
 			}
 		}
+		b.Fatal("echo stopped")
+		return
 	}
 	for i := range 20 { // neighbour entries, the process's pages
 		exchange(uint64(1<<32 + i))
@@ -273,12 +315,13 @@ func BenchmarkDelayLineRoundTrip(b *testing.B) {
 	var rtts, outs, backs, asym []float64
 	b.ResetTimer()
 	for i := range b.N {
-		t1, t2, t4 := exchange(uint64(i))
+		t1, t2, t3, t4 := exchange(uint64(i))
 		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
-		rtts = append(rtts, us(t4-t1))
-		outs = append(outs, us(t2-t1))
-		backs = append(backs, us(t4-t2))
-		asym = append(asym, math.Abs(us(t2-t1)-us(t4-t2))/2)
+		out, back := us(t2.Sub(t1)), us(t4.Sub(t3))
+		rtts = append(rtts, out+back)
+		outs = append(outs, out)
+		backs = append(backs, back)
+		asym = append(asym, math.Abs(out-back)/2)
 		time.Sleep(2 * time.Millisecond)
 	}
 	b.StopTimer()

@@ -1,14 +1,16 @@
-// Command delayline delays every packet routed through a TUN device by a fixed time,
-// each way: a userspace stand-in for `tc qdisc … netem delay` on kernels without
-// sch_netem, for the accuracy harness (tests/harness.StartDelayLine builds the
-// namespaces and routes around it). It reads each IP packet from the device, stamps
-// it, and writes it back into the device at stamp + delay, where the kernel forwards
-// it on; packets leave in the order they came.
+// Command delayline joins two network links and passes every frame from one to the
+// other a fixed time after the kernel received it: a userspace stand-in for
+// `tc qdisc … netem delay` on kernels without sch_netem, for the accuracy harness
+// (tests/harness.StartDelayLine builds the namespaces around it). It is a bridge of two
+// ports with a delay: a packet socket on each link (promiscuous, the kernel's receive
+// stamp on every frame, checksum and segmentation state carried in a virtio header)
+// reads each frame, and the line writes it to the other link at that stamp + delay;
+// each direction's frames leave in the order they came.
 //
-// Usage: delayline -dev NAME [-delay 1ms] [-queue 256] [-mtu 1500] [-spin 100us] [-rtprio N]
+// Usage: delayline -a LINK -b LINK [-delay 1ms] [-queue 128] [-maxframe 65550] [-spin 100us] [-rtprio N]
 //
-// The device must exist (`ip tuntap add dev NAME mode tun`) in the caller's network
-// namespace. SIGUSR1 prints the counters; SIGTERM and SIGINT print them and exit 0.
+// The links must exist in the caller's network namespace, up and without addresses
+// of their own. SIGUSR1 prints the counters; SIGTERM and SIGINT print them and exit 0.
 package main
 
 import (
@@ -26,14 +28,17 @@ import (
 )
 
 func main() {
-	dev := flag.String("dev", "", "TUN device to attach to (must exist)")
-	delay := flag.Duration("delay", time.Millisecond, "delay added to every packet")
-	capacity := flag.Int("queue", 256, "most packets held at once; more are dropped and counted")
-	mtu := flag.Int("mtu", 1500, "longest packet carried; the device's MTU must not exceed it")
+	linkA := flag.String("a", "", "one link to join (must exist)")
+	linkB := flag.String("b", "", "the other link")
+	delay := flag.Duration("delay", time.Millisecond, "delay added to every frame")
+	capacity := flag.Int("queue", 128, "most frames held at once each way; more are dropped and counted")
+	// A TCP sender's segmentation offload hands a link frames of up to 64 KiB, which
+	// the virtio header lets the line pass on whole.
+	maxFrame := flag.Int("maxframe", vnetHdrLen+14+65536, "longest frame carried, with its virtio header")
 	spin := flag.Duration("spin", 100*time.Microsecond, "busy-wait this long before a due time instead of sleeping")
 	rtprio := flag.Int("rtprio", 0, "run the process's threads SCHED_FIFO at this priority (1-99; 0: ordinary scheduling)")
 	flag.Parse()
-	if *dev == "" || *delay < 0 || *capacity < 1 || *mtu < 68 || *mtu > 65535 || *spin < 0 || *rtprio < 0 || *rtprio > 99 || flag.NArg() != 0 {
+	if *linkA == "" || *linkB == "" || *linkA == *linkB || *delay < 0 || *capacity < 1 || *maxFrame < vnetHdrLen+14+68 || *spin < 0 || *rtprio < 0 || *rtprio > 99 || flag.NArg() != 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -42,12 +47,12 @@ func main() {
 	// limit the line never approaches.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(64 << 20)
-	fd, err := openTUN(*dev)
+	dev, err := openPorts(*linkA, *linkB)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "delayline: %s: %v\n", *dev, err)
+		fmt.Fprintf(os.Stderr, "delayline: %v\n", err)
 		os.Exit(1)
 	}
-	l := NewLine(*delay, *capacity, *mtu)
+	l := NewLine(*delay, *capacity, *maxFrame)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
@@ -69,17 +74,17 @@ func main() {
 			return
 		}
 		ready <- nil
-		failed <- l.Run(tunDevice{fd}, wallClock{}, *spin, nil)
+		failed <- l.Run(dev, wallClock{}, *spin, nil)
 	}()
 	if err := <-ready; err != nil {
 		fmt.Fprintf(os.Stderr, "delayline: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Printf("delayline: ready dev %s delay %v queue %d mtu %d spin %v rtprio %d\n", *dev, *delay, *capacity, *mtu, *spin, *rtprio)
+	fmt.Printf("delayline: ready links %s %s delay %v queue %d maxframe %d spin %v rtprio %d\n", *linkA, *linkB, *delay, *capacity, *maxFrame, *spin, *rtprio)
 	for {
 		select {
 		case err := <-failed:
-			fmt.Fprintf(os.Stderr, "delayline: %s: %v\n", *dev, err)
+			fmt.Fprintf(os.Stderr, "delayline: %v\n", err)
 			printStats(l)
 			os.Exit(1)
 		case s := <-sigs:
@@ -97,8 +102,8 @@ func printStats(l *Line) {
 	if s.Forwarded > 0 {
 		mean = s.LateSum / time.Duration(s.Forwarded)
 	}
-	fmt.Printf("delayline: stats received=%d forwarded=%d dropped=%d oversize=%d writeerrors=%d maxqueued=%d latemean=%v latemax=%v late50us=%d\n",
-		s.Received, s.Forwarded, s.Dropped, s.Oversize, s.WriteErrors, s.MaxQueued, mean, s.LateMax, s.Late50)
+	fmt.Printf("delayline: stats received=%d forwarded=%d dropped=%d oversize=%d writeerrors=%d maxqueued=%d unstamped=%d latemean=%v latemax=%v late50us=%d\n",
+		s.Received, s.Forwarded, s.Dropped, s.Oversize, s.WriteErrors, s.MaxQueued, s.Unstamped, mean, s.LateMax, s.Late50)
 }
 
 // realtime makes every thread of the process SCHED_FIFO at prio (nothing for 0);
@@ -133,61 +138,6 @@ func realtime(prio int) error {
 	return nil
 }
 
-// openTUN attaches to the existing TUN device name, without the packet-information
-// header, so that every read is one IP packet and every write is one.
-func openTUN(name string) (int, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return -1, err
-	}
-	ifr, err := unix.NewIfreq(name)
-	if err == nil {
-		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-		err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("TUNSETIFF: %w", err)
-	}
-	return fd, nil
-}
-
 type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
-
-// tunDevice is a TUN file descriptor in non-blocking mode.
-type tunDevice struct{ fd int }
-
-func (d tunDevice) Wait(timeout time.Duration) error {
-	var ts *unix.Timespec
-	if timeout >= 0 {
-		t := unix.NsecToTimespec(int64(timeout))
-		ts = &t
-	}
-	fds := []unix.PollFd{{Fd: int32(d.fd), Events: unix.POLLIN}}
-	if _, err := unix.Ppoll(fds, ts, nil); err != nil && err != unix.EINTR {
-		return err
-	}
-	return nil
-}
-
-func (d tunDevice) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(d.fd, b)
-		switch err {
-		case nil:
-			return n, nil
-		case unix.EAGAIN:
-			return 0, ErrNoPacket
-		case unix.EINTR:
-			continue
-		}
-		return 0, err
-	}
-}
-
-func (d tunDevice) Write(b []byte) error {
-	_, err := unix.Write(d.fd, b)
-	return err
-}

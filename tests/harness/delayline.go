@@ -17,23 +17,21 @@ import (
 )
 
 // The delay line's addresses, the same in every instance: each lives only in its own
-// namespaces. The upstream side is 10.77.0.0/24, the downstream side 10.77.1.0/24,
-// and the middle namespace routes between them.
+// namespaces. The upstream side has 10.77.0.0/24, the downstream side 10.77.1.0/24, on
+// one link-layer segment through the line: each reaches the other directly.
 const (
 	DelayLineUpAddr   = "10.77.0.1"
 	DelayLineDownAddr = "10.77.1.2"
-	delayLineUpGW     = "10.77.0.254"
-	delayLineDownGW   = "10.77.1.254"
-	// DelayLineNet covers both sides (for a server's `allow`).
-	DelayLineNet = "10.77.0.0/16"
-	// delayLineTable routes what arrives from either veth into the TUN device.
-	delayLineTable = "177"
+	// DelayLineNet covers both sides (for a server's `allow`), and is the prefix
+	// both sides have on the link.
+	DelayLineNet    = "10.77.0.0/16"
+	delayLinePrefix = "/16"
 )
 
 // DelayLineOptions adjust StartDelayLine.
 type DelayLineOptions struct {
-	Delay time.Duration // each way (0: the path through the TUN device alone)
-	Queue int           // packets held at once; default 256
+	Delay time.Duration // each way (0: the line's own path alone)
+	Queue int           // frames held at once each way; default 128
 	// RTPrio runs the line's process SCHED_FIFO at this priority (0: ordinary
 	// scheduling); on a busy machine it cuts its wake-up latency.
 	RTPrio int
@@ -41,42 +39,39 @@ type DelayLineOptions struct {
 	UpAddrs []string
 }
 
-// DelayLine is a path between two network namespaces, Up and Down, through a third,
-// Mid, where every packet from one to the other passes through a TUN device and a
-// delayline process (tests/delayline) that writes it back Delay later:
+// DelayLine is a link between two network namespaces, Up and Down, through a third,
+// Mid, where a delayline process (tests/delayline) bridges the two veths that end
+// there and passes each frame on Delay after the kernel received it:
 //
-//	Up (10.77.0.1, UpAddrs) ==veth== Mid (ip_forward, rp_filter 0, TUN) ==veth== Down (10.77.1.2)
+//	Up (10.77.0.1, UpAddrs) ==veth== Mid (no addresses; delayline -a … -b …) ==veth== Down (10.77.1.2)
 //
-// In Mid, a policy rule sends whatever arrives on either veth to a table whose only
-// route is the TUN device; what the process writes back arrives on the TUN, so it
-// misses that rule and the main table's connected routes forward it to the far veth.
-// Cleanup stops the process (exit status 0 required), then deletes the namespaces,
-// which removes the veths and the TUN device with them.
+// Up and Down are on one segment (10.77.0.0/16): address resolution crosses the line
+// like everything else, and nothing in Mid routes. Where tc netem would delay a packet
+// in the sender's queue, the line delays it between the two links; neither side's
+// kernel stamps see the difference. Cleanup stops the process (exit status 0
+// required), then deletes the namespaces, which removes the veths with them.
 type DelayLine struct {
 	Up, Mid, Down string // namespace names (`ip netns exec NAME`, /var/run/netns/NAME)
-	Tun           string
+	ID            string // in the names of the namespaces and links
 	Delay         time.Duration
 	Proc          *Process
 }
 
 // StartDelayLine builds the namespaces and starts bin (the built tests/delayline) in
-// the middle one. It needs root, ip(8) and /dev/net/tun: without one of them the test
-// is skipped, or under CI=true fails.
+// the middle one. It needs root and ip(8): without one of them the test is skipped,
+// or under CI=true fails.
 func StartDelayLine(t testing.TB, bin string, o DelayLineOptions) *DelayLine {
 	t.Helper()
-	RequireRoot(t, "network namespaces and a TUN device")
+	RequireRoot(t, "network namespaces and packet sockets")
 	ip := RequireBinary(t, "ip")
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		missing(t, "the delay line needs a TUN device: %v (Linux: CONFIG_TUN; in a container, pass /dev/net/tun)", err)
-	}
 	if o.Queue == 0 {
-		o.Queue = 256
+		o.Queue = 128
 	}
 	var rnd [3]byte
 	rand.Read(rnd[:])
 	id := hex.EncodeToString(rnd[:])
 	d := &DelayLine{Up: "tgdl-" + id + "-up", Mid: "tgdl-" + id + "-mid", Down: "tgdl-" + id + "-dn",
-		Tun: "tgdlt" + id, Delay: o.Delay}
+		ID: id, Delay: o.Delay}
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
@@ -103,41 +98,29 @@ func StartDelayLine(t testing.TB, bin string, o DelayLineOptions) *DelayLine {
 		path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
 		run("netns", "exec", ns, "sh", "-c", fmt.Sprintf("echo %s > %s", value, path))
 	}
-	sysctl(d.Mid, "net.ipv4.ip_forward", "1")
-	for _, dev := range []string{"all", "default"} {
-		sysctl(d.Mid, "net.ipv4.conf."+dev+".rp_filter", "0")
+	// No IPv6 on the segment: its router and neighbour solicitations would be the
+	// only other traffic through the line.
+	for _, ns := range []string{d.Up, d.Mid, d.Down} {
+		sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
 	}
-	run("-n", d.Mid, "tuntap", "add", "dev", d.Tun, "mode", "tun")
 	for _, c := range [][]string{
 		{"-n", d.Up, "link", "set", "lo", "up"},
-		{"-n", d.Mid, "link", "set", "lo", "up"},
 		{"-n", d.Down, "link", "set", "lo", "up"},
-		{"-n", d.Up, "addr", "add", DelayLineUpAddr + "/24", "dev", vu},
-		{"-n", d.Down, "addr", "add", DelayLineDownAddr + "/24", "dev", vd},
-		{"-n", d.Mid, "addr", "add", delayLineUpGW + "/24", "dev", vmu},
-		{"-n", d.Mid, "addr", "add", delayLineDownGW + "/24", "dev", vmd},
+		{"-n", d.Up, "addr", "add", DelayLineUpAddr + delayLinePrefix, "dev", vu},
+		{"-n", d.Down, "addr", "add", DelayLineDownAddr + delayLinePrefix, "dev", vd},
 		{"-n", d.Up, "link", "set", vu, "up"},
 		{"-n", d.Down, "link", "set", vd, "up"},
 		{"-n", d.Mid, "link", "set", vmu, "up"},
 		{"-n", d.Mid, "link", "set", vmd, "up"},
-		{"-n", d.Mid, "link", "set", d.Tun, "mtu", "1500", "up"},
-		{"-n", d.Up, "route", "add", "default", "via", delayLineUpGW},
-		{"-n", d.Down, "route", "add", "default", "via", delayLineDownGW},
-		{"-n", d.Mid, "route", "add", "default", "dev", d.Tun, "table", delayLineTable},
-		{"-n", d.Mid, "rule", "add", "iif", vmu, "lookup", delayLineTable, "pref", "100"},
-		{"-n", d.Mid, "rule", "add", "iif", vmd, "lookup", delayLineTable, "pref", "101"},
 	} {
 		run(c...)
 	}
 	for _, a := range o.UpAddrs {
-		run("-n", d.Up, "addr", "add", a+"/24", "dev", vu)
-	}
-	for _, dev := range []string{vmu, vmd, d.Tun} {
-		sysctl(d.Mid, "net.ipv4.conf."+dev+".rp_filter", "0")
+		run("-n", d.Up, "addr", "add", a+delayLinePrefix, "dev", vu)
 	}
 
 	p := newProcess(t, "delayline", "delayline")
-	p.path, p.args = inNetns(t, d.Mid, bin, []string{"-dev", d.Tun, "-delay", o.Delay.String(), "-queue", strconv.Itoa(o.Queue),
+	p.path, p.args = inNetns(t, d.Mid, bin, []string{"-a", vmu, "-b", vmd, "-delay", o.Delay.String(), "-queue", strconv.Itoa(o.Queue),
 		"-rtprio", strconv.Itoa(o.RTPrio)})
 	p.ready = func() (bool, string, error) {
 		if strings.Contains(lastRun(p.Log()), "delayline: ready") {
@@ -155,6 +138,7 @@ func StartDelayLine(t testing.TB, bin string, o DelayLineOptions) *DelayLine {
 // DelayLineStats are the process's counters (tests/delayline's Stats).
 type DelayLineStats struct {
 	Received, Forwarded, Dropped, Oversize, WriteErrors, MaxQueued uint64
+	Unstamped                                                      uint64 // frames without the kernel's receive stamp
 	LateMean, LateMax                                              time.Duration
 	Late50                                                         uint64 // writes begun > 50 µs after due
 }
@@ -177,11 +161,11 @@ func (d *DelayLine) Stats(t testing.TB) DelayLineStats {
 func parseDelayLineStats(line string) (DelayLineStats, error) {
 	var s DelayLineStats
 	f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "delayline: stats "))
-	if len(f) != 9 {
-		return s, fmt.Errorf("%d fields, want 9", len(f))
+	counts := []*uint64{&s.Received, &s.Forwarded, &s.Dropped, &s.Oversize, &s.WriteErrors, &s.MaxQueued, &s.Unstamped}
+	names := []string{"received", "forwarded", "dropped", "oversize", "writeerrors", "maxqueued", "unstamped", "latemean", "latemax", "late50us"}
+	if len(f) != len(names) {
+		return s, fmt.Errorf("%d fields, want %d", len(f), len(names))
 	}
-	counts := []*uint64{&s.Received, &s.Forwarded, &s.Dropped, &s.Oversize, &s.WriteErrors, &s.MaxQueued}
-	names := []string{"received", "forwarded", "dropped", "oversize", "writeerrors", "maxqueued", "latemean", "latemax", "late50us"}
 	for i, kv := range f {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k != names[i] {
