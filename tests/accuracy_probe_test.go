@@ -37,6 +37,8 @@ type probeReply struct {
 	// offsetK is the offset with the kernel's T1; okK is false when its stamp was missing.
 	offsetK float64
 	okK     bool
+	// sendPath is the kernel's T1 less the probe's: its own send path, in seconds.
+	sendPath float64
 }
 
 // newProbe opens the probe's socket in network namespace ns ("" = this one): the socket
@@ -113,6 +115,7 @@ func (p *probe) exchange(addr string) (probeReply, error) {
 		// taken before the request leaves the sending CPU.
 		if t1k, err := sockstamp.TxTime(p.conn); err == nil && !t1k.Before(t1) && t1k.Before(t4) {
 			r.offsetK, r.okK = (t2.Sub(t1k)+t3.Sub(t4)).Seconds()/2, true
+			r.sendPath = t1k.Sub(t1).Seconds()
 		}
 		return r, nil
 	}

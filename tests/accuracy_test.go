@@ -39,6 +39,9 @@ const (
 	accProbes = 9
 	// accDelay is added each way on the veth topology (netem, or the delay line).
 	accDelay = time.Millisecond
+	// accIdle is how long the probe waits before each exchange of a figure, so that
+	// every server is asked from the same state (see probeMedians).
+	accIdle = 2 * time.Millisecond
 	// accProbeSlack: a first-minute probe exchange whose round trip exceeds the least
 	// seen by more than this is left out, since its own error may reach half the excess.
 	accProbeSlack = 40e-6
@@ -257,7 +260,8 @@ func accuracyRun(t *testing.T, tp accTopology, run int, report *strings.Builder)
 	var stages accStages
 	for range points {
 		time.Sleep(2 * time.Second)
-		user, kernel := probeMedians(t, p, targets, accProbes)
+		user, kernel, sendPath := probeMedians(t, p, targets, accProbes)
+		stages.sendPath = append(stages.sendPath, sendPath)
 		for i := range targets {
 			errs[i] = append(errs[i], user[i]-accShift)
 			errsK[i] = append(errsK[i], kernel[i]-accShift)
@@ -395,18 +399,25 @@ type accExcursion struct {
 
 // probeMedians asks every target n times, round-robin so that all see the same
 // moments, and returns each target's median offset with the probe's T1 and with the
-// kernel's (NaN where no exchange had a kernel stamp). Each round starts with a throwaway
-// exchange and at another target: the first exchange after a pause was measured slow on
-// its way out (tens of microseconds: caches and CPU idle states, the probe's not the
-// server's), which biased whichever server came first by half of that.
-func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) (user, kernel []float64) {
+// kernel's (NaN where no exchange had a kernel stamp). Every exchange comes after the
+// probe has been idle for accIdle. Without that, what came before an exchange decided
+// how it was served: over the veth topology an exchange with an upstream takes 2 ms,
+// the CPUs go idle meanwhile, and the next exchange (always timegate's, the order
+// being upstreams, timegate, chronyd, rotated) ran on cold CPUs, the probe's send
+// path 10-13 µs instead of 1.5-6 and the server's reply slower too, while the chronyd
+// client was always asked right after timegate's fast loopback exchange. Each round
+// also starts with a throwaway exchange at another target, as the first exchange after
+// a longer pause is slower still.
+func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) (user, kernel, sendPath []float64) {
 	offs := make([][]float64, len(targets))
 	offsK := make([][]float64, len(targets))
+	paths := make([][]float64, len(targets))
 	for round := range n {
 		p.warm(targets[0].addr)
 		for k := range targets {
 			i := (round + k) % len(targets)
 			tg := targets[i]
+			time.Sleep(accIdle)
 			r, err := p.exchange(tg.addr)
 			if err != nil {
 				t.Logf("probe %s: %v", tg.name, err)
@@ -415,15 +426,16 @@ func probeMedians(t *testing.T, p *probe, targets []accTarget, n int) (user, ker
 			offs[i] = append(offs[i], r.offset)
 			if r.okK {
 				offsK[i] = append(offsK[i], r.offsetK)
+				paths[i] = append(paths[i], r.sendPath)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	user, kernel = make([]float64, len(targets)), make([]float64, len(targets))
+	user, kernel, sendPath = make([]float64, len(targets)), make([]float64, len(targets)), make([]float64, len(targets))
 	for i := range offs {
-		user[i], kernel[i] = median(offs[i]), median(offsK[i])
+		user[i], kernel[i], sendPath[i] = median(offs[i]), median(offsK[i]), median(paths[i])
 	}
-	return user, kernel
+	return user, kernel, sendPath
 }
 
 func median(v []float64) float64 {
@@ -453,6 +465,12 @@ func checkAccuracyBehaviour(t *testing.T, targets []accTarget, errs [][]float64)
 type accStages struct {
 	rawSample, filter, estimate, softClock []float64
 	chronySources, chronyUpstream          []float64
+	// upstreamClock is each upstream's own clock at each reading: `chronyc tracking`
+	// System time less the shift, as for the chronyd client.
+	upstreamClock []float64
+	// sendPath holds, for each figure, each target's median of the probe's own send
+	// path (the kernel's T1 less the probe's), in seconds.
+	sendPath [][]float64
 	// lead is timegate's transmit lead for basic replies at each reading, µs.
 	lead []float64
 	// chronyClock is the chronyd client's own clock: `chronyc tracking` "System time",
@@ -518,6 +536,7 @@ func (s *accStages) add(t *testing.T, tg *harness.Process, gatectl string, cli *
 	for _, u := range ups {
 		tr := u.Tracking(t)
 		s.chronyUpstream = append(s.chronyUpstream, tr.LastOffset)
+		s.upstreamClock = append(s.upstreamClock, tr.SystemTime-accShift)
 	}
 }
 
@@ -572,6 +591,15 @@ func writeAccuracyReport(b *strings.Builder, tp accTopology, run int, targets []
 	for i, e := range exc {
 		fmt.Fprintf(b, "| %s | %.1f s | %.1f µs | %.1f s | %d |\n", targets[3+i].name, e.firstSync.Seconds(), e.max*1e6, e.at.Seconds(), e.slow)
 	}
+	fmt.Fprintf(b, "\nThe probe's own send path (its T1 to the kernel's), median over the figures, µs:")
+	for i, tg := range targets {
+		var v []float64
+		for _, f := range st.sendPath {
+			v = append(v, f[i])
+		}
+		fmt.Fprintf(b, " %s %.1f;", tg.name, median(v)*1e6)
+	}
+	fmt.Fprintln(b)
 	fmt.Fprintf(b, "\ntimegate's sources over every reading, by exchange mode: %v; by state: %v (falsetickers are left out of the budget); transmit lead of basic replies at each reading, µs: %.2f\n", st.modes, st.states, st.lead)
 	fmt.Fprintf(b, "\ntimegate's error budget (value − shift; median, and median of |·| in brackets, µs):\n\n")
 	fmt.Fprintf(b, "| stage | median | \\|median\\| |\n|---|---|---|\n")
@@ -579,6 +607,7 @@ func writeAccuracyReport(b *strings.Builder, tp accTopology, run int, targets []
 		fmt.Fprintf(b, "| %s | %s | %s |\n", name, us(median(v)), us(absMedian(v)))
 	}
 	row("upstreams served (probe)", upMed)
+	row("upstreams' clocks (chronyc tracking System time)", st.upstreamClock)
 	row("upstreams' own last offset to their reference (chronyc tracking)", st.chronyUpstream)
 	row("raw samples (last sample per source, T1..T4)", st.rawSample)
 	row("clock filter output per source", st.filter)
