@@ -1,6 +1,9 @@
 package udpserve
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // The transmit lead. A basic-mode reply's transmit timestamp (T3) is read
 // from the clock just before sendmmsg, but the reply reaches the device
@@ -30,7 +33,9 @@ import "time"
 // slowest; in the accuracy harness the probes' system calls took 4–20 µs
 // at the least, their controls' 2, and the lead came out 0):
 //
-//	lead = min(stamp − read, probes) − (min(return − read, probes) − min(return − read, ordinary sends))
+//	lead = m(stamp − read, probes) − (m(return − read, probes) − m(return − read, ordinary sends))
+//
+// where m is a low order statistic of its samples (below).
 //
 // The system call's difference also holds the error-queue work after the
 // stamp (a copy of the packet queued, the socket's waiters woken), so the
@@ -38,14 +43,20 @@ import "time"
 // in a steady stream (TestBasicTransmitLead: lag 0.65, difference 0.2–0.3,
 // what tests/txcost measured for the stamp alone), by about 1 µs of 2.8 for
 // the first sends after pauses in the accuracy harness (difference 1.2 µs).
-// Each min
-// is over the last leadWindows windows of leadWindow samples: a lead
-// larger than a send's own puts T3 after the reply reached the device,
-// which is a new error, while a smaller one only leaves part of the old
-// one; a window with faster sends lowers a minimum at once, and slower
-// sends (preemption, a busy queue) raise it only when every remembered
-// window was slower. Samples beyond maxLeadSample are ignored, and the
-// lead never exceeds maxLead; it is zero until all three are known.
+//
+// Each of the three is the lower median of the minima of the last
+// leadWindows windows of leadWindow samples: the fastest of 16 sends, as
+// such a minimum usually comes out. A lead larger than a send's own puts
+// T3 after the reply reached the device, which is a new error, while a
+// smaller one only leaves part of the old one; a window's minimum is below
+// nearly every send of it, so the lead stays short of nearly every send.
+// Not the least of the minima: where sends vary (the first after a pause,
+// a busy machine) one lucky warm control or probe among 128 decided a
+// least, and the accuracy harness saw the lead jump between 0.2 and 4.5
+// µs from run to run and within one as such a window came and went; a
+// median of minima moves only when most windows do. Samples beyond
+// maxLeadSample are ignored, and the lead never exceeds maxLead; it is
+// zero until all three are known.
 //
 // What is measured is the send's part, whatever the probing reply's kind.
 // A plain reply's T3 is the read before the send, so the lead moves it to
@@ -55,7 +66,7 @@ import "time"
 
 const (
 	// leadWindow is how many samples make one window's minimum, and
-	// leadWindows how many windows' minima an estimate is the least of.
+	// leadWindows how many windows' minima an estimate is the median of.
 	leadWindow  = 16
 	leadWindows = 8
 	// leadProbeEvery spaces the probes of one worker: a probe costs one
@@ -70,15 +81,15 @@ const (
 	maxLead = 50 * time.Microsecond
 )
 
-// windowMin keeps the least of the last leadWindows windows' minima of
-// samples. The zero value knows nothing until its first window is
-// complete.
+// windowMin keeps the minima of the last leadWindows windows of samples
+// and their lower median. The zero value knows nothing until its first
+// window is complete.
 type windowMin struct {
 	n      int                        // samples in the current window
 	min    time.Duration              // their minimum
 	minima [leadWindows]time.Duration // complete windows' minima, a ring; 0 = none yet
 	next   int                        // the ring's slot for the next window
-	est    time.Duration              // the least of minima; 0 = unknown
+	est    time.Duration              // the lower median of minima; 0 = unknown
 }
 
 // observe takes one sample, ignoring one that cannot describe a send: not
@@ -98,12 +109,18 @@ func (w *windowMin) observe(d time.Duration) {
 	w.n = 0
 	w.minima[w.next] = w.min
 	w.next = (w.next + 1) % leadWindows
-	w.est = 0
+	known := w.minima
+	k := 0
 	for _, m := range w.minima {
-		if m > 0 && (w.est == 0 || m < w.est) {
-			w.est = m
+		if m > 0 {
+			known[k] = m
+			k++
 		}
 	}
+	// The lower of the two middle values for an even count: the shorter
+	// lead, as above. At most leadWindows values, once per window.
+	slices.Sort(known[:k])
+	w.est = known[(k-1)/2]
 }
 
 // leadEstimator combines a probe's three measurements into the lead.

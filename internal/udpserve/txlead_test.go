@@ -22,21 +22,40 @@ func TestWindowMinimum(t *testing.T) {
 	if w.est != 2500*time.Nanosecond {
 		t.Fatalf("estimate %v, want the window's minimum 2.5µs", w.est)
 	}
-	// Slower windows do not raise it until every window it remembers
-	// was slower; a faster one lowers it at once.
-	for range leadWindows - 1 {
-		window(4 * time.Microsecond)
-		if w.est != 2500*time.Nanosecond {
-			t.Fatalf("estimate %v: slower windows raised it while a faster one is remembered", w.est)
-		}
+	// The lower median of the windows' minima: with windows of 2.5 and 4
+	// µs the lower one, then 4 once most windows were at 4.
+	window(4 * time.Microsecond)
+	if w.est != 2500*time.Nanosecond {
+		t.Fatalf("estimate %v over windows of 2.5 and 4µs, want the lower 2.5µs", w.est)
 	}
-	window(5 * time.Microsecond)
+	window(4 * time.Microsecond)
 	if w.est != 4*time.Microsecond {
-		t.Fatalf("estimate %v, want 4µs once the 2.5µs window is forgotten", w.est)
+		t.Fatalf("estimate %v over windows of 2.5, 4 and 4µs, want 4µs", w.est)
 	}
+	for range leadWindows {
+		window(4 * time.Microsecond)
+	}
+	// One lucky fast window, or one slow one, among the remembered does not
+	// move it; most of them do, and the oldest are forgotten.
 	window(time.Microsecond)
-	if w.est != time.Microsecond {
-		t.Fatalf("estimate %v, want 1µs at once", w.est)
+	if w.est != 4*time.Microsecond {
+		t.Fatalf("estimate %v: one 1µs window among 4µs ones moved it", w.est)
+	}
+	window(9 * time.Microsecond)
+	if w.est != 4*time.Microsecond {
+		t.Fatalf("estimate %v: one 9µs window among 4µs ones moved it", w.est)
+	}
+	for range leadWindows/2 + 1 {
+		window(2 * time.Microsecond)
+	}
+	if w.est != 2*time.Microsecond {
+		t.Fatalf("estimate %v, want 2µs once most windows were at 2µs", w.est)
+	}
+	for range leadWindows {
+		window(5 * time.Microsecond)
+	}
+	if w.est != 5*time.Microsecond {
+		t.Fatalf("estimate %v, want 5µs once every remembered window was", w.est)
 	}
 }
 
