@@ -46,7 +46,7 @@ func fixture(synced bool) map[string]any {
 		gateway.CmdServerStats: report.ServerStats{
 			NTP: report.NTPStats{Received: 1000, Replied: 900, ByMode: map[string]uint64{"client": 990, "control": 10}, Answered: map[string]uint64{"none": 800, "key": 50, "nts": 50},
 				Dropped: map[string]uint64{"rate-limited": 90, "bad-mac": 10, "framing": 0}, KoD: map[string]uint64{"RATE": 5, "DENY": 0, "RSTR": 0}, NTSNAK: 3, Leaked: 30, KernelDrops: 70,
-				Interleaved: 40, TxStamps: 45, Timestamps: 12, TimestampCapacity: 8192, TxLeadNS: 1840, LeadProbes: 96},
+				Interleaved: 40, TxStamps: 45, Timestamps: 12, TimestampCapacity: 8192, TxLeadNS: 1840, LeadProbes: 96, TxLeadLagNS: 2210, TxLeadCostNS: 370},
 			KE:   report.KEStats{Accepted: 20, Served: 17, Refused: map[string]uint64{"rate-limit": 2}, Failed: map[string]uint64{"alpn": 1, "timeout": 0}},
 			Rate: report.RateStats{NTP: report.RateTable{Enabled: true, Entries: 12, Capacity: 4096, Evictions: 1}},
 		},

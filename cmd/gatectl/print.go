@@ -217,7 +217,8 @@ func printServerStats(w io.Writer, s *report.ServerStats) {
 	printf(w, "%-24s: %d\n", "Send errors", n.SendErrors)
 	printf(w, "%-24s: %d (kernel transmit stamps %d)\n", "Interleaved replies", n.Interleaved, n.TxStamps)
 	printf(w, "%-24s: %d of %d\n", "Timestamps held", n.Timestamps, n.TimestampCapacity)
-	printf(w, "%-24s: %.2f us (from %d kernel stamps)\n", "Basic transmit lead", float64(n.TxLeadNS)/1e3, n.LeadProbes)
+	printf(w, "%-24s: %.2f us (lag %.2f us less stamp cost %.2f us; from %d kernel stamps)\n", "Basic transmit lead",
+		float64(n.TxLeadNS)/1e3, float64(n.TxLeadLagNS)/1e3, float64(n.TxLeadCostNS)/1e3, n.LeadProbes)
 	k := &s.KE
 	printf(w, "%-24s: %d accepted, %d active, %d served\n", "NTS-KE sessions", k.Accepted, k.Active, k.Served)
 	if k.Helpers > 0 {

@@ -137,14 +137,16 @@ func (g *Gateway) ServerStats() report.ServerStats {
 		// Counted by the kernel, read from each worker socket now.
 		KernelDrops: st.KernelDrops,
 		// Interleaved mode (RFC 9769): replies and kernel stamps.
-		Interleaved: st.Interleaved,
-		TxStamps:    st.TxStamps,
-		TxLeadNS:    int64(st.TxLead),
-		LeadProbes:  st.LeadProbes,
-		Answered:    map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
-		KoD:         map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
-		Dropped:     map[string]uint64{},
-		ByMode:      map[string]uint64{},
+		Interleaved:  st.Interleaved,
+		TxStamps:     st.TxStamps,
+		TxLeadNS:     int64(st.TxLead),
+		LeadProbes:   st.LeadProbes,
+		TxLeadLagNS:  int64(st.TxLeadLag),
+		TxLeadCostNS: int64(st.TxLeadCost),
+		Answered:     map[string]uint64{"none": st.Answered[ntp.AuthNone], "key": st.Answered[ntp.AuthKey], "nts": st.Answered[ntp.AuthNTS]},
+		KoD:          map[string]uint64{"RATE": st.KoDRATE, "DENY": st.KoDDENY, "RSTR": st.KoDRSTR},
+		Dropped:      map[string]uint64{},
+		ByMode:       map[string]uint64{},
 	}}
 	if r := g.responder.Load(); r != nil {
 		if t, ok := r.Interleave.(*interleave.Table); ok {

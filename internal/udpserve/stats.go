@@ -44,9 +44,11 @@ type counters struct {
 	// replies, in nanoseconds; leadProbes counts the stamps that measured it.
 	txLead     atomic.Int64
 	leadProbes atomic.Uint64
-	dropped    [ntp.NumReasons]atomic.Uint64
-	answered   [numAuth]atomic.Uint64
-	_          [cacheLine]byte
+	// leadLag and leadCost are what txLead was made of (leadEstimator.parts).
+	leadLag, leadCost atomic.Int64
+	dropped           [ntp.NumReasons]atomic.Uint64
+	answered          [numAuth]atomic.Uint64
+	_                 [cacheLine]byte
 }
 
 // request counts a datagram as received, by the mode its first octet
@@ -206,10 +208,21 @@ type Snapshot struct {
 	// where the kernel gives no transmit stamps.
 	TxLead     time.Duration
 	LeadProbes uint64
+	// TxLeadLag and TxLeadCost are what that worker's lead was made of:
+	// the probes' lag and the stamp's cost taken off it.
+	TxLeadLag, TxLeadCost time.Duration
 	// KernelDrops counts requests the kernel dropped before any worker
 	// saw them, because a socket's receive buffer was full (Linux,
 	// SO_MEMINFO): not in Received.
 	KernelDrops uint64
+}
+
+// storeLead publishes a worker's transmit lead and what it was made of.
+func (c *counters) storeLead(e *leadEstimator) {
+	lag, cost := e.parts()
+	c.txLead.Store(int64(e.lead()))
+	c.leadLag.Store(int64(lag))
+	c.leadCost.Store(int64(cost))
 }
 
 // Snapshot sums the workers' counters.
@@ -242,7 +255,9 @@ func (out *Snapshot) add(c *counters) {
 	out.SendErrors += c.sendErrors.Load()
 	out.Interleaved += c.interleaved.Load()
 	out.TxStamps += c.txStamps.Load()
-	out.TxLead = max(out.TxLead, time.Duration(c.txLead.Load()))
+	if lead := time.Duration(c.txLead.Load()); lead >= out.TxLead {
+		out.TxLead, out.TxLeadLag, out.TxLeadCost = lead, time.Duration(c.leadLag.Load()), time.Duration(c.leadCost.Load())
+	}
 	out.LeadProbes += c.leadProbes.Load()
 	for i := range c.dropped {
 		out.Dropped[i] += c.dropped[i].Load()

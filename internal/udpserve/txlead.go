@@ -129,6 +129,7 @@ type leadEstimator struct {
 	probeSend windowMin // probes: system call return − read
 	plainSend windowMin // ordinary single-reply sends: return − read
 	est       time.Duration
+	cost      time.Duration // what the estimate takes off the lag
 }
 
 // The three observations.
@@ -137,15 +138,25 @@ func (e *leadEstimator) observeProbe(d time.Duration) { e.probeSend.observe(d); 
 func (e *leadEstimator) observePlain(d time.Duration) { e.plainSend.observe(d); e.update() }
 
 func (e *leadEstimator) update() {
-	e.est = 0
+	e.est, e.cost = 0, 0
 	if e.lag.est > 0 && e.probeSend.est > 0 && e.plainSend.est > 0 {
-		cost := max(0, e.probeSend.est-e.plainSend.est)
-		e.est = min(max(0, e.lag.est-cost), maxLead)
+		e.cost = max(0, e.probeSend.est-e.plainSend.est)
+		e.est = min(max(0, e.lag.est-e.cost), maxLead)
 	}
 }
 
 // lead is the lead to add to a basic reply's transmit timestamp.
 func (e *leadEstimator) lead() time.Duration { return e.est }
+
+// parts are what the lead was made of: the probes' lag and the stamp's
+// cost taken off it (both 0 until all three are known), so that an
+// operator can tell a short send from a costly stamp when the lead is 0.
+func (e *leadEstimator) parts() (lag, cost time.Duration) {
+	if e.est == 0 && e.cost == 0 {
+		return 0, 0
+	}
+	return e.lag.est, e.cost
+}
 
 // leadSend is what a send does for the transmit lead.
 type leadSend uint8

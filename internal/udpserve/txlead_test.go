@@ -90,6 +90,9 @@ func TestLeadEstimator(t *testing.T) {
 	if e.lead() != us(1.2) {
 		t.Fatalf("lead %v, want 1.5 − (2.4 − 2.1) = 1.2µs", e.lead())
 	}
+	if lag, cost := e.parts(); lag != us(1.5) || cost != us(0.3) {
+		t.Fatalf("parts: lag %v, cost %v; want 1.5µs and 0.3µs", lag, cost)
+	}
 	// Probes that cost nothing extra (or ordinary sends timed slower)
 	// leave the lag as it is; a cost beyond the lag leaves no lead.
 	var f leadEstimator
@@ -105,6 +108,10 @@ func TestLeadEstimator(t *testing.T) {
 	fill(g.observePlain, us(1.0))
 	if g.lead() != 0 {
 		t.Fatalf("lead %v, want 0", g.lead())
+	}
+	// The parts still tell why.
+	if lag, cost := g.parts(); lag != us(0.3) || cost != us(1.0) {
+		t.Fatalf("parts of a zero lead: lag %v, cost %v; want 0.3µs and 1µs", lag, cost)
 	}
 	var h leadEstimator
 	fill(h.observeLag, maxLeadSample)

@@ -121,7 +121,7 @@ func (w *worker) drainErrQueue(fd uintptr) {
 			switch {
 			case len(p) < ntp.HeaderLen:
 			case w.probe.match(binary.BigEndian.Uint64(p[40:48]), tx):
-				w.cnt.txLead.Store(int64(w.probe.est.lead()))
+				w.cnt.storeLead(&w.probe.est)
 				w.cnt.leadProbes.Add(1)
 			case resp.KernelTransmit(p, tx):
 				w.cnt.txStamps.Add(1)

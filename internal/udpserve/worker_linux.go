@@ -610,7 +610,7 @@ func (w *worker) write() bool {
 		case 0:
 			if r == 1 && w.pending == 1 && w.sendKind != leadNone {
 				w.probe.sent(w.sendKind, w.sendRead, time.Now())
-				w.cnt.txLead.Store(int64(w.probe.est.lead()))
+				w.cnt.storeLead(&w.probe.est)
 			}
 			for k := w.sent; k < w.sent+int(r); k++ {
 				w.cnt.record(b.verdict[k], false)

@@ -46,10 +46,12 @@ type DelayLineOptions struct {
 //	Up (10.77.0.1, UpAddrs) ==veth== Mid (no addresses; delayline -a … -b …) ==veth== Down (10.77.1.2)
 //
 // Up and Down are on one segment (10.77.0.0/16): address resolution crosses the line
-// like everything else, and nothing in Mid routes. Where tc netem would delay a packet
-// in the sender's queue, the line delays it between the two links; neither side's
-// kernel stamps see the difference. Cleanup stops the process (exit status 0
-// required), then deletes the namespaces, which removes the veths with them.
+// like everything else, and nothing in Mid routes. The line holds a packet between
+// the links, where a wire would, after the sender's software transmit stamp (taken as
+// the packet enters its veth) and before the receiver's. tc netem on the sender's
+// link holds it in the queue before the driver, so that stamp would come after the
+// delay instead. Cleanup stops the process (exit status 0 required), then deletes
+// the namespaces, which removes the veths with them.
 type DelayLine struct {
 	Up, Mid, Down string // namespace names (`ip netns exec NAME`, /var/run/netns/NAME)
 	ID            string // in the names of the namespaces and links
