@@ -192,7 +192,7 @@ type NTPStats struct {
 	LeadProbes uint64 `json:"tx_lead_probes"`
 	// TxLeadLagNS and TxLeadCostNS are what that lead was made of: the
 	// probes' lag (clock read to kernel stamp) and the cost of asking for
-	// the stamp taken off it. A lead of 0 with a lag shows a costly stamp.
+	// the stamp taken off it (at most a quarter of the lag).
 	TxLeadLagNS  int64 `json:"tx_lead_lag_ns"`
 	TxLeadCostNS int64 `json:"tx_lead_cost_ns"`
 }

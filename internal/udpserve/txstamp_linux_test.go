@@ -338,9 +338,9 @@ func TestBasicTransmitLead(t *testing.T) {
 		if ctl.rx.IsZero() {
 			t.Fatal("no kernel receive stamp on the client's socket")
 		}
-		// The lead is the least a send took, so T3 lands at or before
-		// the reply reached the device give or take that least's spread;
-		// whatever the machine's load, the cap holds.
+		// The lead is about the least a send took, so T3 lands at or
+		// before the reply reached the device give or take that least's
+		// spread; whatever the machine's load, the cap holds.
 		t3, t4 := r.Transmit.Time(ctl.rx), ctl.rx
 		if t3.Sub(t4) > maxLead {
 			t.Fatalf("reply %d: transmit timestamp %v is %v after the client's kernel receive stamp", i, t3, t3.Sub(t4))
@@ -352,17 +352,19 @@ func TestBasicTransmitLead(t *testing.T) {
 	if s.LeadProbes < leadWindow {
 		t.Fatalf("%d probe stamps matched of %d replies", s.LeadProbes, 4*leadWindow)
 	}
-	// The lead served is what the three minima give: none until each has
-	// a complete window (on a loaded machine preempted sends, beyond
-	// maxLeadSample, may leave one short), and zero is a possible answer
-	// (a probe's extra cost may exceed its lag).
+	// The lead served is what the three estimates give: none until each
+	// has a complete window (on a loaded machine preempted sends, beyond
+	// maxLeadSample, may leave one short), else the lag less the cost, the
+	// cost at most a quarter of the lag.
 	e := &w.probe.est
-	want := time.Duration(0)
+	want, wantCost := time.Duration(0), time.Duration(0)
 	if e.lag.est > 0 && e.probeSend.est > 0 && e.plainSend.est > 0 {
-		want = min(max(0, e.lag.est-max(0, e.probeSend.est-e.plainSend.est)), maxLead)
+		wantCost = min(max(0, e.probeSend.est-e.plainSend.est), e.lag.est/4)
+		want = min(e.lag.est-wantCost, maxLead)
 	}
-	if s.TxLead != want {
-		t.Fatalf("served lead %v, want %v (minima lag %v, probe send %v, ordinary send %v)", s.TxLead, want, e.lag.est, e.probeSend.est, e.plainSend.est)
+	if s.TxLead != want || (want > 0 && (s.TxLeadLag != e.lag.est || s.TxLeadCost != wantCost)) {
+		t.Fatalf("served lead %v (lag %v, cost %v), want %v (lag %v, cost %v; probe send %v, ordinary send %v)",
+			s.TxLead, s.TxLeadLag, s.TxLeadCost, want, e.lag.est, wantCost, e.probeSend.est, e.plainSend.est)
 	}
 	if s.TxStamps != 0 {
 		t.Fatalf("%d probe stamps went to the interleaved table", s.TxStamps)
