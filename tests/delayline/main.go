@@ -7,7 +7,7 @@
 // reads each frame, and the line writes it to the other link at that stamp + delay;
 // each direction's frames leave in the order they came.
 //
-// Usage: delayline -a LINK -b LINK [-delay 1ms] [-queue 128] [-maxframe 65550] [-spin 100us] [-rtprio N]
+// Usage: delayline -a LINK -b LINK [-delay 1ms] [-queue 128] [-maxframe 65560] [-spin 100us] [-rtprio N]
 //
 // The links must exist in the caller's network namespace, up and without addresses
 // of their own. SIGUSR1 prints the counters; SIGTERM and SIGINT print them and exit 0.
