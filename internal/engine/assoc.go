@@ -26,7 +26,8 @@ type assoc struct {
 	addr netip.AddrPort // where NTP requests go; zero until resolved or keyed
 
 	timer        *time.Timer
-	gen          uint64 // timer generation: a stale expiry is ignored
+	gen          uint64    // timer generation: a stale expiry is ignored
+	due          time.Time // when timer fires (engine clock); zero when none is set
 	reqID        uint64 // the request whose answers are still wanted
 	resolveFails int
 
@@ -59,6 +60,7 @@ func (a *assoc) stopTimer() {
 		a.timer.Stop()
 		a.gen++
 	}
+	a.due = time.Time{}
 }
 
 // sourceConfig is the state machine's configuration for this association.
@@ -86,7 +88,7 @@ func (r *runner) start(a *assoc) {
 	if a.spec.NTS {
 		a.src = upstream.NewSource(r.sourceConfig(a))
 		r.restoreDump(a, r.clock.Local(r.now()))
-		r.apply(a, a.src.HandleTimer(r.clock.Local(r.now())))
+		r.wake(a, 0) // placed apart from the other sources' first polls
 		return
 	}
 	if ip, err := netip.ParseAddr(a.spec.Host); err == nil {
@@ -146,7 +148,7 @@ func (r *runner) resolved(ev resolvedEvent) {
 		b.src = upstream.NewSource(r.sourceConfig(b))
 		r.log.Info("polling source", zap.String("source", b.String()), zap.Bool("authenticated", b.authenticated()))
 		r.restoreDump(b, r.clock.Local(r.now()))
-		r.apply(b, b.src.HandleTimer(r.clock.Local(r.now())))
+		r.wake(b, 0)
 	}
 }
 

@@ -241,6 +241,53 @@ func TestEngineHoldoverThenFallback(t *testing.T) {
 	})
 }
 
+// TestEnginePollsApart: sources started together do not poll together
+// (upstream.PollSpacing): every request, iburst ones included, leaves a
+// separation after the one before it, whichever source sent either.
+func TestEnginePollsApart(t *testing.T) {
+	r := seeded(t)
+	synctest.Test(t, func(t *testing.T) {
+		net := newFakeNet()
+		var keys []*symkey.Key
+		var srcs []config.Source
+		for i := range 4 {
+			k := newKey(t, uint32(i+1), symkey.AES128CMAC, r)
+			keys = append(keys, k)
+			host := fmt.Sprintf("10.0.0.%d", i+1)
+			net.add(host+":123", keyedServer(k, 1, 0))
+			srcs = append(srcs, server(host, 123, fmt.Sprintf("key %d", i+1)))
+		}
+		set, err := symkey.NewSet(keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var state atomic.Pointer[ntp.ServedState]
+		e, _, _ := testEngine(t, Options{Sources: srcs, Keys: set, Rand: r}, net, &state)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		start := time.Now()
+		go e.Run(ctx)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		net.mu.Lock()
+		at, dials := slices.Clone(net.dialAt), slices.Clone(net.dials)
+		net.mu.Unlock()
+		// 8 iburst polls each, then one every 16 to 64 s.
+		if len(at) < 4*(8+4) {
+			t.Fatalf("only %d requests in 5 minutes", len(at))
+		}
+		if first := at[0].Sub(start); first != 0 {
+			t.Errorf("the first request left %v after start", first)
+		}
+		sep := upstream.PollSeparation(4) // minpoll 4 and maxpoll 6 both give 200 ms
+		for i := 1; i < len(at); i++ {
+			if gap := at[i].Sub(at[i-1]); gap < sep {
+				t.Fatalf("request %d (%s) left %v after request %d (%s)", i, dials[i], gap, i-1, dials[i-1])
+			}
+		}
+	})
+}
+
 // TestEngineNTSNeverPlain: an NTS source whose NTS-KE keeps failing sends no NTP at all,
 // retries with a growing back-off, and the gateway stays unsynchronised.
 func TestEngineNTSNeverPlain(t *testing.T) {
@@ -273,8 +320,9 @@ func TestEngineNTSNeverPlain(t *testing.T) {
 		}
 		for i := 2; i < len(calls); i++ {
 			gap, want := calls[i].Sub(calls[i-1]), min(upstream.KEBackoffMin<<(i-1), upstream.KEBackoffMax)
-			if gap < want/2 || gap > want {
-				t.Fatalf("attempt %d came %v after the previous, want within [%v, %v]", i, gap, want/2, want)
+			// The poll spacing stretches every wait by up to 2 %.
+			if hi := want + time.Duration(float64(want)*upstream.PollRandomness); gap < want/2 || gap > hi {
+				t.Fatalf("attempt %d came %v after the previous, want within [%v, %v]", i, gap, want/2, hi)
 			}
 		}
 	})
@@ -283,27 +331,29 @@ func TestEngineNTSNeverPlain(t *testing.T) {
 // TestEngineNTSNegotiatedServer: the NTP server and port named by NTS-KE are used, and the
 // time it gives is authenticated with the session.
 func TestEngineNTSNegotiatedServer(t *testing.T) {
-	r := seeded(t)
+	// The server side (KE, the NTP server) runs on goroutines of its own:
+	// it draws from a generator of its own.
+	r, sr := seeded(t), seeded(t)
 	synctest.Test(t, func(t *testing.T) {
 		net := newFakeNet()
-		ring, err := nts.NewKeyRing(time.Now(), r)
+		ring, err := nts.NewKeyRing(time.Now(), sr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st := &ntp.ServedState{Stratum: 2, RefID: 1, Precision: -20, Offset: -7 * time.Millisecond}
 		net.add("10.9.9.9:4123", &fakeServer{delay: time.Millisecond, resp: &ntp.Responder{
 			State: func() *ntp.ServedState { return st },
-			NTS:   &nts.Server{Ring: func() *nts.KeyRing { return ring }, Rand: r},
+			NTS:   &nts.Server{Ring: func() *nts.KeyRing { return ring }, Rand: sr},
 		}})
 		kes := 0
 		ke := func(context.Context, string, *tls.Config) (*nts.KEResult, error) {
 			kes++
 			c := nts.Cookie{AEAD: nts.AEADAESSIVCMAC256}
-			r.Read(c.C2S[:])
-			r.Read(c.S2C[:])
+			sr.Read(c.C2S[:])
+			sr.Read(c.S2C[:])
 			res := &nts.KEResult{AEAD: c.AEAD, C2S: c.C2S[:], S2C: c.S2C[:], NTPServer: "ntp.example", NTPPort: 4123}
 			for range 8 {
-				ck, _ := ring.SealCookie(nil, c, r)
+				ck, _ := ring.SealCookie(nil, c, sr)
 				res.Cookies = append(res.Cookies, ck)
 			}
 			return res, nil

@@ -20,7 +20,8 @@ import (
 type fakeNet struct {
 	mu      sync.Mutex
 	servers map[netip.AddrPort]*fakeServer
-	dials   []string // addresses dialled, in order
+	dials   []string    // addresses dialled, in order
+	dialAt  []time.Time // when each was dialled
 	open    int      // sockets not yet closed
 	writes  int
 }
@@ -56,6 +57,7 @@ func (n *fakeNet) DialContext(_ context.Context, network, address string) (net.C
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dials = append(n.dials, address)
+	n.dialAt = append(n.dialAt, time.Now())
 	n.open++
 	return &fakeConn{net: n, srv: n.servers[ap], in: make(chan []byte, 4), closed: make(chan struct{})}, nil
 }

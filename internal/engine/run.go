@@ -65,6 +65,10 @@ type runner struct {
 	logs         logFiles  // chrony's log files (logdir, log)
 	leap         leapPlan  // the leap second being handled
 	held         heldBound // the last synchronised root distance, for `local`
+	// spacing keeps the sources' polls apart (upstream.PollSpacing);
+	// due is scratch for the polls still to come.
+	spacing upstream.PollSpacing
+	due     []time.Time
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -127,6 +131,7 @@ func (r *runner) handle(ev any) {
 		if ev.gen != ev.a.gen || ev.a.src == nil {
 			return
 		}
+		ev.a.due = time.Time{}
 		r.apply(ev.a, ev.a.src.HandleTimer(local))
 	case replyEvent:
 		if ev.a.reqID != ev.req || ev.a.src == nil {
@@ -169,6 +174,7 @@ func (r *runner) apply(a *assoc, acts []upstream.Action) {
 	for _, act := range acts {
 		switch act := act.(type) {
 		case upstream.Send:
+			r.spacing.Polled(r.now())
 			r.reqSeq++
 			a.reqID = r.reqSeq
 			r.request(a, a.reqID, act.Packet, act.Timeout)
@@ -184,12 +190,21 @@ func (r *runner) apply(a *assoc, acts []upstream.Action) {
 	}
 }
 
-// wake (re)arms the association's one timer.
+// wake (re)arms the association's one timer for d from now, or a little
+// later: upstream.PollSpacing keeps it apart from the other sources' polls.
 func (r *runner) wake(a *assoc, d time.Duration) {
 	a.stopTimer()
 	a.gen++
 	gen := a.gen
-	a.timer = time.AfterFunc(d, func() { r.post(timerFired{a: a, gen: gen}) })
+	r.due = r.due[:0]
+	for _, b := range r.assocs {
+		if b != a && !b.due.IsZero() {
+			r.due = append(r.due, b.due)
+		}
+	}
+	now := r.now()
+	a.due = r.spacing.Place(now, d, a.src.Poll(), upstream.RandomFraction(r.opts.Rand), r.due)
+	a.timer = time.AfterFunc(a.due.Sub(now), func() { r.post(timerFired{a: a, gen: gen}) })
 }
 
 func (r *runner) stopTimers() {
