@@ -28,7 +28,7 @@ type assoc struct {
 	timer        *time.Timer
 	gen          uint64    // timer generation: a stale expiry is ignored
 	due          time.Time // when timer fires (engine clock); zero when none is set
-	reqID        uint64 // the request whose answers are still wanted
+	reqID        uint64    // the request whose answers are still wanted
 	resolveFails int
 
 	// What `gatectl sources` shows beyond the state machine's own view.

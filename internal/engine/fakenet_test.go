@@ -22,7 +22,7 @@ type fakeNet struct {
 	servers map[netip.AddrPort]*fakeServer
 	dials   []string    // addresses dialled, in order
 	dialAt  []time.Time // when each was dialled
-	open    int      // sockets not yet closed
+	open    int         // sockets not yet closed
 	writes  int
 }
 
