@@ -28,15 +28,21 @@
 # of the figures taken before this was known).
 # HOLD_IDLE=1 keeps both CPUs out of halt while the script runs (PM QoS
 # /dev/cpu_dma_latency held at 0), which removes most of that effect.
+# CAPTURE=1 (root) records every datagram of a run on lo with its kernel
+# receive stamp (scripts/xleave/capture.py) and splits each server's
+# interleaved delays into the request leg (the client's send, T1 to T2)
+# and the return leg (the server's send, T3 to T4) with
+# scripts/xleave/legs.py, into legs.txt of the run's directory.
 #
 # All chronyds run with -x and without CAP_SYS_TIME; they and timegate are
 # stopped on exit. Results stay in OUT (default a new /tmp directory).
 #
 # Usage: scripts/xleave-delay.sh
 # Knobs: SECONDS_RUN=60 RUNS=3 MODES="xleave basic" OUT=DIR
-#   ADDRS=alternate|fixed HOLD_IDLE=1
+#   ADDRS=alternate|fixed HOLD_IDLE=1 CAPTURE=1
 #   TG_ENV="GOMAXPROCS=1" TG_CONF="ntpworkers 1" (for timegate)
 #   TG_BIN=PATH (a timegate binary to use instead of building this tree)
+#   CLI_CONF="acquisitionport 12300" (more lines for the chronyd client)
 set -euo pipefail
 export GOTOOLCHAIN=go1.27.3
 
@@ -137,13 +143,27 @@ for mode in $MODES; do
 			log measurements
 			server $tgaddr port $tgport iburst minpoll -4 maxpoll -4 $opt
 			server $srvaddr port $srvport iburst minpoll -4 maxpoll -4 $opt
+			${CLI_CONF:-}
 		EOF
 		sleep 1
+		if [[ ${CAPTURE:-0} == 1 ]]; then
+			# Not in pids: it ends on its own and writes its file on the way out.
+			python3 "$root/scripts/xleave/capture.py" "$d/capture.txt" "$tgport,$srvport" "$((SECONDS_RUN + 1))" &
+			cappid=$!
+		fi
 		chronyd_run "$d/cli" "$d/cli/chrony.conf"
 		sleep "$SECONDS_RUN"
 		chronyc -h "$d/cli/run/chronyd.sock" -n ntpdata >"$d/ntpdata.txt" 2>&1 || true
 		cleanup
 		pids=()
+		[[ ${CAPTURE:-0} == 1 ]] && { wait "$cappid" || true; }
+		if [[ ${CAPTURE:-0} == 1 && $mode == xleave ]]; then
+			{
+				echo "timegate $tgaddr:$tgport, chronyd $srvaddr:$srvport"
+				python3 "$root/scripts/xleave/legs.py" "$d/capture.txt" "$d/cli/log/measurements.log" \
+					"$tgaddr:$tgport" "$srvaddr:$srvport" 2>&1 || true
+			} >"$d/legs.txt"
+		fi
 		letter=B
 		[ "$mode" = xleave ] && letter=I
 		for s in "timegate $tgaddr" "chronyd $srvaddr"; do

@@ -252,17 +252,42 @@ func (w *worker) wait(events uint32) bool {
 	return ok
 }
 
-func (w *worker) epControl(fd uintptr) { w.epCErr = unix.EpollCtl(int(fd), w.epOp, int(w.fd), &w.epEv) }
+// epControl and epWait are raw system calls, like the batch calls (see
+// run), and for one more reason: they are the first the worker makes when
+// a request wakes it, and the runtime's entersyscall wakes sysmon when
+// sysmon sleeps because every P was idle, as it does whenever the gateway
+// was quiet for a few milliseconds. That second thread then preempted the
+// worker on its CPU before the reply left and woke again around the send:
+// a chronyd client's interleaved delay to timegate came out 0.27 µs above
+// its delay to chronyd, 0.13 of it on the reply's own leg (the kernel's
+// transmit stamp to the client's receive stamp); 0.13 and 0.08 without
+// it (BENCHMARKS.md, "sysmon woken per request"). Neither call blocks:
+// the wait has a zero timeout, and Go's poller does the waiting.
+
+func (w *worker) epControl(fd uintptr) {
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, fd, uintptr(w.epOp), w.fd, uintptr(unsafe.Pointer(&w.epEv)), 0, 0)
+	w.epCErr = errnoErr(errno)
+}
 
 // epWait takes the report of the worker's epoll instance without blocking;
 // false makes Go's poller wait for the instance to become readable.
 func (w *worker) epWait(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), w.epEvents[:], 0)
-	if err != nil || n == 0 {
-		return err != nil && err != unix.EINTR
+	// epoll_pwait with no signal mask: every architecture has it (arm64
+	// has no epoll_wait).
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&w.epEvents[0])), uintptr(len(w.epEvents)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		return errno != 0 && errno != unix.EINTR
 	}
 	w.epErr = w.epEvents[0].Events&unix.EPOLLERR != 0
 	return true
+}
+
+// errnoErr is errno as an error, nil for 0.
+func errnoErr(errno syscall.Errno) error {
+	if errno == 0 {
+		return nil
+	}
+	return errno
 }
 
 // interrupt wakes a waiting worker (Serve's stop): closing its epoll

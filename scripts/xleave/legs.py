@@ -30,14 +30,16 @@ def main():
     allt = sorted(int(r[0]) for r in rows)
     for srv in servers:
         sa, sp = srv.split(":")
-        reqs, resps = {}, {}
-        for t, _, src, spt, dst, dpt, _, org, rcv, xmt in rows:
+        # A reply answers the request to the server from its port before
+        # it (chrony takes a new source port per request, unless the client
+        # has an acquisitionport: then order alone pairs them).
+        pending, ex = {}, []
+        for t, _, src, spt, dst, dpt, _, org, rcv, xmt in sorted(rows, key=lambda r: int(r[0])):
             e = {"t": int(t), "org": int(org), "rcv": int(rcv), "xmt": int(xmt)}
             if dst == sa and dpt == sp:
-                reqs[int(spt)] = e  # chrony: a new source port per request
-            elif src == sa and spt == sp:
-                resps[int(dpt)] = e
-        ex = sorted(((reqs[p], resps[p]) for p in reqs if p in resps), key=lambda x: x[0]["t"])
+                pending[int(spt)] = e
+            elif src == sa and spt == sp and int(dpt) in pending:
+                ex.append((pending.pop(int(dpt)), e))
         res = {k: [] for k in ("T2err", "T3_T4", "resid", "idle", "delay", "T1_T2")}
         back = []
         for (rq0, rs0), (rq1, rs1) in zip(ex, ex[1:]):
