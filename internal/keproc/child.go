@@ -98,6 +98,10 @@ type helper struct {
 
 	cert atomic.Pointer[tls.Certificate]
 	ring atomic.Pointer[nts.KeyRing]
+	// ringSet: the parent's ring message has been applied (its ring may
+	// be nil: a KE host that has none yet). Only the control loop's
+	// goroutine touches it.
+	ringSet bool
 
 	failures chan Failure
 	dropped  atomic.Uint64
@@ -155,8 +159,11 @@ func runHelper(capsErr error) error {
 		return err
 	}
 	// The certificate and the ring come next, before any connection is
-	// accepted: a session never finds either missing.
-	for h.cert.Load() == nil {
+	// accepted: a session never finds either missing. Waiting for the
+	// certificate alone let a helper started again after a crash take a
+	// connection before the ring message was read, and answer it with an
+	// internal-error record (tests/ TestKEHelperRestartAudited saw it).
+	for h.cert.Load() == nil || !h.ringSet {
 		typ, p, err := h.read(buf)
 		if err != nil {
 			return err
@@ -328,6 +335,7 @@ func (h *helper) handle(typ byte, p []byte, l *kelisten.Listener, table *ratelim
 			ring = r
 		}
 		h.ring.Store(ring)
+		h.ringSet = true
 		return h.ack(nil)
 	case msgStatsReq:
 		st := Stats{KE: l.Stats(), FailuresDropped: h.dropped.Load()}
