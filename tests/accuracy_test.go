@@ -243,8 +243,14 @@ func accuracyRun(t *testing.T, tp accTopology, run int, report *strings.Builder)
 		_, honestAddr = startTimegate(tgLines[:3])
 	}
 	start := time.Now()
+	// ACCURACY_CLIENT_CONF: more lines for the chronyd client's configuration (\n-separated),
+	// e.g. "logdir D\nlog measurements statistics tracking" beside ACCURACY_TG_CONF's.
+	var cliExtra []string
+	if x := os.Getenv("ACCURACY_CLIENT_CONF"); x != "" {
+		cliExtra = strings.Split(strings.ReplaceAll(x, `\n`, "\n"), "\n")
+	}
 	cli := harness.StartChrony(t, harness.ChronyOptions{Name: "chronyd client", Servers: chronyLines, Serve: true,
-		TrustedCert: cert, Netns: tp.down})
+		TrustedCert: cert, Netns: tp.down, ExtraConfig: cliExtra})
 	targets = append(targets,
 		accTarget{name: "timegate", addr: tgAddr},
 		accTarget{name: "chronyd -x", addr: cli.Addr()})

@@ -98,6 +98,15 @@ func (l *logFiles) close() {
 	}
 }
 
+// servedBase is how far the served clock is from the local timescale that samples are
+// measured in, at system time sys: a sample's offset less this is the source's distance
+// from the time timegate serves, the "local clock" of chrony's logs. Without it the logs
+// showed every source's distance from the system clock, which timegate does not steer,
+// and in %.3e a microsecond behind a 0.5 s system clock error was lost.
+func (r *runner) servedBase(sys time.Time) time.Duration {
+	return r.clock.Now(sys).Sub(r.clock.Local(sys))
+}
+
 func leapChar(l upstream.Leap) byte {
 	return "N+-?"[l&3]
 }
@@ -106,8 +115,9 @@ func leapChar(l upstream.Leap) byte {
 // valid, authentic samples reach this point, so the test columns are all 1). Score is
 // 0.00: timegate's poll adaptation has no such score. MTxRx says, as chrony's does, the
 // mode (B basic, I interleaved) and whether the request's transmit and the reply's
-// receive time came from the kernel (K) or the daemon (D).
-func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool) {
+// receive time came from the kernel (K) or the daemon (D). Offset is against the served
+// clock, as chrony's is against its own (see servedBase).
+func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool, base time.Duration) {
 	if !r.logs.meas.on || len(pkt) < 16 {
 		return
 	}
@@ -125,7 +135,7 @@ func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool) {
 	refid := uint32(pkt[12])<<24 | uint32(pkt[13])<<16 | uint32(pkt[14])<<8 | uint32(pkt[15])
 	r.logs.meas.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %c %2d 111 111 1111  %2d %2d %4.2f %10.3e %10.3e %10.3e %10.3e %10.3e %08X 4%c %c %c",
 		s.Time.UTC().Format(logTimeForm), a.addr.Addr(), leapChar(s.Leap), s.Stratum, a.src.Poll(), int8(pkt[2]), 0.0,
-		s.Offset.Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, mode, tx, rx))
+		(s.Offset - base).Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, mode, tx, rx))
 }
 
 // logStatistics writes a source's clock filter output after it took a sample (chrony's
@@ -133,14 +143,14 @@ func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool) {
 // regression per source, so: Std dev'n is the filter jitter ψ, Est offset the filter's
 // offset θ, Offset sd its dispersion ε, Diff freq 0, Est skew PHI (the frequency
 // tolerance RFC 5905 assumes of every source), Stress 0, Ns the samples in the register,
-// Bs, Nr and Asym 0.
-func (r *runner) logStatistics(a *assoc) {
+// Bs, Nr and Asym 0. Est offset is against the served clock, like measurements.log's.
+func (r *runner) logStatistics(a *assoc, base time.Duration) {
 	st, ok := a.src.FilterStats()
 	if !r.logs.stats.on || !ok {
 		return
 	}
 	r.logs.stats.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %10.3e %10.3e %10.3e %10.3e %10.3e %7.1e %3d %3d %3d %5.2f",
-		st.Epoch.UTC().Format(logTimeForm), a.addr.Addr(), st.Jitter.Seconds(), st.Offset.Seconds(), st.Dispersion.Seconds(),
+		st.Epoch.UTC().Format(logTimeForm), a.addr.Addr(), st.Jitter.Seconds(), (st.Offset - base).Seconds(), st.Dispersion.Seconds(),
 		0.0, upstream.PHI, 0.0, st.Samples, 0, 0, 0.0))
 }
 

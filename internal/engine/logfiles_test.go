@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,6 +76,22 @@ func TestEngineLogFiles(t *testing.T) {
 		}
 		if m := meas[0]; m[3] != "N" || m[4] != "1" || m[5] != "111" || m[16] != "47505300" {
 			t.Errorf("measurements line %q", m)
+		}
+		// Offsets are against the served clock, as chrony's are against its
+		// own: the server's 20 ms before the first estimate, nothing once
+		// the clock has stepped to it.
+		col := func(row []string, i int) float64 {
+			v, err := strconv.ParseFloat(row[i], 64)
+			if err != nil {
+				t.Fatalf("column %d of %q: %v", i, row, err)
+			}
+			return v
+		}
+		if first, last := col(meas[0], 11), col(meas[len(meas)-1], 11); math.Abs(first-0.020) > 1e-4 || math.Abs(last) > 1e-5 {
+			t.Errorf("measurement offsets %v first, %v last: want 0.020 and 0", first, last)
+		}
+		if last := col(stats[len(stats)-1], 4); math.Abs(last) > 1e-5 {
+			t.Errorf("the filter's last offset %v against the served clock, want 0", last)
 		}
 		// logrotate renames the file away: the next run (or line) starts a new one.
 		if err := os.Rename(filepath.Join(dir, "tracking.log"), filepath.Join(dir, "tracking.log.1")); err != nil {

@@ -148,8 +148,9 @@ func (r *runner) handle(ev any) {
 		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
 		if ev.a.src.Stats().Accepted != before {
 			ev.a.rxAt = ev.rx
-			r.logMeasurement(ev.a, ev.pkt, ev.kernelTx, ev.kernelRx)
-			r.logStatistics(ev.a)
+			base := r.servedBase(ev.rx)
+			r.logMeasurement(ev.a, ev.pkt, ev.kernelTx, ev.kernelRx, base)
+			r.logStatistics(ev.a, base)
 		}
 		ev.done <- !ev.a.src.Awaiting()
 		r.apply(ev.a, acts)
