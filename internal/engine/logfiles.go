@@ -135,7 +135,7 @@ func (r *runner) logMeasurement(a *assoc, pkt []byte, kernelTx, kernelRx bool, b
 	refid := uint32(pkt[12])<<24 | uint32(pkt[13])<<16 | uint32(pkt[14])<<8 | uint32(pkt[15])
 	r.logs.meas.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %c %2d 111 111 1111  %2d %2d %4.2f %10.3e %10.3e %10.3e %10.3e %10.3e %08X 4%c %c %c",
 		s.Time.UTC().Format(logTimeForm), a.addr.Addr(), leapChar(s.Leap), s.Stratum, a.src.Poll(), int8(pkt[2]), 0.0,
-		(s.Offset - base).Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, mode, tx, rx))
+		(s.Offset-base).Seconds(), s.Delay.Seconds(), s.Dispersion.Seconds(), s.RootDelay.Seconds(), s.RootDispersion.Seconds(), refid, mode, tx, rx))
 }
 
 // logStatistics writes a source's clock filter output after it took a sample (chrony's
@@ -150,7 +150,7 @@ func (r *runner) logStatistics(a *assoc, base time.Duration) {
 		return
 	}
 	r.logs.stats.write(r.logs.dir, r.log, fmt.Sprintf("%s %-15s %10.3e %10.3e %10.3e %10.3e %10.3e %7.1e %3d %3d %3d %5.2f",
-		st.Epoch.UTC().Format(logTimeForm), a.addr.Addr(), st.Jitter.Seconds(), (st.Offset - base).Seconds(), st.Dispersion.Seconds(),
+		st.Epoch.UTC().Format(logTimeForm), a.addr.Addr(), st.Jitter.Seconds(), (st.Offset-base).Seconds(), st.Dispersion.Seconds(),
 		0.0, upstream.PHI, 0.0, st.Samples, 0, 0, 0.0))
 }
 
