@@ -31,25 +31,9 @@ OUT=${OUT:-$(mktemp -d /tmp/timegate-cdelay.XXXXXX)}
 mkdir -p "$OUT"
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
+# shellcheck source=scripts/lib-chronyd.sh
+. "$root/scripts/lib-chronyd.sh" # pids, cleanup, free_port, pin, chronyd_run
 trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-chronyd_run() { # DIR CONF CPU
-	$(pin "$3") setpriv --bounding-set -sys_time --inh-caps -sys_time chronyd -x -d -u root -f "$2" >"$1/chronyd.out" 2>&1 &
-	pids+=($!)
-}
-
-pin() { # CPU -> a taskset prefix when PIN=1
-	if [[ ${PIN:-0} == 1 ]]; then echo "taskset -c $1"; fi
-}
 
 if [[ -n ${TG_BIN:-} ]]; then
 	cp "$TG_BIN" "$OUT/timegate"

@@ -54,22 +54,9 @@ OUT=${OUT:-$(mktemp -d /tmp/timegate-xleave.XXXXXX)}
 mkdir -p "$OUT"
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	# Only these: a bare wait would also wait for the HOLD_IDLE holder.
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
+# shellcheck source=scripts/lib-chronyd.sh
+. "$root/scripts/lib-chronyd.sh" # pids, cleanup, free_port, pin, chronyd_run
 trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-chronyd_run() { # DIR CONF
-	setpriv --bounding-set -sys_time --inh-caps -sys_time chronyd -x -d -u root -f "$2" >"$1/chronyd.out" 2>&1 &
-	pids+=($!)
-}
 
 if [[ ${HOLD_IDLE:-0} == 1 ]]; then
 	# The request holds as long as the file stays open: a sleeping
