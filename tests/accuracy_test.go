@@ -234,7 +234,9 @@ func accuracyRun(t *testing.T, tp accTopology, run int, report *strings.Builder)
 		// ACCURACY_TG_CONF: more lines for timegate's configuration (\n-separated).
 		conf := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nratelimit off\nntstrustedcerts %s\nnosystemcert\n%s\n%s\n",
 			port, cert, strings.Join(lines, "\n"), strings.ReplaceAll(os.Getenv("ACCURACY_TG_CONF"), `\n`, "\n"))
-		tg := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}, Netns: tp.down})
+		// ACCURACY_TG_ENV: more environment for timegate (NAME=value, space-separated).
+		tg := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", t.TempDir()}, Netns: tp.down,
+			Env: strings.Fields(os.Getenv("ACCURACY_TG_ENV"))})
 		return tg, fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	tg, tgAddr := startTimegate(tgLines)
