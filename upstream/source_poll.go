@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"encoding/binary"
-	"io"
 	"math"
 	"time"
 )
@@ -147,10 +145,5 @@ func (s *Source) keBackoff() time.Duration {
 		d *= 2
 	}
 	d = min(d, KEBackoffMax)
-	var b [8]byte
-	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-		return d
-	}
-	frac := float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
-	return d/2 + time.Duration(math.Floor(frac*float64(d/2)))
+	return d/2 + time.Duration(math.Floor(RandomFraction(s.cfg.Rand)*float64(d/2)))
 }

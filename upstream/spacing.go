@@ -84,12 +84,13 @@ func (p *PollSpacing) Place(now time.Time, wait time.Duration, poll int8, u floa
 // Polled records that a poll went out at now.
 func (p *PollSpacing) Polled(now time.Time) { p.last = now }
 
-// RandomFraction draws a number in [0, 1) from r; 0 if r fails (the
-// poll then goes out unstretched, still separated).
+// RandomFraction draws a number in [0, 1) from r, uniform to 53 bits; 0 if
+// r fails (a poll then goes out unstretched, still separated; a KE back-off
+// takes its shortest value).
 func RandomFraction(r io.Reader) float64 {
-	var b [4]byte
+	var b [8]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		return 0
 	}
-	return float64(binary.LittleEndian.Uint32(b[:])) / (1 << 32)
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
 }

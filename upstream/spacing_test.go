@@ -104,10 +104,10 @@ func TestPollSpacingProperty(t *testing.T) {
 }
 
 func TestRandomFraction(t *testing.T) {
-	if f := RandomFraction(bytes.NewReader([]byte{0, 0, 0, 0})); f != 0 {
+	if f := RandomFraction(bytes.NewReader(make([]byte, 8))); f != 0 {
 		t.Errorf("zero bytes: %v", f)
 	}
-	if f := RandomFraction(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff})); f >= 1 || f < 0.999 {
+	if f := RandomFraction(bytes.NewReader(bytes.Repeat([]byte{0xff}, 8))); f >= 1 || f < 0.999 {
 		t.Errorf("all ones: %v", f)
 	}
 	if f := RandomFraction(iotest.ErrReader(errors.New("no entropy"))); f != 0 {
