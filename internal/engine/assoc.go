@@ -25,10 +25,9 @@ type assoc struct {
 	src  *upstream.Source
 	addr netip.AddrPort // where NTP requests go; zero until resolved or keyed
 
-	timer        *time.Timer
-	gen          uint64    // timer generation: a stale expiry is ignored
-	due          time.Time // when timer fires (engine clock); zero when none is set
+	due          time.Time // when the next poll is due (engine clock); zero when none is
 	reqID        uint64    // the request whose answers are still wanted
+	out          outstanding
 	resolveFails int
 
 	// What `gatectl sources` shows beyond the state machine's own view.
@@ -55,13 +54,8 @@ func (a *assoc) String() string {
 	return a.spec.Host
 }
 
-func (a *assoc) stopTimer() {
-	if a.timer != nil {
-		a.timer.Stop()
-		a.gen++
-	}
-	a.due = time.Time{}
-}
+// stopTimer cancels the next poll.
+func (a *assoc) stopTimer() { a.due = time.Time{} }
 
 // sourceConfig is the state machine's configuration for this association.
 func (r *runner) sourceConfig(a *assoc) upstream.SourceConfig {
@@ -234,13 +228,16 @@ func (rd stampedReader) sent(daemon *time.Time) bool {
 		return false
 	}
 	t, err := sockstamp.TxTime(rd.udp)
-	if err != nil {
+	return err == nil && takeTxStamp(daemon, t)
+}
+
+// takeTxStamp replaces *daemon by kernel, a transmit stamp from the error queue, unless
+// it cannot be this request's (maxTxDelay), and reports whether it did.
+func takeTxStamp(daemon *time.Time, kernel time.Time) bool {
+	if d := kernel.Sub(*daemon); d < 0 || d > maxTxDelay {
 		return false
 	}
-	if d := t.Sub(*daemon); d < 0 || d > maxTxDelay {
-		return false
-	}
-	*daemon = t
+	*daemon = kernel
 	return true
 }
 

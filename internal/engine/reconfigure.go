@@ -90,6 +90,7 @@ func (r *runner) reconfigure(ev reconfigureEvent) []string {
 			continue
 		}
 		a.stopTimer()
+		r.closeRequest(a)
 		a.removed = true
 		r.log.Info("source removed by reload", zap.String("source", a.String()))
 	}

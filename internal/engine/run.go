@@ -16,11 +16,11 @@ import (
 
 // Events posted to the loop by timers, socket readers, name lookups and NTS-KE sessions.
 type (
-	timerFired struct {
-		a   *assoc
-		gen uint64
-	}
-	replyEvent struct {
+	// timerTick: the runner's timer fired (a poll is due, or a request's wait is over).
+	timerTick struct{}
+	// repliesReady: a request socket has something to read (reqsock).
+	repliesReady struct{}
+	replyEvent   struct {
 		a        *assoc
 		req      uint64
 		pkt      []byte
@@ -69,6 +69,12 @@ type runner struct {
 	// due is scratch for the polls still to come.
 	spacing upstream.PollSpacing
 	due     []time.Time
+	// timer is the loop's one timer, set for the earliest poll or request expiry
+	// (timerAt; zero when stopped): its expiry wakes the loop itself, where a timer per
+	// source (time.AfterFunc) ran a goroutine of its own first.
+	timer   *time.Timer
+	timerAt time.Time
+	raw     rawRequests
 }
 
 // Run polls the sources and publishes the served state until ctx ends. It returns nil
@@ -82,19 +88,27 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.loop.Store(nil)
 	defer r.wg.Wait()
 	defer cancel()
+	r.timer = time.NewTimer(time.Hour)
+	r.timer.Stop()
+	r.openRaw()
 	r.publish(e.now())
 	for _, a := range e.assocs {
 		r.start(a)
 	}
 	for {
+		r.rearm()
 		select {
 		case <-ctx.Done():
 			r.stopTimers()
+			r.closeRaw()
 			r.saveDrift(e.now(), true)
 			r.saveDumps()
 			return nil
 		case ev := <-r.events:
 			r.handle(ev)
+		case <-r.timer.C:
+			r.timerAt = time.Time{}
+			r.handle(timerTick{})
 		}
 	}
 }
@@ -127,33 +141,20 @@ func (r *runner) handle(ev any) {
 	switch ev := ev.(type) {
 	case reconfigureEvent:
 		ev.reply <- r.reconfigure(ev)
-	case timerFired:
-		if ev.gen != ev.a.gen || ev.a.src == nil {
-			return
+	case timerTick:
+		r.expireRequests(sys)
+		for _, a := range r.assocs {
+			if a.src != nil && !a.due.IsZero() && !a.due.After(sys) {
+				a.due = time.Time{}
+				r.apply(a, a.src.HandleTimer(local))
+			}
 		}
-		ev.a.due = time.Time{}
-		r.apply(ev.a, ev.a.src.HandleTimer(local))
 	case replyEvent:
-		if ev.a.reqID != ev.req || ev.a.src == nil {
-			ev.done <- true // superseded by a newer request: close its socket
-			return
-		}
-		if r.leapClose(ev.rx) {
-			// Measured across the leap: off by the second, or by an
-			// upstream's smear. The source sees a lost reply.
-			ev.done <- true
-			return
-		}
-		before := ev.a.src.Stats().Accepted
-		acts := ev.a.src.HandleResponse(ev.pkt, r.clock.Local(ev.sent), r.clock.Local(ev.rx))
-		if ev.a.src.Stats().Accepted != before {
-			ev.a.rxAt = ev.rx
-			base := r.servedBase(ev.rx)
-			r.logMeasurement(ev.a, ev.pkt, ev.kernelTx, ev.kernelRx, base)
-			r.logStatistics(ev.a, base)
-		}
-		ev.done <- !ev.a.src.Awaiting()
+		fin, acts := r.reply(ev.a, ev.req, ev.pkt, ev.sent, ev.rx, ev.kernelTx, ev.kernelRx)
+		ev.done <- fin
 		r.apply(ev.a, acts)
+	case repliesReady:
+		r.readReplies()
 	case keEvent:
 		r.keyed(ev, local)
 	case resolvedEvent:
@@ -170,6 +171,28 @@ func (r *runner) handle(ev any) {
 	r.round(r.now())
 }
 
+// reply hands a datagram that answers request req of a to its source; fin reports that
+// the request wants no more (its socket is closed), acts what the source asks next.
+func (r *runner) reply(a *assoc, req uint64, pkt []byte, sent, rx time.Time, kernelTx, kernelRx bool) (fin bool, acts []upstream.Action) {
+	if a.reqID != req || a.src == nil {
+		return true, nil // superseded by a newer request
+	}
+	if r.leapClose(rx) {
+		// Measured across the leap: off by the second, or by an
+		// upstream's smear. The source sees a lost reply.
+		return true, nil
+	}
+	before := a.src.Stats().Accepted
+	acts = a.src.HandleResponse(pkt, r.clock.Local(sent), r.clock.Local(rx))
+	if a.src.Stats().Accepted != before {
+		a.rxAt = rx
+		base := r.servedBase(rx)
+		r.logMeasurement(a, pkt, kernelTx, kernelRx, base)
+		r.logStatistics(a, base)
+	}
+	return !a.src.Awaiting(), acts
+}
+
 // apply carries out a source's actions.
 func (r *runner) apply(a *assoc, acts []upstream.Action) {
 	for _, act := range acts {
@@ -178,25 +201,28 @@ func (r *runner) apply(a *assoc, acts []upstream.Action) {
 			r.spacing.Polled(r.now())
 			r.reqSeq++
 			a.reqID = r.reqSeq
-			r.request(a, a.reqID, act.Packet, act.Timeout)
+			if r.raw.set != nil {
+				r.sendRaw(a, act.Packet, act.Timeout)
+			} else {
+				r.request(a, a.reqID, act.Packet, act.Timeout)
+			}
 		case upstream.WakeAfter:
 			r.wake(a, act.D)
 		case upstream.Rekey:
 			r.rekey(a)
 		case upstream.Demobilize:
 			a.stopTimer()
+			r.closeRequest(a)
 			r.log.Warn("source stopped", zap.String("source", a.String()), zap.String("why", act.Reason))
 			r.auditSourceDown(a.String(), "poll", act.Reason)
 		}
 	}
 }
 
-// wake (re)arms the association's one timer for d from now, or a little
-// later: upstream.PollSpacing keeps it apart from the other sources' polls.
+// wake sets the association's next poll for d from now, or a little later:
+// upstream.PollSpacing keeps it apart from the other sources' polls.
 func (r *runner) wake(a *assoc, d time.Duration) {
 	a.stopTimer()
-	a.gen++
-	gen := a.gen
 	r.due = r.due[:0]
 	for _, b := range r.assocs {
 		if b != a && !b.due.IsZero() {
@@ -205,13 +231,39 @@ func (r *runner) wake(a *assoc, d time.Duration) {
 	}
 	now := r.now()
 	a.due = r.spacing.Place(now, d, a.src.Poll(), upstream.RandomFraction(r.opts.Rand), r.due)
-	a.timer = time.AfterFunc(a.due.Sub(now), func() { r.post(timerFired{a: a, gen: gen}) })
+}
+
+// rearm sets the loop's timer for the earliest poll due or request to give up on,
+// unless it is set for that already.
+func (r *runner) rearm() {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, a := range r.assocs {
+		earlier(a.due)
+		if a.out.open {
+			earlier(a.out.until)
+		}
+	}
+	if next.Equal(r.timerAt) {
+		return
+	}
+	r.timerAt = next
+	if next.IsZero() {
+		r.timer.Stop()
+		return
+	}
+	r.timer.Reset(next.Sub(r.now()))
 }
 
 func (r *runner) stopTimers() {
 	for _, a := range r.assocs {
 		a.stopTimer()
 	}
+	r.timer.Stop()
 	if r.law != nil {
 		r.law.Stop()
 	}
@@ -287,8 +339,6 @@ func (r *runner) logRefusal(err error) {
 // socket is then told to close).
 func removedAssoc(ev any) bool {
 	switch ev := ev.(type) {
-	case timerFired:
-		return ev.a.removed
 	case replyEvent:
 		if ev.a.removed {
 			ev.done <- true

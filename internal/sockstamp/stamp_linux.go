@@ -8,6 +8,7 @@ import (
 	"net"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,18 +77,36 @@ func EnableTx(c *net.UDPConn) error {
 	if err != nil {
 		return err
 	}
-	const flags = unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 	var serr error
 	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags|sofRxFilter)
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags|sofRxFilter)
 		if serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING, flags)
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags)
 		}
 	})
 	if err != nil {
 		return err
 	}
 	return serr
+}
+
+const txFlags = unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
+
+// EnableRaw is Enable and EnableTx for a descriptor outside Go's poller,
+// through raw system calls (see internal/reqsock for why): it reports
+// whether transmit stamps are on; receive stamps must be.
+func EnableRaw(fd uintptr) (tx bool, err error) {
+	if errno := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); errno != 0 {
+		return false, errno
+	}
+	tx = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags|sofRxFilter) == 0 ||
+		setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags) == 0
+	return tx, nil
+}
+
+func setsockoptInt(fd uintptr, level, opt int, v int32) syscall.Errno {
+	_, _, errno := unix.RawSyscall6(unix.SYS_SETSOCKOPT, fd, uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errno
 }
 
 // ErrNoTxStamp: the error queue holds no transmit timestamp (yet).
@@ -117,7 +136,7 @@ func TxTime(c *net.UDPConn) (time.Time, error) {
 				rerr = ErrNoTxStamp
 				return
 			}
-			if ts, ok := txStamp(oob[:oobn]); ok {
+			if ts, ok := TxStamp(oob[:oobn]); ok {
 				t = ts // the last one queued is the last datagram's
 			}
 		}
@@ -131,9 +150,9 @@ func TxTime(c *net.UDPConn) (time.Time, error) {
 	return t, nil
 }
 
-// txStamp finds the software stamp, the first of SCM_TIMESTAMPING's three
+// TxStamp finds the software stamp, the first of SCM_TIMESTAMPING's three
 // timespecs, in an error-queue message.
-func txStamp(oob []byte) (time.Time, bool) {
+func TxStamp(oob []byte) (time.Time, bool) {
 	const hdr = syscall.SizeofCmsghdr
 	for len(oob) >= hdr {
 		l := int(binary.NativeEndian.Uint64(oob[0:8]))
