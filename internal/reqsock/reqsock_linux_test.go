@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echo answers every datagram on a loopback socket with its own bytes reversed.
@@ -67,8 +69,21 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("transmit stamp %v (%v), sent after %v", tx, ok, before)
 				}
 			}
+			// Until Watch the socket is in no epoll set (and never in Go's
+			// poller, which was never told of it): nothing ran an epoll
+			// callback for the send or its transmit stamp.
+			inSet := func() bool {
+				ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+				return unix.EpollCtl(int(s.epfd), unix.EPOLL_CTL_MOD, fd, &ev) == nil
+			}
+			if inSet() {
+				t.Fatal("the socket is in the set before Watch")
+			}
 			if err := s.Watch(fd); err != nil {
 				t.Fatal(err)
+			}
+			if !inSet() {
+				t.Fatal("the socket is not in the set after Watch")
 			}
 			select {
 			case err := <-woken:
