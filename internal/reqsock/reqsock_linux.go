@@ -62,8 +62,9 @@ func New() (*Set, error) {
 
 // Open makes a non-blocking UDP socket connected to dst (the kernel then
 // drops datagrams from anyone else), on a port of the kernel's choosing,
-// with kernel receive stamps and, where the kernel gives them, transmit
-// stamps. It is not watched until Watch.
+// with kernel receive and transmit stamps where the kernel gives them
+// (txStamps says whether it gives the latter). It is not watched until
+// Watch.
 func (s *Set) Open(dst netip.AddrPort) (fd int, txStamps bool, err error) {
 	sa, salen, family, err := sockaddr(dst)
 	if err != nil {
@@ -74,10 +75,9 @@ func (s *Set) Open(dst netip.AddrPort) (fd int, txStamps bool, err error) {
 		return -1, false, fmt.Errorf("reqsock: socket: %w", errno)
 	}
 	fd = int(r)
-	if txStamps, err = sockstamp.EnableRaw(r); err != nil {
-		closeFD(fd)
-		return -1, false, fmt.Errorf("reqsock: receive stamps: %w", err)
-	}
+	// Without receive stamps Recv returns a zero time and the owner reads
+	// its clock instead, as the net path does.
+	_, txStamps = sockstamp.EnableRaw(r)
 	if _, _, errno := unix.RawSyscall(unix.SYS_CONNECT, r, uintptr(sa), salen); errno != 0 {
 		closeFD(fd)
 		return -1, false, fmt.Errorf("reqsock: connect %s: %w", dst, errno)

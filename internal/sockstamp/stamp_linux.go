@@ -93,15 +93,13 @@ func EnableTx(c *net.UDPConn) error {
 const txFlags = unix.SOF_TIMESTAMPING_TX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE | unix.SOF_TIMESTAMPING_OPT_TSONLY
 
 // EnableRaw is Enable and EnableTx for a descriptor outside Go's poller,
-// through raw system calls (see internal/reqsock for why): it reports
-// whether transmit stamps are on; receive stamps must be.
-func EnableRaw(fd uintptr) (tx bool, err error) {
-	if errno := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); errno != 0 {
-		return false, errno
-	}
+// through raw system calls (see internal/reqsock for why); it reports
+// which of the two the kernel took.
+func EnableRaw(fd uintptr) (rx, tx bool) {
+	rx = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) == 0
 	tx = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags|sofRxFilter) == 0 ||
 		setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txFlags) == 0
-	return tx, nil
+	return rx, tx
 }
 
 func setsockoptInt(fd uintptr, level, opt int, v int32) syscall.Errno {
