@@ -31,6 +31,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./siv/        # siv's crypto/aes fallback builds and vets
 	GOARCH=arm64 $(GO) vet ./siv/       # ... and so on an architecture without the assembly
+	GOARCH=arm $(GO) vet ./...          # 32-bit platforms build (portable UDP path, no kernel stamps)
 	$(GO) run $(STATICCHECK) ./...
 	scripts/govulncheck.sh
 

@@ -41,7 +41,7 @@ func TestGCMSIVEndToEnd(t *testing.T) {
 	}
 	uid := bytes.Repeat([]byte{0x5a}, 32)
 	for i := range 3 {
-		req, err := sess.BuildRequest(nil, ntp.Time64(0x1122334455667788+i), uid, seeded(uint64(30+i)))
+		req, err := sess.BuildRequest(nil, ntp.Time64(0x1122334455667788+uint64(i)), uid, seeded(uint64(30+i)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -310,7 +310,7 @@ func BenchmarkDelayLineRoundTrip(b *testing.B) {
 		return
 	}
 	for i := range 20 { // neighbour entries, the process's pages
-		exchange(uint64(1<<32 + i))
+		exchange(1<<32 + uint64(i))
 	}
 	var rtts, outs, backs, asym []float64
 	b.ResetTimer()

@@ -60,7 +60,7 @@ func newPollWorld(t *testing.T, seed uint64, net *simtest.Net, liars []int, minP
 		p.state = ntp.ServedState{Stratum: s.Stratum, RootDelay: s.RootDelay, RootDispersion: s.RootDispersion,
 			Leap: ntp.Leap(s.Leap), Precision: -20, RefID: 0x47505300}
 		src := upstream.NewSource(upstream.SourceConfig{
-			ID: uint64(i + 1), RefID: uint32(0xc0000201 + i), MinPoll: minPoll, MaxPoll: w.maxPoll, IBurst: true,
+			ID: uint64(i + 1), RefID: 0xc0000201 + uint32(i), MinPoll: minPoll, MaxPoll: w.maxPoll, IBurst: true,
 			Auth: upstream.KeyAuth{ID: uint32(i + 1), Key: key}, Precision: simPrecision, Rand: w.rng,
 		})
 		// Stagger the start so that the sources do not poll in lockstep.

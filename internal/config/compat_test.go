@@ -108,6 +108,19 @@ func TestKeysAndTrustedKey(t *testing.T) {
 	parseErr(t, "trustedkey 0\n", "key ID")
 }
 
+// TestKeyIDRange: key IDs are 32-bit, 1..4294967295, on every platform (an int
+// bound failed to compile on 32-bit ones), and a range that ends at the top ends.
+func TestKeyIDRange(t *testing.T) {
+	c := mustParse(t, "trustedkey (4294967293 ... 4294967295)\nserver 10.0.0.1 key 4294967295\n")
+	if !slices.Equal(c.TrustedKeys, []uint32{4294967293, 4294967294, 4294967295}) || c.Sources[0].KeyID != 4294967295 {
+		t.Errorf("trusted %v, source key %d", c.TrustedKeys, c.Sources[0].KeyID)
+	}
+	parseErr(t, "trustedkey 4294967296\n", "key ID must be an integer 1..4294967295")
+	parseErr(t, "server 10.0.0.1 key 4294967296\n", "key ID must be an integer 1..4294967295")
+	parseErr(t, "server 10.0.0.1 key 0\n", "key ID")
+	parseErr(t, "server 10.0.0.1 key -1\n", "key ID")
+}
+
 func TestInterface(t *testing.T) {
 	c := mustParse(t, "interface ignore wildcard\ninterface listen 127.0.0.1\nnic listen ::1\ninterface listen all\n")
 	if len(c.BindAddresses) != 2 || len(c.Warnings) != 0 {

@@ -160,7 +160,7 @@ func trustedKey(p *parser, name string, args []string) {
 	}
 	for i := 0; i < len(words); i++ {
 		if words[i] != "(" {
-			id, ok := p.intArg(name, "key ID", words[i], 1, 1<<32-1)
+			id, ok := p.keyIDArg(name, words[i])
 			if !ok {
 				return
 			}
@@ -171,11 +171,11 @@ func trustedKey(p *parser, name string, args []string) {
 			p.fail(name, "a range is written (FIRST ... LAST)")
 			return
 		}
-		lo, ok1 := p.intArg(name, "key ID", words[i+1], 1, 1<<32-1)
-		hi, ok2 := p.intArg(name, "key ID", words[i+3], 1, 1<<32-1)
+		lo, ok1 := p.keyIDArg(name, words[i+1])
+		hi, ok2 := p.keyIDArg(name, words[i+3])
 		// Bounded: a range is a shorthand for a few keys, not a way to make
 		// the daemon allocate gigabytes.
-		if !ok1 || !ok2 || hi < lo || hi-lo > maxTrustedKeys || len(ids)+hi-lo > maxTrustedKeys {
+		if !ok1 || !ok2 || hi < lo || hi-lo > maxTrustedKeys || int64(len(ids))+hi-lo > maxTrustedKeys {
 			p.fail(name, "range must be FIRST <= LAST within %d keys", maxTrustedKeys)
 			return
 		}

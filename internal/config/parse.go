@@ -238,6 +238,18 @@ func (p *parser) intArg(directive, what, s string, lo, hi int) (int, bool) {
 	return v, true
 }
 
+// keyIDArg parses a key ID, 1..2^32-1 (chrony's and ntpd's IDs are 32-bit; 0 means
+// no key). It is an int64 because an int cannot hold the top of the range on 32-bit
+// platforms; the message is intArg's.
+func (p *parser) keyIDArg(directive, s string) (int64, bool) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 1 || v > math.MaxUint32 {
+		p.fail(directive, "key ID must be an integer 1..%d, got %q", uint32(math.MaxUint32), s)
+		return 0, false
+	}
+	return v, true
+}
+
 // secondsArg parses a non-negative number of seconds (fractions allowed).
 func (p *parser) secondsArg(directive, s string, lo, hi float64) (time.Duration, bool) {
 	v, err := strconv.ParseFloat(s, 64)

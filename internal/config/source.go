@@ -94,9 +94,8 @@ func (p *parser) sourceOption(name string, s *Source, opt, val string) bool {
 	var ok bool
 	switch opt {
 	case "key":
-		var id int
-		// chrony key IDs are 32-bit and 0 means "no key".
-		id, ok = p.intArg(name+" key", "key ID", val, 1, 1<<32-1)
+		var id int64
+		id, ok = p.keyIDArg(name+" key", val)
 		s.KeyID = uint32(id)
 	case "minpoll":
 		s.MinPoll, ok = p.intArg(name+" minpoll", "value", val, -7, 24)
