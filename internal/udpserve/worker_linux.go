@@ -101,8 +101,11 @@ type worker struct {
 	txStamps bool
 	txWanted int
 
-	// State of the current read and send.
+	// State of the current read and send. rdirty counts the receive
+	// headers the last recvmmsg filled in (their name and control lengths
+	// now the datagram's, not the buffers'): only those need resetting.
 	got           int
+	rdirty        int
 	pending, sent int
 	ctl           control // the control messages of the datagram being answered
 	// rxNow stands in for the receive time of a datagram without a kernel
@@ -163,6 +166,7 @@ func newWorker(s *Server, c *net.UDPConn) (*worker, error) {
 	}
 	w.drops = s.Stats.socket(func() (uint32, bool) { return kernelDrops(fd) })
 	w.epWaitFn, w.epCtl = w.epWait, w.epControl
+	w.rdirty = batchSize // every header is set up by the first recv
 	b := w.b
 	b.eq.init()
 	for i := range batchSize {
@@ -414,16 +418,20 @@ func (w *worker) run(ctx context.Context) error {
 // nothing is queued).
 func (w *worker) recv() (int, syscall.Errno) {
 	b := w.b
-	for i := range batchSize {
+	for i := range w.rdirty {
 		h := &b.rhdr[i].hdr
 		h.Namelen = unix.SizeofSockaddrInet6
 		h.Controllen = oobLen
 		h.Flags = 0
 	}
+	w.rdirty = 0
 	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, w.fd, uintptr(unsafe.Pointer(&b.rhdr[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
+		// The kernel writes a header back only for a datagram it
+		// delivered, and reports a failure only when it delivered none.
 		return 0, errno
 	}
+	w.rdirty = int(r)
 	return int(r), 0
 }
 
