@@ -414,13 +414,17 @@ func TestSocketsNeverFragment(t *testing.T) {
 // the datagram's own address and control lengths, and recv restores only
 // those before the next call. Headers shrunk as a short datagram would
 // leave them must still take a whole sockaddr and every control message,
-// and a header the last call did not fill keeps its buffers' sizes.
+// and a header the last call did not fill keeps its buffers' sizes. The
+// kernel may hand a burst over in more than one call (a loaded machine
+// delivers loopback datagrams later), so each round takes what the first
+// successful call returns.
 func TestRecvResetsFilledHeaders(t *testing.T) {
 	st := &ntp.ServedState{Stratum: 3}
 	resp := &ntp.Responder{State: func() *ntp.ServedState { return st }}
 	w, _, client := testWorker(t, resp, nil)
 	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(w.s.Conns[0].LocalAddr().(*net.UDPAddr).Port))
-	receive := func(n int) {
+	from := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	receive := func(n int) int {
 		t.Helper()
 		for i := range n {
 			if _, err := client.WriteToUDPAddrPort(ntp.ClientRequest(nil, 4, 3, ntp.Time64(i+1)), dst); err != nil {
@@ -430,28 +434,29 @@ func TestRecvResetsFilledHeaders(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			got, errno := w.recv()
-			if errno == 0 && got == n {
-				return
+			if errno == 0 && got > 0 {
+				if w.rdirty != got {
+					t.Fatalf("rdirty %d after %d datagrams", w.rdirty, got)
+				}
+				return got
 			}
-			if errno != unix.EAGAIN || got != 0 || time.Now().After(deadline) {
-				t.Fatalf("recv: %d datagrams, errno %v; want %d", got, errno, n)
+			if errno != unix.EAGAIN || time.Now().After(deadline) {
+				t.Fatalf("recv: %d datagrams, errno %v", got, errno)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-	receive(2)
-	if w.rdirty != 2 {
-		t.Fatalf("rdirty %d after two datagrams", w.rdirty)
-	}
-	for i := range 2 {
+	first := receive(2)
+	for i := range first {
 		w.b.rhdr[i].hdr.Namelen, w.b.rhdr[i].hdr.Controllen = 2, 1
 	}
-	receive(3)
-	from := client.LocalAddr().(*net.UDPAddr).AddrPort()
-	for i := range 3 {
+	// Whatever the first round left queued comes first, from the same
+	// client: every datagram of this call is checked alike.
+	got := receive(3)
+	for i := range got {
 		h := &w.b.rhdr[i].hdr
-		if got := sockaddrAddrPort(w.b.name[i][:min(h.Namelen, unix.SizeofSockaddrInet6)]); got != from {
-			t.Errorf("datagram %d from %v, want %v", i, got, from)
+		if a := sockaddrAddrPort(w.b.name[i][:min(h.Namelen, unix.SizeofSockaddrInet6)]); a != from {
+			t.Errorf("datagram %d from %v, want %v", i, a, from)
 		}
 		var c control
 		parseControl(w.b.oob[i][:min(h.Controllen, oobLen)], &c)
