@@ -136,8 +136,10 @@ func TestLocalFallbackAfterHoldover(t *testing.T) {
 	// frequency's uncertainty (500 ppm on a cold start, until a frequency is
 	// fitted): at least what was served synchronised, never the fixed 10 ms
 	// of a gateway that was never synchronised.
-	if r.Distance < synced.Distance || math.Abs(r.Distance-0.01) < 0.0002 {
-		t.Errorf("local root distance %v: want it to continue the synchronised %v (not the never-synchronised 10 ms)", r.Distance, synced.Distance)
+	// Compared as served (root delay/2 + root dispersion): each query's
+	// own delay, milliseconds on a loaded machine, is not the gateway's.
+	if r.served() < synced.served() || math.Abs(r.served()-0.01) < 0.0002 {
+		t.Errorf("local root distance %v: want it to continue the synchronised %v (not the never-synchronised 10 ms)", r.served(), synced.served())
 	}
 	harness.WaitFor(t, 20*time.Second, func() (bool, string) {
 		src, ok := harness.FindSource(client.Sources(t), "127.0.0.1")

@@ -40,7 +40,14 @@ type queryResult struct {
 	Leap     int     `json:"leap"`
 	RefID    string  `json:"refid"`
 	Distance float64 `json:"root_distance_s"`
+	// What the gateway serves, without the query's own round trip.
+	RootDelay      float64 `json:"root_delay_s"`
+	RootDispersion float64 `json:"root_dispersion_s"`
 }
+
+// served is the root distance the gateway puts in its replies: Distance
+// less half the query's own delay, which a loaded machine stretches.
+func (r queryResult) served() float64 { return r.RootDelay/2 + r.RootDispersion }
 
 func gatectlQuery(t *testing.T, port int) queryResult {
 	t.Helper()
