@@ -42,6 +42,12 @@ const (
 	TypeDropped          Type = "audit.dropped"
 	TypeShipOverflow     Type = "audit.ship.overflow"
 	TypeShipAlarm        Type = "audit.ship.alarm"
+	// TypeSegment starts every file after a rotation: it names the segment
+	// sealed before it, so that a file whose chain does not start at seq 1
+	// shows where it continues from. TypeSegmentPrune records a sealed
+	// segment deleted by retention (auditrotate keep).
+	TypeSegment      Type = "audit.segment"
+	TypeSegmentPrune Type = "audit.segment.prune"
 )
 
 // Outcome says how it ended.

@@ -26,7 +26,13 @@ type Audit struct {
 	CheckpointRecords  int
 	CheckpointInterval time.Duration
 	EpisodeInterval    time.Duration
-	Ship               *AuditShip
+	// RotateSize: the live file is sealed and renamed to a segment once it
+	// holds this many bytes (0: never). RotateKeep: sealed segments kept
+	// (0: all); older ones are deleted, never before the shipper has
+	// delivered them.
+	RotateSize int64
+	RotateKeep int
+	Ship       *AuditShip
 }
 
 // AuditShip is the `auditship` line.
@@ -47,11 +53,17 @@ const (
 	DefaultAuditCheckpointInterval = time.Minute
 	DefaultAuditEpisodeInterval    = 10 * time.Second
 	DefaultAuditSpool              = 64 << 20
+	// Rotation on by default: an audit log that only grows fills the disk
+	// of a gateway that runs for years. 16 × 64 MiB bounds it to about a
+	// GiB while still holding weeks of episodes.
+	DefaultAuditRotateSize = 64 << 20
+	DefaultAuditRotateKeep = 16
 )
 
 func defaultAudit() Audit {
 	return Audit{KeyAlg: "ml-dsa-65", CheckpointRecords: DefaultAuditCheckpointRecords,
-		CheckpointInterval: DefaultAuditCheckpointInterval, EpisodeInterval: DefaultAuditEpisodeInterval}
+		CheckpointInterval: DefaultAuditCheckpointInterval, EpisodeInterval: DefaultAuditEpisodeInterval,
+		RotateSize: DefaultAuditRotateSize, RotateKeep: DefaultAuditRotateKeep}
 }
 
 func auditLog(p *parser, name string, args []string) {

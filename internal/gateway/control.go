@@ -36,6 +36,8 @@ const (
 	CmdConfigCheck = "config.check"
 	// CmdPolicyPublish publishes a policy file to the fleet store.
 	CmdPolicyPublish = "policy.publish"
+	// CmdAuditRotate seals the live audit file and starts the next one.
+	CmdAuditRotate = "audit.rotate"
 )
 
 // MaxClients bounds `clients -n`: the table may hold a million prefixes and
@@ -75,7 +77,14 @@ type (
 		Keys []SymKey
 	}
 	ReloadResult struct{ Warnings []string }
-	CheckResult  struct {
+	// AuditRotateResult names the segment a rotation sealed: the file and
+	// the seq range it holds (Last is its closing checkpoint).
+	AuditRotateResult struct {
+		Segment     string
+		First, Last uint64
+		Pruned      []string // segments retention deleted after it
+	}
+	CheckResult struct {
 		File     string
 		Problems []string
 		Warnings []string
