@@ -24,7 +24,10 @@
 // as visible as value edits.
 //
 // prev is the SHA-256 of the previous line's bytes (without the newline);
-// the first record of a file has seq 1 and prev all zeros. A checkpoint
+// the first record of a log has seq 1 and prev all zeros. After a rotation
+// (segment.go) the chain runs on into the next file, which starts with an
+// audit.segment record whose prev is the hash of the sealed segment's last
+// line; the verifier checks such a set of files as one chain. A checkpoint
 // (type audit.checkpoint) is a record like the others whose sig signs its own
 // encoding without sig; since its prev commits to every earlier line, one
 // signature covers the whole file up to it.

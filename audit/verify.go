@@ -9,19 +9,25 @@ import (
 	"io"
 )
 
-// Problem names the first record where a file's evidence fails. Line is
-// 1-based; Seq is the record's sequence number when known (0 otherwise).
+// Problem names the first record where the evidence fails. Line is 1-based
+// within File; Seq is the record's sequence number when known (0
+// otherwise). File is the name given to NextFile, empty when none was.
 type Problem struct {
+	File   string
 	Line   int
 	Seq    uint64
 	Reason string
 }
 
 func (p *Problem) Error() string {
-	if p.Seq != 0 {
-		return fmt.Sprintf("line %d (seq %d): %s", p.Line, p.Seq, p.Reason)
+	at := fmt.Sprintf("line %d", p.Line)
+	if p.File != "" {
+		at = p.File + ": " + at
 	}
-	return fmt.Sprintf("line %d: %s", p.Line, p.Reason)
+	if p.Seq != 0 {
+		return fmt.Sprintf("%s (seq %d): %s", at, p.Seq, p.Reason)
+	}
+	return fmt.Sprintf("%s: %s", at, p.Reason)
 }
 
 // VerifyOptions say what Verify requires.
@@ -33,6 +39,8 @@ type VerifyOptions struct {
 	// records after the last checkpoint and an incomplete last line. Without
 	// it those are reported, since they are what truncation past a
 	// checkpoint leaves (a cleanly stopped gateway ends its file with one).
+	// With several files (NextFile) it applies to the last one only: a
+	// sealed segment was complete when it was renamed.
 	Live bool
 	// Dedup accepts what a collector's copy holds: records delivered more
 	// than once (at-least-once shipping re-sends after a reconnect). A
@@ -53,7 +61,7 @@ type seenRecord struct {
 	hash Hash
 }
 
-// Summary describes a file that verified.
+// Summary describes what verified: one file, or several as one chain.
 type Summary struct {
 	Records        int
 	FirstSeq       uint64
@@ -63,25 +71,61 @@ type Summary struct {
 	LastCheckpoint uint64 // seq of the last checkpoint, 0 if none
 	Unsigned       int    // records after the last checkpoint
 	Duplicates     int    // repeated records skipped (Dedup)
+	// StartsAtSegment: the first record is a TypeSegment record, so the
+	// chain starts at a rotation boundary and the records before FirstSeq
+	// are in earlier segments that were not given (or were pruned).
+	StartsAtSegment bool
 }
 
 // Verifier checks a file line by line; feed it with Line, then call End.
-// Memory is constant: it keeps one record and one hash.
+// For a rotated log, call NextFile before each file's first line: the
+// files are then checked as one chain. Memory is constant: it keeps one
+// record and one hash. After a Problem the verifier must not be fed more.
 type Verifier struct {
-	opts       VerifyOptions
-	sum        Summary
-	line       int
-	prev       Record
-	prevHash   Hash
-	firstUncov int // line of the first record after the last checkpoint
-	seen       []seenRecord
+	opts        VerifyOptions
+	sum         Summary
+	file        string
+	files       int // NextFile calls
+	line        int // within file
+	fileRecords int
+	prev        Record
+	prevHash    Hash
+	firstUncov  int // line of the first record after the last checkpoint
+	seen        []seenRecord
 }
 
 // NewVerifier returns a verifier.
 func NewVerifier(opts VerifyOptions) *Verifier { return &Verifier{opts: opts} }
 
+// NextFile starts file name. When a file came before it, that file is
+// ended first as a sealed segment, whatever opts.Live says (torn says it
+// ended inside a line): only the last file of a rotated log may still be
+// being written, and a segment is sealed with a checkpoint before it is
+// renamed. The chain runs on across the boundary.
+func (v *Verifier) NextFile(name string, torn bool) *Problem {
+	if v.files > 0 || v.line > 0 {
+		if p := v.endFile(torn); p != nil {
+			return v.named(p)
+		}
+	}
+	v.file, v.files, v.line, v.fileRecords = name, v.files+1, 0, 0
+	return nil
+}
+
+// named attributes p to the current file.
+func (v *Verifier) named(p *Problem) *Problem {
+	if p != nil {
+		p.File = v.file
+	}
+	return p
+}
+
 // Line checks the next line (without its newline).
 func (v *Verifier) Line(line []byte) *Problem {
+	return v.named(v.check(line))
+}
+
+func (v *Verifier) check(line []byte) *Problem {
 	v.line++
 	r, err := Parse(line)
 	if err != nil {
@@ -98,8 +142,10 @@ func (v *Verifier) Line(line []byte) *Problem {
 	}
 	if v.sum.Records == 0 {
 		v.sum.FirstSeq = r.Seq
+		v.sum.StartsAtSegment = r.Type == TypeSegment
 	}
 	v.sum.Records++
+	v.fileRecords++
 	v.sum.LastSeq = r.Seq
 	if r.Type == TypeCheckpoint {
 		v.sum.Checkpoints++
@@ -137,10 +183,17 @@ func (v *Verifier) duplicate(r Record, line []byte) *Problem {
 // link checks r against the record before it.
 func (v *Verifier) link(r Record) *Problem {
 	if v.sum.Records == 0 {
-		if r.Seq != 1 || r.Prev != (Hash{}).String() {
-			return &Problem{Line: v.line, Seq: r.Seq, Reason: "the file does not start the chain (want seq 1 with prev all zeros): records before it were removed"}
+		// A segment record's prev is the hash of a line in a file not
+		// given, so it cannot be checked; the records after it are
+		// chained to it. Cutting the head off a segment cannot leave one
+		// first: the records after it would no longer link.
+		if r.Type != TypeSegment && (r.Seq != 1 || r.Prev != (Hash{}).String()) {
+			return &Problem{Line: v.line, Seq: r.Seq, Reason: "the file does not start the chain (want seq 1 with prev all zeros, or an " + string(TypeSegment) + " record after a rotation): records before it were removed"}
 		}
 		return nil
+	}
+	if r.Seq != v.prev.Seq+1 && v.line == 1 {
+		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("the file starts at seq %d but the one before it ended at seq %d: a segment is missing or the files are out of order", r.Seq, v.prev.Seq)}
 	}
 	if r.Seq != v.prev.Seq+1 {
 		return &Problem{Line: v.line, Seq: r.Seq, Reason: fmt.Sprintf("seq %d follows seq %d: records were removed, inserted or reordered", r.Seq, v.prev.Seq)}
@@ -182,46 +235,97 @@ func (v *Verifier) signature(r Record) *Problem {
 	return nil
 }
 
-// End finishes the file; torn says the input ended inside a line.
+// End finishes the last file; torn says the input ended inside a line.
 func (v *Verifier) End(torn bool) (Summary, *Problem) {
 	if v.opts.Live {
 		return v.sum, nil
 	}
+	return v.sum, v.named(v.endFile(torn))
+}
+
+// endFile checks how a file that is no longer written ends.
+func (v *Verifier) endFile(torn bool) *Problem {
 	if torn {
-		return v.sum, &Problem{Line: v.line + 1, Reason: "incomplete last line: the file was truncated (or is being written; -live)"}
+		return &Problem{Line: v.line + 1, Reason: "incomplete last line: the file was truncated (or is being written; -live)"}
 	}
-	if v.sum.Records == 0 {
-		return v.sum, &Problem{Line: 1, Reason: "no records"}
+	if v.fileRecords == 0 {
+		return &Problem{Line: 1, Reason: "no records"}
 	}
 	if v.sum.Unsigned > 0 {
-		return v.sum, &Problem{Line: v.firstUncov, Seq: v.sum.LastSeq - uint64(v.sum.Unsigned) + 1,
+		return &Problem{Line: v.firstUncov, Seq: v.sum.LastSeq - uint64(v.sum.Unsigned) + 1,
 			Reason: fmt.Sprintf("not covered by a signed checkpoint (%d records up to seq %d): the file was truncated past its last checkpoint, or is still being written (-live)", v.sum.Unsigned, v.sum.LastSeq)}
 	}
-	return v.sum, nil
+	return nil
 }
 
 // Verify reads a whole audit file from r. The error is a *Problem for bad
 // evidence, anything else for a read failure.
 func Verify(r io.Reader, opts VerifyOptions) (Summary, error) {
 	v := NewVerifier(opts)
+	torn, err := v.feed(r)
+	if err != nil {
+		return v.sum, err
+	}
+	return v.end(torn)
+}
+
+// VerifyFiles verifies the files of a rotated log, oldest first, as one
+// chain: sealed segments, then (usually) the live file. open is called
+// for one file at a time, and each is closed before the next is opened.
+// Problems name their file; the error is a *Problem for bad evidence,
+// anything else for a failure to open or read.
+func VerifyFiles(names []string, open func(name string) (io.ReadCloser, error), opts VerifyOptions) (Summary, error) {
+	if len(names) == 0 {
+		return Summary{}, errors.New("audit: no files to verify")
+	}
+	v := NewVerifier(opts)
+	torn := false
+	for _, name := range names {
+		if p := v.NextFile(name, torn); p != nil {
+			return v.sum, p
+		}
+		f, err := open(name)
+		if err != nil {
+			return v.sum, err
+		}
+		torn, err = v.feed(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return v.sum, err
+		}
+	}
+	return v.end(torn)
+}
+
+// end is End with an error for a return value: a nil *Problem must not
+// become a non-nil error.
+func (v *Verifier) end(torn bool) (Summary, error) {
+	sum, p := v.End(torn)
+	if p != nil {
+		return sum, p
+	}
+	return sum, nil
+}
+
+// feed gives v every complete line of r and says whether r ended inside
+// a line. The error is a *Problem or a read failure.
+func (v *Verifier) feed(r io.Reader) (bool, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, torn, err := readLine(br)
 		if err == io.EOF {
-			sum, p := v.End(torn)
-			if p != nil {
-				return sum, p
-			}
-			return sum, nil
+			return torn, nil
 		}
 		if err != nil {
 			if errors.Is(err, ErrTooLong) {
-				return v.sum, &Problem{Line: v.line + 1, Reason: "line longer than the format allows"}
+				return false, v.named(&Problem{Line: v.line + 1, Reason: "line longer than the format allows"})
 			}
-			return v.sum, err
+			return false, err
 		}
 		if p := v.Line(line); p != nil {
-			return v.sum, p
+			return false, p
 		}
 	}
 }
