@@ -64,6 +64,8 @@ func fixture(synced bool) map[string]any {
 		gateway.CmdCertShow: report.Cert{CertFile: "/etc/timegate/cert.pem", KeyFile: "/etc/timegate/key.pem", Subject: "CN=time.example.net", Issuer: "CN=Example CA",
 			DNSNames: []string{"time.example.net"}, IPAddresses: []string{"192.0.2.1"}, NotBefore: t0.Add(-24 * time.Hour), NotAfter: t0.Add(5 * 24 * time.Hour),
 			ExpiresIn: 5 * 86400, KeyType: "ECDSA P-256", SHA256: "ab12", ChainLength: 2, Loaded: t0},
+		gateway.CmdAuditRotate: gateway.AuditRotateResult{Segment: "/var/lib/timegate/audit.log-000000070211", First: 70211, Last: 140385,
+			Pruned: []string{"/var/lib/timegate/audit.log-000000000001"}},
 		gateway.CmdReload:      gateway.ReloadResult{Warnings: []string{"timegate.conf:3: port changed: takes effect only after a restart"}},
 		gateway.CmdConfigCheck: gateway.CheckResult{File: "/etc/timegate/timegate.conf", Problems: []string{"timegate.conf:2: bogus: unknown directive"}},
 	}

@@ -34,6 +34,7 @@ func ctlCommands() []ctlCommand {
 		{name: "keys sym remove", short: "remove key ID from the keys file and reload", usage: "ID", nargs: 1, help: "Remove key ID from the keys file and reload (run as root, gatectl edits the\nfile itself when the unprivileged daemon may not).", call: callSymRemove},
 		{name: "cert show", short: "the NTS-KE certificate: names, validity, fingerprint, chain", help: "The NTS-KE certificate in use: names, validity, fingerprint, chain length.", call: certCall(gateway.CmdCertShow)},
 		{name: "cert reload", short: "re-read the certificate files now (a bad pair is refused)", help: "Re-read the certificate and key files now; a bad pair is refused and the\nprevious one keeps serving.", call: certCall(gateway.CmdCertReload)},
+		{name: "audit rotate", short: "seal the live audit file as a signed segment now; prints it and what retention deleted", help: "Seal the live audit file now, as auditrotate size does when it is reached: a\nsigned checkpoint ends it, it is renamed to FILE-NNNNNNNNNNNN (the seq of its\nfirst record), and the new live file starts with an audit.segment record that\ncontinues the chain. Prints the sealed segment, its seq range, and the segments\nretention (auditrotate keep) deleted, each recorded as audit.segment.prune.", call: callAuditRotate},
 		{name: "reload", short: "re-read the configuration; names what needs a restart", help: "Re-read the configuration (policy, rate limits, keys, certificate); prints the\ndirectives that need a restart. A file with errors is refused whole.", call: callReload},
 	}
 }

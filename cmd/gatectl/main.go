@@ -42,9 +42,10 @@ One-shot NTP and NTS queries (no daemon needed):
         non-zero exit on any error
   audit key [-key FILE] [-json]
         print the audit log's public key (ML-DSA-65 or Ed25519)
-  audit verify [-pub FILE] [-live] [-dedup] [-json] FILE
-        verify an audit log's hash chain and signed checkpoints; names the
-        first bad record (exit 1)
+  audit verify [-pub FILE] [-live] [-dedup] [-json] FILE...
+        verify an audit log's hash chain and signed checkpoints, several
+        files (a rotated log's segments, oldest first, then the live file)
+        as one chain; names the first bad record's file and line (exit 1)
 
 Through the running daemon's control socket (-socket PATH, default
 $TIMEGATE_SOCKET, else /run/timegate/timegate.sock, else the state
@@ -98,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "gatectl %s\n", gateway.Version())
 		return exitOK
 	case "audit":
-		return runAudit(args[1:], stdout, stderr)
+		return runAudit(socket, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage())
 		return exitOK
