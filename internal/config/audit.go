@@ -14,6 +14,7 @@ import (
 //	auditkey FILE [ml-dsa-65|ed25519]
 //	auditcheckpoint [records N] [interval SECONDS]
 //	auditepisodes SECONDS
+//	auditrotate [size BYTES] [keep N]
 //	auditship relp://HOST:PORT | relp+tls://HOST:PORT | tls://HOST:PORT
 //	          [ca FILE] [cert FILE key FILE] [servername NAME]
 //	          [spool BYTES] [overflow keep|drop-oldest]
@@ -125,6 +126,34 @@ func auditEpisodes(p *parser, name string, args []string) {
 	}
 }
 
+// auditrotate [size BYTES] [keep N]
+func auditRotate(p *parser, name string, args []string) {
+	if len(args) == 0 || len(args)%2 != 0 {
+		p.fail(name, "takes size BYTES and/or keep N")
+		return
+	}
+	for i := 0; i < len(args); i += 2 {
+		switch v := args[i+1]; args[i] {
+		case "size":
+			// Under 1 MiB a busy gateway would rotate every few seconds,
+			// each segment paying a checkpoint and a rename; auditship's
+			// spool has the same bounds.
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || (n != 0 && (n < 1<<20 || n > 1<<40)) {
+				p.fail(name+" size", "must be 0 (never rotate) or a byte count 1048576..1099511627776, got %q", v)
+				continue
+			}
+			p.cfg.Audit.RotateSize = n
+		case "keep":
+			if n, ok := p.intArg(name+" keep", "value", v, 0, 100000); ok {
+				p.cfg.Audit.RotateKeep = n
+			}
+		default:
+			p.fail(name, "unknown option %q (want size or keep)", args[i])
+		}
+	}
+}
+
 func auditShip(p *parser, name string, args []string) {
 	if len(args) == 0 {
 		p.fail(name, "needs relp://HOST:PORT, relp+tls://HOST:PORT or tls://HOST:PORT")
@@ -209,7 +238,7 @@ func (p *parser) finishAudit() {
 	if p.cfg.Audit.Log != "" {
 		return
 	}
-	for _, d := range []string{"auditkey", "auditcheckpoint", "auditepisodes", "auditship"} {
+	for _, d := range []string{"auditkey", "auditcheckpoint", "auditepisodes", "auditrotate", "auditship"} {
 		if pos, ok := p.seen[d]; ok {
 			p.addErr(errorAt(pos, d, "needs auditlog FILE"))
 		}
@@ -228,6 +257,8 @@ func auditDirective(name string) (handler, bool) {
 		return handler{auditCheckpoint, true}, true
 	case "auditepisodes":
 		return handler{auditEpisodes, true}, true
+	case "auditrotate":
+		return handler{auditRotate, true}, true
 	}
 	return handler{auditShip, true}, true
 }

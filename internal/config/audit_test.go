@@ -11,6 +11,7 @@ func TestParseAudit(t *testing.T) {
 auditkey /etc/timegate/auditkey ed25519
 auditcheckpoint records 500 interval 30
 auditepisodes 5
+auditrotate size 1048576 keep 0
 auditship tls://collector.example:6514 ca /etc/ca.pem cert /etc/c.pem key /etc/k.pem servername logs spool 2097152 overflow drop-oldest
 `))
 	if err != nil {
@@ -20,12 +21,26 @@ auditship tls://collector.example:6514 ca /etc/ca.pem cert /etc/c.pem key /etc/k
 	want := AuditShip{Transport: "tls", TLS: true, Addr: "collector.example:6514", CA: "/etc/ca.pem", Cert: "/etc/c.pem",
 		Key: "/etc/k.pem", ServerName: "logs", SpoolMax: 2097152, Overflow: "drop-oldest"}
 	if a.Log != "/var/log/timegate/audit.log" || !a.NoSync || a.KeyAlg != "ed25519" || a.CheckpointRecords != 500 ||
-		a.CheckpointInterval != 30*time.Second || a.EpisodeInterval != 5*time.Second || a.Ship == nil || *a.Ship != want {
+		a.CheckpointInterval != 30*time.Second || a.EpisodeInterval != 5*time.Second || a.RotateSize != 1<<20 || a.RotateKeep != 0 ||
+		a.Ship == nil || *a.Ship != want {
 		t.Fatalf("%+v %+v", a, a.Ship)
 	}
 	c, err = Parse("t.conf", []byte("auditlog a.log\nauditship relp://127.0.0.1:2514\n"))
 	if err != nil || c.Audit.KeyAlg != "ml-dsa-65" || c.Audit.Ship.Transport != "relp" || c.Audit.Ship.TLS || c.Audit.Ship.Overflow != "keep" {
 		t.Fatalf("%v %+v", err, c.Audit.Ship)
+	}
+	// Rotation is on by default; each option alone leaves the other's
+	// default; size 0 turns it off.
+	for text, want := range map[string][2]int64{
+		"auditlog a\n":                                        {DefaultAuditRotateSize, DefaultAuditRotateKeep},
+		"auditlog a\nauditrotate size 0\n":                    {0, DefaultAuditRotateKeep},
+		"auditlog a\nauditrotate keep 100000\n":               {DefaultAuditRotateSize, 100000},
+		"auditlog a\nauditrotate keep 3 size 1099511627776\n": {1 << 40, 3},
+	} {
+		c, err := Parse("t.conf", []byte(text))
+		if err != nil || c.Audit.RotateSize != want[0] || int64(c.Audit.RotateKeep) != want[1] {
+			t.Errorf("%q: %v size %d keep %d, want %v", text, err, c.Audit.RotateSize, c.Audit.RotateKeep, want)
+		}
 	}
 }
 
@@ -46,6 +61,17 @@ func TestParseAuditErrors(t *testing.T) {
 		"auditlog a\nauditepisodes 0\n":                          "t.conf:2: auditepisodes: must be a number of seconds 1..3600",
 		"auditlog a\nauditship relp://h:99999\n":                 "t.conf:2: auditship: want relp://",
 		"auditlog a\nauditship relp+tls://h:1 ca c servername\n": "t.conf:2: auditship: option \"servername\" needs a value",
+		"auditrotate keep 3\n":                                   "t.conf:1: auditrotate: needs auditlog FILE",
+		"auditlog a\nauditrotate\n":                              "t.conf:2: auditrotate: takes size BYTES and/or keep N",
+		"auditlog a\nauditrotate size\n":                         "t.conf:2: auditrotate: takes size BYTES and/or keep N",
+		"auditlog a\nauditrotate size 1048575\n":                 "t.conf:2: auditrotate size: must be 0 (never rotate) or a byte count 1048576..1099511627776, got \"1048575\"",
+		"auditlog a\nauditrotate size 1099511627777\n":           "t.conf:2: auditrotate size: must be 0 (never rotate)",
+		"auditlog a\nauditrotate size 64M\n":                     "t.conf:2: auditrotate size: must be 0 (never rotate)",
+		"auditlog a\nauditrotate size -1\n":                      "t.conf:2: auditrotate size: must be 0 (never rotate)",
+		"auditlog a\nauditrotate keep -1\n":                      "t.conf:2: auditrotate keep: value must be an integer 0..100000, got \"-1\"",
+		"auditlog a\nauditrotate keep 100001\n":                  "t.conf:2: auditrotate keep: value must be an integer 0..100000",
+		"auditlog a\nauditrotate every 3\n":                      "t.conf:2: auditrotate: unknown option \"every\" (want size or keep)",
+		"auditlog a\nauditrotate keep 1\nauditrotate keep 2\n":   "t.conf:3: auditrotate: already set at line 2",
 	} {
 		_, err := Parse("t.conf", []byte(text))
 		if err == nil || !strings.Contains(err.Error(), want) {

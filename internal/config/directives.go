@@ -90,7 +90,7 @@ func lookupDirective(name string) (handler, bool) {
 		return handler{userDirective, true}, true
 	case "metrics":
 		return handler{metricsDirective, true}, true
-	case "auditlog", "auditkey", "auditcheckpoint", "auditepisodes", "auditship":
+	case "auditlog", "auditkey", "auditcheckpoint", "auditepisodes", "auditrotate", "auditship":
 		return auditDirective(name)
 	}
 	// chrony's and ntpd's directives that map onto the ones above, or that
