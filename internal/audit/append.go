@@ -75,7 +75,7 @@ func (w *Writer) commit(buf []byte) error {
 		return fmt.Errorf("writing %s: %w", w.cfg.Path, err)
 	}
 	w.size += int64(n)
-	w.durable.Store(w.size)
+	w.setPosition()
 	w.seq.Store(w.chain.Seq)
 	select {
 	case w.notify <- struct{}{}:

@@ -22,6 +22,9 @@ type Cursor struct {
 	Seq    uint64
 	Offset int64
 	Hash   audit.Hash
+	// File is the first seq of the file Offset is in (a segment's name
+	// holds it). Not saved: loading finds the file by the line's content.
+	File uint64
 }
 
 // cursor file: one line `timegate-audit-cursor v1 SEQ OFFSET HASH`,
@@ -64,10 +67,7 @@ func loadCursor(path string) (Cursor, error) {
 }
 
 // checkCursor confirms that the line ending at c.Offset in f is record
-// c.Seq with hash c.Hash. A cursor that does not match (the log was moved
-// aside and a new chain started, or the file was restored from a backup)
-// is not trusted: shipping starts from the beginning of the file, so a
-// stale cursor can cause duplicates but never a silent gap.
+// c.Seq with hash c.Hash.
 func checkCursor(f *os.File, c Cursor) (Cursor, bool) {
 	if c == (Cursor{}) {
 		return c, true

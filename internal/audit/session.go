@@ -28,6 +28,7 @@ type transport interface {
 type pending struct {
 	id   uint64
 	seq  uint64
+	file uint64 // first seq of the file it ends in
 	end  int64
 	hash audit.Hash
 }
@@ -81,7 +82,10 @@ func (s *Shipper) connect(ctx context.Context) (transport, error) {
 	} else {
 		t = openTLS(conn)
 	}
-	s.sp.seek(s.acked.Offset)
+	if err := s.st.seek(s.acked.File, s.acked.Offset); err != nil {
+		t.close()
+		return nil, fmt.Errorf("reading the audit file: %w", err)
+	}
 	s.update(func(st *ShipStatus) { st.Connected = true })
 	s.log.Info("audit shipping connected", zap.String("collector", s.Status().Target), zap.Uint64("from_seq", s.acked.Seq+1))
 	return t, nil
@@ -101,7 +105,7 @@ type shipSession struct {
 // fill sends records until the window is full or the file has no more.
 func (ss *shipSession) fill() error {
 	for len(ss.inflight) < ss.t.window() {
-		it, ok, err := ss.sp.next(ss.src.Durable())
+		it, ok, err := ss.st.next()
 		if err != nil {
 			return fmt.Errorf("reading the audit file: %w", err)
 		}
@@ -113,7 +117,7 @@ func (ss *shipSession) fill() error {
 		if err != nil {
 			return err
 		}
-		ss.inflight = append(ss.inflight, pending{id: id, seq: it.rec.Seq, end: it.end, hash: audit.HashLine(it.line)})
+		ss.inflight = append(ss.inflight, pending{id: id, seq: it.rec.Seq, file: it.file, end: it.end, hash: audit.HashLine(it.line)})
 	}
 	return ss.t.flush()
 }

@@ -16,11 +16,11 @@ import (
 	"timegate/audit"
 )
 
-// Source is what the shipper reads: the writer's file and how far it is
-// complete. *Writer implements it.
+// Source is what the shipper reads: the writer's file (and the segments
+// rotated out of it) and how far it is complete. *Writer implements it.
 type Source interface {
 	Path() string
-	Durable() int64
+	Position() Position
 	Notify() <-chan struct{}
 }
 
@@ -78,7 +78,7 @@ type Shipper struct {
 	log   *zap.Logger
 	acked Cursor // in memory; saved to cfg.Cursor at most every saveEvery
 	saved Cursor
-	sp    *spool
+	st    *stream
 
 	mu     sync.Mutex
 	status ShipStatus
@@ -120,17 +120,17 @@ func NewShipper(cfg ShipConfig, src Source) (*Shipper, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, err := openSpool(src.Path(), 0)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	c, ok := checkCursor(sp.f, c)
+	st := newStream(src.Path(), src, cfg.Log)
+	c, ok := st.locate(c)
 	if !ok {
-		cfg.Log.Warn("the audit shipping cursor does not match the audit file (file replaced?); shipping it from the start",
+		cfg.Log.Warn("the audit shipping cursor matches no audit file (file replaced?); shipping from the oldest file",
 			zap.String("cursor", cfg.Cursor))
 	}
-	sp.seek(c.Offset)
-	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, sp: sp}
+	if err := st.openFile(c.File, c.Offset); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	c.File = st.first
+	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, st: st}
 	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq}
 	return s, nil
 }
@@ -153,7 +153,7 @@ func (s *Shipper) update(f func(*ShipStatus)) {
 // back-off, and the cursor makes every reconnect resume where the
 // collector's acknowledgements stopped.
 func (s *Shipper) Run(ctx context.Context) error {
-	defer s.sp.close()
+	defer s.st.close()
 	defer s.saveCursor()
 	backoff := minBackoff
 	for ctx.Err() == nil {
@@ -220,18 +220,22 @@ func (s *Shipper) saveCursor() {
 	s.saved = s.acked
 }
 
+// Pin is the first seq not yet delivered: audit log retention keeps the
+// segments from the one holding it on.
+func (s *Shipper) Pin() uint64 { return s.Status().AckedSeq + 1 }
+
 // advance records that everything up to it is delivered.
 func (s *Shipper) advance(it pending) {
-	if it.seq <= s.acked.Seq && it.end <= s.acked.Offset {
+	if it.file < s.acked.File || (it.file == s.acked.File && it.end <= s.acked.Offset) {
 		return
 	}
-	s.acked = Cursor{Seq: it.seq, Offset: it.end, Hash: it.hash}
+	s.acked = Cursor{Seq: it.seq, Offset: it.end, Hash: it.hash, File: it.file}
 	s.update(func(st *ShipStatus) { st.AckedSeq = it.seq })
 }
 
 // checkSpool raises or clears the alarm and applies the overflow policy.
 func (s *Shipper) checkSpool() {
-	backlog := s.src.Durable() - s.acked.Offset
+	backlog := s.st.backlog(s.acked.File, s.acked.Offset)
 	st := s.Status()
 	s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
 	switch {
@@ -250,22 +254,23 @@ func (s *Shipper) checkSpool() {
 			Subject: audit.Subject{Source: st.Target}, Details: map[string]string{"backlog_bytes": strconv.FormatInt(backlog, 10)}})
 	}
 	if backlog > s.cfg.SpoolMax && s.cfg.Overflow == OverflowDropOldest {
-		s.skip(s.src.Durable() - s.cfg.SpoolMax/2)
-		backlog = s.src.Durable() - s.acked.Offset
+		s.skip(backlog - s.cfg.SpoolMax/2)
+		backlog = s.st.backlog(s.acked.File, s.acked.Offset)
 		s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
 	}
 }
 
-// skip gives up shipping records that end before target.
-func (s *Shipper) skip(target int64) {
-	sp, err := openSpool(s.src.Path(), s.acked.Offset)
-	if err != nil {
+// skip gives up shipping the oldest undelivered records, about want bytes
+// of them, across segments as needed.
+func (s *Shipper) skip(want int64) {
+	sk := newStream(s.src.Path(), s.src, s.log)
+	defer sk.close()
+	if err := sk.openFile(s.acked.File, s.acked.Offset); err != nil {
 		return
 	}
-	defer sp.close()
 	from, to, n := uint64(0), uint64(0), uint64(0)
-	for sp.off < target {
-		it, ok, err := sp.next(target)
+	for skipped := int64(0); skipped < want; {
+		it, ok, err := sk.next()
 		if err != nil || !ok {
 			break
 		}
@@ -273,12 +278,15 @@ func (s *Shipper) skip(target int64) {
 			from = it.rec.Seq
 		}
 		to, n = it.rec.Seq, n+1
-		s.acked = Cursor{Seq: it.rec.Seq, Offset: it.end, Hash: audit.HashLine(it.line)}
+		skipped += int64(len(it.line)) + 1
+		s.acked = Cursor{Seq: it.rec.Seq, Offset: it.end, Hash: audit.HashLine(it.line), File: it.file}
 	}
 	if n == 0 {
 		return
 	}
-	s.sp.seek(s.acked.Offset)
+	if err := s.st.seek(s.acked.File, s.acked.Offset); err != nil {
+		s.log.Error("audit shipping: cannot reopen the audit file after skipping", zap.Error(err))
+	}
 	s.saveCursor()
 	s.update(func(st *ShipStatus) { st.Skipped += n; st.AckedSeq = s.acked.Seq })
 	s.log.Error("audit shipping overflow: oldest records will not reach the collector (they stay in the local file)",

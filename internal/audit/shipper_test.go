@@ -237,7 +237,8 @@ func TestCursorMismatch(t *testing.T) {
 	}
 	other := good
 	other.Hash[0] ^= 1
-	for _, c := range []Cursor{other, {5, off + 3, good.Hash}, {5, 1 << 40, good.Hash}, {5, 0, good.Hash}, {6, off, good.Hash}} {
+	for _, c := range []Cursor{other, {Seq: 5, Offset: off + 3, Hash: good.Hash}, {Seq: 5, Offset: 1 << 40, Hash: good.Hash},
+		{Seq: 5, Hash: good.Hash}, {Seq: 6, Offset: off, Hash: good.Hash}} {
 		if got, ok := checkCursor(f, c); ok || got != (Cursor{}) {
 			t.Errorf("%+v → %+v %v, want a restart from 0", c, got, ok)
 		}

@@ -27,6 +27,12 @@ type WriterConfig struct {
 	// QueueLen bounds the events waiting to be written; more are counted
 	// and reported in an audit.dropped record.
 	QueueLen int
+	// RotateSize seals the live file and renames it to a segment once it
+	// holds this many bytes (0: never). Keep is how many sealed segments
+	// stay (0: all); older ones are deleted, oldest first, but never one
+	// holding a seq at or above what SetPin's function returns.
+	RotateSize int64
+	Keep       int
 	Now      func() time.Time
 	Log      *zap.Logger
 }
@@ -56,10 +62,25 @@ type Writer struct {
 	stop    sync.Once
 	final   audit.Event
 	dropped atomic.Uint64
-	durable atomic.Int64  // bytes of complete, written (and synced) lines
 	seq     atomic.Uint64 // last written seq
 	notify  chan struct{}
 	lastErr atomic.Pointer[string]
+
+	first    uint64 // seq of the live file's first record
+	posMu    sync.Mutex
+	pos      Position
+	pin      atomic.Pointer[func() uint64]
+	rotateRq chan chan rotateReply
+	retryAt  time.Time // after a failed rotation, when to try again
+}
+
+// Position is where the live file stands: the seq its first record has
+// (which names it once it is rotated out) and how many of its bytes hold
+// complete, written (and synced) lines. A reader holding a file whose
+// first seq is not First holds a sealed segment.
+type Position struct {
+	First   uint64
+	Durable int64
 }
 
 // OpenWriter opens (or creates) the audit file, resumes its chain, cuts a
@@ -88,8 +109,16 @@ func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
 	}
 	w := &Writer{cfg: cfg, log: cfg.Log, f: f, chain: st.chain, size: st.size,
 		queue: make(chan audit.Event, cfg.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
-		notify: make(chan struct{}, 1)}
+		notify: make(chan struct{}, 1), rotateRq: make(chan chan rotateReply)}
 	var initial []audit.Event
+	if st.size == 0 && len(st.torn) == 0 {
+		resumed, err := w.resumeFromSegment()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		initial = append(initial, resumed...)
+	}
 	if len(st.torn) > 0 {
 		if err := f.Truncate(st.size); err != nil {
 			f.Close()
@@ -100,6 +129,11 @@ func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
 		initial = append(initial, recoveredEvent(st.torn))
 	}
 	initial = append(initial, first)
+	w.first = w.chain.Seq + 1
+	if seq, ok := firstSeq(f); ok && st.size > 0 {
+		w.first = seq
+	}
+	w.dropStaleLink()
 	// Signing at once seals whatever an earlier run left unsigned.
 	if err := w.write(initial, true); err != nil {
 		f.Close()
@@ -145,9 +179,24 @@ func (w *Writer) Close(final audit.Event) error {
 	return nil
 }
 
-// Durable returns how many bytes of the file hold complete, written records
-// (synced unless NoSync); a reader never sees a partial line below it.
-func (w *Writer) Durable() int64 { return w.durable.Load() }
+// Position returns the live file's first seq and durable end (complete,
+// written records, synced unless NoSync); a reader never sees a partial
+// line below it.
+func (w *Writer) Position() Position {
+	w.posMu.Lock()
+	defer w.posMu.Unlock()
+	return w.pos
+}
+
+func (w *Writer) setPosition() {
+	w.posMu.Lock()
+	w.pos = Position{First: w.first, Durable: w.size}
+	w.posMu.Unlock()
+}
+
+// SetPin names the lowest seq that retention must keep on disk (the
+// shipper's first undelivered record); 0 from f pins nothing.
+func (w *Writer) SetPin(f func() uint64) { w.pin.Store(&f) }
 
 // Notify is signalled after each write.
 func (w *Writer) Notify() <-chan struct{} { return w.notify }
@@ -172,10 +221,15 @@ func (w *Writer) run() {
 		case e := <-w.queue:
 			batch = w.fill(append(batch[:0], e))
 			w.writeLogged(batch, false)
+			w.rotateIfFull()
 		case <-tick.C:
 			if w.chain.SinceCheckpoint > 0 && w.now().Sub(w.firstAt) >= w.cfg.CheckpointInterval {
 				w.writeLogged(nil, true)
 			}
+			w.rotateIfFull()
+		case reply := <-w.rotateRq:
+			r, err := w.rotate("command")
+			reply <- rotateReply{r, err}
 		case <-w.quit:
 			for {
 				batch = w.fill(batch[:0])

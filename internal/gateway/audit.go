@@ -19,6 +19,7 @@ import (
 	"timegate/certs"
 	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
+	"timegate/internal/control"
 	"timegate/internal/secfile"
 )
 
@@ -69,7 +70,7 @@ func (g *Gateway) openAudit(cfg *config.Config) (*auditTrail, error) {
 	}
 	w, err := iaudit.OpenWriter(iaudit.WriterConfig{
 		Path: a.Log, Signer: signer, CheckpointRecords: a.CheckpointRecords, CheckpointInterval: a.CheckpointInterval,
-		NoSync: a.NoSync, Now: g.opts.Now, Log: log,
+		NoSync: a.NoSync, RotateSize: a.RotateSize, Keep: a.RotateKeep, Now: g.opts.Now, Log: log,
 	}, g.startEvent(signer, created))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: auditlog: %v", config.ErrConfig, pos("auditlog"), err)
@@ -81,6 +82,7 @@ func (g *Gateway) openAudit(cfg *config.Config) (*auditTrail, error) {
 			w.Close(audit.Event{Type: audit.TypeStop, Outcome: audit.OutcomeFailed, Details: map[string]string{"error": err.Error()}})
 			return nil, err
 		}
+		w.SetPin(t.ship.Pin)
 	}
 	log.Info("audit trail", zap.String("file", a.Log), zap.String("key_fingerprint", signer.Public().Fingerprint()),
 		zap.Bool("shipping", t.ship != nil))
@@ -213,6 +215,18 @@ func (g *Gateway) AuditStatus() AuditStatus {
 		st.Shipping = &s
 	}
 	return st
+}
+
+// rotateAudit seals the live audit file now (gatectl audit rotate).
+func (g *Gateway) rotateAudit() (AuditRotateResult, error) {
+	if g.audit == nil {
+		return AuditRotateResult{}, control.Failed("no audit log: auditlog is not configured")
+	}
+	r, err := g.audit.w.Rotate()
+	if err != nil {
+		return AuditRotateResult{}, control.Failed("audit log not rotated: %v", err)
+	}
+	return AuditRotateResult(r), nil
 }
 
 // certAuditEvent describes a certificate in an audit record.

@@ -148,6 +148,8 @@ func (g *Gateway) Handle(ctx context.Context, _ control.Cred, cmd string, args j
 		return ReloadResult{Warnings: w}, nil
 	case CmdConfigCheck:
 		return g.checkRunning(), nil
+	case CmdAuditRotate:
+		return g.rotateAudit()
 	}
 	return nil, &control.Error{Code: control.CodeUnknown, Msg: fmt.Sprintf("unknown command %q", cmd)}
 }

@@ -177,12 +177,13 @@ func writeAtomicOwned(path string, data []byte, perm os.FileMode, uid, gid int) 
 		return fmt.Errorf("secfile: %w", err)
 	}
 	renamed = true
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// syncDir makes a rename in dir durable: without it the new directory entry
-// may be lost on power failure even though the file data was synced.
-func syncDir(dir string) error {
+// SyncDir makes a rename, link or removal in dir durable: without it the
+// new directory entry may be lost on power failure even though the file
+// data was synced.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("secfile: %w", err)
