@@ -33,8 +33,8 @@ type WriterConfig struct {
 	// holding a seq at or above what SetPin's function returns.
 	RotateSize int64
 	Keep       int
-	Now      func() time.Time
-	Log      *zap.Logger
+	Now        func() time.Time
+	Log        *zap.Logger
 }
 
 // Defaults.
