@@ -2,7 +2,10 @@ package tests
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,20 +80,37 @@ func produce(t *testing.T, p *harness.Process, path string, target uint64) {
 	}
 }
 
-// localRecords reads the gateway's audit file: seq → line.
-func localRecords(t *testing.T, path string) map[uint64]string {
+// auditFiles lists a rotated audit log's files in order: the segments
+// (their zero-padded names sort by first seq), then the live file.
+func auditFiles(t *testing.T, path string) []string {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	segs, err := filepath.Glob(path + "-*")
 	if err != nil {
 		t.Fatal(err)
 	}
+	sort.Strings(segs)
+	return append(segs, path)
+}
+
+// localRecords reads the gateway's audit files: seq → line.
+func localRecords(t *testing.T, path string) map[uint64]string {
+	t.Helper()
 	out := map[uint64]string{}
-	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		r, err := audit.Parse([]byte(l))
-		if err != nil {
-			t.Fatalf("local record %q: %v", l, err)
+	for _, f := range auditFiles(t, path) {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a segment retention deleted since the listing
 		}
-		out[r.Seq] = l
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+			r, err := audit.Parse([]byte(l))
+			if err != nil {
+				t.Fatalf("local record %q: %v", l, err)
+			}
+			out[r.Seq] = l
+		}
 	}
 	return out
 }
@@ -149,18 +169,41 @@ func waitCollected(t *testing.T, col *harness.Rsyslog, logPath string, timeout t
 // gateway killed with SIGKILL during the outage and restarted. Every
 // sequence number reaches the collector, duplicates are identical, and the
 // collector's de-duplicated copy verifies as a complete signed audit log.
+// The local log rotates at 1 MiB keeping one segment, so shipping crosses
+// segments (through the outage and both kills), and retention must hold
+// every segment the collector has not acknowledged.
 func TestAuditShipRELPOutageAndKill(t *testing.T) {
 	bins := build.Binaries(t)
 	col := harness.StartRsyslog(t, harness.RsyslogOptions{Transport: "relp"})
 	state := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "audit.log")
-	conf := auditConf(harness.FreeUDPPort(t), logPath, fmt.Sprintf("relp://127.0.0.1:%d", col.Port))
+	conf := auditConf(harness.FreeUDPPort(t), logPath, fmt.Sprintf("relp://127.0.0.1:%d", col.Port)) +
+		"auditrotate size 1048576 keep 1\n"
 	p := harness.StartTimegateWith(t, bins.Timegate, conf, harness.TimegateOptions{Args: []string{"-state", state}})
 	waitAuditStart(t, p, 0)
 
 	produce(t, p, logPath, 3000)
 	if err := col.Stop(); err != nil { // the collector goes away...
 		t.Fatal(err)
+	}
+	// Rotations during the outage (by command, beside the size trigger):
+	// keep 1 must not delete a segment the collector has not had.
+	for _, target := range []uint64{3500, 4000} {
+		produce(t, p, logPath, target)
+		out, _, err := p.Gatectl(t, bins.Gatectl, "audit", "rotate", "-json")
+		var r struct {
+			Segment string
+			Pruned  []string
+		}
+		if err != nil || json.Unmarshal([]byte(out), &r) != nil || r.Segment == "" {
+			t.Fatalf("gatectl audit rotate: %v %s", err, out)
+		}
+		if len(r.Pruned) > 0 {
+			t.Fatalf("retention deleted %v during the outage: those records never reached the collector", r.Pruned)
+		}
+	}
+	if n := len(auditFiles(t, logPath)) - 1; n < 2 {
+		t.Fatalf("%d segments after two rotations", n)
 	}
 	produce(t, p, logPath, 5000)
 	// ...and the gateway is killed while records wait for it.
@@ -201,6 +244,15 @@ func TestAuditShipRELPOutageAndKill(t *testing.T) {
 		t.Fatalf("collector has %d distinct records, seq %d..%d", len(seqs), seqs[0], seqs[len(seqs)-1])
 	}
 	t.Logf("collector: %d distinct records, %d duplicates", len(seqs), dups)
+	var rotations, prunes int
+	for _, l := range got {
+		rotations += strings.Count(l, `"type":"audit.segment"`)
+		prunes += strings.Count(l, `"type":"audit.segment.prune"`)
+	}
+	if rotations < 3 || prunes < 1 {
+		t.Fatalf("%d rotations and %d segments pruned: the test wants shipping across several", rotations, prunes)
+	}
+	t.Logf("local log rotated %d times, %d segments pruned after delivery", rotations, prunes)
 	for _, l := range strings.Split(p.Log(), "\n") {
 		if strings.Contains(l, "audit.ship") {
 			t.Log(l)
@@ -215,9 +267,12 @@ func TestAuditShipRELPOutageAndKill(t *testing.T) {
 	copyPath := filepath.Join(t.TempDir(), "collected-audit.log")
 	os.WriteFile(copyPath, []byte(b.String()), 0o600)
 	pub := filepath.Join(state, "auditkey.pub")
-	for _, f := range []string{logPath, copyPath} {
-		if out, _, err := harness.RunGatectl(t, bins.Gatectl, "audit", "verify", "-pub", pub, f); err != nil || !strings.Contains(out, ": OK: ") {
-			t.Fatalf("verify %s: %v %s", f, err, out)
+	// The local files, what retention left of them, verify as one chain
+	// from a rotation boundary.
+	for _, files := range [][]string{auditFiles(t, logPath), {copyPath}} {
+		args := append([]string{"audit", "verify", "-pub", pub}, files...)
+		if out, _, err := harness.RunGatectl(t, bins.Gatectl, args...); err != nil || !strings.Contains(out, "OK") {
+			t.Fatalf("verify %v: %v %s", files, err, out)
 		}
 	}
 	// And the collector's own file, duplicates and all.
