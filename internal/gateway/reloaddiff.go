@@ -45,6 +45,7 @@ func restartOnly() []restartOnlyDirective {
 		{"makestep", func(c *config.Config) any { return c.MakeStep }},
 		{"log", func(c *config.Config) any { return c.Log }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
+		{"auditrotate", func(c *config.Config) any { return [2]int64{c.Audit.RotateSize, int64(c.Audit.RotateKeep)} }},
 	}
 }
 
@@ -72,7 +73,9 @@ func notApplied(old, cur *config.Config) []string {
 }
 
 // auditSettings compares audit directives by value (auditship is a pointer).
+// auditrotate is compared on its own, so that the warning names it.
 func auditSettings(a config.Audit) any {
+	a.RotateSize, a.RotateKeep = 0, 0
 	ship := a.Ship
 	a.Ship = nil
 	if ship == nil {
