@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"testing"
 )
 
@@ -59,6 +60,31 @@ func FuzzVerify(f *testing.F) {
 		}
 		if lines := bytes.Count(data, []byte("\n")) + 1; p.Line < 1 || p.Line > lines {
 			t.Fatalf("problem at line %d of %d", p.Line, lines)
+		}
+	})
+}
+
+// FuzzParseSegmentName: a name is a segment of path only in the one
+// spelling SegmentName gives it (so that no other file in the directory is
+// ever taken for, or deleted as, a segment), with a first seq of at least 1.
+func FuzzParseSegmentName(f *testing.F) {
+	const path = "/var/lib/timegate/audit.log"
+	f.Add(SegmentName(path, 1)[len("/var/lib/timegate/"):])
+	f.Add("audit.log-000000000001")
+	f.Add("audit.log-1234567890123456")
+	f.Add("audit.log.shipped")
+	f.Add("audit.log-00000000000x")
+	f.Add("audit.log-18446744073709551616")
+	f.Fuzz(func(t *testing.T, name string) {
+		first, ok := ParseSegmentName(path, name)
+		if !ok {
+			return
+		}
+		if first == 0 {
+			t.Fatalf("%q: segment with first seq 0", name)
+		}
+		if want := filepath.Base(SegmentName(path, first)); filepath.Base(name) != want {
+			t.Fatalf("%q parsed as %d, whose name is %q", name, first, want)
 		}
 	})
 }

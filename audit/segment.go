@@ -39,7 +39,10 @@ func ParseSegmentName(path, name string) (uint64, bool) {
 		}
 	}
 	n, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || n == 0 {
+	// Only the spelling SegmentName gives: no other file in the directory
+	// (a copy with an extra leading zero, say) is ever taken for a segment,
+	// and so never deleted by retention.
+	if err != nil || n == 0 || filepath.Base(SegmentName(path, n)) != name {
 		return 0, false
 	}
 	return n, true

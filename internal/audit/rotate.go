@@ -52,6 +52,17 @@ func (w *Writer) Rotate() (RotateResult, error) {
 	return r.r, r.err
 }
 
+// pruneIfDue retries retention that waited for the shipper, so that the
+// segments an outage kept go once they are delivered, not only at the
+// next rotation.
+func (w *Writer) pruneIfDue() {
+	if w.pruneAt.IsZero() || w.now().Before(w.pruneAt) {
+		return
+	}
+	w.pruneAt = time.Time{}
+	w.prune()
+}
+
 func (w *Writer) rotateIfFull() {
 	if w.cfg.RotateSize <= 0 || w.size < w.cfg.RotateSize || w.now().Before(w.retryAt) {
 		return
@@ -205,6 +216,7 @@ func (w *Writer) prune() []string {
 			last = segs[i+1].first - 1
 		}
 		if pin != 0 && last >= pin {
+			w.pruneAt = w.now().Add(rotateRetry)
 			w.log.Warn("audit log retention: keeping segments beyond auditrotate keep until the collector has them",
 				zap.String("segment", segs[i].path), zap.Uint64("undelivered_from_seq", pin), zap.Int("keep", w.cfg.Keep))
 			break

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,12 +131,16 @@ func mustGlob(t *testing.T, pattern string) []string {
 func TestWriterRetention(t *testing.T) {
 	s := testKey(t, audit.Ed25519)
 	path := filepath.Join(t.TempDir(), "audit.log")
-	w, err := OpenWriter(WriterConfig{Path: path, Signer: s, NoSync: true, Keep: 2, Log: zaptest.NewLogger(t)}, startEv)
+	var clock atomic.Int64 // the writer's clock, moved by hand
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	w, err := OpenWriter(WriterConfig{Path: path, Signer: s, NoSync: true, Keep: 2, Now: now, Log: zaptest.NewLogger(t)}, startEv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pin uint64 = 1 // nothing delivered yet
-	w.SetPin(func() uint64 { return pin })
+	var pin atomic.Uint64
+	pin.Store(1) // nothing delivered yet
+	w.SetPin(pin.Load)
 	var results []RotateResult
 	rotate := func() RotateResult {
 		t.Helper()
@@ -161,13 +166,21 @@ func TestWriterRetention(t *testing.T) {
 	if n := len(mustGlob(t, path+"-*")); n != 4 {
 		t.Fatalf("%d segments kept, want all 4 (undelivered)", n)
 	}
-	// The collector now has everything up to the second segment's end.
-	pin = results[1].Last + 1
-	r := rotate()
-	if len(r.Pruned) != 2 || r.Pruned[0] != results[0].Segment || r.Pruned[1] != results[1].Segment {
-		t.Fatalf("pruned %v, want the two oldest (delivered) segments", r.Pruned)
+	// The collector catches up with the first segment: retention, held
+	// back, looks again a minute later without waiting for a rotation.
+	pin.Store(results[0].Last + 1)
+	clock.Add(int64(2 * time.Minute))
+	waitUntil(t, 5*time.Second, func() bool { return len(mustGlob(t, path+"-*")) == 3 })
+	if _, err := os.Stat(results[0].Segment); err == nil {
+		t.Fatal("retention deleted another segment than the delivered oldest one")
 	}
-	pin = 0 // no shipper: keep alone decides
+	// Then with the second; the third is not delivered and stays.
+	pin.Store(results[1].Last + 1)
+	r := rotate()
+	if len(r.Pruned) != 1 || r.Pruned[0] != results[1].Segment {
+		t.Fatalf("pruned %v, want only the second (delivered) segment", r.Pruned)
+	}
+	pin.Store(0) // no shipper: keep alone decides
 	r = rotate()
 	if len(r.Pruned) != 2 || r.Pruned[0] != results[2].Segment {
 		t.Fatalf("pruned %v, want the next two oldest", r.Pruned)

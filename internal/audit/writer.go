@@ -72,6 +72,7 @@ type Writer struct {
 	pin      atomic.Pointer[func() uint64]
 	rotateRq chan chan rotateReply
 	retryAt  time.Time // after a failed rotation, when to try again
+	pruneAt  time.Time // when retention held segments for the shipper: when to look again
 }
 
 // Position is where the live file stands: the seq its first record has
@@ -227,6 +228,7 @@ func (w *Writer) run() {
 				w.writeLogged(nil, true)
 			}
 			w.rotateIfFull()
+			w.pruneIfDue()
 		case reply := <-w.rotateRq:
 			r, err := w.rotate("command")
 			reply <- rotateReply{r, err}
