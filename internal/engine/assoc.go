@@ -24,6 +24,10 @@ type assoc struct {
 	auth upstream.Auth // nil for NTS (it comes from NTS-KE) and before resolution
 	src  *upstream.Source
 	addr netip.AddrPort // where NTP requests go; zero until resolved or keyed
+	// keIP is the NTS-KE server's address for one address of an NTS pool:
+	// each gets its own KE session there (the certificate is still checked
+	// against the pool's name), as chronyd does. Zero: dial the host name.
+	keIP netip.Addr
 
 	due          time.Time // when the next poll is due (engine clock); zero when none is
 	reqID        uint64    // the request whose answers are still wanted
@@ -45,6 +49,9 @@ type assoc struct {
 func (a *assoc) authenticated() bool { return a.spec.NTS || a.spec.KeyID != 0 }
 
 func (a *assoc) String() string {
+	if !a.addr.IsValid() && a.keIP.IsValid() {
+		return a.spec.Host + " (" + a.keIP.String() + ")"
+	}
 	if a.addr.IsValid() && a.addr.Addr().String() != a.spec.Host {
 		return a.spec.Host + " (" + a.addr.String() + ")"
 	}
@@ -76,10 +83,10 @@ func precisionDur(p int8) time.Duration {
 	return time.Second >> uint(-p)
 }
 
-// start begins an association: NTS sources go straight to NTS-KE (the KE server names
-// the NTP server); the others first resolve their host.
+// start begins an association: NTS servers go straight to NTS-KE (the KE server names
+// the NTP server); the others, NTS pools among them, first resolve their host.
 func (r *runner) start(a *assoc) {
-	if a.spec.NTS {
+	if a.spec.NTS && !a.spec.Pool {
 		a.src = upstream.NewSource(r.sourceConfig(a))
 		r.restoreDump(a, r.clock.Local(r.now()))
 		r.wake(a, 0) // placed apart from the other sources' first polls
@@ -138,7 +145,11 @@ func (r *runner) resolved(ev resolvedEvent) {
 			b = &assoc{spec: a.spec, auth: a.auth, id: r.newID()}
 			r.assocs = append(r.assocs, b)
 		}
-		b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))
+		if a.spec.NTS {
+			b.keIP = ip.Unmap() // the NTP address comes from NTS-KE
+		} else {
+			b.addr = netip.AddrPortFrom(ip.Unmap(), uint16(a.spec.Port))
+		}
 		b.src = upstream.NewSource(r.sourceConfig(b))
 		r.log.Info("polling source", zap.String("source", b.String()), zap.Bool("authenticated", b.authenticated()))
 		r.restoreDump(b, r.clock.Local(r.now()))
@@ -258,8 +269,12 @@ func (rd stampedReader) read(buf []byte) (int, time.Time, bool, error) {
 // rekey runs NTS-KE with the source's KE server in the background and resolves the NTP
 // server it names (RFC 8915 §4.1.7: the KE server's own address when it names none).
 func (r *runner) rekey(a *assoc) {
-	addr := net.JoinHostPort(a.spec.Host, strconv.Itoa(a.spec.NTSPort))
+	host := a.spec.Host
 	conf := r.tls.Clone()
+	if a.keIP.IsValid() {
+		host, conf.ServerName = a.keIP.String(), a.spec.Host
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(a.spec.NTSPort))
 	ke := r.keFunc()
 	r.goTrack(func() {
 		ctx, cancel := context.WithTimeout(r.ctx, keTimeout)
@@ -300,7 +315,7 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 		}
 	}
 	if err != nil {
-		r.log.Warn("NTS-KE failed", zap.String("source", a.spec.Host), zap.Error(err))
+		r.log.Warn("NTS-KE failed", zap.String("source", a.String()), zap.Error(err))
 		a.keErr = err.Error()
 		r.auditSourceDown(a.spec.Host, "nts-ke", err.Error())
 		r.apply(a, a.src.HandleRekey(local, nil, 0, err))
@@ -308,7 +323,7 @@ func (r *runner) keyed(ev keEvent, local time.Time) {
 	}
 	a.addr = ev.addr
 	a.keAt, a.keErr = r.now(), ""
-	r.log.Info("NTS-KE done", zap.String("source", a.spec.Host), zap.Stringer("ntp_server", ev.addr),
+	r.log.Info("NTS-KE done", zap.String("source", a.String()), zap.Stringer("ntp_server", ev.addr),
 		zap.Uint16("aead", ev.res.AEAD), zap.Int("cookies", len(ev.res.Cookies)))
 	r.apply(a, a.src.HandleRekey(local, auth, upstream.RefIDForAddr(ev.addr.Addr()), nil))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,11 +24,14 @@ import (
 const dumpSuffix = ".tgdump"
 
 // dumpKey names what an association's samples belong to: for NTS the KE server (the NTP
-// address may change with every NTS-KE), otherwise the NTP address, and in both cases how
-// the association authenticates, so samples taken without authentication are never
-// restored into an authenticated association.
+// address may change with every NTS-KE; an NTS pool's addresses are each a KE server of
+// their own), otherwise the NTP address, and in both cases how the association
+// authenticates, so samples taken without authentication are never restored into an
+// authenticated association.
 func (a *assoc) dumpKey() string {
 	switch {
+	case a.spec.NTS && a.keIP.IsValid():
+		return fmt.Sprintf("nts %s@%s", a.spec.Host, netip.AddrPortFrom(a.keIP, uint16(a.spec.NTSPort)))
 	case a.spec.NTS:
 		return fmt.Sprintf("nts %s:%d", a.spec.Host, a.spec.NTSPort)
 	case a.spec.KeyID != 0:

@@ -423,6 +423,80 @@ func TestEnginePool(t *testing.T) {
 	})
 }
 
+// TestEngineNTSPool: an NTS pool takes up to four of its name's addresses, and each runs
+// NTS-KE with its own address (the certificate checked against the pool's name, not the
+// address), then polls the NTP server that session names: four sources, four sessions,
+// none sharing another's keys, as chronyd does with `pool NAME nts`.
+func TestEngineNTSPool(t *testing.T) {
+	r, sr := seeded(t), seeded(t)
+	synctest.Test(t, func(t *testing.T) {
+		net := newFakeNet()
+		ring, err := nts.NewKeyRing(time.Now(), sr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []netip.Addr
+		for i := range 6 {
+			a := netip.AddrFrom4([4]byte{10, 2, 0, byte(i + 1)})
+			addrs = append(addrs, a)
+			st := &ntp.ServedState{Stratum: 2, RefID: 1, Precision: -20}
+			net.add(netip.AddrPortFrom(a, 123).String(), &fakeServer{delay: time.Millisecond, resp: &ntp.Responder{
+				State: func() *ntp.ServedState { return st },
+				NTS:   &nts.Server{Ring: func() *nts.KeyRing { return ring }, Rand: sr},
+			}})
+		}
+		keTo := map[string]int{}
+		var mu sync.Mutex
+		ke := func(_ context.Context, addr string, conf *tls.Config) (*nts.KEResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if conf.ServerName != "pool.example" {
+				t.Errorf("NTS-KE to %s checks the certificate for %q, want the pool's name", addr, conf.ServerName)
+			}
+			keTo[addr]++
+			host, _, _ := strings.Cut(addr, ":")
+			c := nts.Cookie{AEAD: nts.AEADAESSIVCMAC256}
+			sr.Read(c.C2S[:])
+			sr.Read(c.S2C[:])
+			// No server record: the NTP server is the KE server's address (RFC 8915 §4.1.7).
+			res := &nts.KEResult{AEAD: c.AEAD, C2S: c.C2S[:], S2C: c.S2C[:], NTPServer: host, NTPPort: 123}
+			for range 8 {
+				ck, _ := ring.SealCookie(nil, c, sr)
+				res.Cookies = append(res.Cookies, ck)
+			}
+			return res, nil
+		}
+		var state atomic.Pointer[ntp.ServedState]
+		e, _, _ := testEngine(t, Options{Sources: []config.Source{server("pool.example", 123, "pool", "nts")}, KE: ke,
+			Resolver: fakeResolver{"pool.example": addrs}, MinSources: 1, Rand: r}, net, &state)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go e.Run(ctx)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		if s := state.Load(); s.Stratum != 3 {
+			t.Fatalf("published %+v", s)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(keTo) != poolSize {
+			t.Fatalf("NTS-KE with %d addresses, want %d: %v", len(keTo), poolSize, keTo)
+		}
+		dials, _, _ := net.stats()
+		used := map[string]bool{}
+		for _, d := range dials {
+			used[d] = true
+			host, _, _ := strings.Cut(d, ":")
+			if keTo[host+":4460"] == 0 {
+				t.Fatalf("NTP to %s, which no NTS-KE session named", d)
+			}
+		}
+		if len(used) != poolSize {
+			t.Fatalf("polled %d NTP servers, want %d: %v", len(used), poolSize, used)
+		}
+	})
+}
+
 // TestEngineWarnings: sources policy makes unusable are start-up warnings, not errors.
 func TestEngineWarnings(t *testing.T) {
 	r := seeded(t)
