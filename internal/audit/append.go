@@ -26,7 +26,9 @@ func (w *Writer) write(batch []audit.Event, checkpoint bool) error {
 		appendLine(line)
 		return nil
 	}
-	if n := w.dropped.Swap(0); n > 0 {
+	lost := uint64(len(batch))
+	n := w.dropped.Swap(0)
+	if n > 0 {
 		batch = append([]audit.Event{{Type: audit.TypeDropped, Outcome: audit.OutcomeWarning,
 			Details: map[string]string{"count": strconv.FormatUint(n, 10), "why": "audit queue full or write failed"}}}, batch...)
 	}
@@ -50,7 +52,12 @@ func (w *Writer) write(batch []audit.Event, checkpoint bool) error {
 	}
 	if err != nil {
 		w.chain, w.firstAt = saved, savedFirst
-		w.dropped.Add(uint64(len(batch)))
+		// The losses the audit.dropped record would have told go back to
+		// be told next time; only the batch's own events are new losses
+		// (the audit.dropped record itself is not an event).
+		w.dropped.Add(n)
+		w.drop(lost)
+		w.fail(err)
 		return err
 	}
 	return nil
@@ -75,6 +82,7 @@ func (w *Writer) commit(buf []byte) error {
 		return fmt.Errorf("writing %s: %w", w.cfg.Path, err)
 	}
 	w.size += int64(n)
+	w.failing.Store(false)
 	w.setPosition()
 	w.seq.Store(w.chain.Seq)
 	select {

@@ -90,6 +90,7 @@ type ShipStatus struct {
 	Connected    bool
 	AckedSeq     uint64
 	BacklogBytes int64
+	SpoolMax     int64  // the backlog's limit (auditship spool)
 	Alarm        bool   // backlog over SpoolMax
 	Skipped      uint64 // records given up by drop-oldest
 	Reconnects   uint64
@@ -131,7 +132,7 @@ func NewShipper(cfg ShipConfig, src Source) (*Shipper, error) {
 	}
 	c.File = st.first
 	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, st: st}
-	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq}
+	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq, SpoolMax: cfg.SpoolMax}
 	return s, nil
 }
 

@@ -209,6 +209,10 @@ func TestShipperOverflow(t *testing.T) {
 		if hasOverflow := bytes.Contains(data, []byte(`"type":"audit.ship.overflow"`)); hasOverflow != (policy == OverflowDropOldest) {
 			t.Errorf("%s: overflow record %v", policy, hasOverflow)
 		}
+		// What status and metrics show of an unreachable collector.
+		if st.Connected || st.Reconnects == 0 || st.LastError == "" || st.SpoolMax != 8<<10 {
+			t.Errorf("%s: status %+v, want disconnected, reconnecting, the dial error and the limit", policy, st)
+		}
 		if policy == OverflowDropOldest && (st.AckedSeq == 0 || st.BacklogBytes > 8<<10+int64(audit.MaxLineLen)) {
 			t.Errorf("%s: %+v", policy, st)
 		}

@@ -61,10 +61,17 @@ type Writer struct {
 	done    chan struct{}
 	stop    sync.Once
 	final   audit.Event
-	dropped atomic.Uint64
-	seq     atomic.Uint64 // last written seq
-	notify  chan struct{}
-	lastErr atomic.Pointer[string]
+	dropped atomic.Uint64 // lost and not yet in an audit.dropped record
+	// droppedTotal never resets: dropped goes back to 0 once recorded, so
+	// a reader sampling it could miss a loss entirely.
+	droppedTotal atomic.Uint64
+	seq          atomic.Uint64 // last written seq
+	notify       chan struct{}
+	lastErr      atomic.Pointer[string]
+	// failing is set by a failed write and cleared by the next one that
+	// reaches the disk: lastErr alone cannot tell a past failure from one
+	// that is still losing records.
+	failing atomic.Bool
 
 	first    uint64 // seq of the live file's first record
 	posMu    sync.Mutex
@@ -155,15 +162,21 @@ func cmp(v, def int) int {
 func (w *Writer) Record(e audit.Event) {
 	select {
 	case <-w.quit:
-		w.dropped.Add(1)
+		w.drop(1)
 		return
 	default:
 	}
 	select {
 	case w.queue <- e:
 	default:
-		w.dropped.Add(1)
+		w.drop(1)
 	}
+}
+
+// drop counts n events lost before reaching the file.
+func (w *Writer) drop(n uint64) {
+	w.dropped.Add(n)
+	w.droppedTotal.Add(n)
 }
 
 // Close writes what is queued, then final, then a checkpoint, syncs and
@@ -243,6 +256,7 @@ func (w *Writer) run() {
 			w.writeLogged([]audit.Event{w.final}, true)
 			if err := w.f.Close(); err != nil {
 				w.fail(err)
+				w.log.Error("closing the audit log failed; its last records may not be on disk", zap.Error(err))
 			}
 			return
 		}
@@ -265,12 +279,62 @@ func (w *Writer) fill(batch []audit.Event) []audit.Event {
 
 func (w *Writer) writeLogged(batch []audit.Event, checkpoint bool) {
 	if err := w.write(batch, checkpoint); err != nil {
-		w.fail(err)
+		w.log.Error("audit log write failed; events are counted as dropped", zap.Error(err))
 	}
 }
 
+// fail keeps err for Close and Stats and marks the log failing until a
+// write succeeds.
 func (w *Writer) fail(err error) {
 	s := err.Error()
 	w.lastErr.Store(&s)
-	w.log.Error("audit log write failed; events are counted as dropped", zap.Error(err))
+	w.failing.Store(true)
+}
+
+// WriterStats is what a status or metrics reader sees of the writer.
+type WriterStats struct {
+	Path string
+	Seq  uint64 // last record written
+	// DroppedTotal counts events lost since start (queue full, a failed
+	// write, or recorded after Close); it never goes back down.
+	DroppedTotal uint64
+	// Failing: the last write failed and records are being lost; the next
+	// write that reaches the disk clears it. LastError stays after that,
+	// as the most recent failure.
+	Failing   bool
+	LastError string
+	// Segments is how many sealed segments lie beside the live file, and
+	// DiskBytes the size of the live file and those segments together.
+	Segments  int
+	DiskBytes int64
+}
+
+// Stats returns a snapshot. It lists the directory and stats every
+// segment, so it belongs at status and scrape time, never on a hot path.
+// A file that cannot be read counts as absent: a directory the writer
+// cannot list is one it cannot rotate in either, which its log says.
+func (w *Writer) Stats() WriterStats {
+	st := WriterStats{Path: w.cfg.Path, Seq: w.Seq(), DroppedTotal: w.droppedTotal.Load(), Failing: w.failing.Load()}
+	if p := w.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	live, err := os.Stat(w.cfg.Path)
+	if err == nil {
+		st.DiskBytes = live.Size()
+	}
+	segs, _ := listSegments(w.cfg.Path)
+	for _, s := range segs {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			continue // pruned since the listing
+		}
+		if live != nil && os.SameFile(live, fi) {
+			// Mid-rotation the segment name is a second link to the live
+			// file: the same bytes, not a segment yet.
+			continue
+		}
+		st.Segments++
+		st.DiskBytes += fi.Size()
+	}
+	return st
 }
