@@ -49,6 +49,7 @@ type Config struct {
 type State struct {
 	cfg     Config
 	entries map[uint32]held
+	cutoff  time.Time // keys activated before it are revoked (see Cut)
 }
 
 type held struct {
@@ -190,8 +191,9 @@ func (s *State) split(now time.Time) (pending, active []Entry) {
 			continue
 		}
 		if n := len(active); n > 0 {
-			// Superseded when the next newer one began to seal.
-			if n >= nts.MaxKeep || !active[n-1].Activate.Add(s.cfg.Grace).After(now) {
+			// Superseded when the next newer one began to seal; revoked
+			// by a cutoff at once (never the key sealing now).
+			if n >= nts.MaxKeep || !active[n-1].Activate.Add(s.cfg.Grace).After(now) || e.Activate.Before(s.cutoff) {
 				break
 			}
 		}

@@ -224,3 +224,77 @@ func TestPolicySeal(t *testing.T) {
 		t.Fatal("an unsealed policy opens")
 	}
 }
+
+// TestCutoffRevokes: a cutoff ends superseded keys at once (their deletion
+// is then accepted, their replay refused), never the sealing or a pending
+// key; an older cutoff replayed later changes nothing.
+func TestCutoffRevokes(t *testing.T) {
+	rng := seeded(4)
+	s := newTestState(t)
+	a := publish(t, s, t0, true, rng)
+	b := publish(t, s, t0.Add(time.Hour), false, rng)
+	c := publish(t, s, t0.Add(2*time.Hour), false, rng)
+	now := c.Activate.Add(time.Minute) // a and b still within their grace
+	pending := publish(t, s, now, false, rng)
+	if _, _, ok := s.PlanCutoff(now, 3); ok {
+		t.Fatal("a cutoff planned with no more active keys than kept")
+	}
+	before, revoked, ok := s.PlanCutoff(now, 1)
+	if !ok || !before.Equal(c.Activate) || len(revoked) != 2 || revoked[0] != b.ID || revoked[1] != a.ID {
+		t.Fatalf("plan: %v %x %v", before, revoked, ok)
+	}
+	// Without the cutoff, deleting b is an early drop, and kept.
+	if err := s.Delete(s.cfg.Sealer.Name(b.ID), now); !errors.Is(err, ErrEarlyDrop) {
+		t.Fatalf("delete before the cutoff: %v", err)
+	}
+	if !s.Cut(before) || s.Cut(before.Add(-time.Hour)) || !s.Cutoff().Equal(before) {
+		t.Fatal("cutoffs must only move forward")
+	}
+	ring, err := s.Ring(now)
+	if err != nil || ring.CurrentID() != c.ID || ring.NextID() != pending.ID || len(ring.IDs()) != 2 {
+		t.Fatalf("ring after the cutoff: %v %v", ring.IDs(), err)
+	}
+	if err := s.Delete(s.cfg.Sealer.Name(b.ID), now); err != nil {
+		t.Fatalf("deleting a revoked key: %v", err)
+	}
+	names := s.Prune(now)
+	if len(names) != 1 || names[0] != s.cfg.Sealer.Name(a.ID) {
+		t.Fatalf("prune after the cutoff: %v", names)
+	}
+	raw, _ := s.cfg.Sealer.Seal(a, rng)
+	if err := s.Put(s.cfg.Sealer.Name(a.ID), raw, now); err == nil {
+		t.Fatal("a revoked key's entry came back")
+	}
+	// A cutoff past the sealing key (from a gateway that saw a newer key
+	// first) still leaves this gateway a sealing key.
+	s.Cut(pending.Activate.Add(time.Hour))
+	if ring, err := s.Ring(now); err != nil || ring.CurrentID() != c.ID {
+		t.Fatalf("sealing key revoked: %v", err)
+	}
+}
+
+func TestCutoffSeal(t *testing.T) {
+	s := testSealer(t, testPrefix)
+	raw, err := s.SealCutoff(t0, t0.Add(time.Minute), seeded(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, at, err := s.OpenCutoff(raw)
+	if err != nil || !before.Equal(t0) || !at.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("round trip: %v %v %v", before, at, err)
+	}
+	for i := range raw {
+		bad := bytes.Clone(raw)
+		bad[i] ^= 1
+		if _, _, err := s.OpenCutoff(bad); err == nil {
+			t.Fatalf("flipping byte %d still opens", i)
+		}
+	}
+	if _, _, err := testSealer(t, "/timegate/other").OpenCutoff(raw); err == nil {
+		t.Fatal("cutoff moved to another fleet opens")
+	}
+	pol, _ := s.SealPolicy(raw[noticeHeaderLen:noticeHeaderLen+8], t0, seeded(8))
+	if _, _, err := s.OpenCutoff(pol); err == nil {
+		t.Fatal("a policy opens as a cutoff")
+	}
+}

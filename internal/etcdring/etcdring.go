@@ -171,18 +171,21 @@ type Status struct {
 	// Policy is when the fleet policy in service was published; zero when
 	// the local file's policy applies.
 	Policy time.Time
+	// Cutoff is the revocation cutoff in force (keys activated before it,
+	// but the sealing one, are revoked); zero when none was published.
+	Cutoff time.Time
 }
 
 // Status reports the connection and the keys.
 func (k *Keeper) Status() Status {
 	now := k.now()
 	k.mu.Lock()
-	info, next, pol := k.st.Info(now), k.st.NextEvent(now), k.policyAt
+	info, next, pol, cut := k.st.Info(now), k.st.NextEvent(now), k.policyAt, k.st.Cutoff()
 	k.mu.Unlock()
 	s := Status{
 		Prefix: k.cfg.State.Config().Sealer.Prefix(), Endpoints: k.cfg.Endpoints,
 		Connected: k.connected.Load(), Refused: k.refused.Load(), Published: k.rotations.Load(),
-		Delay: k.cfg.State.Config().Delay, Grace: k.cfg.State.Config().Grace, Keys: info, NextEvent: next, Policy: pol,
+		Delay: k.cfg.State.Config().Delay, Grace: k.cfg.State.Config().Grace, Keys: info, NextEvent: next, Policy: pol, Cutoff: cut,
 	}
 	if t := k.changedAt.Load(); t != 0 {
 		s.Since = time.Unix(0, t)
@@ -293,13 +296,15 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	}
 	kvs := make([]fleet.KV, 0, len(all))
 	var latestRev int64
-	var policy []byte
+	var policy, cutoff []byte
 	for _, kv := range all {
 		switch name := kv.Name; {
 		case name == sealer.LatestName():
 			latestRev = kv.ModRev
 		case name == sealer.PolicyName():
 			policy = kv.Value
+		case name == sealer.CutoffName():
+			cutoff = kv.Value
 		default:
 			if _, ok := sealer.IDOf(name); ok {
 				kvs = append(kvs, fleet.KV{Name: name, Value: kv.Value})
@@ -310,6 +315,9 @@ func (k *Keeper) sync(ctx context.Context) (int64, error) {
 	}
 	k.mu.Lock()
 	k.latestRev = latestRev
+	if cutoff != nil {
+		k.putCutoff(cutoff)
+	}
 	for _, r := range k.st.Reset(kvs, k.now()) {
 		k.refuse(r.Name, r.Err)
 	}
@@ -330,8 +338,18 @@ func (k *Keeper) apply(events []StoreEvent) {
 	now := k.now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	// A cutoff first: a prune writes it before deleting the keys it
+	// revokes, and those deletions are early drops without it.
+	for _, ev := range events {
+		if ev.Name == sealer.CutoffName() && !ev.Deleted {
+			k.putCutoff(ev.Value)
+		}
+	}
 	for _, ev := range events {
 		name := ev.Name
+		if name == sealer.CutoffName() {
+			continue // deleting it revokes nothing back: cutoffs only move forward
+		}
 		if name == sealer.LatestName() {
 			if !ev.Deleted {
 				k.latestRev = ev.ModRev

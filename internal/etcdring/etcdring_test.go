@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -179,6 +181,75 @@ func TestKeepersShareOneRing(t *testing.T) {
 			if err := <-done; !errors.Is(err, context.Canceled) {
 				t.Fatalf("Run: %v", err)
 			}
+		}
+	})
+}
+
+// TestFleetPrune: after a suspected key leak, rotate, wait for the new key to
+// seal, then prune: the superseded key stops opening cookies on both
+// gateways at once (not after its grace period), its entry leaves the store,
+// and a gateway started later, from the store, never serves it.
+func TestFleetPrune(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newMemStore()
+		a, b := keeperOn(t, m, 1, t.TempDir()), keeperOn(t, m, 2, t.TempDir())
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go a.Run(ctx)
+		go b.Run(ctx)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		leaked := a.Ring().CurrentID()
+		if _, err := a.Prune(ctx, 1); !errors.Is(err, ErrNothingToRevoke) {
+			t.Fatalf("prune with one key: %v", err)
+		}
+		e, err := a.Rotate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(e.Activate) + 2*time.Second)
+		synctest.Wait()
+		if !slices.Contains(b.Ring().IDs(), leaked) || b.Ring().CurrentID() != e.ID {
+			t.Fatal("before the prune the old key should still open cookies (grace), the new one seal")
+		}
+		all, _, _, _ := m.ReadAll(ctx, "/t/keys/", 100)
+		var leakedKV StoreKV
+		for _, kv := range all {
+			if strings.HasSuffix(kv.Name, fmt.Sprintf("%08x", leaked)) {
+				leakedKV = kv
+			}
+		}
+		revoked, err := b.Prune(ctx, 1)
+		if err != nil || len(revoked) != 1 || revoked[0] != leaked {
+			t.Fatalf("prune: %x %v", revoked, err)
+		}
+		synctest.Wait()
+		for i, k := range []*Keeper{a, b} {
+			if ids := k.Ring().IDs(); slices.Contains(ids, leaked) || k.Ring().CurrentID() != e.ID {
+				t.Fatalf("gateway %d serves %x after the prune", i, ids)
+			}
+			if k.Status().Cutoff.IsZero() {
+				t.Fatalf("gateway %d shows no cutoff", i)
+			}
+		}
+		if names := m.names("/t/keys/"); len(names) != 1 {
+			t.Fatalf("store keys after the prune: %v", names)
+		}
+		// The revoked entry written back by a store writer stays out, and
+		// a gateway that starts now never serves it.
+		if err := m.Put(ctx, leakedKV.Name, leakedKV.Value); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if slices.Contains(a.Ring().IDs(), leaked) || a.Status().Refused == 0 {
+			t.Fatal("the revoked entry, written back, was taken")
+		}
+		c := keeperOn(t, m, 3, t.TempDir())
+		go c.Run(ctx)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if ids := c.Ring().IDs(); c.Ring() == nil || slices.Contains(ids, leaked) || len(ids) != 1 {
+			t.Fatalf("a gateway started after the prune serves %x", ids)
 		}
 	})
 }
