@@ -28,12 +28,20 @@ func fixture(synced bool) map[string]any {
 		SystemPeer: "ntp1.example.net (192.0.2.10:123)", RefTime: t0.Add(-30 * time.Second), Leap: "normal",
 		Offset: 0.000012345, FrequencyPPM: -12.5, RootDelay: 0.0123, RootDispersion: 0.0021, RootDistance: 0.00825,
 		SinceEstimate: 30, EstimateOffset: 0.000123456, Truechimers: 3, Sources: 4, MinSources: 2, Version: "v1.2.3 abcdef012345 go1.27.3",
-		Started: t0.Add(-2 * time.Hour), Uptime: 7200, ConfigFile: "/etc/timegate/timegate.conf", ConfigLoaded: t0.Add(-time.Hour)}
+		Started: t0.Add(-2 * time.Hour), Uptime: 7200, ConfigFile: "/etc/timegate/timegate.conf", ConfigLoaded: t0.Add(-time.Hour),
+		Audit: &report.AuditStatus{File: "/var/lib/timegate/audit.log", LastSeq: 1234, Segments: 3, DiskBytes: 13107200,
+			Shipping: &report.AuditShipping{Target: "relp://collector.example.net:2514", Connected: true, AckedSeq: 1230,
+				BacklogBytes: 1229, SpoolMax: 64 << 20, Reconnects: 1, LastError: "EOF"}}}
 	if !synced {
 		st = report.Status{State: report.StateUnsynchronised, Reason: "only 1 of minsources 2 agree", ReasonCode: "MINS",
 			Stratum: 16, RefID: "MINS", Leap: "not synchronised", SinceEstimate: -1, Sources: 2, MinSources: 2,
 			Version: "v1.2.3", Started: t0, ConfigFile: "(embedded defaults)", ConfigLoaded: t0,
-			Warnings: []string{"timegate.conf:4: ntsrotate changed: takes effect only after a restart"}}
+			Warnings: []string{"timegate.conf:4: ntsrotate changed: takes effect only after a restart"},
+			Audit: &report.AuditStatus{File: "/var/lib/timegate/audit.log", LastSeq: 70210, Segments: 1, DiskBytes: 900,
+				DroppedTotal: 17, WriteFailing: true, LastWriteError: "writing /var/lib/timegate/audit.log: no space left on device",
+				Shipping: &report.AuditShipping{Target: "relp://collector.example.net:2514", AckedSeq: 1230,
+					BacklogBytes: 70 << 20, SpoolMax: 64 << 20, Alarm: true, Skipped: 1, Reconnects: 40,
+					LastError: "dial tcp 192.0.2.50:2514: connect: connection refused"}}}
 	}
 	return map[string]any{
 		gateway.CmdStatus: st,
@@ -165,6 +173,7 @@ func TestCtlArgs(t *testing.T) {
 	for _, args := range [][]string{
 		{"clients", "-n", "5"},
 		{"keys", "nts", "prune", "-keep", "2"},
+		{"keys", "nts", "prune", "--fleet"},
 		{"keys", "sym", "gen", "-type", "AES256", "-id", "8"},
 		{"keys", "sym", "remove", "8"},
 	} {
@@ -172,7 +181,7 @@ func TestCtlArgs(t *testing.T) {
 			t.Fatalf("%v: exit %d %s", args, code, errb.String())
 		}
 	}
-	want := []string{`clients {"N":5}`, `keys.nts.prune {"Keep":2}`, `keys.sym.gen {"ID":8,"Type":"AES256"}`, `keys.sym.remove {"ID":8}`}
+	want := []string{`clients {"N":5}`, `keys.nts.prune {"Keep":2}`, `keys.nts.prune {"Keep":1,"Fleet":true}`, `keys.sym.gen {"ID":8,"Type":"AES256"}`, `keys.sym.remove {"ID":8}`}
 	if strings.Join(*got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("requests:\n%s\nwant\n%s", strings.Join(*got, "\n"), strings.Join(want, "\n"))
 	}
@@ -192,6 +201,21 @@ func TestCtlJSON(t *testing.T) {
 	want := fixture(true)[gateway.CmdSources].([]report.Source)
 	if len(rows) != len(want) || rows[2].State != report.SourceFalseticker || rows[0].Cookies != 7 || rows[3].Why != want[3].Why {
 		t.Fatalf("JSON rows %+v", rows)
+	}
+	out.Reset()
+	if code := run([]string{"status", "-json", "-socket", path}, &out, &errb); code != exitOK {
+		t.Fatalf("status: exit %d %s", code, errb.String())
+	}
+	var st report.Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	wantAudit := fixture(true)[gateway.CmdStatus].(report.Status).Audit
+	if st.Audit == nil || st.Audit.Shipping == nil || *st.Audit.Shipping != *wantAudit.Shipping || st.Audit.DiskBytes != wantAudit.DiskBytes {
+		t.Fatalf("JSON status audit %+v", st.Audit)
+	}
+	if !strings.Contains(out.String(), `"backlog_bytes": 1229`) {
+		t.Errorf("JSON status without the audit backlog:\n%s", out.String())
 	}
 }
 

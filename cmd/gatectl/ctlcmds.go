@@ -21,13 +21,13 @@ import (
 // text shows them.
 func ctlCommands() []ctlCommand {
 	return []ctlCommand{
-		{name: "status", short: "synchronised or not and why, stratum, offset, root distance (chronyc tracking)", help: "What timegate serves and why (chronyc tracking): synchronised or not and why,\nstratum, reference, soft-clock offset and frequency, root delay/dispersion/distance,\nleap, age of the last estimate, uptime, config file. Exit 3 when unsynchronised\n(leap 3, stratum 16: clients will not use the time).", call: callStatus},
+		{name: "status", short: "synchronised or not and why, stratum, offset, root distance (chronyc tracking)", help: "What timegate serves and why (chronyc tracking): synchronised or not and why,\nstratum, reference, soft-clock offset and frequency, root delay/dispersion/distance,\nleap, age of the last estimate, uptime, config file; with auditlog the audit\nlog (last seq, segments, disk use, dropped events, failing writes) and with\nauditship its shipping (collector, acked seq, backlog, alarm). Exit 3 when unsynchronised\n(leap 3, stratum 16: clients will not use the time).", call: callStatus},
 		{name: "sources", short: "each upstream: state and why, auth, mode, stratum, poll, reach, offset, delay, jitter", help: "Each upstream (chronyc sources -v, sourcestats and authdata in one table):\nstate and why, authentication, exchange mode (interleaved or basic; xleave),\nstratum, poll, reach, last offset, delay, jitter.", call: callSources},
 		{name: "serverstats", short: "requests by verdict and auth, KoD by code, NTS-KE outcomes, rate tables", help: "Requests by verdict and authentication, requests the kernel dropped\n(socket buffer full, see ntprcvbuf), Kiss-o'-Death by code, NTS NAKs,\nNTS-KE sessions and failures by reason, rate-table use (chronyc serverstats).", call: callServerStats},
 		{name: "clients", short: "[-n N] the busiest client prefixes in the rate table", help: "The busiest client prefixes in the rate table, most requests first.", flags: clientsFlags, call: callClients},
 		{name: "keys nts list", short: "the NTS cookie key ring: ids, roles, age, rotation schedule", help: "The NTS cookie key ring: ids, roles (next, sealing, opening), age.", call: keyRingCall(gateway.CmdKeysList)},
 		{name: "keys nts rotate", short: "[--fleet] the pre-made next key starts sealing now; old cookies still open", help: "Make the pre-made next key the sealing key now (the ring is saved before it\nseals); kept keys still open cookies issued before, so clients need no NTS-KE.\nWith --fleet (ntskeystore): publish a new key in etcd as \"next\"; every gateway\nloads it, and it seals everywhere once the propagation delay has passed.\nRefused while etcd is unreachable.", flags: rotateFlags, call: callRotate},
-		{name: "keys nts prune", short: "[-keep N] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.", flags: pruneFlags, call: callPrune},
+		{name: "keys nts prune", short: "[-keep N] [--fleet] drop old cookie keys (their cookies stop opening)", help: "Drop old cookie keys, keeping the next key, the sealing key and KEEP-1 older\nones: cookies sealed under dropped keys stop opening (clients redo NTS-KE).\nFor a key that may have leaked: rotate, then prune.\nWith --fleet (ntskeystore): publish a sealed revocation cutoff in etcd; every\ngateway drops the same keys at once (not after the grace period), and the\nsealing key is never dropped: after rotate --fleet, wait until the new key\nseals (keys nts list), then prune --fleet. Refused while etcd is unreachable.", flags: pruneFlags, call: callPrune},
 		{name: "policy publish", short: "publish FILE's restrict/allow/deny/ratelimit lines to every gateway of the fleet", usage: "FILE", nargs: 1, help: "Publish the access policy and NTP rate limit of FILE (restrict, allow, deny\nand ratelimit lines only; anything else is refused) to the fleet store\n(ntskeystore), sealed under the wrapping key: every gateway applies it in place\nof its own file's rules at once, keeps it through etcd outages, and falls back\nto its file's if it is deleted. The daemon reads FILE as its own user.", call: callPolicyPublish},
 		{name: "keys sym list", short: "ids and types in the symmetric keys file (never the secrets)", help: "The keys in the symmetric keys file (ids and types, never the secrets).", call: callSymList},
 		{name: "keys sym gen", short: "[-id ID] [-type AES128|AES256] add a key to the keys file and reload", help: "Generate a key (AES128 by default; AES256), append it to the keys file (atomic write\nkeeping its owner and mode, 0600 when new) and reload; prints the line for the\nclient's keys file. A daemon that dropped privileges may not write its keys file:\ngatectl run as root then edits the file itself and asks for the reload.", flags: symGenFlags, call: callSymGen},
@@ -127,11 +127,12 @@ func callPolicyPublish(c *ctlClient, pos []string, _ any, out io.Writer) int {
 
 func pruneFlags(fs *flag.FlagSet) func() (any, error) {
 	keep := fs.Int("keep", 1, "sealing keys to keep, the current one included (`N` >= 1)")
+	fleet := fs.Bool("fleet", false, "revoke on every gateway through the fleet store (ntskeystore)")
 	return func() (any, error) {
 		if *keep < 1 {
 			return nil, errors.New("-keep must be at least 1")
 		}
-		return gateway.PruneArgs{Keep: *keep}, nil
+		return gateway.PruneArgs{Keep: *keep, Fleet: *fleet}, nil
 	}
 }
 

@@ -47,7 +47,12 @@ const MaxClients = 1000
 // Argument and result types of the commands that have them.
 type (
 	ClientsArgs struct{ N int }
-	PruneArgs   struct{ Keep int }
+	// PruneArgs: Fleet revokes fleet-wide (ntskeystore): a cutoff every
+	// gateway applies at once.
+	PruneArgs struct {
+		Keep  int
+		Fleet bool `json:",omitempty"`
+	}
 	RotateArgs  struct{ Fleet bool }
 	// PolicyArgs names the policy file; gatectl makes the path absolute,
 	// and the daemon reads it as its own user.
@@ -179,8 +184,20 @@ func (g *Gateway) pruneKeys(args json.RawMessage) (any, error) {
 	if g.keys == nil {
 		return nil, control.Failed("NTP and NTS-KE are off (port 0, ntsport 0): there is no cookie key ring")
 	}
-	if g.keys.rotator == nil {
-		return nil, control.Failed("the keys come from the fleet store (ntskeystore): superseded keys are pruned fleet-wide after the grace period")
+	switch {
+	case g.keys.fleet != nil && !a.Fleet:
+		return nil, control.Failed("the keys come from the fleet store (ntskeystore): prune with --fleet, which revokes on every gateway")
+	case g.keys.fleet == nil && a.Fleet:
+		return nil, control.Failed("no ntskeystore: --fleet needs a fleet store")
+	case g.keys.fleet != nil:
+		ctx, cancel := context.WithTimeout(context.Background(), fleetRotateTimeout)
+		defer cancel()
+		revoked, err := g.keys.fleet.Prune(ctx, a.Keep)
+		if err != nil {
+			return nil, control.Failed("%v", err)
+		}
+		g.log.Warn("fleet keys revoked", zap.Int("revoked", len(revoked)))
+		return PruneResult{Dropped: len(revoked)}, nil
 	}
 	n, err := g.keys.rotator.Prune(a.Keep)
 	if err != nil {
