@@ -97,10 +97,69 @@ func printStatus(w io.Writer, s *report.Status) {
 	line("Sources", fmt.Sprintf("%d configured, %d agree, minsources %d", s.Sources, s.Truechimers, s.MinSources))
 	line("Uptime", fmt.Sprintf("%s (since %s)", (time.Duration(s.Uptime)*time.Second).String(), stamp(s.Started)))
 	line("Config", fmt.Sprintf("%s (loaded %s)", s.ConfigFile, stamp(s.ConfigLoaded)))
+	if s.Audit != nil {
+		printAudit(line, s.Audit)
+	}
 	line("Version", s.Version)
 	for _, wn := range s.Warnings {
 		line("Warning", wn)
 	}
+}
+
+// printAudit shows the audit trail in status: the local log, then its
+// shipping. What needs an operator (failing writes, dropped events, a
+// disconnected collector, the backlog alarm) is in capitals or named, and
+// what is fine stays short.
+func printAudit(line func(k, v string), a *report.AuditStatus) {
+	v := fmt.Sprintf("%s, seq %d, %s, %s on disk", a.File, a.LastSeq, plural(a.Segments, "segment"), ibytes(a.DiskBytes))
+	if a.DroppedTotal > 0 {
+		v += fmt.Sprintf(", %s dropped since start", plural(int(a.DroppedTotal), "event"))
+	}
+	line("Audit log", v)
+	if a.WriteFailing {
+		line("Audit log", "WRITE FAILING, events are being lost: "+a.LastWriteError)
+	}
+	sh := a.Shipping
+	if sh == nil {
+		return
+	}
+	v = sh.Target + " connected"
+	if !sh.Connected {
+		v = sh.Target + " DISCONNECTED"
+		if sh.LastError != "" {
+			v += " (" + sh.LastError + ")"
+		}
+	}
+	v += fmt.Sprintf(", acked seq %d, backlog %s", sh.AckedSeq, ibytes(sh.BacklogBytes))
+	if sh.Alarm {
+		v += fmt.Sprintf(", ALARM: over its limit of %s", ibytes(sh.SpoolMax))
+	}
+	if sh.Skipped > 0 {
+		v += fmt.Sprintf(", %s given up (overflow drop-oldest)", plural(int(sh.Skipped), "record"))
+	}
+	line("Audit shipping", v)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// ibytes formats a byte count in binary units with one decimal ("12.5 MiB").
+func ibytes(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	v, unit := float64(n)/1024, "KiB"
+	for _, u := range []string{"MiB", "GiB", "TiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + unit
 }
 
 // stateMark is chronyc's two-character prefix, adapted: * selected,

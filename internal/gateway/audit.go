@@ -20,6 +20,7 @@ import (
 	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 	"timegate/internal/control"
+	"timegate/internal/report"
 	"timegate/internal/secfile"
 )
 
@@ -194,25 +195,21 @@ func (t *auditTrail) close(runErr error) {
 // `auditlog` it discards.
 func (g *Gateway) Audit() iaudit.Recorder { return g.rec }
 
-// AuditStatus is what a status or metrics reader sees of the audit trail.
-type AuditStatus struct {
-	Enabled  bool
-	File     string
-	Seq      uint64 // last record written
-	Dropped  uint64 // events lost (queue full) and not yet recorded as such
-	Shipping *iaudit.ShipStatus
-}
-
-// AuditStatus returns a snapshot.
-func (g *Gateway) AuditStatus() AuditStatus {
+// auditStatus is the audit trail for report.Status; nil without auditlog.
+// Listing the segments makes it a status- and scrape-time read.
+func (g *Gateway) auditStatus() *report.AuditStatus {
 	t := g.audit
 	if t == nil {
-		return AuditStatus{}
+		return nil
 	}
-	st := AuditStatus{Enabled: true, File: t.w.Path(), Seq: t.w.Seq(), Dropped: t.w.Dropped()}
+	ws := t.w.Stats()
+	st := &report.AuditStatus{File: ws.Path, LastSeq: ws.Seq, Segments: ws.Segments, DiskBytes: ws.DiskBytes,
+		DroppedTotal: ws.DroppedTotal, WriteFailing: ws.Failing, LastWriteError: ws.LastError}
 	if t.ship != nil {
 		s := t.ship.Status()
-		st.Shipping = &s
+		st.Shipping = &report.AuditShipping{Target: s.Target, Connected: s.Connected, AckedSeq: s.AckedSeq,
+			BacklogBytes: s.BacklogBytes, SpoolMax: s.SpoolMax, Alarm: s.Alarm, Skipped: s.Skipped,
+			Reconnects: s.Reconnects, LastError: s.LastError}
 	}
 	return st
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +71,9 @@ func TestAuditTrailWiring(t *testing.T) {
 	if err := g.RotateNTSKeys(false); err != nil {
 		t.Fatal(err)
 	}
-	if st := g.AuditStatus(); !st.Enabled || st.File != logPath || st.Shipping != nil {
-		t.Fatalf("%+v", st)
+	if a := g.Status().Audit; a == nil || a.File != logPath || a.LastSeq == 0 || a.DiskBytes == 0 || a.Segments != 0 ||
+		a.WriteFailing || a.Shipping != nil {
+		t.Fatalf("status of the audit trail: %+v", a)
 	}
 	time.Sleep(100 * time.Millisecond)
 	cancel()
@@ -104,5 +106,60 @@ func TestAuditTrailWiring(t *testing.T) {
 	}
 	if _, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{Key: &pub}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditStatusShipping: with auditship, status and the metrics show the
+// collector, and one that refuses connections shows as disconnected with
+// the error and a growing backlog.
+func TestAuditStatusShipping(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	collector := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")) // nothing listens there
+	text := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 5\n"+
+		"auditlog %s\nauditkey %s ed25519\nauditship relp://%s\n",
+		freePort(t, "udp"), logPath, filepath.Join(dir, "auditkey"), collector)
+	cfg, err := config.Parse("t.conf", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Metrics = netip.MustParseAddrPort("127.0.0.1:0") // the directive wants a fixed port
+	g, err := New(cfg, Options{StateDir: filepath.Join(dir, "state"), Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := g.Status().Audit
+		if a == nil || a.Shipping == nil {
+			t.Fatalf("audit status without its shipping: %+v", a)
+		}
+		s := a.Shipping
+		if s.Target != "relp://"+collector || s.SpoolMax != 64<<20 || s.Connected || a.File != logPath {
+			t.Fatalf("shipping status %+v of %+v", s, a)
+		}
+		if s.Reconnects > 0 && s.LastError != "" && s.AckedSeq < a.LastSeq && s.BacklogBytes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a refused collector never showed: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, body := get(t, "http://"+g.metricsLn.Addr().String()+"/metrics")
+	for _, want := range []string{"\ntimegate_audit_ship_connected 0\n", "\ntimegate_audit_write_failing 0\n", "\ntimegate_audit_segments 0\n",
+		"\ntimegate_audit_ship_backlog_limit_bytes 6.7108864e+07\n", "\ntimegate_audit_last_seq "} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %q", strings.TrimSpace(want))
+		}
 	}
 }

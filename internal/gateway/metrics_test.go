@@ -35,6 +35,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	if strings.Contains(body, "timegate_nts_ke_") {
 		t.Error("NTS-KE metrics with NTS-KE off")
 	}
+	if strings.Contains(body, "timegate_audit_") || g.Status().Audit != nil {
+		t.Error("audit trail status without auditlog")
+	}
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.HasPrefix(body, "unsynchronised: ") {
 		t.Errorf("/readyz: %d %q", code, body)
 	}

@@ -73,6 +73,7 @@ func (g *Gateway) Status() report.Status {
 	if lt, ok := g.LeapTableStatus(); ok {
 		st.LeapTable, st.LeapTableEntries, st.LeapTableExpires, st.LeapTableExpired = lt.Path, lt.Entries, lt.Expires, lt.Expired
 	}
+	st.Audit = g.auditStatus()
 	g.describeSync(&st, s)
 	return st
 }

@@ -106,6 +106,30 @@ func (c *collector) status(e emitter, st report.Status) {
 		}
 		e.gauge(c.d.leapExpired, bool01(st.LeapTableExpired))
 	}
+	if st.Audit != nil {
+		c.audit(e, st.Audit)
+	}
+}
+
+// audit emits the audit trail's series; the shipping ones only with
+// auditship, so that no collector does not read as a disconnected one.
+func (c *collector) audit(e emitter, a *report.AuditStatus) {
+	e.gauge(c.d.auditSeq, float64(a.LastSeq))
+	e.counter(c.d.auditDropped, a.DroppedTotal)
+	e.gauge(c.d.auditFailing, bool01(a.WriteFailing))
+	e.gauge(c.d.auditSegments, float64(a.Segments))
+	e.gauge(c.d.auditDisk, float64(a.DiskBytes))
+	s := a.Shipping
+	if s == nil {
+		return
+	}
+	e.gauge(c.d.shipConnected, bool01(s.Connected))
+	e.gauge(c.d.shipAcked, float64(s.AckedSeq))
+	e.gauge(c.d.shipBacklog, float64(s.BacklogBytes))
+	e.gauge(c.d.shipLimit, float64(s.SpoolMax))
+	e.gauge(c.d.shipAlarm, bool01(s.Alarm))
+	e.counter(c.d.shipSkipped, s.Skipped)
+	e.counter(c.d.shipReconnects, s.Reconnects)
 }
 
 // modeNames label the NTP mode field (RFC 5905 figure 10).

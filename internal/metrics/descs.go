@@ -28,6 +28,10 @@ type descs struct {
 	fleetConnected, fleetLastSync, fleetRefused     *prometheus.Desc
 	certExpiry, certLoaded                          *prometheus.Desc
 	leapExpiry, leapExpired                         *prometheus.Desc
+
+	auditSeq, auditDropped, auditFailing, auditSegments, auditDisk *prometheus.Desc
+	shipConnected, shipAcked, shipBacklog, shipLimit, shipAlarm    *prometheus.Desc
+	shipSkipped, shipReconnects                                    *prometheus.Desc
 }
 
 // newDesc names a timegate metric.
@@ -40,6 +44,7 @@ func newDescs() *descs {
 	x.status()
 	x.server()
 	x.upstream()
+	x.audit()
 	return x
 }
 
@@ -122,6 +127,25 @@ func (x *descs) upstream() {
 	x.certLoaded = d("nts_certificate_loaded_timestamp_seconds", "When the NTS-KE certificate in use was loaded (Unix time).")
 }
 
+// audit describes the audit trail (report.AuditStatus): what an operator
+// alerts on when the trail stops being complete, on disk or at the
+// collector.
+func (x *descs) audit() {
+	d := newDesc
+	x.auditSeq = d("audit_last_seq", "Sequence number of the last record written to the audit log.")
+	x.auditDropped = d("audit_dropped_events_total", "Audit events lost (queue full, failed write) since start; each loss is also recorded as audit.dropped once a write succeeds.")
+	x.auditFailing = d("audit_write_failing", "1 while writes to the audit log fail and events are being lost, 0 once a write succeeds.")
+	x.auditSegments = d("audit_segments", "Sealed audit log segments beside the live file (auditrotate).")
+	x.auditDisk = d("audit_disk_bytes", "Size of the live audit log and its sealed segments.")
+	x.shipConnected = d("audit_ship_connected", "1 while connected to the audit collector (auditship), else 0.")
+	x.shipAcked = d("audit_ship_acked_seq", "Sequence number of the last audit record the collector has.")
+	x.shipBacklog = d("audit_ship_backlog_bytes", "Audit log bytes not delivered to the collector yet.")
+	x.shipLimit = d("audit_ship_backlog_limit_bytes", "Backlog limit (auditship spool): past it the alarm goes off and the overflow policy acts.")
+	x.shipAlarm = d("audit_ship_alarm", "1 from when the backlog passes its limit until it is back under half of it.")
+	x.shipSkipped = d("audit_ship_skipped_records_total", "Audit records given up shipping by overflow drop-oldest (they stay in the local file).")
+	x.shipReconnects = d("audit_ship_reconnects_total", "Audit shipping sessions that could not be opened or ended, each followed by another attempt.")
+}
+
 // all lists the descriptors for Describe.
 func (x *descs) all() []*prometheus.Desc {
 	return []*prometheus.Desc{
@@ -136,5 +160,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded,
 		x.fleetConnected, x.fleetLastSync, x.fleetRefused,
 		x.leapExpiry, x.leapExpired,
+		x.auditSeq, x.auditDropped, x.auditFailing, x.auditSegments, x.auditDisk,
+		x.shipConnected, x.shipAcked, x.shipBacklog, x.shipLimit, x.shipAlarm, x.shipSkipped, x.shipReconnects,
 	}
 }

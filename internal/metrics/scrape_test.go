@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -86,6 +87,19 @@ func TestScrape(t *testing.T) {
 		{"timegate_nts_oldest_key_age_seconds", gauge, nil, 90000},
 		{"timegate_nts_key_next_rotation_timestamp_seconds", gauge, nil, float64(testRotate.Unix())},
 		{"timegate_nts_certificate_expiry_timestamp_seconds", gauge, nil, float64(testExpiry.Unix())},
+
+		{"timegate_audit_last_seq", gauge, nil, 1234},
+		{"timegate_audit_dropped_events_total", counter, nil, 7},
+		{"timegate_audit_write_failing", gauge, nil, 1},
+		{"timegate_audit_segments", gauge, nil, 3},
+		{"timegate_audit_disk_bytes", gauge, nil, 13107200},
+		{"timegate_audit_ship_connected", gauge, nil, 0},
+		{"timegate_audit_ship_acked_seq", gauge, nil, 1230},
+		{"timegate_audit_ship_backlog_bytes", gauge, nil, 70 << 20},
+		{"timegate_audit_ship_backlog_limit_bytes", gauge, nil, 64 << 20},
+		{"timegate_audit_ship_alarm", gauge, nil, 1},
+		{"timegate_audit_ship_skipped_records_total", counter, nil, 12},
+		{"timegate_audit_ship_reconnects_total", counter, nil, 4},
 	} {
 		f := fams[tc.name]
 		if f == nil {
@@ -151,5 +165,33 @@ func TestScrapeWithoutNTS(t *testing.T) {
 	}
 	if _, ok := value(fams, "timegate_ratelimit_entries", "table", "nts-ke"); ok {
 		t.Error("NTS-KE rate table with NTS-KE off")
+	}
+}
+
+// TestScrapeAudit: the audit series exist only with auditlog, and the
+// shipping ones only with auditship, rather than zeros that would read as
+// an empty log or a collector down.
+func TestScrapeAudit(t *testing.T) {
+	rep := syncedReporter()
+	rep.status.Audit.Shipping = nil
+	rep.status.Audit.WriteFailing = false
+	fams := scrape(t, NewHandler(rep, testRaw(), zaptest.NewLogger(t)))
+	if v, ok := value(fams, "timegate_audit_write_failing"); !ok || v != 0 {
+		t.Errorf("timegate_audit_write_failing = %v (found %v), want 0", v, ok)
+	}
+	if v, ok := value(fams, "timegate_audit_last_seq"); !ok || v != 1234 {
+		t.Errorf("timegate_audit_last_seq = %v (found %v) without auditship", v, ok)
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, "timegate_audit_ship_") {
+			t.Errorf("%s without auditship", name)
+		}
+	}
+	rep.status.Audit = nil
+	fams = scrape(t, NewHandler(rep, testRaw(), zaptest.NewLogger(t)))
+	for name := range fams {
+		if strings.HasPrefix(name, "timegate_audit_") {
+			t.Errorf("%s without auditlog", name)
+		}
 	}
 }

@@ -87,6 +87,51 @@ type Status struct {
 	LeapTableExpires time.Time `json:"leap_table_expires,omitzero"`
 	LeapTableExpired bool      `json:"leap_table_expired,omitempty"`
 	Warnings         []string  `json:"warnings,omitempty"`
+	// Audit is the audit trail; nil without `auditlog`.
+	Audit *AuditStatus `json:"audit,omitempty"`
+}
+
+// AuditStatus is the audit trail's local log (`auditlog`, `auditrotate`).
+type AuditStatus struct {
+	File    string `json:"file"`
+	LastSeq uint64 `json:"last_seq"`
+	// Segments are the sealed files beside the live one; DiskBytes is the
+	// size of the live file and the segments together.
+	Segments  int   `json:"segments"`
+	DiskBytes int64 `json:"disk_bytes"`
+	// DroppedTotal counts events lost since start (a full queue, a failed
+	// write); each loss is also recorded in the log once it can be.
+	DroppedTotal uint64 `json:"dropped_total"`
+	// WriteFailing: the last write failed, so events are being lost; the
+	// next write that reaches the disk clears it. LastWriteError is the
+	// latest failure, kept after that.
+	WriteFailing   bool   `json:"write_failing"`
+	LastWriteError string `json:"last_write_error,omitempty"`
+	// Shipping is nil without `auditship`.
+	Shipping *AuditShipping `json:"shipping,omitempty"`
+}
+
+// AuditShipping is the delivery of the audit log to its collector
+// (`auditship`).
+type AuditShipping struct {
+	Target    string `json:"target"` // relp://host:port or tls://host:port
+	Connected bool   `json:"connected"`
+	// AckedSeq is the last record the collector has (acknowledged over
+	// RELP, delivered and held 2 s over TLS).
+	AckedSeq uint64 `json:"acked_seq"`
+	// BacklogBytes is what is not delivered yet; past SpoolMax the alarm
+	// is on until it falls under half of it.
+	BacklogBytes int64 `json:"backlog_bytes"`
+	SpoolMax     int64 `json:"spool_max_bytes"`
+	Alarm        bool  `json:"alarm"`
+	// Skipped are records drop-oldest gave up shipping (still in the
+	// local file).
+	Skipped uint64 `json:"skipped_records"`
+	// Reconnects counts sessions that could not be opened or ended, each
+	// followed by another attempt; LastError is the latest one's error,
+	// kept while connected again.
+	Reconnects uint64 `json:"reconnects"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
 // Source states, most important first: `sources` shows one per upstream.
