@@ -247,6 +247,40 @@ func TestFleetSplitChrony(t *testing.T) {
 		return ka.Fleet.Connected && kb.Fleet.Connected, "gateways have not reconnected"
 	})
 	rotate("rotation after etcd's return", a)
+
+	// A key leak: rotate, wait until the new key seals, revoke the rest
+	// fleet-wide from one gateway; both drop every superseded key at once,
+	// long before their grace period would end.
+	gatectl := build.Binaries(t).Gatectl
+	if _, _, err := b.Gatectl(t, gatectl, "keys", "nts", "prune"); err == nil {
+		t.Fatal("a local prune was accepted on a fleet gateway")
+	}
+	rotate("rotation before the revocation", b)
+	sealing := waitSealing(t, 10*time.Second, a, b)
+	if out, stderr, err := b.Gatectl(t, gatectl, "keys", "nts", "prune", "--fleet"); err != nil || !strings.Contains(out, "dropped") {
+		t.Fatalf("prune --fleet: %v\n%s%s", err, out, stderr)
+	}
+	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
+		for _, g := range []*harness.Process{a, b} {
+			kr := keyRing(t, g)
+			if len(kr.Keys) != 1 || keyWithRole(kr, "sealing") != sealing {
+				return false, fmt.Sprintf("%s still lists %+v", g.Name, kr.Keys)
+			}
+		}
+		return true, ""
+	})
+	resp, err := etcdClient(t, etcd).Get(context.Background(), "/timegate/fleet-a/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range resp.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	if n := strings.Count(strings.Join(keys, " "), "/keys/"); n != 1 || !strings.Contains(strings.Join(keys, " "), "/timegate/fleet-a/cutoff") {
+		t.Fatalf("etcd after the revocation holds %v: want the sealing key and the cutoff", keys)
+	}
+	t.Logf("revoked fleet-wide: only %s left on A and B and in etcd", sealing)
 }
 
 // etcdClient connects the test itself to the cluster, as a hostile writer

@@ -53,7 +53,7 @@ type (
 		Keep  int
 		Fleet bool `json:",omitempty"`
 	}
-	RotateArgs  struct{ Fleet bool }
+	RotateArgs struct{ Fleet bool }
 	// PolicyArgs names the policy file; gatectl makes the path absolute,
 	// and the daemon reads it as its own user.
 	PolicyArgs   struct{ File string }
