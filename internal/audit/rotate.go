@@ -94,6 +94,8 @@ func (w *Writer) rotate(why string) (RotateResult, error) {
 		return RotateResult{}, fmt.Errorf("starting a new %s: %w", w.cfg.Path, err)
 	}
 	w.f.Close()
+	w.segments.Add(1)
+	w.segBytes.Add(w.size)
 	w.f, w.size, w.first, w.firstAt = nf, int64(len(line)+1), saved.Seq+1, now
 	w.setPosition()
 	w.seq.Store(w.chain.Seq)
@@ -221,10 +223,16 @@ func (w *Writer) prune() []string {
 				zap.String("segment", segs[i].path), zap.Uint64("undelivered_from_seq", pin), zap.Int("keep", w.cfg.Keep))
 			break
 		}
-		if err := os.Remove(segs[i].path); err != nil {
+		fi, err := os.Stat(segs[i].path)
+		if err == nil {
+			err = os.Remove(segs[i].path)
+		}
+		if err != nil {
 			w.log.Error("audit log retention: cannot delete a segment", zap.Error(err))
 			break
 		}
+		w.segments.Add(-1)
+		w.segBytes.Add(-fi.Size())
 		pruned = append(pruned, segs[i].path)
 		events = append(events, audit.Event{Type: audit.TypeSegmentPrune, Outcome: audit.OutcomeOK, Details: map[string]string{
 			"segment": filepath.Base(segs[i].path), "first_seq": strconv.FormatUint(segs[i].first, 10),

@@ -66,8 +66,9 @@ func TestWriterStatsFailing(t *testing.T) {
 }
 
 // TestWriterStatsSegments: the segments and the bytes on disk are the
-// sealed files and the live one; the spare link a rotation makes before
-// its rename is the live file, not one more segment.
+// sealed files and the live one, as the writer counts them (Stats reads
+// no file: a link made by hand changes nothing); a restart counts them
+// again, and retention's deletions come off.
 func TestWriterStatsSegments(t *testing.T) {
 	s := testKey(t, audit.Ed25519)
 	path := filepath.Join(t.TempDir(), "audit.log")
@@ -106,6 +107,27 @@ func TestWriterStatsSegments(t *testing.T) {
 	}
 	if got := w.Stats(); got.Segments != 2 || got.DiskBytes != want {
 		t.Fatalf("with the live file linked under its segment name: %+v, want 2 segments and %d bytes", got, want)
+	}
+	os.Remove(audit.SegmentName(path, w.Position().First))
+
+	w, err = OpenWriter(WriterConfig{Path: path, Signer: s, NoSync: true, Keep: 1}, startEv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.Segments != 2 {
+		t.Fatalf("after a restart: %+v, want the 2 segments counted", st)
+	}
+	r, err := w.Rotate()
+	if err != nil || len(r.Pruned) != 2 {
+		t.Fatalf("rotation with keep 1 pruned %v (%v)", r.Pruned, err)
+	}
+	w.Close(stopEv)
+	want = fileSize(t, path)
+	for _, seg := range mustGlob(t, path+"-*") {
+		want += fileSize(t, seg)
+	}
+	if st := w.Stats(); st.Segments != 1 || st.DiskBytes != want {
+		t.Fatalf("after retention: %+v, want 1 segment and %d bytes", st, want)
 	}
 }
 

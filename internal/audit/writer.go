@@ -72,6 +72,9 @@ type Writer struct {
 	// reaches the disk: lastErr alone cannot tell a past failure from one
 	// that is still losing records.
 	failing atomic.Bool
+	// segments and segBytes count the sealed segments and their bytes
+	// (Stats), kept by the writer goroutine as it rotates and prunes.
+	segments, segBytes atomic.Int64
 
 	first    uint64 // seq of the live file's first record
 	posMu    sync.Mutex
@@ -142,6 +145,7 @@ func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
 		w.first = seq
 	}
 	w.dropStaleLink()
+	w.countSegments()
 	// Signing at once seals whatever an earlier run left unsigned.
 	if err := w.write(initial, true); err != nil {
 		f.Close()
@@ -309,32 +313,26 @@ type WriterStats struct {
 	DiskBytes int64
 }
 
-// Stats returns a snapshot. It lists the directory and stats every
-// segment, so it belongs at status and scrape time, never on a hot path.
-// A file that cannot be read counts as absent: a directory the writer
-// cannot list is one it cannot rotate in either, which its log says.
+// Stats returns a snapshot without touching the disk: a readiness probe
+// calls it, and must not hang on a stuck filesystem. The segments are
+// counted at start and kept up to date by rotation and retention; files
+// added or removed by hand show at the next start.
 func (w *Writer) Stats() WriterStats {
-	st := WriterStats{Path: w.cfg.Path, Seq: w.Seq(), DroppedTotal: w.droppedTotal.Load(), Failing: w.failing.Load()}
+	st := WriterStats{Path: w.cfg.Path, Seq: w.Seq(), DroppedTotal: w.droppedTotal.Load(), Failing: w.failing.Load(),
+		Segments: int(w.segments.Load()), DiskBytes: w.Position().Durable + w.segBytes.Load()}
 	if p := w.lastErr.Load(); p != nil {
 		st.LastError = *p
 	}
-	live, err := os.Stat(w.cfg.Path)
-	if err == nil {
-		st.DiskBytes = live.Size()
-	}
+	return st
+}
+
+// countSegments counts the sealed segments for Stats, at start.
+func (w *Writer) countSegments() {
 	segs, _ := listSegments(w.cfg.Path)
 	for _, s := range segs {
-		fi, err := os.Stat(s.path)
-		if err != nil {
-			continue // pruned since the listing
+		if fi, err := os.Stat(s.path); err == nil {
+			w.segments.Add(1)
+			w.segBytes.Add(fi.Size())
 		}
-		if live != nil && os.SameFile(live, fi) {
-			// Mid-rotation the segment name is a second link to the live
-			// file: the same bytes, not a segment yet.
-			continue
-		}
-		st.Segments++
-		st.DiskBytes += fi.Size()
 	}
-	return st
 }
