@@ -39,6 +39,7 @@ func fixture(synced bool) map[string]any {
 			Warnings: []string{"timegate.conf:4: ntsrotate changed: takes effect only after a restart"},
 			Audit: &report.AuditStatus{File: "/var/lib/timegate/audit.log", LastSeq: 70210, Segments: 1, DiskBytes: 900,
 				DroppedTotal: 17, WriteFailing: true, LastWriteError: "writing /var/lib/timegate/audit.log: no space left on device",
+				RotateError: "naming the segment: link /var/lib/timegate/audit.log /var/lib/timegate/audit.log-000000000001: no space left on device",
 				Shipping: &report.AuditShipping{Target: "relp://collector.example.net:2514", AckedSeq: 1230,
 					BacklogBytes: 70 << 20, SpoolMax: 64 << 20, Alarm: true, Skipped: 1, Reconnects: 40,
 					LastError: "dial tcp 192.0.2.50:2514: connect: connection refused"}}}

@@ -119,6 +119,9 @@ func printAudit(line func(k, v string), a *report.AuditStatus) {
 	if a.WriteFailing {
 		line("Audit log", "WRITE FAILING, events are being lost: "+a.LastWriteError)
 	}
+	if a.RotateError != "" {
+		line("Audit log", "ROTATION FAILING, the live file keeps growing: "+a.RotateError)
+	}
 	sh := a.Shipping
 	if sh == nil {
 		return

@@ -75,6 +75,17 @@ func (w *Writer) rotateIfFull() {
 }
 
 func (w *Writer) rotate(why string) (RotateResult, error) {
+	r, err := w.rotateOnce(why)
+	if err != nil {
+		s := err.Error()
+		w.rotateErr.Store(&s)
+	} else {
+		w.rotateErr.Store(nil)
+	}
+	return r, err
+}
+
+func (w *Writer) rotateOnce(why string) (RotateResult, error) {
 	// The seal: a segment ends with a checkpoint, so it verifies alone.
 	if err := w.write(nil, true); err != nil {
 		return RotateResult{}, err

@@ -387,3 +387,36 @@ func TestShipperDropOldestAcrossSegments(t *testing.T) {
 		t.Fatalf("skipped %d, first delivered %d: want the oldest given up, across segments", st.Skipped, first)
 	}
 }
+
+// TestRotationFailureShows: a rotation that cannot name its segment leaves
+// the live file as it was (still verifiable, still appended to) and shows
+// in Stats until a rotation succeeds.
+func TestRotationFailureShows(t *testing.T) {
+	s := testKey(t, audit.Ed25519)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	w, err := OpenWriter(WriterConfig{Path: path, Signer: s, NoSync: true}, startEv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker := audit.SegmentName(path, w.Position().First)
+	if err := os.WriteFile(blocker, []byte("not ours\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Rotate(); err == nil {
+		t.Fatal("rotated onto an existing file")
+	}
+	if st := w.Stats(); !strings.Contains(st.RotateError, "already exists") || st.Segments != 0 {
+		t.Fatalf("after a failed rotation: %+v", st)
+	}
+	w.Record(ev(1))
+	os.Remove(blocker)
+	waitUntil(t, 5*time.Second, func() bool { return len(w.queue) == 0 })
+	if _, err := w.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.RotateError != "" || st.Segments != 1 {
+		t.Fatalf("after a good rotation: %+v", st)
+	}
+	w.Close(stopEv)
+	verifySet(t, path, s)
+}

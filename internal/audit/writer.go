@@ -75,6 +75,7 @@ type Writer struct {
 	// segments and segBytes count the sealed segments and their bytes
 	// (Stats), kept by the writer goroutine as it rotates and prunes.
 	segments, segBytes atomic.Int64
+	rotateErr          atomic.Pointer[string] // the last rotation's failure; nil after a success
 
 	first    uint64 // seq of the live file's first record
 	posMu    sync.Mutex
@@ -307,6 +308,10 @@ type WriterStats struct {
 	// as the most recent failure.
 	Failing   bool
 	LastError string
+	// RotateError is why the last rotation failed (the live file then
+	// keeps growing; it is tried again every minute); empty once one
+	// succeeds.
+	RotateError string
 	// Segments is how many sealed segments lie beside the live file, and
 	// DiskBytes the size of the live file and those segments together.
 	Segments  int
@@ -322,6 +327,9 @@ func (w *Writer) Stats() WriterStats {
 		Segments: int(w.segments.Load()), DiskBytes: w.Position().Durable + w.segBytes.Load()}
 	if p := w.lastErr.Load(); p != nil {
 		st.LastError = *p
+	}
+	if p := w.rotateErr.Load(); p != nil {
+		st.RotateError = *p
 	}
 	return st
 }

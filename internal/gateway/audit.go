@@ -204,7 +204,7 @@ func (g *Gateway) auditStatus() *report.AuditStatus {
 	}
 	ws := t.w.Stats()
 	st := &report.AuditStatus{File: ws.Path, LastSeq: ws.Seq, Segments: ws.Segments, DiskBytes: ws.DiskBytes,
-		DroppedTotal: ws.DroppedTotal, WriteFailing: ws.Failing, LastWriteError: ws.LastError}
+		DroppedTotal: ws.DroppedTotal, WriteFailing: ws.Failing, LastWriteError: ws.LastError, RotateError: ws.RotateError}
 	if t.ship != nil {
 		s := t.ship.Status()
 		st.Shipping = &report.AuditShipping{Target: s.Target, Connected: s.Connected, AckedSeq: s.AckedSeq,

@@ -117,6 +117,7 @@ func (c *collector) audit(e emitter, a *report.AuditStatus) {
 	e.gauge(c.d.auditSeq, float64(a.LastSeq))
 	e.counter(c.d.auditDropped, a.DroppedTotal)
 	e.gauge(c.d.auditFailing, bool01(a.WriteFailing))
+	e.gauge(c.d.auditRotateFailing, bool01(a.RotateError != ""))
 	e.gauge(c.d.auditSegments, float64(a.Segments))
 	e.gauge(c.d.auditDisk, float64(a.DiskBytes))
 	s := a.Shipping

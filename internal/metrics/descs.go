@@ -29,9 +29,9 @@ type descs struct {
 	certExpiry, certLoaded                          *prometheus.Desc
 	leapExpiry, leapExpired                         *prometheus.Desc
 
-	auditSeq, auditDropped, auditFailing, auditSegments, auditDisk *prometheus.Desc
-	shipConnected, shipAcked, shipBacklog, shipLimit, shipAlarm    *prometheus.Desc
-	shipSkipped, shipReconnects                                    *prometheus.Desc
+	auditSeq, auditDropped, auditFailing, auditSegments, auditDisk, auditRotateFailing *prometheus.Desc
+	shipConnected, shipAcked, shipBacklog, shipLimit, shipAlarm                        *prometheus.Desc
+	shipSkipped, shipReconnects                                                        *prometheus.Desc
 }
 
 // newDesc names a timegate metric.
@@ -135,6 +135,7 @@ func (x *descs) audit() {
 	x.auditSeq = d("audit_last_seq", "Sequence number of the last record written to the audit log.")
 	x.auditDropped = d("audit_dropped_events_total", "Audit events lost (queue full, failed write) since start; each loss is also recorded as audit.dropped once a write succeeds.")
 	x.auditFailing = d("audit_write_failing", "1 while writes to the audit log fail and events are being lost, 0 once a write succeeds.")
+	x.auditRotateFailing = d("audit_rotate_failing", "1 while the last rotation of the audit log failed (auditrotate; the live file keeps growing, retried every minute), 0 after one succeeds.")
 	x.auditSegments = d("audit_segments", "Sealed audit log segments beside the live file (auditrotate).")
 	x.auditDisk = d("audit_disk_bytes", "Size of the live audit log and its sealed segments.")
 	x.shipConnected = d("audit_ship_connected", "1 while connected to the audit collector (auditship), else 0.")
@@ -160,7 +161,7 @@ func (x *descs) all() []*prometheus.Desc {
 		x.keys, x.sealingKeyAge, x.oldestKeyAge, x.nextRotation, x.certExpiry, x.certLoaded,
 		x.fleetConnected, x.fleetLastSync, x.fleetRefused,
 		x.leapExpiry, x.leapExpired,
-		x.auditSeq, x.auditDropped, x.auditFailing, x.auditSegments, x.auditDisk,
+		x.auditSeq, x.auditDropped, x.auditFailing, x.auditSegments, x.auditDisk, x.auditRotateFailing,
 		x.shipConnected, x.shipAcked, x.shipBacklog, x.shipLimit, x.shipAlarm, x.shipSkipped, x.shipReconnects,
 	}
 }

@@ -91,6 +91,7 @@ func TestScrape(t *testing.T) {
 		{"timegate_audit_last_seq", gauge, nil, 1234},
 		{"timegate_audit_dropped_events_total", counter, nil, 7},
 		{"timegate_audit_write_failing", gauge, nil, 1},
+		{"timegate_audit_rotate_failing", gauge, nil, 1},
 		{"timegate_audit_segments", gauge, nil, 3},
 		{"timegate_audit_disk_bytes", gauge, nil, 13107200},
 		{"timegate_audit_ship_connected", gauge, nil, 0},

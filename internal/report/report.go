@@ -107,6 +107,9 @@ type AuditStatus struct {
 	// latest failure, kept after that.
 	WriteFailing   bool   `json:"write_failing"`
 	LastWriteError string `json:"last_write_error,omitempty"`
+	// RotateError is why the last rotation failed (the live file keeps
+	// growing until one succeeds); empty after a success.
+	RotateError string `json:"rotate_error,omitempty"`
 	// Shipping is nil without `auditship`.
 	Shipping *AuditShipping `json:"shipping,omitempty"`
 }
