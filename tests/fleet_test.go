@@ -263,8 +263,8 @@ func TestFleetSplitChrony(t *testing.T) {
 	harness.WaitFor(t, 10*time.Second, func() (bool, string) {
 		for _, g := range []*harness.Process{a, b} {
 			kr := keyRing(t, g)
-			if len(kr.Keys) != 1 || keyWithRole(kr, "sealing") != sealing {
-				return false, fmt.Sprintf("%s still lists %+v", g.Name, kr.Keys)
+			if len(kr.Keys) != 1 || keyWithRole(kr, "sealing") != sealing || kr.Fleet.Cutoff.IsZero() {
+				return false, fmt.Sprintf("%s still lists %+v (cutoff %v)", g.Name, kr.Keys, kr.Fleet.Cutoff)
 			}
 		}
 		return true, ""

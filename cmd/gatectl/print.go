@@ -401,4 +401,7 @@ func printFleet(w io.Writer, f *report.Fleet) {
 	} else {
 		printf(w, "access policy and rate limit: the fleet's, published %s\n", stamp(f.Policy))
 	}
+	if !f.Cutoff.IsZero() {
+		printf(w, "revoked (keys nts prune --fleet): every key that began sealing before %s\n", stamp(f.Cutoff))
+	}
 }

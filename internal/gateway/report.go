@@ -243,6 +243,7 @@ func fleetReport(st etcdring.Status, now time.Time) report.KeyRing {
 		Prefix: st.Prefix, Endpoints: st.Endpoints, Connected: st.Connected, Since: st.Since, LastSync: st.LastSync,
 		LastError: st.LastError, Refused: st.Refused, Published: st.Published,
 		Delay: st.Delay.Seconds(), Grace: st.Grace.Seconds(), NextEvent: st.NextEvent, Policy: st.Policy,
+		Cutoff: st.Cutoff,
 	}}
 	for _, k := range st.Keys {
 		out.Keys = append(out.Keys, report.Key{ID: strconv.FormatUint(uint64(k.ID), 10), Role: k.Role,

@@ -325,6 +325,9 @@ type Fleet struct {
 	// Policy is when the fleet policy in service was published; zero while
 	// the local file's access rules and rate limit apply.
 	Policy time.Time `json:"policy_published,omitzero"`
+	// Cutoff is the revocation cutoff (`keys nts prune --fleet`): keys that
+	// began sealing before it, but the sealing key, are revoked. Zero: none.
+	Cutoff time.Time `json:"revocation_cutoff,omitzero"`
 }
 
 // Key roles in the ring.
