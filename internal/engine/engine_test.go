@@ -328,6 +328,20 @@ func TestEngineNTSNeverPlain(t *testing.T) {
 	})
 }
 
+// keResult is what an NTS-KE server holding ring answers: fresh session keys
+// from sr, eight cookies sealed under the ring, and the NTP server it names.
+func keResult(ring *nts.KeyRing, sr *rand.ChaCha8, server string, port uint16) *nts.KEResult {
+	c := nts.Cookie{AEAD: nts.AEADAESSIVCMAC256}
+	sr.Read(c.C2S[:])
+	sr.Read(c.S2C[:])
+	res := &nts.KEResult{AEAD: c.AEAD, C2S: c.C2S[:], S2C: c.S2C[:], NTPServer: server, NTPPort: port}
+	for range 8 {
+		ck, _ := ring.SealCookie(nil, c, sr)
+		res.Cookies = append(res.Cookies, ck)
+	}
+	return res
+}
+
 // TestEngineNTSNegotiatedServer: the NTP server and port named by NTS-KE are used, and the
 // time it gives is authenticated with the session.
 func TestEngineNTSNegotiatedServer(t *testing.T) {
@@ -348,15 +362,7 @@ func TestEngineNTSNegotiatedServer(t *testing.T) {
 		kes := 0
 		ke := func(context.Context, string, *tls.Config) (*nts.KEResult, error) {
 			kes++
-			c := nts.Cookie{AEAD: nts.AEADAESSIVCMAC256}
-			sr.Read(c.C2S[:])
-			sr.Read(c.S2C[:])
-			res := &nts.KEResult{AEAD: c.AEAD, C2S: c.C2S[:], S2C: c.S2C[:], NTPServer: "ntp.example", NTPPort: 4123}
-			for range 8 {
-				ck, _ := ring.SealCookie(nil, c, sr)
-				res.Cookies = append(res.Cookies, ck)
-			}
-			return res, nil
+			return keResult(ring, sr, "ntp.example", 4123), nil
 		}
 		var state atomic.Pointer[ntp.ServedState]
 		resolver := fakeResolver{"ntp.example": {netip.MustParseAddr("10.9.9.9")}}
@@ -454,17 +460,9 @@ func TestEngineNTSPool(t *testing.T) {
 				t.Errorf("NTS-KE to %s checks the certificate for %q, want the pool's name", addr, conf.ServerName)
 			}
 			keTo[addr]++
-			host, _, _ := strings.Cut(addr, ":")
-			c := nts.Cookie{AEAD: nts.AEADAESSIVCMAC256}
-			sr.Read(c.C2S[:])
-			sr.Read(c.S2C[:])
 			// No server record: the NTP server is the KE server's address (RFC 8915 §4.1.7).
-			res := &nts.KEResult{AEAD: c.AEAD, C2S: c.C2S[:], S2C: c.S2C[:], NTPServer: host, NTPPort: 123}
-			for range 8 {
-				ck, _ := ring.SealCookie(nil, c, sr)
-				res.Cookies = append(res.Cookies, ck)
-			}
-			return res, nil
+			host, _, _ := strings.Cut(addr, ":")
+			return keResult(ring, sr, host, 123), nil
 		}
 		var state atomic.Pointer[ntp.ServedState]
 		e, _, _ := testEngine(t, Options{Sources: []config.Source{server("pool.example", 123, "pool", "nts")}, KE: ke,
