@@ -56,7 +56,7 @@ const (
 	DefaultAuditSpool              = 64 << 20
 	// Rotation on by default: an audit log that only grows fills the disk
 	// of a gateway that runs for years. 16 × 64 MiB bounds it to about a
-	// GiB while still holding weeks of episodes.
+	// GiB (and segments the shipper has not delivered are kept beyond it).
 	DefaultAuditRotateSize = 64 << 20
 	DefaultAuditRotateKeep = 16
 )
