@@ -63,11 +63,23 @@ func (w *Writer) pruneIfDue() {
 	w.prune()
 }
 
-func (w *Writer) rotateIfFull() {
-	if w.cfg.RotateSize <= 0 || w.size < w.cfg.RotateSize || w.now().Before(w.retryAt) {
+// rotateIfDue rotates when the live file has reached RotateSize or a
+// RotateEvery boundary has passed since its first record.
+func (w *Writer) rotateIfDue() {
+	now := w.now()
+	if now.Before(w.retryAt) {
 		return
 	}
-	if _, err := w.rotate("size"); err != nil {
+	why := ""
+	switch {
+	case w.cfg.RotateSize > 0 && w.size >= w.cfg.RotateSize:
+		why = "size"
+	case w.cfg.RotateEvery > 0 && !now.Before(w.started.Truncate(w.cfg.RotateEvery).Add(w.cfg.RotateEvery)):
+		why = "interval"
+	default:
+		return
+	}
+	if _, err := w.rotate(why); err != nil {
 		w.retryAt = w.now().Add(rotateRetry)
 		w.log.Error("audit log rotation failed; the live file keeps growing, next attempt in a minute",
 			zap.String("file", w.cfg.Path), zap.Error(err))
@@ -107,7 +119,7 @@ func (w *Writer) rotateOnce(why string) (RotateResult, error) {
 	w.f.Close()
 	w.segments.Add(1)
 	w.segBytes.Add(w.size)
-	w.f, w.size, w.first, w.firstAt = nf, int64(len(line)+1), saved.Seq+1, now
+	w.f, w.size, w.first, w.firstAt, w.started = nf, int64(len(line)+1), saved.Seq+1, now, now
 	w.setPosition()
 	w.seq.Store(w.chain.Seq)
 	select {

@@ -452,3 +452,53 @@ func BenchmarkRotate(b *testing.B) {
 		})
 	}
 }
+
+// TestWriterRotatesByInterval: with RotateEvery the live file is sealed at
+// the first boundary of the UTC clock after its first record (an hour here:
+// on the hour), and the next file's boundary counts from its own start; a
+// restart takes the live file's start from its first record.
+func TestWriterRotatesByInterval(t *testing.T) {
+	s := testKey(t, audit.Ed25519)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 5, 10, 30, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	cfg := WriterConfig{Path: path, Signer: s, NoSync: true, RotateEvery: time.Hour, Now: now, Log: zaptest.NewLogger(t)}
+	w, err := OpenWriter(cfg, startEv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segments := func() int { return len(mustGlob(t, path+"-*")) }
+	clock.Store(time.Date(2026, 12, 5, 10, 59, 59, 0, time.UTC).UnixNano())
+	time.Sleep(1500 * time.Millisecond) // a tick of the writer
+	if n := segments(); n != 0 {
+		t.Fatalf("%d segments before the hour", n)
+	}
+	clock.Store(time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC).UnixNano())
+	waitUntil(t, 5*time.Second, func() bool { return segments() == 1 })
+	w.Close(stopEv)
+
+	// Restarted at 11:30, the live file (started 11:00) is due at 12:00.
+	clock.Store(time.Date(2026, 12, 5, 11, 30, 0, 0, time.UTC).UnixNano())
+	if w, err = OpenWriter(cfg, startEv); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := segments(); n != 1 {
+		t.Fatalf("%d segments at 11:30, want still 1", n)
+	}
+	clock.Store(time.Date(2026, 12, 5, 12, 0, 1, 0, time.UTC).UnixNano())
+	waitUntil(t, 5*time.Second, func() bool { return segments() == 2 })
+	w.Close(stopEv)
+	recs, _ := readSet(t, path)
+	var whys []string
+	for _, r := range recs {
+		if r.Type == audit.TypeSegment {
+			whys = append(whys, r.Details["why"])
+		}
+	}
+	if strings.Join(whys, ",") != "interval,interval" {
+		t.Fatalf("rotations: %v", whys)
+	}
+	verifySet(t, path, s)
+}

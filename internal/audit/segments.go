@@ -49,18 +49,25 @@ func listSegments(path string) ([]segment, error) {
 // firstSeq returns the seq of f's first record; false when f holds no
 // complete valid first line (an empty file).
 func firstSeq(f *os.File) (uint64, bool) {
+	r, ok := firstRecord(f)
+	return r.Seq, ok
+}
+
+// firstRecord returns f's first record; false when f holds no complete
+// valid first line.
+func firstRecord(f *os.File) (audit.Record, bool) {
 	buf := make([]byte, audit.MaxLineLen+1)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
-		return 0, false
+		return audit.Record{}, false
 	}
 	nl := bytes.IndexByte(buf[:n], '\n')
 	if nl < 0 {
-		return 0, false
+		return audit.Record{}, false
 	}
 	r, err := audit.Parse(buf[:nl])
 	if err != nil {
-		return 0, false
+		return audit.Record{}, false
 	}
-	return r.Seq, true
+	return r, true
 }

@@ -33,8 +33,12 @@ type WriterConfig struct {
 	// holding a seq at or above what SetPin's function returns.
 	RotateSize int64
 	Keep       int
-	Now        func() time.Time
-	Log        *zap.Logger
+	// RotateEvery also seals the live file once a boundary of the UTC
+	// clock (a multiple of this long, counted from 0001-01-01: every 24 h
+	// is at midnight) has passed since its first record (0: never).
+	RotateEvery time.Duration
+	Now         func() time.Time
+	Log         *zap.Logger
 }
 
 // Defaults.
@@ -77,7 +81,8 @@ type Writer struct {
 	segments, segBytes atomic.Int64
 	rotateErr          atomic.Pointer[string] // the last rotation's failure; nil after a success
 
-	first    uint64 // seq of the live file's first record
+	first    uint64    // seq of the live file's first record
+	started  time.Time // time of the live file's first record (RotateEvery)
 	posMu    sync.Mutex
 	pos      Position
 	pin      atomic.Pointer[func() uint64]
@@ -141,9 +146,9 @@ func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
 		initial = append(initial, recoveredEvent(st.torn))
 	}
 	initial = append(initial, first)
-	w.first = w.chain.Seq + 1
-	if seq, ok := firstSeq(f); ok && st.size > 0 {
-		w.first = seq
+	w.first, w.started = w.chain.Seq+1, w.now()
+	if r, ok := firstRecord(f); ok && st.size > 0 {
+		w.first, w.started = r.Seq, r.ParsedTime()
 	}
 	w.dropStaleLink()
 	w.countSegments()
@@ -240,12 +245,12 @@ func (w *Writer) run() {
 		case e := <-w.queue:
 			batch = w.fill(append(batch[:0], e))
 			w.writeLogged(batch, false)
-			w.rotateIfFull()
+			w.rotateIfDue()
 		case <-tick.C:
 			if w.chain.SinceCheckpoint > 0 && w.now().Sub(w.firstAt) >= w.cfg.CheckpointInterval {
 				w.writeLogged(nil, true)
 			}
-			w.rotateIfFull()
+			w.rotateIfDue()
 			w.pruneIfDue()
 		case reply := <-w.rotateRq:
 			r, err := w.rotate("command")

@@ -14,7 +14,7 @@ import (
 //	auditkey FILE [ml-dsa-65|ed25519]
 //	auditcheckpoint [records N] [interval SECONDS]
 //	auditepisodes SECONDS
-//	auditrotate [size BYTES] [keep N]
+//	auditrotate [size BYTES] [interval SECONDS] [keep N]
 //	auditship relp://HOST:PORT | relp+tls://HOST:PORT | tls://HOST:PORT
 //	          [ca FILE] [cert FILE key FILE] [servername NAME]
 //	          [spool BYTES] [overflow keep|drop-oldest]
@@ -32,8 +32,11 @@ type Audit struct {
 	// (0: all); older ones are deleted, never before the shipper has
 	// delivered them.
 	RotateSize int64
-	RotateKeep int
-	Ship       *AuditShip
+	// RotateEvery also seals the live file at each boundary of the UTC
+	// clock this long (86400: at midnight); 0: never.
+	RotateEvery time.Duration
+	RotateKeep  int
+	Ship        *AuditShip
 }
 
 // AuditShip is the `auditship` line.
@@ -126,10 +129,10 @@ func auditEpisodes(p *parser, name string, args []string) {
 	}
 }
 
-// auditrotate [size BYTES] [keep N]
+// auditrotate [size BYTES] [interval SECONDS] [keep N]
 func auditRotate(p *parser, name string, args []string) {
 	if len(args) == 0 || len(args)%2 != 0 {
-		p.fail(name, "takes size BYTES and/or keep N")
+		p.fail(name, "takes size BYTES, interval SECONDS and/or keep N")
 		return
 	}
 	for i := 0; i < len(args); i += 2 {
@@ -144,12 +147,20 @@ func auditRotate(p *parser, name string, args []string) {
 				continue
 			}
 			p.cfg.Audit.RotateSize = n
+		case "interval":
+			// Whole seconds from a minute to a (leap) year; 0 turns it off.
+			n, err := strconv.Atoi(v)
+			if err != nil || (n != 0 && (n < 60 || n > 366*86400)) {
+				p.fail(name+" interval", "must be 0 (never) or whole seconds 60..31622400 (86400: daily, at midnight UTC), got %q", v)
+				continue
+			}
+			p.cfg.Audit.RotateEvery = time.Duration(n) * time.Second
 		case "keep":
 			if n, ok := p.intArg(name+" keep", "value", v, 0, 100000); ok {
 				p.cfg.Audit.RotateKeep = n
 			}
 		default:
-			p.fail(name, "unknown option %q (want size or keep)", args[i])
+			p.fail(name, "unknown option %q (want size, interval or keep)", args[i])
 		}
 	}
 }

@@ -31,15 +31,17 @@ auditship tls://collector.example:6514 ca /etc/ca.pem cert /etc/c.pem key /etc/k
 	}
 	// Rotation is on by default; each option alone leaves the other's
 	// default; size 0 turns it off.
-	for text, want := range map[string][2]int64{
-		"auditlog a\n":                                        {DefaultAuditRotateSize, DefaultAuditRotateKeep},
-		"auditlog a\nauditrotate size 0\n":                    {0, DefaultAuditRotateKeep},
-		"auditlog a\nauditrotate keep 100000\n":               {DefaultAuditRotateSize, 100000},
-		"auditlog a\nauditrotate keep 3 size 1099511627776\n": {1 << 40, 3},
+	for text, want := range map[string][3]int64{
+		"auditlog a\n":                                        {DefaultAuditRotateSize, DefaultAuditRotateKeep, 0},
+		"auditlog a\nauditrotate size 0\n":                    {0, DefaultAuditRotateKeep, 0},
+		"auditlog a\nauditrotate keep 100000\n":               {DefaultAuditRotateSize, 100000, 0},
+		"auditlog a\nauditrotate keep 3 size 1099511627776\n": {1 << 40, 3, 0},
+		"auditlog a\nauditrotate interval 86400 keep 90\n":    {DefaultAuditRotateSize, 90, 86400},
+		"auditlog a\nauditrotate interval 0\n":                {DefaultAuditRotateSize, DefaultAuditRotateKeep, 0},
 	} {
 		c, err := Parse("t.conf", []byte(text))
-		if err != nil || c.Audit.RotateSize != want[0] || int64(c.Audit.RotateKeep) != want[1] {
-			t.Errorf("%q: %v size %d keep %d, want %v", text, err, c.Audit.RotateSize, c.Audit.RotateKeep, want)
+		if err != nil || c.Audit.RotateSize != want[0] || int64(c.Audit.RotateKeep) != want[1] || c.Audit.RotateEvery != time.Duration(want[2])*time.Second {
+			t.Errorf("%q: %v size %d keep %d every %v, want %v", text, err, c.Audit.RotateSize, c.Audit.RotateKeep, c.Audit.RotateEvery, want)
 		}
 	}
 }
@@ -62,15 +64,17 @@ func TestParseAuditErrors(t *testing.T) {
 		"auditlog a\nauditship relp://h:99999\n":                 "t.conf:2: auditship: want relp://",
 		"auditlog a\nauditship relp+tls://h:1 ca c servername\n": "t.conf:2: auditship: option \"servername\" needs a value",
 		"auditrotate keep 3\n":                                   "t.conf:1: auditrotate: needs auditlog FILE",
-		"auditlog a\nauditrotate\n":                              "t.conf:2: auditrotate: takes size BYTES and/or keep N",
-		"auditlog a\nauditrotate size\n":                         "t.conf:2: auditrotate: takes size BYTES and/or keep N",
+		"auditlog a\nauditrotate\n":                              "t.conf:2: auditrotate: takes size BYTES, interval SECONDS and/or keep N",
+		"auditlog a\nauditrotate size\n":                         "t.conf:2: auditrotate: takes size BYTES, interval SECONDS and/or keep N",
 		"auditlog a\nauditrotate size 1048575\n":                 "t.conf:2: auditrotate size: must be 0 (never rotate) or a byte count 1048576..1099511627776, got \"1048575\"",
 		"auditlog a\nauditrotate size 1099511627777\n":           "t.conf:2: auditrotate size: must be 0 (never rotate)",
 		"auditlog a\nauditrotate size 64M\n":                     "t.conf:2: auditrotate size: must be 0 (never rotate)",
+		"auditlog a\nauditrotate interval 59\n":                  "t.conf:2: auditrotate interval: must be 0 (never) or whole seconds 60..31622400 (86400: daily, at midnight UTC), got \"59\"",
+		"auditlog a\nauditrotate interval daily\n":               "t.conf:2: auditrotate interval: must be 0 (never) or whole seconds",
 		"auditlog a\nauditrotate size -1\n":                      "t.conf:2: auditrotate size: must be 0 (never rotate)",
 		"auditlog a\nauditrotate keep -1\n":                      "t.conf:2: auditrotate keep: value must be an integer 0..100000, got \"-1\"",
 		"auditlog a\nauditrotate keep 100001\n":                  "t.conf:2: auditrotate keep: value must be an integer 0..100000",
-		"auditlog a\nauditrotate every 3\n":                      "t.conf:2: auditrotate: unknown option \"every\" (want size or keep)",
+		"auditlog a\nauditrotate every 3\n":                      "t.conf:2: auditrotate: unknown option \"every\" (want size, interval or keep)",
 		"auditlog a\nauditrotate keep 1\nauditrotate keep 2\n":   "t.conf:3: auditrotate: already set at line 2",
 	} {
 		_, err := Parse("t.conf", []byte(text))

@@ -71,7 +71,7 @@ func (g *Gateway) openAudit(cfg *config.Config) (*auditTrail, error) {
 	}
 	w, err := iaudit.OpenWriter(iaudit.WriterConfig{
 		Path: a.Log, Signer: signer, CheckpointRecords: a.CheckpointRecords, CheckpointInterval: a.CheckpointInterval,
-		NoSync: a.NoSync, RotateSize: a.RotateSize, Keep: a.RotateKeep, Now: g.opts.Now, Log: log,
+		NoSync: a.NoSync, RotateSize: a.RotateSize, RotateEvery: a.RotateEvery, Keep: a.RotateKeep, Now: g.opts.Now, Log: log,
 	}, g.startEvent(signer, created))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: auditlog: %v", config.ErrConfig, pos("auditlog"), err)
