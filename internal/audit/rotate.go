@@ -40,6 +40,21 @@ type rotateReply struct {
 	err error
 }
 
+// Rotation is when the writer rotates and how many segments it keeps
+// (WriterConfig's RotateSize, RotateEvery and Keep).
+type Rotation struct {
+	Size  int64
+	Every time.Duration
+	Keep  int
+}
+
+// SetRotation changes the rotation settings of a running writer (a
+// configuration reload); they apply from its next check, within a second.
+func (w *Writer) SetRotation(r Rotation) { w.rot.Store(&r) }
+
+// Rotation returns the settings in force.
+func (w *Writer) Rotation() Rotation { return *w.rot.Load() }
+
 // Rotate seals the live file now (gatectl audit rotate).
 func (w *Writer) Rotate() (RotateResult, error) {
 	reply := make(chan rotateReply, 1)
@@ -70,11 +85,12 @@ func (w *Writer) rotateIfDue() {
 	if now.Before(w.retryAt) {
 		return
 	}
+	rot := w.Rotation()
 	why := ""
 	switch {
-	case w.cfg.RotateSize > 0 && w.size >= w.cfg.RotateSize:
+	case rot.Size > 0 && w.size >= rot.Size:
 		why = "size"
-	case w.cfg.RotateEvery > 0 && !now.Before(w.started.Truncate(w.cfg.RotateEvery).Add(w.cfg.RotateEvery)):
+	case rot.Every > 0 && !now.Before(w.started.Truncate(rot.Every).Add(rot.Every)):
 		why = "interval"
 	default:
 		return
@@ -221,7 +237,8 @@ func (w *Writer) resumeFromSegment() ([]audit.Event, error) {
 // one the shipper still needs: a hole in the middle of the set would look
 // like tampering, and an undelivered record must not be lost to retention.
 func (w *Writer) prune() []string {
-	if w.cfg.Keep <= 0 {
+	keep := w.Rotation().Keep
+	if keep <= 0 {
 		return nil
 	}
 	segs, err := listSegments(w.cfg.Path)
@@ -235,7 +252,7 @@ func (w *Writer) prune() []string {
 	}
 	var pruned []string
 	var events []audit.Event
-	for i := 0; i < len(segs)-w.cfg.Keep; i++ {
+	for i := 0; i < len(segs)-keep; i++ {
 		last := w.first - 1
 		if i+1 < len(segs) {
 			last = segs[i+1].first - 1
@@ -243,7 +260,7 @@ func (w *Writer) prune() []string {
 		if pin != 0 && last >= pin {
 			w.pruneAt = w.now().Add(rotateRetry)
 			w.log.Warn("audit log retention: keeping segments beyond auditrotate keep until the collector has them",
-				zap.String("segment", segs[i].path), zap.Uint64("undelivered_from_seq", pin), zap.Int("keep", w.cfg.Keep))
+				zap.String("segment", segs[i].path), zap.Uint64("undelivered_from_seq", pin), zap.Int("keep", keep))
 			break
 		}
 		fi, err := os.Stat(segs[i].path)

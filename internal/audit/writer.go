@@ -80,6 +80,7 @@ type Writer struct {
 	// (Stats), kept by the writer goroutine as it rotates and prunes.
 	segments, segBytes atomic.Int64
 	rotateErr          atomic.Pointer[string] // the last rotation's failure; nil after a success
+	rot                atomic.Pointer[Rotation]
 
 	first    uint64    // seq of the live file's first record
 	started  time.Time // time of the live file's first record (RotateEvery)
@@ -127,6 +128,7 @@ func OpenWriter(cfg WriterConfig, first audit.Event) (*Writer, error) {
 	w := &Writer{cfg: cfg, log: cfg.Log, f: f, chain: st.chain, size: st.size,
 		queue: make(chan audit.Event, cfg.QueueLen), quit: make(chan struct{}), done: make(chan struct{}),
 		notify: make(chan struct{}, 1), rotateRq: make(chan chan rotateReply)}
+	w.SetRotation(Rotation{Size: cfg.RotateSize, Every: cfg.RotateEvery, Keep: cfg.Keep})
 	var initial []audit.Event
 	if st.size == 0 && len(st.torn) == 0 {
 		resumed, err := w.resumeFromSegment()

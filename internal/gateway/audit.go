@@ -214,6 +214,15 @@ func (g *Gateway) auditStatus() *report.AuditStatus {
 	return st
 }
 
+// reload applies what a reload may change in a running trail: rotation.
+func (t *auditTrail) reload(a config.Audit) {
+	r := iaudit.Rotation{Size: a.RotateSize, Every: a.RotateEvery, Keep: a.RotateKeep}
+	if r != t.w.Rotation() {
+		t.w.SetRotation(r)
+		t.log.Info("auditrotate applied", zap.Int64("size", r.Size), zap.Duration("interval", r.Every), zap.Int("keep", r.Keep))
+	}
+}
+
 // rotateAudit seals the live audit file now (gatectl audit rotate).
 func (g *Gateway) rotateAudit() (AuditRotateResult, error) {
 	if g.audit == nil {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"timegate/audit"
+	iaudit "timegate/internal/audit"
 	"timegate/internal/config"
 )
 
@@ -161,5 +162,42 @@ func TestAuditStatusShipping(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 		}
+	}
+}
+
+// TestAuditRotateReloads: a reload applies a changed auditrotate to the
+// running writer, without a restart warning.
+func TestAuditRotateReloads(t *testing.T) {
+	dir := t.TempDir()
+	text := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 5\nauditlog %s\nauditkey %s ed25519\n",
+		freePort(t, "udp"), filepath.Join(dir, "audit.log"), filepath.Join(dir, "auditkey"))
+	confPath := filepath.Join(dir, "t.conf")
+	os.WriteFile(confPath, []byte(text), 0o600)
+	cfg, err := config.Load(confPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{ConfigPath: confPath, StateDir: filepath.Join(dir, "state"), Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.audit.close(nil)
+	want := iaudit.Rotation{Size: config.DefaultAuditRotateSize, Keep: config.DefaultAuditRotateKeep}
+	if got := g.audit.w.Rotation(); got != want {
+		t.Fatalf("at start: %+v, want %+v", got, want)
+	}
+	os.WriteFile(confPath, []byte(text+"auditrotate size 1048576 interval 86400 keep 90\n"), 0o600)
+	warnings, err := g.reload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "audit") {
+			t.Errorf("reload warned: %s", w)
+		}
+	}
+	want = iaudit.Rotation{Size: 1 << 20, Every: 24 * time.Hour, Keep: 90}
+	if got := g.audit.w.Rotation(); got != want {
+		t.Fatalf("after the reload: %+v, want %+v", got, want)
 	}
 }

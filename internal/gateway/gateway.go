@@ -558,6 +558,9 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 		}
 	}
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
+	if g.audit != nil {
+		g.audit.reload(cfg.Audit)
+	}
 	warnings = append(warnings, g.applyLeap(cfg, tb)...)
 	warnings = append(warnings, g.reloadSources(cfg, keys)...)
 	for _, w := range warnings {

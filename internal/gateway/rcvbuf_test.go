@@ -130,16 +130,3 @@ func rcvBufFixture(t *testing.T, conf string, level zapcore.Level) (*config.Conf
 	}
 	return cfg, g, c, granted, logs
 }
-
-// TestAuditRotateRestartOnly: a reload that changes auditrotate names it
-// (not auditlog), since the writer takes it at start.
-func TestAuditRotateRestartOnly(t *testing.T) {
-	old, _ := config.Parse("t.conf", []byte("port 123\nauditlog /x/a.log\n"))
-	cur, err := config.Parse("t.conf", []byte("port 123\nauditlog /x/a.log\nauditrotate size 0\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w := notApplied(old, cur); len(w) != 1 || w[0] != "t.conf:3: auditrotate changed: takes effect only after a restart" {
-		t.Errorf("reload warnings %q", w)
-	}
-}

@@ -45,9 +45,6 @@ func restartOnly() []restartOnlyDirective {
 		{"makestep", func(c *config.Config) any { return c.MakeStep }},
 		{"log", func(c *config.Config) any { return c.Log }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
-		{"auditrotate", func(c *config.Config) any {
-			return [3]int64{c.Audit.RotateSize, int64(c.Audit.RotateEvery), int64(c.Audit.RotateKeep)}
-		}},
 	}
 }
 
@@ -75,7 +72,7 @@ func notApplied(old, cur *config.Config) []string {
 }
 
 // auditSettings compares audit directives by value (auditship is a pointer).
-// auditrotate is compared on its own, so that the warning names it.
+// auditrotate is left out: a reload applies it (auditTrail.reload).
 func auditSettings(a config.Audit) any {
 	a.RotateSize, a.RotateEvery, a.RotateKeep = 0, 0, 0
 	ship := a.Ship
