@@ -85,6 +85,12 @@ type Gateway struct {
 	stats       udpserve.Stats
 	keNice      int  // ntskenice as started: NTP workers locked to threads when > 0
 	noTxLead    bool // `txlead off` as started
+	// growUDP: each NTP group starts with one socket and grows to
+	// udpWorkers under load (default ntpworkers where sockets can be bound
+	// after start); udpRcvBuf is ntprcvbuf for the sockets added.
+	growUDP    bool
+	udpWorkers int
+	udpRcvBuf  int
 	// rcvBufWarned: the log already says the kernel cut ntprcvbuf short
 	// (once, not per socket group).
 	rcvBufWarned bool
@@ -312,6 +318,9 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 	workers := cfg.NTPWorkers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
+		// By default one socket serves until load appears, and the others
+		// join then (udpserve.Server.Grow) — where they can be bound then.
+		g.growUDP = workers > 1 && udpserve.CanGrow(cfg.Port)
 	}
 	if cfg.NTSProcesses == 0 {
 		// With helper processes the nice value is theirs, and this
@@ -326,16 +335,33 @@ func (g *Gateway) openUDP(cfg *config.Config) error {
 		runtime.GOMAXPROCS(workers + 1)
 		g.log.Info("ntskenice: GOMAXPROCS raised above the NTP workers", zap.Int("gomaxprocs", workers+1))
 	}
+	g.udpWorkers, g.udpRcvBuf = workers, cfg.NTPRcvBuf
+	open := workers
+	if g.growUDP {
+		open = 1
+	}
 	for _, a := range addrs {
-		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), workers, cfg.NTPRcvBuf)
+		group, err := udpserve.Listen(context.Background(), netip.AddrPortFrom(a, uint16(cfg.Port)), open, cfg.NTPRcvBuf)
 		if err != nil {
 			return fmt.Errorf("gateway: NTP port: %w", err)
 		}
 		g.udp = append(g.udp, group)
 		g.log.Info("serving NTP", zap.Stringer("addr", group[0].LocalAddr()), zap.Int("sockets", len(group)),
-			zap.Int("rcvbuf", g.checkRcvBuf(cfg, group[0])))
+			zap.Int("max_sockets", workers), zap.Int("rcvbuf", g.checkRcvBuf(cfg, group[0])))
 	}
 	return nil
+}
+
+// growUDPGroup opens one more socket for the group bound like group[0].
+func (g *Gateway) growUDPGroup(group []*net.UDPConn) func() (*net.UDPConn, error) {
+	ap := group[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	return func() (*net.UDPConn, error) {
+		c, err := udpserve.Listen(context.Background(), ap, 1, g.udpRcvBuf)
+		if err != nil {
+			return nil, err
+		}
+		return c[0], nil
+	}
 }
 
 // checkRcvBuf returns the receive buffer the kernel gave c (0 when it
@@ -390,6 +416,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, group := range g.udp {
 		srv := &udpserve.Server{Conns: group, Responder: g.responder.Load, Stats: &g.stats, Log: g.log.Named("ntp"), Audit: ring,
 			LockThreads: g.keNice > 0, NoTxLead: g.noTxLead}
+		if g.growUDP {
+			srv.Grow, srv.MaxWorkers = g.growUDPGroup(group), g.udpWorkers
+		}
 		spawn(func() error { return srv.Serve(ctx) })
 	}
 	for _, group := range g.smoothUDP {

@@ -51,6 +51,16 @@ type Server struct {
 	// NoTxLead leaves basic replies' transmit timestamps at the clock read
 	// before the send: no lead is learned or added (txlead.go; `txlead off`).
 	NoTxLead bool
+	// Grow, when set, opens one more socket of the group (same address and
+	// port); Serve calls it when a worker finds a full batch waiting, until
+	// MaxWorkers sockets serve. A quiet gateway then serves from one socket
+	// and one worker, as `ntpworkers 1` does (one more worker, merely
+	// existing, lengthens every reply's path by tens of nanoseconds on
+	// loopback: BENCHMARKS.md, issue 14), and a flood gets them all within
+	// a batch or two. Linux only (the batch path).
+	Grow       func() (*net.UDPConn, error)
+	MaxWorkers int
+	busy       chan struct{} // a worker found a full batch; nil without Grow
 }
 
 // bufSize bounds what is read per datagram: ntp.MaxPacketLen plus one byte so
@@ -65,56 +75,139 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(s.Conns) == 0 {
 		return errors.New("udpserve: no sockets")
 	}
-	workers := make([]*worker, 0, len(s.Conns))
-	var mu sync.Mutex // orders interrupt (at ctx's end) before close
-	closed := false
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		closed = true
-		for _, w := range workers {
-			w.close()
-		}
-	}()
-	warned := false
+	g := &group{s: s, errs: make(chan error, len(s.Conns)+s.MaxWorkers)}
+	defer g.close()
 	for _, c := range s.Conns {
-		w, err := newWorker(s, c)
-		if err != nil {
+		if err := g.add(c); err != nil {
 			return err
 		}
-		workers = append(workers, w)
-		if !w.stamps && !warned {
-			s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
-			warned = true
-		}
 	}
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return
-		}
-		for _, w := range workers {
-			w.interrupt()
-		}
-	})
+	if s.Grow != nil && g.size() < s.MaxWorkers {
+		s.busy = make(chan struct{}, 1)
+	}
+	stop := context.AfterFunc(ctx, g.interrupt)
 	defer stop()
-	var wg sync.WaitGroup
-	errs := make([]error, len(workers))
-	for i, w := range workers {
-		wg.Go(func() {
-			if s.LockThreads {
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-			}
-			errs[i] = w.run(ctx)
-		})
+	for _, w := range g.snapshot() {
+		g.start(ctx, w)
 	}
-	wg.Wait()
+	var err error
+	for running := g.size(); running > 0; {
+		select {
+		case e := <-g.errs:
+			running--
+			err = errors.Join(err, e)
+		case <-s.busy:
+			if g.grow(ctx) {
+				running++
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	return errors.Join(errs...)
+	return err
+}
+
+// group is Serve's workers. Sockets join it at start and, with Grow, as
+// load appears; a worker once started runs until Serve ends.
+type group struct {
+	s       *Server
+	mu      sync.Mutex // orders interrupt (at ctx's end) before close, and guards workers
+	workers []*worker
+	stopped bool // interrupted: no worker joins any more
+	closed  bool
+	warned  bool // kernel receive timestamps unavailable, said once
+	grown   bool // a Grow failed, said once; no more attempts
+	errs    chan error
+	wg      sync.WaitGroup
+}
+
+func (g *group) add(c *net.UDPConn) error {
+	w, err := newWorker(g.s, c)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		w.close()
+		return net.ErrClosed
+	}
+	g.workers = append(g.workers, w)
+	if !w.stamps && !g.warned {
+		g.s.Log.Warn("kernel receive timestamps unavailable; using user-space time")
+		g.warned = true
+	}
+	return nil
+}
+
+func (g *group) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.workers)
+}
+
+func (g *group) snapshot() []*worker {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*worker(nil), g.workers...)
+}
+
+func (g *group) start(ctx context.Context, w *worker) {
+	g.wg.Go(func() {
+		if g.s.LockThreads {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		g.errs <- w.run(ctx)
+	})
+}
+
+// grow adds a socket and its worker, when a worker found a full batch
+// waiting and the group is below MaxWorkers; it reports whether it did.
+func (g *group) grow(ctx context.Context) bool {
+	if g.grown || ctx.Err() != nil || g.size() >= g.s.MaxWorkers {
+		return false
+	}
+	c, err := g.s.Grow()
+	if err == nil {
+		err = g.add(c)
+	}
+	if err != nil {
+		g.grown = true
+		if ctx.Err() == nil {
+			g.s.Log.Warn("cannot add an NTP socket under load; serving with the workers there are", zap.Int("workers", g.size()), zap.Error(err))
+		}
+		return false
+	}
+	ws := g.snapshot()
+	g.start(ctx, ws[len(ws)-1])
+	g.s.Log.Info("NTP load: another worker serves", zap.Int("workers", len(ws)), zap.Int("max", g.s.MaxWorkers))
+	return true
+}
+
+func (g *group) interrupt() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.stopped = true
+	for _, w := range g.workers {
+		w.interrupt()
+	}
+}
+
+// close waits for the workers to end and releases their sockets.
+func (g *group) close() {
+	g.interrupt()
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for _, w := range g.workers {
+		w.close()
+	}
 }
 
 // readError decides what a failed read means: nil to go on (a transient

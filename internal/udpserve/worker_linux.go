@@ -394,6 +394,14 @@ func (w *worker) run(ctx context.Context) error {
 			continue
 		}
 		w.got = n
+		if n == batchSize && w.s.busy != nil {
+			// More may be waiting than this worker keeps up with: Serve
+			// adds a socket (Grow), if it may.
+			select {
+			case w.s.busy <- struct{}{}:
+			default:
+			}
+		}
 		w.rxNow = time.Time{}
 		resp := w.s.Responder()
 		for i := range w.got {

@@ -80,3 +80,6 @@ func (w *worker) run(ctx context.Context) error {
 		w.cnt.record(v, err != nil)
 	}
 }
+
+// CanGrow is false: Grow needs the batch path's full-batch signal.
+func CanGrow(int) bool { return false }
