@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 
 	"timegate/ntp"
 )
@@ -100,5 +101,18 @@ func TestServeGrows(t *testing.T) {
 	}
 	if n := grows.Load(); n != 1 {
 		t.Fatalf("Grow called %d times, want 1 (MaxWorkers 2)", n)
+	}
+}
+
+// TestCanGrow: an unprivileged port can always take another socket later;
+// a privileged one only without a privilege drop to come and with
+// CAP_NET_BIND_SERVICE (this test runs either as root, which drops, or
+// without the capability).
+func TestCanGrow(t *testing.T) {
+	if !CanGrow(unprivilegedPortStart()) {
+		t.Error("an unprivileged port cannot grow")
+	}
+	if CanGrow(123) && (unix.Geteuid() == 0 || !hasEffectiveCap(capNetBindService)) {
+		t.Error("port 123 grows for a process that cannot bind it after start")
 	}
 }

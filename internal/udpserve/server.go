@@ -111,15 +111,15 @@ func (s *Server) Serve(ctx context.Context) error {
 // group is Serve's workers. Sockets join it at start and, with Grow, as
 // load appears; a worker once started runs until Serve ends.
 type group struct {
-	s       *Server
-	mu      sync.Mutex // orders interrupt (at ctx's end) before close, and guards workers
-	workers []*worker
-	stopped bool // interrupted: no worker joins any more
-	closed  bool
-	warned  bool // kernel receive timestamps unavailable, said once
-	grown   bool // a Grow failed, said once; no more attempts
-	errs    chan error
-	wg      sync.WaitGroup
+	s          *Server
+	mu         sync.Mutex // orders interrupt (at ctx's end) before close, and guards workers
+	workers    []*worker
+	stopped    bool // interrupted: no worker joins any more
+	closed     bool
+	warned     bool // kernel receive timestamps unavailable, said once
+	growFailed bool // a Grow failed, said once; no more attempts
+	errs       chan error
+	wg         sync.WaitGroup
 }
 
 func (g *group) add(c *net.UDPConn) error {
@@ -166,7 +166,7 @@ func (g *group) start(ctx context.Context, w *worker) {
 // grow adds a socket and its worker, when a worker found a full batch
 // waiting and the group is below MaxWorkers; it reports whether it did.
 func (g *group) grow(ctx context.Context) bool {
-	if g.grown || ctx.Err() != nil || g.size() >= g.s.MaxWorkers {
+	if g.growFailed || ctx.Err() != nil || g.size() >= g.s.MaxWorkers {
 		return false
 	}
 	c, err := g.s.Grow()
@@ -174,7 +174,7 @@ func (g *group) grow(ctx context.Context) bool {
 		err = g.add(c)
 	}
 	if err != nil {
-		g.grown = true
+		g.growFailed = true
 		if ctx.Err() == nil {
 			g.s.Log.Warn("cannot add an NTP socket under load; serving with the workers there are", zap.Int("workers", g.size()), zap.Error(err))
 		}
