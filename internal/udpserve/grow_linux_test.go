@@ -22,16 +22,23 @@ import (
 // adds a socket and its worker, up to MaxWorkers and no further; every
 // request is answered, from whichever socket the kernel hashes it to.
 func TestServeGrows(t *testing.T) {
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)
+	t.Run("loopback", func(t *testing.T) { testServeGrows(t, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)) })
+	// The gateway's default: every address, dual-stack; a socket added is
+	// bound to the first one's address as it reads back ([::]).
+	t.Run("wildcard", func(t *testing.T) { testServeGrows(t, netip.AddrPort{}) })
+}
+
+func testServeGrows(t *testing.T, addr netip.AddrPort) {
 	conns, err := Listen(context.Background(), addr, 1, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	to := conns[0].LocalAddr().(*net.UDPAddr)
+	bound := conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(bound.Port())}
 	var grows atomic.Int32
 	grow := func() (*net.UDPConn, error) {
 		grows.Add(1)
-		g, err := Listen(context.Background(), netip.AddrPortFrom(addr.Addr(), uint16(to.Port)), 1, 1<<20)
+		g, err := Listen(context.Background(), bound, 1, 1<<20)
 		if err != nil {
 			return nil, err
 		}
