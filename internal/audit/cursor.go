@@ -20,7 +20,7 @@ import (
 // content and not merely to a number.
 type Cursor struct {
 	Seq    uint64
-	Offset int64
+	Offset int64 // 0: the start of File, which follows the line of Seq
 	Hash   audit.Hash
 	// File is the first seq of the file Offset is in (a segment's name
 	// holds it). Not saved: loading finds the file by the line's content.

@@ -82,6 +82,7 @@ func (s *Shipper) connect(ctx context.Context) (transport, error) {
 	} else {
 		t = openTLS(conn)
 	}
+	s.acked = s.st.past(s.acked)
 	if err := s.st.seek(s.acked.File, s.acked.Offset); err != nil {
 		t.close()
 		return nil, fmt.Errorf("reading the audit file: %w", err)

@@ -236,6 +236,7 @@ func (s *Shipper) advance(it pending) {
 
 // checkSpool raises or clears the alarm and applies the overflow policy.
 func (s *Shipper) checkSpool() {
+	s.acked = s.st.past(s.acked)
 	backlog := s.st.backlog(s.acked.File, s.acked.Offset)
 	st := s.Status()
 	s.update(func(st *ShipStatus) { st.BacklogBytes = backlog })
@@ -266,6 +267,7 @@ func (s *Shipper) checkSpool() {
 func (s *Shipper) skip(want int64) {
 	sk := newStream(s.src.Path(), s.src, s.log)
 	defer sk.close()
+	s.acked = s.st.past(s.acked)
 	if err := sk.openFile(s.acked.File, s.acked.Offset); err != nil {
 		return
 	}

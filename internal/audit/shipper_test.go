@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ type fakeRELP struct {
 	seqs      []uint64
 	dropAfter int
 	conns     int
+	down      atomic.Bool // connections are closed at once (an outage)
 }
 
 func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
@@ -42,6 +44,10 @@ func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if f.down.Load() {
+				c.Close()
+				continue
 			}
 			f.mu.Lock()
 			f.conns++

@@ -191,6 +191,27 @@ func (st *stream) seek(first uint64, off int64) error {
 	return st.openFile(first, off)
 }
 
+// past moves a cursor whose file is gone on to the start of the file after
+// it. Retention deletes a segment only once every record in it was
+// delivered (its last seq is below the shipper's pin), so a cursor in a
+// segment that is gone stood at that segment's end: nothing is skipped.
+func (st *stream) past(c Cursor) Cursor {
+	if c.File == 0 || c.File == st.src.Position().First {
+		return c
+	}
+	if path, _, err := st.find(c.File); err == nil {
+		if _, err := os.Stat(path); err == nil {
+			return c
+		}
+	}
+	next, err := st.following(c.File)
+	if err != nil {
+		return c
+	}
+	c.File, c.Offset = next, 0
+	return c
+}
+
 // locate finds the file c points into and fills in c.File. A cursor that
 // matches no file (the log was moved aside and a new chain started, or a
 // file restored from a backup) is not trusted: ok is false and shipping
@@ -223,6 +244,26 @@ func (st *stream) locate(c Cursor) (Cursor, bool) {
 				return c, true
 			}
 			break
+		}
+	}
+	// The segment the cursor ended was pruned after delivery: the file
+	// that starts right after it chains onto that very line.
+	names := []string{st.path}
+	for _, sg := range segs {
+		if sg.first == c.Seq+1 {
+			names = append(names, sg.path)
+		}
+	}
+	for _, path := range names {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		r, ok := firstRecord(f)
+		f.Close()
+		if ok && r.Seq == c.Seq+1 && r.Prev == c.Hash.String() {
+			c.File, c.Offset = r.Seq, 0
+			return c, true
 		}
 	}
 	return Cursor{}, false
