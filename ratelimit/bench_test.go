@@ -100,12 +100,12 @@ func BenchmarkFlood10M(b *testing.B) {
 	const distinct = 10_000_000
 	for b.Loop() {
 		tb := prodTable(b, DefaultConfig())
-		now := flood(tb, 4*DefaultSize, t0)
+		now := flood(tb, 0, 4*DefaultSize, t0)
 		var m0, m1 runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
 		start := time.Now()
-		flood(tb, distinct, now)
+		flood(tb, 4*DefaultSize, distinct, now)
 		elapsed := time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
