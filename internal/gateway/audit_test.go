@@ -20,6 +20,25 @@ import (
 	"timegate/internal/config"
 )
 
+// gatewayFromText builds a gateway from configuration text written to
+// dir/t.conf, its state in dir/state, and returns it with the file's path.
+func gatewayFromText(t *testing.T, dir, text string) (*Gateway, string) {
+	t.Helper()
+	confPath := filepath.Join(dir, "t.conf")
+	if err := os.WriteFile(confPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(confPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, Options{ConfigPath: confPath, StateDir: filepath.Join(dir, "state"), Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, confPath
+}
+
 func freePort(t *testing.T, network string) int {
 	t.Helper()
 	if network == "udp" {
@@ -47,16 +66,7 @@ func TestAuditTrailWiring(t *testing.T) {
 	logPath := filepath.Join(dir, "log", "audit.log")
 	text := fmt.Sprintf("port %d\nntsport %d\nbindaddress 127.0.0.1\nlocal stratum 5\nauditlog %s\nauditkey %s ed25519\n",
 		freePort(t, "udp"), freePort(t, "tcp"), logPath, filepath.Join(dir, "auditkey"))
-	confPath := filepath.Join(dir, "t.conf")
-	os.WriteFile(confPath, []byte(text), 0o600)
-	cfg, err := config.Load(confPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{ConfigPath: confPath, StateDir: filepath.Join(dir, "state"), Log: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, confPath := gatewayFromText(t, dir, text)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -171,16 +181,7 @@ func TestAuditRotateReloads(t *testing.T) {
 	dir := t.TempDir()
 	text := fmt.Sprintf("port %d\nntsport 0\nbindaddress 127.0.0.1\nlocal stratum 5\nauditlog %s\nauditkey %s ed25519\n",
 		freePort(t, "udp"), filepath.Join(dir, "audit.log"), filepath.Join(dir, "auditkey"))
-	confPath := filepath.Join(dir, "t.conf")
-	os.WriteFile(confPath, []byte(text), 0o600)
-	cfg, err := config.Load(confPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{ConfigPath: confPath, StateDir: filepath.Join(dir, "state"), Log: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, confPath := gatewayFromText(t, dir, text)
 	defer g.audit.close(nil)
 	want := iaudit.Rotation{Size: config.DefaultAuditRotateSize, Keep: config.DefaultAuditRotateKeep}
 	if got := g.audit.w.Rotation(); got != want {
