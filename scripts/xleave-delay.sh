@@ -32,7 +32,12 @@
 # receive stamp (scripts/xleave/capture.py) and splits each server's
 # interleaved delays into the request leg (the client's send, T1 to T2)
 # and the return leg (the server's send, T3 to T4) with
-# scripts/xleave/legs.py, into legs.txt of the run's directory.
+# scripts/xleave/legs.py, into legs.txt of the run's directory, and each
+# paired sample into exchanges.txt. scripts/xleave/compare.py OUT...
+# then gives timegate − chronyd over the runs: per run, the mean, and
+# matched by idle (the two servers compared at equal idle before the
+# request, exchange by exchange: the one figure the polling phase does
+# not move).
 #
 # All chronyds run with -x and without CAP_SYS_TIME; they and timegate are
 # stopped on exit. Results stay in OUT (default a new /tmp directory).
@@ -148,7 +153,7 @@ for mode in $MODES; do
 			{
 				echo "timegate $tgaddr:$tgport, chronyd $srvaddr:$srvport"
 				python3 "$root/scripts/xleave/legs.py" "$d/capture.txt" "$d/cli/log/measurements.log" \
-					"$tgaddr:$tgport" "$srvaddr:$srvport" 2>&1 || true
+					"$tgaddr:$tgport" "$srvaddr:$srvport" -x "$d/exchanges.txt" 2>&1 || true
 			} >"$d/legs.txt"
 		fi
 		letter=B
