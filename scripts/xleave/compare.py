@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Timegate against chronyd over many runs of xleave-delay.sh (issue 14).
 
-Usage: compare.py DIR...     (each an OUT of scripts/xleave-delay.sh run
-                              with CAPTURE=1, or a directory above several)
+Usage: compare.py [-bins] DIR...   (each an OUT of scripts/xleave-delay.sh
+                                    run with CAPTURE=1, or a directory
+                                    above several)
 
 For every interleaved run found (its legs.txt), the difference timegate −
 chronyd of the medians legs.py reports: the delay ("Peer del."), the
@@ -24,7 +25,8 @@ samples are put in bins of idle (4 ms), and in each bin where both
 servers have at least MIN_BIN samples the difference of their medians is
 taken; the estimate is the mean of those differences, each bin weighted
 by the smaller of its two counts. Its ± is the standard deviation of the
-same estimate over 200 resamplings of the runs (with replacement).
+same estimate over 200 resamplings of the runs (with replacement). With
+-bins, each bin's counts and medians are printed too.
 """
 import glob
 import os
@@ -74,7 +76,24 @@ def matched(runs):
     return est
 
 
-def report_matched(top, runs):
+def print_bins(runs):
+    bins = {}
+    for run in runs:
+        for is_tg, b, v in run:
+            bins.setdefault(b, ([], []))[0 if is_tg else 1].append(v)
+    print(f"{'idle ms':>9s} | {'timegate n':>10s} {'T1_T2':>6s} {'T3_T4':>6s} {'delay':>6s} | {'chronyd n':>10s} {'T1_T2':>6s} {'T3_T4':>6s} {'delay':>6s}")
+    for b in sorted(bins):
+        cells = []
+        for side in bins[b]:
+            med = [statistics.median(v[k] for v in side) if side else float("nan") for k in ("T1_T2", "T3_T4", "delay")]
+            cells.append(f"{len(side):10d} {med[0]:6.0f} {med[1]:6.0f} {med[2]:6.0f}")
+        lo = b * BIN_NS // 1_000_000
+        print(f"{lo:4d}-{lo + BIN_NS // 1_000_000:<4d} | " + " | ".join(cells))
+
+
+def report_matched(top, runs, bins):
+    if bins:
+        print_bins(runs)
     est = matched(runs)
     if est["delay"] is None:
         print(f"{top}: no idle bin with {MIN_BIN} samples of each server to match")
@@ -91,8 +110,11 @@ def report_matched(top, runs):
 
 
 def main():
+    args = sys.argv[1:]
+    bins = "-bins" in args
+    args = [a for a in args if a != "-bins"]
     print(f"{'run':40s} {'tg addr':10s} {'idle tg/ch ms':>14s}" + "".join(f" {k:>8s}" for k in KEYS))
-    for top in sys.argv[1:]:
+    for top in args:
         files = sorted(glob.glob(os.path.join(top, "**", "legs.txt"), recursive=True))
         diffs = {k: [] for k in KEYS}
         runs = []  # each run's paired samples, when legs.py wrote them
@@ -126,7 +148,7 @@ def main():
             out.append(f"{k} {statistics.mean(v):+.0f} ± {se:.0f}")
         print(f"{top}: {n} runs, timegate − chronyd, ns: " + ", ".join(out))
         if runs:
-            report_matched(top, runs)
+            report_matched(top, runs, bins)
 
 
 if __name__ == "__main__":
