@@ -51,7 +51,7 @@ func CheckWithWarnings(path string) ([]string, error) {
 func CheckConfig(cfg *config.Config) error {
 	_, gateErr := buildGate(cfg)
 	_, _, keyErr := loadKeys(cfg)
-	_, _, keErr := keRateLimit(cfg)
+	_, keErr := keRateConfig(cfg)
 	var certErr error
 	if cfg.NTSServerCert != "" {
 		if _, err := certs.LoadFilesOwned(cfg.NTSServerCert, cfg.NTSServerKey, time.Now(), trustedOwners(cfg)...); err != nil {

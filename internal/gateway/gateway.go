@@ -570,6 +570,10 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	keRate, err := keRateConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := g.buildResponder(cfg, keys)
 	if err != nil {
 		return nil, err
@@ -589,6 +593,9 @@ func (g *Gateway) reloadLocked() ([]string, error) {
 	warnings := append(keyWarnings, notApplied(g.cfg.Load(), cfg)...)
 	if g.audit != nil {
 		g.audit.reload(cfg.Audit)
+	}
+	if g.nts != nil {
+		warnings = append(warnings, g.nts.setRateLimit(keRate)...)
 	}
 	warnings = append(warnings, g.applyLeap(cfg, tb)...)
 	warnings = append(warnings, g.reloadSources(cfg, keys)...)

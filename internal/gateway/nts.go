@@ -36,7 +36,7 @@ type ntsService struct {
 	// In this process: the listener, its sockets and its rate table.
 	listener *kelisten.Listener
 	sockets  []net.Listener
-	keTable  *ratelimit.Table // ntsratelimit; nil when off
+	keRate   ratelimit.Live // ntsratelimit in this process (a reload sets it)
 
 	// In helper processes: their supervisor and the sockets it passes on.
 	helpers     *keproc.Supervisor
@@ -78,11 +78,13 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 		}
 		return s, nil
 	}
-	allow, table, err := keRateLimit(cfg)
+	rc, err := keRateConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.keTable = table
+	if err := s.keRate.Set(rc); err != nil {
+		return nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
+	}
 	s.listener, err = kelisten.New(kelisten.Config{
 		TLS: nts.ServerTLSConfig(store.GetCertificate),
 		Server: &nts.ServerConfig{
@@ -90,7 +92,7 @@ func (g *Gateway) openNTS(ctx context.Context, cfg *config.Config) (*ntsService,
 			Now:     g.opts.Now,
 			Options: negotiateOptions(cfg),
 		},
-		Allow:          allow,
+		Allow:          s.allowKE,
 		MaxConns:       cfg.MaxNTSConnections,
 		OnFailure:      onFailure,
 		Nice:           cfg.NTSKENice,
@@ -240,23 +242,32 @@ func keRateConfig(cfg *config.Config) (*ratelimit.Config, error) {
 	return &rc, nil
 }
 
-// keRateLimit builds the per-source NTS-KE connection limiter
-// (`ntsratelimit`), or nil when it is off.
-func keRateLimit(cfg *config.Config) (func(netip.Addr, time.Time) bool, *ratelimit.Table, error) {
-	rc, err := keRateConfig(cfg)
-	if rc == nil || err != nil {
-		return nil, nil, err
+// allowKE is the per-source NTS-KE connection limit (`ntsratelimit`) in
+// this process. Only a pass admits: the table's 1-in-2^leak answers exist
+// so that a spoofer cannot silence the UDP address it forges, but a TCP
+// peer has completed a handshake and cannot be spoofed, so a leak would
+// only let a flooding source through (a campaign completed 102 handshakes
+// in 5 s from one address). The helpers (keproc) decide the same way.
+func (s *ntsService) allowKE(a netip.Addr, now time.Time) bool {
+	return s.keRate.Allow(a, now) == ratelimit.Pass
+}
+
+// setRateLimit puts a reloaded `ntsratelimit` (rc, checked by
+// keRateConfig; nil: off) in force, in this process or in every helper;
+// a table whose settings did not change keeps what it knows of each
+// source. A helper that did not take it (it is restarting, say) gets it
+// when it starts, and the warning says so.
+func (s *ntsService) setRateLimit(rc *ratelimit.Config) []string {
+	if s.helpers != nil {
+		if err := s.helpers.SetRateLimit(rc); err != nil {
+			return []string{fmt.Sprintf("ntsratelimit: not yet in force in every NTS-KE helper (each takes it when it next starts): %v", err)}
+		}
+		return nil
 	}
-	t, err := ratelimit.New(*rc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: ntsratelimit: %v", config.ErrConfig, cfg.Positions["ntsratelimit"], err)
+	if err := s.keRate.Set(rc); err != nil {
+		return []string{fmt.Sprintf("ntsratelimit: not applied: %v", err)}
 	}
-	// No leak: the table's 1-in-2^leak answers exist so that a spoofer
-	// cannot silence the UDP address it forges, but a TCP peer has completed
-	// a handshake and cannot be spoofed, so a leak would only let a flooding
-	// source through (a campaign completed 102 handshakes in 5 s from one
-	// address).
-	return func(a netip.Addr, now time.Time) bool { return t.Allow(a, now) == ratelimit.Pass }, t, nil
+	return nil
 }
 
 func listenAddrs(bind []netip.Addr, port int) []string {
@@ -385,8 +396,8 @@ func (s *ntsService) stats() (kelisten.Stats, *ratelimit.Stats, uint64) {
 		return st.KE, st.Rate, st.FailuresDropped
 	}
 	var rate *ratelimit.Stats
-	if s.keTable != nil {
-		ts := s.keTable.Stats()
+	if t := s.keRate.Table(); t != nil {
+		ts := t.Stats()
 		rate = &ts
 	}
 	return s.listener.Stats(), rate, 0

@@ -19,8 +19,12 @@ func restartOnly() []restartOnlyDirective {
 		{"ntpworkers", func(c *config.Config) any { return c.NTPWorkers }},
 		{"ntprcvbuf", func(c *config.Config) any { return c.NTPRcvBuf }},
 		{"txlead", func(c *config.Config) any { return c.TxLead }},
-		{"ntskenice", func(c *config.Config) any { return c.NTSKENice }},
+		{"ntskenice", func(c *config.Config) any { return [2]any{c.NTSKENice, c.NTSKEIdle} }},
 		{"ntsprocesses", func(c *config.Config) any { return c.NTSProcesses }},
+		{"maxntsconnections", func(c *config.Config) any { return c.MaxNTSConnections }},
+		// Both the NTS-KE server's choice and what the NTS sources offer
+		// are fixed when they start.
+		{"ntsaeads", func(c *config.Config) any { return c.NTSAEADs }},
 		{"bindcmdaddress", func(c *config.Config) any { return [2]any{c.ControlSocket, c.ControlOff} }},
 		{"cmdgroup", func(c *config.Config) any { return c.ControlGroup }},
 		{"metrics", func(c *config.Config) any { return c.Metrics }},
@@ -28,9 +32,9 @@ func restartOnly() []restartOnlyDirective {
 		{"ntsrotate", func(c *config.Config) any { return c.NTSRotate }},
 		{"ntsntpserver", func(c *config.Config) any { return [2]any{c.NTSNTPServer, c.NTSNTPPort} }},
 		{"ntskeystore", func(c *config.Config) any { return c.NTSKeyStore }},
-		{"ntsratelimit", func(c *config.Config) any { return c.NTSRateLimit }},
 		{"ntsservercert", func(c *config.Config) any { return [2]string{c.NTSServerCert, c.NTSServerKey} }},
 		{"ntstrustedcerts", func(c *config.Config) any { return c.NTSTrustedCerts }},
+		{"nosystemcert", func(c *config.Config) any { return c.NoSystemCert }},
 		{"holdover", func(c *config.Config) any { return c.Holdover }},
 		{"maxstartoffset", func(c *config.Config) any { return c.MaxStartOffset }},
 		{"maxchange", func(c *config.Config) any { return c.MaxChange }},
@@ -44,6 +48,8 @@ func restartOnly() []restartOnlyDirective {
 		{"logdir", func(c *config.Config) any { return c.LogDir }},
 		{"makestep", func(c *config.Config) any { return c.MakeStep }},
 		{"log", func(c *config.Config) any { return c.Log }},
+		{"user", func(c *config.Config) any { return c.User }},
+		{"pidfile", func(c *config.Config) any { return c.PIDFile }},
 		{"auditlog", func(c *config.Config) any { return auditSettings(c.Audit) }},
 	}
 }

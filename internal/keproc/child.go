@@ -103,6 +103,10 @@ type helper struct {
 	// goroutine touches it.
 	ringSet bool
 
+	// rate is ntsratelimit, as the configuration set it and the parent
+	// has changed it since (msgRate).
+	rate ratelimit.Live
+
 	failures chan Failure
 	dropped  atomic.Uint64
 }
@@ -151,7 +155,7 @@ func runHelper(capsErr error) error {
 	if err != nil {
 		return err
 	}
-	l, table, err := h.listener(cfg)
+	l, err := h.listener(cfg)
 	if err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ func runHelper(capsErr error) error {
 		if err != nil {
 			return err
 		}
-		if err := h.handle(typ, p, l, table); err != nil {
+		if err := h.handle(typ, p, l); err != nil {
 			return err
 		}
 	}
@@ -183,7 +187,7 @@ func runHelper(capsErr error) error {
 	}
 	go h.sendFailures(ctx)
 	h.log.Debug("serving NTS-KE", zap.Int("listeners", len(lns)), zap.Int("pid", os.Getpid()))
-	err = h.serveControl(buf, l, table)
+	err = h.serveControl(buf, l)
 	cancel()
 	wg.Wait() // running sessions end within their deadline
 	if errors.Is(err, io.EOF) {
@@ -234,16 +238,9 @@ func inheritedListeners(n int) ([]net.Listener, error) {
 	return lns, nil
 }
 
-func (h *helper) listener(cfg ChildConfig) (*kelisten.Listener, *ratelimit.Table, error) {
-	var allow func(netip.Addr, time.Time) bool
-	var table *ratelimit.Table
-	if cfg.RateLimit != nil {
-		t, err := ratelimit.New(*cfg.RateLimit)
-		if err != nil {
-			return nil, nil, err
-		}
-		table = t
-		allow = func(a netip.Addr, now time.Time) bool { return t.Allow(a, now) == ratelimit.Pass }
+func (h *helper) listener(cfg ChildConfig) (*kelisten.Listener, error) {
+	if err := h.rate.Set(cfg.RateLimit); err != nil {
+		return nil, err
 	}
 	l, err := kelisten.New(kelisten.Config{
 		TLS: nts.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return h.cert.Load(), nil }),
@@ -251,12 +248,18 @@ func (h *helper) listener(cfg ChildConfig) (*kelisten.Listener, *ratelimit.Table
 			Ring:    h.ring.Load,
 			Options: cfg.Options,
 		},
-		Allow:     allow,
+		Allow:     h.allow,
 		MaxConns:  cfg.MaxConns,
 		OnFailure: h.failed,
 		Log:       h.log.Named("ke"),
 	})
-	return l, table, err
+	return l, err
+}
+
+// allow admits a connection only when the rate table passes it: no leak
+// over TCP (see the gateway's allowKE, which decides the same way).
+func (h *helper) allow(a netip.Addr, now time.Time) bool {
+	return h.rate.Allow(a, now) == ratelimit.Pass
 }
 
 // failed queues a failure for the parent's audit trail without ever
@@ -296,13 +299,13 @@ func (h *helper) sendFailures(ctx context.Context) {
 }
 
 // serveControl answers the parent until it closes the socket (io.EOF).
-func (h *helper) serveControl(buf []byte, l *kelisten.Listener, table *ratelimit.Table) error {
+func (h *helper) serveControl(buf []byte, l *kelisten.Listener) error {
 	for {
 		typ, p, err := h.read(buf)
 		if err != nil {
 			return err
 		}
-		if err := h.handle(typ, p, l, table); err != nil {
+		if err := h.handle(typ, p, l); err != nil {
 			return err
 		}
 	}
@@ -310,7 +313,7 @@ func (h *helper) serveControl(buf []byte, l *kelisten.Listener, table *ratelimit
 
 // handle applies one message from the parent. An error ends the helper:
 // the parent restarts it.
-func (h *helper) handle(typ byte, p []byte, l *kelisten.Listener, table *ratelimit.Table) error {
+func (h *helper) handle(typ byte, p []byte, l *kelisten.Listener) error {
 	switch typ {
 	case msgCert:
 		chain, key, err := parseCert(p)
@@ -337,9 +340,15 @@ func (h *helper) handle(typ byte, p []byte, l *kelisten.Listener, table *ratelim
 		h.ring.Store(ring)
 		h.ringSet = true
 		return h.ack(nil)
+	case msgRate:
+		var rc *ratelimit.Config
+		if err := json.Unmarshal(p, &rc); err != nil {
+			return h.ack(fmt.Errorf("ntsratelimit: %w", err))
+		}
+		return h.ack(h.rate.Set(rc))
 	case msgStatsReq:
 		st := Stats{KE: l.Stats(), FailuresDropped: h.dropped.Load()}
-		if table != nil {
+		if table := h.rate.Table(); table != nil {
 			ts := table.Stats()
 			st.Rate = &ts
 		}

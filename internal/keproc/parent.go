@@ -146,10 +146,14 @@ func (s *Supervisor) keep(ctx context.Context, i int, started chan<- struct{}) {
 		if err == nil {
 			pid = c.cmd.Process.Pid
 			s.setLive(i, c)
-			// A ring put in service while it started was signalled
-			// before it was live: pushRing sends only a change.
+			// A ring put in service, or a rate limit reloaded, while it
+			// started was sent before it was live: each push sends only
+			// a change.
 			if err = c.pushRing(s.cfg.Ring()); err != nil {
 				s.log.Warn("NTS-KE helper did not take the new key ring", zap.Int("helper", i), zap.Error(err))
+			}
+			if err = c.pushRate(s.rateLimit()); err != nil {
+				s.log.Warn("NTS-KE helper did not take the reloaded ntsratelimit", zap.Int("helper", i), zap.Error(err))
 			}
 			if first {
 				started <- struct{}{}
@@ -206,7 +210,9 @@ func (s *Supervisor) retire(i int, c *child) {
 
 // start runs helper i and hands it its configuration, certificate and ring.
 func (s *Supervisor) start(i int) (*child, error) {
-	cc := s.cfg.Child
+	s.mu.Lock()
+	cc := s.cfg.Child // SetRateLimit may change it meanwhile
+	s.mu.Unlock()
 	cc.Index, cc.Listeners = i, len(s.cfg.Listeners)
 	config, err := json.Marshal(cc)
 	if err != nil {
@@ -216,6 +222,7 @@ func (s *Supervisor) start(i int) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.rateSent = cc.RateLimit
 	if err = c.request(append([]byte{msgConfig}, config...)); err == nil {
 		if err = c.pushCert(s.cfg.Cert()); err == nil {
 			err = c.pushRing(s.cfg.Ring())
@@ -241,6 +248,24 @@ func (s *Supervisor) PushCert() error {
 // ringPollPeriod in case a change went unsignalled.
 func (s *Supervisor) PushRing() error {
 	return s.each(func(c *child) error { return c.pushRing(s.cfg.Ring()) })
+}
+
+// SetRateLimit puts a reloaded ntsratelimit (nil: off) in force in every
+// running helper, and returns once each has it; helpers started later
+// get it with their configuration. A helper keeps its table, and what it
+// knows of each source, when the settings are the ones it has.
+func (s *Supervisor) SetRateLimit(rc *ratelimit.Config) error {
+	s.mu.Lock()
+	s.cfg.Child.RateLimit = rc
+	s.mu.Unlock()
+	return s.each(func(c *child) error { return c.pushRate(rc) })
+}
+
+// rateLimit is the ntsratelimit helpers are to have now.
+func (s *Supervisor) rateLimit() *ratelimit.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Child.RateLimit
 }
 
 // every runs f each period, and whenever wake signals (nil: never), until
@@ -345,7 +370,8 @@ type child struct {
 	last     Stats // the last report, for Stats when it does not answer
 	certSent *tls.Certificate
 	ringSent *nts.KeyRing
-	ringOnce bool // ringSent is meaningful (nil is a ring state too)
+	ringOnce bool              // ringSent is meaningful (nil is a ring state too)
+	rateSent *ratelimit.Config // the ntsratelimit it has (nil: off)
 }
 
 // serve waits until the helper exits or ctx ends; on ctx's end it closes
@@ -500,6 +526,28 @@ func (c *child) pushRing(ring *nts.KeyRing) error {
 	}
 	c.mu.Lock()
 	c.ringSent, c.ringOnce = ring, true
+	c.mu.Unlock()
+	return nil
+}
+
+// pushRate gives the helper rc as its ntsratelimit unless it has those
+// settings already.
+func (c *child) pushRate(rc *ratelimit.Config) error {
+	c.mu.Lock()
+	same := c.rateSent == rc || c.rateSent != nil && rc != nil && *c.rateSent == *rc
+	c.mu.Unlock()
+	if same {
+		return nil
+	}
+	msg, err := json.Marshal(rc)
+	if err != nil {
+		return err
+	}
+	if err := c.request(append([]byte{msgRate}, msg...)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.rateSent = rc
 	c.mu.Unlock()
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 
 	"timegate/internal/kelisten"
 	"timegate/nts"
+	"timegate/ratelimit"
 )
 
 // TestMain makes this test binary the helper the Supervisors under test
@@ -132,7 +133,7 @@ func startWith(t *testing.T, processes int, cc ChildConfig) *fixture {
 	fx.sup, err = New(Config{
 		Processes:   processes,
 		Listeners:   []*os.File{f},
-		Child:       ChildConfig{Options: nts.NegotiateOptions{NTPPort: 11123}, LogLevel: "warn", Nice: cc.Nice, Idle: cc.Idle},
+		Child:       ChildConfig{Options: nts.NegotiateOptions{NTPPort: 11123}, LogLevel: "warn", Nice: cc.Nice, Idle: cc.Idle, RateLimit: cc.RateLimit},
 		Cert:        fx.cert.Load,
 		Ring:        fx.ring.Load,
 		RingChanged: fx.changed,
@@ -248,6 +249,70 @@ func TestHelperServesAndRestarts(t *testing.T) {
 	// 1 from the killed helper's last report, 1 from the new one: the
 	// counters never go back.
 	waitFor(t, "two sessions counted", func() bool { return fx.sup.Stats().KE.Served == 2 })
+}
+
+// tryExchange is one NTS-KE session; an error is a refusal.
+func (fx *fixture) tryExchange() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := nts.Exchange(ctx, nil, fx.addr, &tls.Config{RootCAs: fx.pool, ServerName: "ke.test"}, nil)
+	return err
+}
+
+// passes counts the sessions of n that were served.
+func (fx *fixture) passes(n int) int {
+	ok := 0
+	for range n {
+		if fx.tryExchange() == nil {
+			ok++
+		}
+	}
+	return ok
+}
+
+// A reloaded ntsratelimit reaches the running helper before SetRateLimit
+// returns (the same settings again keep its table, and a source over its
+// limit stays over it), a helper started later has it from the start, and
+// nil turns it off.
+func TestHelperFollowsRateLimit(t *testing.T) {
+	fx := start(t, 1)
+	if got := fx.passes(4); got != 4 || fx.sup.Stats().Rate != nil {
+		t.Fatalf("no limit: %d of 4 sessions served, rate stats %v", got, fx.sup.Stats().Rate)
+	}
+	rc := ratelimit.Config{Interval: 6, Burst: 2, Leak: 1, PrefixV4: 32, PrefixV6: 64, Size: 64}
+	if err := fx.sup.SetRateLimit(&rc); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.passes(4); got != rc.Burst {
+		t.Fatalf("limit set: %d of 4 sessions served, want the burst of %d", got, rc.Burst)
+	}
+	same := rc
+	if err := fx.sup.SetRateLimit(&same); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.passes(2); got != 0 {
+		t.Fatalf("same limit again: %d of 2 sessions served: the table forgot the source", got)
+	}
+	if st := fx.sup.Stats().Rate; st == nil || st.Passed != 2 {
+		t.Fatalf("rate stats %+v", st)
+	}
+	old := helperPIDs(fx)
+	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new helper", func() bool {
+		p := helperPIDs(fx)
+		return len(p) == 1 && p[0] != old[0]
+	})
+	if got := fx.passes(4); got != rc.Burst {
+		t.Fatalf("restarted helper: %d of 4 sessions served, want the burst of %d", got, rc.Burst)
+	}
+	if err := fx.sup.SetRateLimit(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.passes(3); got != 3 {
+		t.Fatalf("limit off: %d of 3 sessions served", got)
+	}
 }
 
 // A rotated ring and a new certificate reach the helpers before PushRing

@@ -28,7 +28,8 @@ const (
 	msgCert     byte = 'X' // parent → helper: certificate chain and key (encodeCert)
 	msgRing     byte = 'R' // parent → helper: nts.KeyRing.MarshalBinary; empty: no ring yet
 	msgStatsReq byte = 'S' // parent → helper: no payload
-	msgAck      byte = 'A' // helper → parent, after C, X, R: empty, or why it was refused
+	msgRate     byte = 'L' // parent → helper: JSON *ratelimit.Config (null: off), a reloaded ntsratelimit
+	msgAck      byte = 'A' // helper → parent, after C, X, R, L: empty, or why it was refused
 	msgStats    byte = 'T' // helper → parent, after S: JSON Stats
 	msgFailures byte = 'F' // helper → parent, unasked: failure records
 )
