@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"timegate/internal/report"
+	"timegate/nts"
 	"timegate/tests/harness"
 )
 
@@ -77,4 +81,41 @@ func TestKEHelperRestartAudited(t *testing.T) {
 			fmt.Sprintf("helpers %d, restarts %d, served %d, failures lost %d (want 1, 1, 2, 0)",
 				ke.Helpers, ke.HelperRestarts, ke.Served, ke.HelperFailuresLost)
 	})
+}
+
+// A reload changes ntsratelimit in the running NTS-KE helper (ntsprocesses
+// 1, the default): with a burst of 2 a source gets 2 of 4 sessions; after
+// `gatectl reload` with a burst of 8 it gets 8 of 10 (a new table: the
+// settings changed), and the reload names no restart.
+func TestKEHelperRateLimitReload(t *testing.T) {
+	bins := build.Binaries(t)
+	p, _, kePort, cert := ntsTimegate(t, 5, "ntsratelimit interval 6 burst 2 leak 1")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(kePort))
+	conf := &tls.Config{RootCAs: harness.CertPool(t, cert), ServerName: "localhost"}
+	served := func(n int) int {
+		ok := 0
+		for range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := nts.Exchange(ctx, nil, addr, conf, []uint16{15}); err == nil {
+				ok++
+			}
+			cancel()
+		}
+		return ok
+	}
+	if got := served(4); got != 2 {
+		t.Fatalf("burst 2: %d of 4 sessions served", got)
+	}
+	text, err := os.ReadFile(p.ConfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WriteConfig(t, strings.Replace(string(text), "burst 2 leak 1", "burst 8 leak 1", 1))
+	out, stderr, err := p.Gatectl(t, bins.Gatectl, "reload")
+	if err != nil || strings.Contains(out+stderr, "ntsratelimit") {
+		t.Fatalf("gatectl reload: %v\n%s%s", err, out, stderr)
+	}
+	if got := served(10); got != 8 {
+		t.Fatalf("after the reload to burst 8: %d of 10 sessions served", got)
+	}
 }
