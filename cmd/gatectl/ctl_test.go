@@ -31,7 +31,7 @@ func fixture(synced bool) map[string]any {
 		Started: t0.Add(-2 * time.Hour), Uptime: 7200, ConfigFile: "/etc/timegate/timegate.conf", ConfigLoaded: t0.Add(-time.Hour),
 		Audit: &report.AuditStatus{File: "/var/lib/timegate/audit.log", LastSeq: 1234, Segments: 3, DiskBytes: 13107200,
 			Shipping: &report.AuditShipping{Target: "relp://collector.example.net:2514", Connected: true, AckedSeq: 1230,
-				BacklogBytes: 1229, SpoolMax: 64 << 20, Reconnects: 1, LastError: "EOF"}}}
+				BacklogBytes: 1229, SpoolMax: 64 << 20, Reconnects: 1, LastError: "EOF", Since: t0.Add(-25 * time.Minute)}}}
 	if !synced {
 		st = report.Status{State: report.StateUnsynchronised, Reason: "only 1 of minsources 2 agree", ReasonCode: "MINS",
 			Stratum: 16, RefID: "MINS", Leap: "not synchronised", SinceEstimate: -1, Sources: 2, MinSources: 2,
@@ -42,7 +42,7 @@ func fixture(synced bool) map[string]any {
 				RotateError: "naming the segment: link /var/lib/timegate/audit.log /var/lib/timegate/audit.log-000000000001: no space left on device",
 				Shipping: &report.AuditShipping{Target: "relp://collector.example.net:2514", AckedSeq: 1230,
 					BacklogBytes: 70 << 20, SpoolMax: 64 << 20, Alarm: true, Skipped: 1, Reconnects: 40,
-					LastError: "dial tcp 192.0.2.50:2514: connect: connection refused"}}}
+					LastError: "dial tcp 192.0.2.50:2514: connect: connection refused", Since: t0.Add(-40 * time.Minute)}}}
 	}
 	return map[string]any{
 		gateway.CmdStatus: st,

@@ -126,9 +126,9 @@ func printAudit(line func(k, v string), a *report.AuditStatus) {
 	if sh == nil {
 		return
 	}
-	v = sh.Target + " connected"
+	v = sh.Target + " connected since " + stamp(sh.Since)
 	if !sh.Connected {
-		v = sh.Target + " DISCONNECTED"
+		v = sh.Target + " DISCONNECTED since " + stamp(sh.Since)
 		if sh.LastError != "" {
 			v += " (" + sh.LastError + ")"
 		}

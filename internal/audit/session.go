@@ -87,7 +87,8 @@ func (s *Shipper) connect(ctx context.Context) (transport, error) {
 		t.close()
 		return nil, fmt.Errorf("reading the audit file: %w", err)
 	}
-	s.update(func(st *ShipStatus) { st.Connected = true })
+	now := s.now()
+	s.update(func(st *ShipStatus) { st.Connected, st.Since = true, now })
 	s.log.Info("audit shipping connected", zap.String("collector", s.Status().Target), zap.Uint64("from_seq", s.acked.Seq+1))
 	return t, nil
 }

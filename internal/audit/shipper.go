@@ -95,6 +95,10 @@ type ShipStatus struct {
 	Skipped      uint64 // records given up by drop-oldest
 	Reconnects   uint64
 	LastError    string
+	// Since is when Connected last changed, or the shipper started: how
+	// long the collector has been out of reach is the first thing an
+	// operator asks of a DISCONNECTED.
+	Since time.Time
 }
 
 // NewShipper loads the cursor and checks it against the file.
@@ -132,7 +136,7 @@ func NewShipper(cfg ShipConfig, src Source) (*Shipper, error) {
 	}
 	c.File = st.first
 	s := &Shipper{cfg: cfg, src: src, log: cfg.Log, acked: c, saved: c, st: st}
-	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq, SpoolMax: cfg.SpoolMax}
+	s.status = ShipStatus{Target: cfg.Transport + "://" + cfg.Addr, AckedSeq: c.Seq, SpoolMax: cfg.SpoolMax, Since: s.now()}
 	return s, nil
 }
 
@@ -165,7 +169,15 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return nil
 		}
 		prev := s.Status()
-		s.update(func(st *ShipStatus) { st.Connected = false; st.LastError = err.Error(); st.Reconnects++ })
+		now := s.now()
+		s.update(func(st *ShipStatus) {
+			if st.Connected {
+				st.Since = now
+			}
+			st.Connected = false
+			st.LastError = err.Error()
+			st.Reconnects++
+		})
 		// Warn when shipping stops or fails differently; the retries of a
 		// long outage (every 30 s at most) are Debug, so they do not flood.
 		level := zap.DebugLevel

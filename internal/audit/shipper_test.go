@@ -29,7 +29,18 @@ type fakeRELP struct {
 	seqs      []uint64
 	dropAfter int
 	conns     int
+	open      []net.Conn
 	down      atomic.Bool // connections are closed at once (an outage)
+}
+
+// cut closes every connection the collector has open.
+func (f *fakeRELP) cut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.open {
+		c.Close()
+	}
+	f.open = nil
 }
 
 func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
@@ -52,6 +63,7 @@ func startFakeRELP(t *testing.T, dropAfter int) *fakeRELP {
 			f.mu.Lock()
 			f.conns++
 			first := f.conns == 1
+			f.open = append(f.open, c)
 			f.mu.Unlock()
 			go f.serve(c, first)
 		}
@@ -223,6 +235,46 @@ func TestShipperOverflow(t *testing.T) {
 			t.Errorf("%s: %+v", policy, st)
 		}
 		verifyFile(t, path, s) // the local file keeps everything
+	}
+}
+
+// TestShipStatusSince: Since is when shipping started until the first
+// connection, whatever the failed attempts; then when the connection came
+// up; then when it went down.
+func TestShipStatusSince(t *testing.T) {
+	s := testKey(t, audit.Ed25519)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	w, err := OpenWriter(WriterConfig{Path: path, Signer: s, NoSync: true}, startEv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(stopEv)
+	f := startFakeRELP(t, 0)
+	f.down.Store(true)
+	var clock atomic.Int64
+	clock.Store(1000)
+	sh, stop := runShipper(t, ShipConfig{Transport: "relp", Addr: f.ln.Addr().String(), Cursor: path + ".shipped",
+		Rec: w, Log: zaptest.NewLogger(t), Now: func() time.Time { return time.Unix(clock.Load(), 0) }}, w)
+	defer stop()
+	waitUntil(t, 10*time.Second, func() bool { return sh.Status().Reconnects >= 1 })
+	clock.Store(1500)
+	if st := sh.Status(); st.Connected || st.Since.Unix() != 1000 {
+		t.Fatalf("never connected: %+v, want since the start (1000)", st)
+	}
+	clock.Store(2000)
+	f.down.Store(false)
+	waitUntil(t, 20*time.Second, func() bool { return sh.Status().Connected })
+	clock.Store(2500)
+	if st := sh.Status(); st.Since.Unix() != 2000 {
+		t.Fatalf("connected: since %d, want 2000", st.Since.Unix())
+	}
+	clock.Store(3000)
+	f.down.Store(true)
+	f.cut()
+	waitUntil(t, 10*time.Second, func() bool { return !sh.Status().Connected })
+	clock.Store(3500)
+	if st := sh.Status(); st.Since.Unix() != 3000 {
+		t.Fatalf("disconnected: since %d, want 3000", st.Since.Unix())
 	}
 }
 

@@ -209,7 +209,7 @@ func (g *Gateway) auditStatus() *report.AuditStatus {
 		s := t.ship.Status()
 		st.Shipping = &report.AuditShipping{Target: s.Target, Connected: s.Connected, AckedSeq: s.AckedSeq,
 			BacklogBytes: s.BacklogBytes, SpoolMax: s.SpoolMax, Alarm: s.Alarm, Skipped: s.Skipped,
-			Reconnects: s.Reconnects, LastError: s.LastError}
+			Reconnects: s.Reconnects, LastError: s.LastError, Since: s.Since}
 	}
 	return st
 }

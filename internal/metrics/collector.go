@@ -131,6 +131,9 @@ func (c *collector) audit(e emitter, a *report.AuditStatus) {
 	e.gauge(c.d.shipAlarm, bool01(s.Alarm))
 	e.counter(c.d.shipSkipped, s.Skipped)
 	e.counter(c.d.shipReconnects, s.Reconnects)
+	if !s.Since.IsZero() {
+		e.gauge(c.d.shipSince, float64(s.Since.UnixNano())/1e9)
+	}
 }
 
 // modeNames label the NTP mode field (RFC 5905 figure 10).

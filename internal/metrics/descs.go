@@ -31,7 +31,7 @@ type descs struct {
 
 	auditSeq, auditDropped, auditFailing, auditSegments, auditDisk, auditRotateFailing *prometheus.Desc
 	shipConnected, shipAcked, shipBacklog, shipLimit, shipAlarm                        *prometheus.Desc
-	shipSkipped, shipReconnects                                                        *prometheus.Desc
+	shipSkipped, shipReconnects, shipSince                                             *prometheus.Desc
 }
 
 // newDesc names a timegate metric.
@@ -145,6 +145,7 @@ func (x *descs) audit() {
 	x.shipAlarm = d("audit_ship_alarm", "1 from when the backlog passes its limit until it is back under half of it.")
 	x.shipSkipped = d("audit_ship_skipped_records_total", "Audit records given up shipping by overflow drop-oldest (they stay in the local file).")
 	x.shipReconnects = d("audit_ship_reconnects_total", "Audit shipping sessions that could not be opened or ended, each followed by another attempt.")
+	x.shipSince = d("audit_ship_since_timestamp_seconds", "Unix time the connection to the audit collector last came up or went down (or shipping started): with audit_ship_connected 0, time() minus this is how long delivery has stopped.")
 }
 
 // all lists the descriptors for Describe.
@@ -162,6 +163,6 @@ func (x *descs) all() []*prometheus.Desc {
 		x.fleetConnected, x.fleetLastSync, x.fleetRefused,
 		x.leapExpiry, x.leapExpired,
 		x.auditSeq, x.auditDropped, x.auditFailing, x.auditSegments, x.auditDisk, x.auditRotateFailing,
-		x.shipConnected, x.shipAcked, x.shipBacklog, x.shipLimit, x.shipAlarm, x.shipSkipped, x.shipReconnects,
+		x.shipConnected, x.shipAcked, x.shipBacklog, x.shipLimit, x.shipAlarm, x.shipSkipped, x.shipReconnects, x.shipSince,
 	}
 }

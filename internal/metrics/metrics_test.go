@@ -97,7 +97,7 @@ func syncedReporter() *fakeReporter {
 		Audit: &report.AuditStatus{File: "/var/lib/timegate/audit.log", LastSeq: 1234, Segments: 3, DiskBytes: 13107200,
 			DroppedTotal: 7, WriteFailing: true, LastWriteError: "writing: no space left on device", RotateError: "naming the segment: permission denied",
 			Shipping: &report.AuditShipping{Target: "relp://192.0.2.9:2514", AckedSeq: 1230, BacklogBytes: 70 << 20, SpoolMax: 64 << 20,
-				Alarm: true, Skipped: 12, Reconnects: 4, LastError: "connection refused"}},
+				Alarm: true, Skipped: 12, Reconnects: 4, LastError: "connection refused", Since: testNow.Add(-time.Hour)}},
 	}}
 }
 

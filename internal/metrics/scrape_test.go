@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zaptest"
@@ -101,6 +102,7 @@ func TestScrape(t *testing.T) {
 		{"timegate_audit_ship_alarm", gauge, nil, 1},
 		{"timegate_audit_ship_skipped_records_total", counter, nil, 12},
 		{"timegate_audit_ship_reconnects_total", counter, nil, 4},
+		{"timegate_audit_ship_since_timestamp_seconds", gauge, nil, float64(testNow.Add(-time.Hour).Unix())},
 	} {
 		f := fams[tc.name]
 		if f == nil {

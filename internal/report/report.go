@@ -135,6 +135,8 @@ type AuditShipping struct {
 	// kept while connected again.
 	Reconnects uint64 `json:"reconnects"`
 	LastError  string `json:"last_error,omitempty"`
+	// Since is when Connected last changed (or shipping started).
+	Since time.Time `json:"since"`
 }
 
 // Source states, most important first: `sources` shows one per upstream.
