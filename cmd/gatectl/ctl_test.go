@@ -51,6 +51,7 @@ func fixture(synced bool) map[string]any {
 			{ID: 2, Name: "192.0.2.20", Address: "192.0.2.20:123", State: report.SourceCombined, Auth: "key", KeyID: 5, KeyType: "AES128", Stratum: 2, Poll: 7, Reach: 0o376, SinceRx: 100, Samples: 7, Offset: -0.00041, Delay: 0.0051, Jitter: 0.0002, Authenticated: true, XLeave: true, Mode: "basic"},
 			{ID: 3, Name: "liar.example.net", Address: "198.51.100.9:123", State: report.SourceFalseticker, Why: "outside the intersection of the majority", Auth: "nts", Cookies: 8, Stratum: 1, Poll: 6, Reach: 0o377, SinceRx: 40, Samples: 8, Offset: 2.999, Delay: 0.012, Jitter: 0.001, Authenticated: true},
 			{ID: 4, Name: "broken.example.net", State: report.SourceKEFailing, Why: "nts: TLS handshake: x509: certificate signed by unknown authority", Auth: "nts", SinceRx: -1, SinceKE: -1},
+			{ID: 5, Name: "pool.example.net", KEAddress: "203.0.113.7:4460", State: report.SourceKEFailing, Why: "nts: dial tcp 203.0.113.7:4460: connect: connection refused", Auth: "nts", SinceRx: -1, SinceKE: -1},
 		},
 		gateway.CmdServerStats: report.ServerStats{
 			NTP: report.NTPStats{Received: 1000, Replied: 900, ByMode: map[string]uint64{"client": 990, "control": 10}, Answered: map[string]uint64{"none": 800, "key": 50, "nts": 50},

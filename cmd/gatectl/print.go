@@ -222,6 +222,9 @@ func printSources(w io.Writer, rows []report.Source) {
 	for i := range rows {
 		s := &rows[i]
 		addr := s.Address
+		if addr == "" && s.KEAddress != "" {
+			addr = "KE " + s.KEAddress // an NTS pool's address before its NTS-KE
+		}
 		if addr == "" {
 			addr = "-"
 		}

@@ -475,8 +475,20 @@ func TestEngineNTSPool(t *testing.T) {
 		if s := state.Load(); s.Stratum != 3 {
 			t.Fatalf("published %+v", s)
 		}
+		rows, err := e.Sources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		mu.Lock()
 		defer mu.Unlock()
+		// Each row names the address its NTS-KE went to (gatectl
+		// sources shows it before the KE has given an NTP address).
+		for _, row := range rows {
+			host, _, _ := strings.Cut(row.Address, ":")
+			if keTo[row.KEAddress] == 0 || row.KEAddress != host+":4460" {
+				t.Errorf("source row %s: KE address %q, NTP address %q; NTS-KE went to %v", row.Name, row.KEAddress, row.Address, keTo)
+			}
+		}
 		if len(keTo) != poolSize {
 			t.Fatalf("NTS-KE with %d addresses, want %d: %v", len(keTo), poolSize, keTo)
 		}

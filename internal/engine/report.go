@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -54,6 +55,9 @@ func (r *runner) reportSource(a *assoc, sys, local time.Time) report.Source {
 	row := report.Source{ID: a.id, Name: a.spec.Host, Auth: "none", SinceRx: -1, SinceKE: -1, Authenticated: a.authenticated()}
 	if a.addr.IsValid() {
 		row.Address = a.addr.String()
+	}
+	if a.keIP.IsValid() {
+		row.KEAddress = netip.AddrPortFrom(a.keIP, uint16(a.spec.NTSPort)).String()
 	}
 	switch {
 	case a.spec.NTS:

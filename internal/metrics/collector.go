@@ -245,12 +245,18 @@ func (c *collector) sources(e emitter) {
 	seen := make(map[[2]string]bool, len(rows))
 	for i := range rows {
 		s := &rows[i]
-		key := [2]string{s.Name, s.Address}
+		// An NTS pool's address is known by its NTS-KE server until the
+		// KE names the NTP server.
+		addr := s.Address
+		if addr == "" {
+			addr = s.KEAddress
+		}
+		key := [2]string{s.Name, addr}
 		if seen[key] {
 			continue // pool members not resolved yet share a name and no address
 		}
 		seen[key] = true
-		c.source(e, s, s.Name, s.Address)
+		c.source(e, s, s.Name, addr)
 	}
 }
 

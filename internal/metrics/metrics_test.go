@@ -53,6 +53,8 @@ func (f *fakeReporter) Sources(context.Context) ([]report.Source, error) {
 			Reach: 255, Offset: 0.0012, Delay: 0.025, Jitter: 0.0003, RootDistance: 0.013, Samples: 8, Sent: 40, Received: 39, Authenticated: true},
 		{Name: "pool.example", State: report.SourceResolving, Auth: "none"},
 		{Name: "pool.example", State: report.SourceResolving, Auth: "none"}, // same labels: emitted once
+		{Name: "nts-pool.example", KEAddress: "192.0.2.40:4460", State: report.SourceKEFailing, Auth: "nts"},
+		{Name: "nts-pool.example", KEAddress: "192.0.2.41:4460", State: report.SourceKEFailing, Auth: "nts"},
 		{Name: "b.example", Address: "2001:db8::1", State: report.SourceFalseticker, Auth: "none", Stratum: 2, Poll: 10,
 			Reach: 17, Offset: -0.5, Delay: 0.03, Samples: 3, Sent: 5, Received: 3},
 	}, nil

@@ -70,6 +70,8 @@ func TestScrape(t *testing.T) {
 		{"timegate_source_state", gauge, []string{"source", "a.example", "address", "192.0.2.1", "state", "falseticker"}, 0},
 		{"timegate_source_state", gauge, []string{"source", "b.example", "address", "2001:db8::1", "state", "falseticker"}, 1},
 		{"timegate_source_state", gauge, []string{"source", "pool.example", "address", "", "state", "resolving"}, 1},
+		{"timegate_source_state", gauge, []string{"source", "nts-pool.example", "address", "192.0.2.40:4460", "state", "ke-failing"}, 1},
+		{"timegate_source_state", gauge, []string{"source", "nts-pool.example", "address", "192.0.2.41:4460", "state", "ke-failing"}, 1},
 		{"timegate_source_offset_seconds", gauge, []string{"source", "a.example"}, 0.0012},
 		{"timegate_source_offset_seconds", gauge, []string{"source", "b.example"}, -0.5},
 		{"timegate_source_delay_seconds", gauge, []string{"source", "a.example"}, 0.025},
@@ -129,7 +131,10 @@ func TestScrape(t *testing.T) {
 // unresolved pool member once), and no offset for a source without samples.
 func checkSourceSeries(t *testing.T, fams map[string]*dto.MetricFamily) {
 	t.Helper()
-	if n, want := len(fams["timegate_source_state"].GetMetric()), 3*len(sourceStates()); n != want {
+	// a.example, b.example, pool.example (its two unresolved members
+	// share labels) and the two NTS pool members known by their KE
+	// servers.
+	if n, want := len(fams["timegate_source_state"].GetMetric()), 5*len(sourceStates()); n != want {
 		t.Errorf("%d source_state series, want %d", n, want)
 	}
 	if _, ok := value(fams, "timegate_source_offset_seconds", "source", "pool.example"); ok {

@@ -161,8 +161,12 @@ type Source struct {
 	ID      uint64 `json:"id"`
 	Name    string `json:"name"` // the server/pool line's host
 	Address string `json:"address,omitempty"`
-	State   string `json:"state"`
-	Why     string `json:"why,omitempty"`
+	// KEAddress is the NTS-KE server of one address of an NTS pool
+	// (`pool NAME nts`): each address has its own NTS-KE, and the NTP
+	// address (Address) is known only once that succeeds.
+	KEAddress string `json:"ke_address,omitempty"`
+	State     string `json:"state"`
+	Why       string `json:"why,omitempty"`
 	// Auth is "nts", "key" or "none".
 	Auth    string  `json:"auth"`
 	KeyID   uint32  `json:"key_id,omitempty"`
