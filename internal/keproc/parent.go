@@ -152,7 +152,7 @@ func (s *Supervisor) keep(ctx context.Context, i int, started chan<- struct{}) {
 			if err = c.pushRing(s.cfg.Ring()); err != nil {
 				s.log.Warn("NTS-KE helper did not take the new key ring", zap.Int("helper", i), zap.Error(err))
 			}
-			if err = c.pushRate(s.rateLimit()); err != nil {
+			if err = s.syncRate(c); err != nil {
 				s.log.Warn("NTS-KE helper did not take the reloaded ntsratelimit", zap.Int("helper", i), zap.Error(err))
 			}
 			if first {
@@ -258,7 +258,7 @@ func (s *Supervisor) SetRateLimit(rc *ratelimit.Config) error {
 	s.mu.Lock()
 	s.cfg.Child.RateLimit = rc
 	s.mu.Unlock()
-	return s.each(func(c *child) error { return c.pushRate(rc) })
+	return s.each(s.syncRate)
 }
 
 // rateLimit is the ntsratelimit helpers are to have now.
@@ -370,7 +370,9 @@ type child struct {
 	last     Stats // the last report, for Stats when it does not answer
 	certSent *tls.Certificate
 	ringSent *nts.KeyRing
-	ringOnce bool              // ringSent is meaningful (nil is a ring state too)
+	ringOnce bool // ringSent is meaningful (nil is a ring state too)
+
+	rateMu   sync.Mutex        // held by syncRate from reading the setting to recording it
 	rateSent *ratelimit.Config // the ntsratelimit it has (nil: off)
 }
 
@@ -530,13 +532,15 @@ func (c *child) pushRing(ring *nts.KeyRing) error {
 	return nil
 }
 
-// pushRate gives the helper rc as its ntsratelimit unless it has those
-// settings already.
-func (c *child) pushRate(rc *ratelimit.Config) error {
-	c.mu.Lock()
-	same := c.rateSent == rc || c.rateSent != nil && rc != nil && *c.rateSent == *rc
-	c.mu.Unlock()
-	if same {
+// syncRate gives helper c the ntsratelimit in force now unless it has
+// those settings already. Holding c.rateMu from reading the setting to
+// recording what was sent keeps an older setting (read as a restarted
+// helper went live) from landing after a newer one a reload sent.
+func (s *Supervisor) syncRate(c *child) error {
+	c.rateMu.Lock()
+	defer c.rateMu.Unlock()
+	rc := s.rateLimit()
+	if c.rateSent == rc || c.rateSent != nil && rc != nil && *c.rateSent == *rc {
 		return nil
 	}
 	msg, err := json.Marshal(rc)
@@ -546,9 +550,7 @@ func (c *child) pushRate(rc *ratelimit.Config) error {
 	if err := c.request(append([]byte{msgRate}, msg...)); err != nil {
 		return err
 	}
-	c.mu.Lock()
 	c.rateSent = rc
-	c.mu.Unlock()
 	return nil
 }
 
