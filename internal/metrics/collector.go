@@ -132,7 +132,7 @@ func (c *collector) audit(e emitter, a *report.AuditStatus) {
 	e.counter(c.d.shipSkipped, s.Skipped)
 	e.counter(c.d.shipReconnects, s.Reconnects)
 	if !s.Since.IsZero() {
-		e.gauge(c.d.shipSince, float64(s.Since.UnixNano())/1e9)
+		e.gauge(c.d.shipSince, unix(s.Since))
 	}
 }
 
