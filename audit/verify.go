@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // Problem names the first record where the evidence fails. Line is 1-based
@@ -75,6 +76,14 @@ type Summary struct {
 	// chain starts at a rotation boundary and the records before FirstSeq
 	// are in earlier segments that were not given (or were pruned).
 	StartsAtSegment bool
+	// HeadPrunedBy, when the chain starts at a segment, is the seq of the
+	// TypeSegmentPrune record in the chain that deleted the segment ending
+	// right before FirstSeq: retention removed the head, and said so in
+	// the signed chain. Retention deletes oldest first and records each
+	// deletion in the live file, which is newer than every segment left,
+	// so a complete set of files always holds that record; 0 means the
+	// files before FirstSeq were not given, or were deleted some other way.
+	HeadPrunedBy uint64
 }
 
 // Verifier checks a file line by line; feed it with Line, then call End.
@@ -143,6 +152,10 @@ func (v *Verifier) check(line []byte) *Problem {
 	if v.sum.Records == 0 {
 		v.sum.FirstSeq = r.Seq
 		v.sum.StartsAtSegment = r.Type == TypeSegment
+	}
+	if r.Type == TypeSegmentPrune && v.sum.StartsAtSegment && v.sum.HeadPrunedBy == 0 &&
+		r.Details["last_seq"] == strconv.FormatUint(v.sum.FirstSeq-1, 10) {
+		v.sum.HeadPrunedBy = r.Seq
 	}
 	v.sum.Records++
 	v.fileRecords++

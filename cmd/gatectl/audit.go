@@ -149,19 +149,22 @@ type verifyResult struct {
 	OK    bool     `json:"ok"`
 	// StartsAtSegment: the chain starts with an audit.segment record; the
 	// records before first_seq are in segments not given.
-	StartsAtSegment bool   `json:"starts_at_segment"`
-	Records         int    `json:"records"`
-	FirstSeq        uint64 `json:"first_seq"`
-	LastSeq         uint64 `json:"last_seq"`
-	Checkpoints     int    `json:"checkpoints"`
-	LastCheckpoint  uint64 `json:"last_checkpoint_seq"`
-	Unsigned        int    `json:"unsigned_tail"`
-	Duplicates      int    `json:"duplicates"`
-	KeyFingerprint  string `json:"key_fingerprint"`
-	BadFile         string `json:"bad_file,omitempty"`
-	BadLine         int    `json:"bad_line,omitempty"`
-	BadSeq          uint64 `json:"bad_seq,omitempty"`
-	Problem         string `json:"problem,omitempty"`
+	StartsAtSegment bool `json:"starts_at_segment"`
+	// HeadPrunedBy: the seq of the audit.segment.prune record that says
+	// retention deleted the segment before first_seq (0: none says so).
+	HeadPrunedBy   uint64 `json:"head_pruned_by_seq"`
+	Records        int    `json:"records"`
+	FirstSeq       uint64 `json:"first_seq"`
+	LastSeq        uint64 `json:"last_seq"`
+	Checkpoints    int    `json:"checkpoints"`
+	LastCheckpoint uint64 `json:"last_checkpoint_seq"`
+	Unsigned       int    `json:"unsigned_tail"`
+	Duplicates     int    `json:"duplicates"`
+	KeyFingerprint string `json:"key_fingerprint"`
+	BadFile        string `json:"bad_file,omitempty"`
+	BadLine        int    `json:"bad_line,omitempty"`
+	BadSeq         uint64 `json:"bad_seq,omitempty"`
+	Problem        string `json:"problem,omitempty"`
 }
 
 const verifyUsage = "usage: gatectl audit verify [-pub FILE] [-live] [-dedup] [-json] FILE..."
@@ -193,7 +196,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	open := func(name string) (io.ReadCloser, error) { return os.Open(name) }
 	sum, err := audit.VerifyFiles(files, open, audit.VerifyOptions{Key: &pub, Live: *live, Dedup: *dedup})
-	res := verifyResult{Files: files, OK: err == nil, StartsAtSegment: sum.StartsAtSegment, Records: sum.Records,
+	res := verifyResult{Files: files, OK: err == nil, StartsAtSegment: sum.StartsAtSegment, HeadPrunedBy: sum.HeadPrunedBy, Records: sum.Records,
 		FirstSeq: sum.FirstSeq, LastSeq: sum.LastSeq, Checkpoints: sum.Checkpoints, LastCheckpoint: sum.LastCheckpoint,
 		Unsigned: sum.Unsigned, Duplicates: sum.Duplicates, KeyFingerprint: pub.Fingerprint()}
 	if len(files) == 1 {
@@ -228,8 +231,12 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	if *dedup {
 		fmt.Fprintf(stdout, ", %d duplicates skipped", res.Duplicates)
 	}
-	if res.StartsAtSegment {
-		fmt.Fprintf(stdout, "; starts at a rotation boundary: the records before seq %d are in earlier segments, not given", res.FirstSeq)
+	switch {
+	case res.StartsAtSegment && res.HeadPrunedBy != 0:
+		fmt.Fprintf(stdout, "; starts at a rotation boundary: retention deleted the records before seq %d (audit.segment.prune at seq %d)", res.FirstSeq, res.HeadPrunedBy)
+	case res.StartsAtSegment:
+		fmt.Fprintf(stdout, "; starts at a rotation boundary: the records before seq %d are in earlier segments, not given, "+
+			"and no audit.segment.prune record in these files says retention deleted them: if these are all the files, they were deleted some other way", res.FirstSeq)
 	}
 	fmt.Fprintln(stdout)
 	return exitOK

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -215,6 +217,28 @@ func TestWriterRetention(t *testing.T) {
 		if recs[i].Seq != recs[i-1].Seq+1 {
 			t.Fatalf("seq %d after %d", recs[i].Seq, recs[i-1].Seq)
 		}
+	}
+	// The verifier finds the prune record that accounts for the missing
+	// head; with the oldest kept segment deleted by hand, none does.
+	pub := s.Public()
+	open := func(name string) (io.ReadCloser, error) { return os.Open(name) }
+	kept := append(mustGlob(t, path+"-*"), path)
+	sum, err := audit.VerifyFiles(kept, open, audit.VerifyOptions{Key: &pub})
+	var want uint64
+	for _, r := range recs {
+		if r.Type == audit.TypeSegmentPrune && r.Details["last_seq"] == strconv.FormatUint(recs[0].Seq-1, 10) {
+			want = r.Seq
+		}
+	}
+	if err != nil || !sum.StartsAtSegment || want == 0 || sum.HeadPrunedBy != want {
+		t.Fatalf("kept set: %v, %+v, want the head pruned by seq %d", err, sum, want)
+	}
+	if err := os.Remove(kept[0]); err != nil {
+		t.Fatal(err)
+	}
+	sum, err = audit.VerifyFiles(kept[1:], open, audit.VerifyOptions{Key: &pub})
+	if err != nil || !sum.StartsAtSegment || sum.HeadPrunedBy != 0 {
+		t.Fatalf("oldest kept segment deleted by hand: %v, %+v, want no prune record to account for it", err, sum)
 	}
 }
 
