@@ -236,6 +236,10 @@ func (w *Writer) resumeFromSegment() ([]audit.Event, error) {
 // prune deletes the oldest segments beyond Keep, oldest first, stopping at
 // one the shipper still needs: a hole in the middle of the set would look
 // like tampering, and an undelivered record must not be lost to retention.
+// Each deletion is recorded (audit.segment.prune) before the file goes, so
+// no crash leaves a segment gone without the record that tells a verifier
+// retention removed it; a record whose deletion then failed is followed by
+// another at the next attempt.
 func (w *Writer) prune() []string {
 	keep := w.Rotation().Keep
 	if keep <= 0 {
@@ -251,7 +255,6 @@ func (w *Writer) prune() []string {
 		pin = (*f)()
 	}
 	var pruned []string
-	var events []audit.Event
 	for i := 0; i < len(segs)-keep; i++ {
 		last := w.first - 1
 		if i+1 < len(segs) {
@@ -265,6 +268,11 @@ func (w *Writer) prune() []string {
 		}
 		fi, err := os.Stat(segs[i].path)
 		if err == nil {
+			err = w.write([]audit.Event{{Type: audit.TypeSegmentPrune, Outcome: audit.OutcomeOK, Details: map[string]string{
+				"segment": filepath.Base(segs[i].path), "first_seq": strconv.FormatUint(segs[i].first, 10),
+				"last_seq": strconv.FormatUint(last, 10)}}}, false)
+		}
+		if err == nil {
 			err = os.Remove(segs[i].path)
 		}
 		if err != nil {
@@ -274,12 +282,6 @@ func (w *Writer) prune() []string {
 		w.segments.Add(-1)
 		w.segBytes.Add(-fi.Size())
 		pruned = append(pruned, segs[i].path)
-		events = append(events, audit.Event{Type: audit.TypeSegmentPrune, Outcome: audit.OutcomeOK, Details: map[string]string{
-			"segment": filepath.Base(segs[i].path), "first_seq": strconv.FormatUint(segs[i].first, 10),
-			"last_seq": strconv.FormatUint(last, 10)}})
-	}
-	if len(events) > 0 {
-		w.writeLogged(events, false)
 	}
 	return pruned
 }
