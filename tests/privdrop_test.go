@@ -86,17 +86,20 @@ func TestDropsPrivileges(t *testing.T) {
 	if _, ok := queryFrom(t, "127.0.0.1", port); !ok {
 		t.Fatal("no NTP answer after the drop")
 	}
-	// The NTS-KE helper (ntsprocesses 1, the default) is started after the
-	// drop: the same user, no capabilities, no_new_privs, and it serves.
-	helper := onlyChild(t, p.Pid())
-	if st := procStatus(t, helper); st["Uid"] != "65534 65534 65534 65534" || st["CapEff"] != "0000000000000000" ||
-		st["CapPrm"] != "0000000000000000" || st["NoNewPrivs"] != "1" || st["Name"] != "timegate-ntske" {
-		t.Fatalf("NTS-KE helper %d: Name %q Uid %q CapPrm %q CapEff %q NoNewPrivs %q", helper, st["Name"], st["Uid"], st["CapPrm"], st["CapEff"], st["NoNewPrivs"])
-	}
 	cert := filepath.Join(state, "selfsigned-cert.pem")
 	if out, stderr, err := harness.RunGatectl(t, bins.Gatectl, "query", "-nts", "-timeout", "5s", "-ca", cert,
 		"-port", strconv.Itoa(port), fmt.Sprintf("127.0.0.1:%d", kePort)); err != nil {
 		t.Fatalf("NTS after the drop: %v\n%s%s", err, out, stderr)
+	}
+	// The NTS-KE helper (ntsprocesses 1, the default) is started after the
+	// drop: the same user, no capabilities, no_new_privs, and it served the
+	// query above. Looked at only now: it names itself as it starts, before
+	// it serves, and read earlier it could still be called "exe" (make test
+	// saw that once under load).
+	helper := onlyChild(t, p.Pid())
+	if st := procStatus(t, helper); st["Uid"] != "65534 65534 65534 65534" || st["CapEff"] != "0000000000000000" ||
+		st["CapPrm"] != "0000000000000000" || st["NoNewPrivs"] != "1" || st["Name"] != "timegate-ntske" {
+		t.Fatalf("NTS-KE helper %d: Name %q Uid %q CapPrm %q CapEff %q NoNewPrivs %q", helper, st["Name"], st["Uid"], st["CapPrm"], st["CapEff"], st["NoNewPrivs"])
 	}
 	if _, _, err := p.Gatectl(t, bins.Gatectl, "keys", "nts", "rotate"); err != nil {
 		t.Fatalf("rotation as nobody: %v", err)
