@@ -276,7 +276,7 @@ func (w *Writer) prune() []string {
 			err = os.Remove(segs[i].path)
 		}
 		if err != nil {
-			w.log.Error("audit log retention: cannot delete a segment", zap.Error(err))
+			w.log.Error("audit log retention: cannot record or delete a segment; it stays", zap.String("segment", segs[i].path), zap.Error(err))
 			break
 		}
 		w.segments.Add(-1)
